@@ -1,0 +1,169 @@
+#include "events/canonical_json.h"
+
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace runlog::events {
+namespace {
+
+void WriteString(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+Status Write(const rapidjson::Value& v, int depth, std::string* out) {
+  if (depth > kMaxJsonDepth) {
+    return Fail(codes::kInvalidArgument,
+                "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  switch (v.GetType()) {
+    case rapidjson::kNullType: out->append("null"); return {};
+    case rapidjson::kFalseType: out->append("false"); return {};
+    case rapidjson::kTrueType: out->append("true"); return {};
+    case rapidjson::kStringType:
+      WriteString(std::string_view(v.GetString(), v.GetStringLength()), out);
+      return {};
+    case rapidjson::kNumberType:
+      if (v.IsUint64()) {
+        out->append(std::to_string(v.GetUint64()));
+      } else if (v.IsInt64()) {
+        out->append(std::to_string(v.GetInt64()));
+      } else {
+        double d = v.GetDouble();
+        if (!std::isfinite(d)) return Fail(codes::kInvalidArgument, "non-finite number");
+        out->append(FormatDouble(d));
+      }
+      return {};
+    case rapidjson::kArrayType: {
+      out->push_back('[');
+      bool first = true;
+      for (const auto& item : v.GetArray()) {
+        if (!first) out->push_back(',');
+        first = false;
+        if (auto s = Write(item, depth + 1, out); !s) return s;
+      }
+      out->push_back(']');
+      return {};
+    }
+    case rapidjson::kObjectType: {
+      std::vector<const rapidjson::Value::Member*> members;
+      members.reserve(v.MemberCount());
+      for (const auto& m : v.GetObject()) members.push_back(&m);
+      auto key = [](const rapidjson::Value::Member* m) {
+        return std::string_view(m->name.GetString(), m->name.GetStringLength());
+      };
+      std::sort(members.begin(), members.end(),
+                [&](auto* a, auto* b) { return key(a) < key(b); });
+      out->push_back('{');
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (i > 0) {
+          if (key(members[i]) == key(members[i - 1])) {
+            return Fail(codes::kInvalidArgument,
+                        "duplicate object key \"" + std::string(key(members[i])) + "\"");
+          }
+          out->push_back(',');
+        }
+        WriteString(key(members[i]), out);
+        out->push_back(':');
+        if (auto s = Write(members[i]->value, depth + 1, out); !s) return s;
+      }
+      out->push_back('}');
+      return {};
+    }
+  }
+  return Fail(codes::kInternal, "unknown JSON type");
+}
+
+}  // namespace
+
+std::string FormatDouble(double value) {
+  if (value == 0) return "0";  // also -0
+  std::string out;
+  if (value < 0) {
+    out.push_back('-');
+    value = -value;
+  }
+  // Shortest round-trip digits in scientific form: d[.ddd]e±x
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  std::string_view sci(buf, res.ptr - buf);
+  size_t e_pos = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e_pos)) {
+    if (c != '.') digits.push_back(c);
+  }
+  int exp10 = 0;
+  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'), sci.data() + sci.size(),
+                  exp10);
+  const int k = static_cast<int>(digits.size());
+  const int n = exp10 + 1;  // value = 0.digits × 10^n
+  if (k <= n && n <= 21) {
+    out += digits;
+    out.append(n - k, '0');
+  } else if (0 < n && n <= 21) {
+    out += digits.substr(0, n);
+    out.push_back('.');
+    out += digits.substr(n);
+  } else if (-6 < n && n <= 0) {
+    out += "0.";
+    out.append(-n, '0');
+    out += digits;
+  } else {
+    out.push_back(digits[0]);
+    if (k > 1) {
+      out.push_back('.');
+      out += digits.substr(1);
+    }
+    out.push_back('e');
+    out.push_back(n - 1 >= 0 ? '+' : '-');
+    out += std::to_string(std::abs(n - 1));
+  }
+  return out;
+}
+
+Status WriteCanonical(const rapidjson::Value& value, std::string* out) {
+  return Write(value, 0, out);
+}
+
+Result<std::string> Canonicalize(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag |
+            rapidjson::kParseIterativeFlag>(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return Fail("INVALID_JSON",
+                std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
+                    std::to_string(doc.GetErrorOffset()),
+                "{\"position\":" + std::to_string(doc.GetErrorOffset()) + "}");
+  }
+  std::string out;
+  out.reserve(json.size());
+  if (auto s = WriteCanonical(doc, &out); !s) return std::unexpected(s.error());
+  return out;
+}
+
+}  // namespace runlog::events

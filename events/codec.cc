@@ -1,0 +1,100 @@
+#include "events/codec.h"
+
+#include <cstring>
+
+#include "events/crc32c.h"
+
+namespace runlog::events {
+namespace {
+
+constexpr char kMagic = 'R';
+constexpr char kFormat = 1;
+constexpr size_t kHeader = 6;
+
+template <typename T>
+void PutFixed(std::string& out, T v) {
+  char buf[sizeof(T)];
+  for (size_t i = 0; i < sizeof(T); ++i) buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+  out.append(buf, sizeof(T));
+}
+
+void PutString(std::string& out, std::string_view s) {
+  PutFixed<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Reads little-endian fields from a byte range, failing on any overrun.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+
+  template <typename T>
+  bool Fixed(T* v) {
+    if (data_.size() < sizeof(T)) return false;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) acc |= uint64_t{static_cast<unsigned char>(data_[i])} << (8 * i);
+    *v = static_cast<T>(acc);
+    data_.remove_prefix(sizeof(T));
+    return true;
+  }
+
+  bool String(std::string* s) {
+    uint32_t len = 0;
+    if (!Fixed(&len) || data_.size() < len) return false;
+    s->assign(data_.data(), len);
+    data_.remove_prefix(len);
+    return true;
+  }
+
+  bool AtEnd() const { return data_.empty(); }
+
+ private:
+  std::string_view data_;
+};
+
+}  // namespace
+
+std::string EncodeEvent(const Event& e) {
+  std::string out;
+  out.reserve(kHeader + 48 + e.type.size() + e.event_id.size() + e.aggregate_id.size() +
+              e.tenant_id.size() + e.payload.size());
+  out.push_back(kMagic);
+  out.push_back(kFormat);
+  out.append(4, '\0');
+  PutString(out, e.type);
+  PutString(out, e.event_id);
+  PutString(out, e.aggregate_id);
+  PutString(out, e.tenant_id);
+  PutString(out, e.payload);
+  PutFixed<uint32_t>(out, e.schema_version);
+  PutFixed<uint64_t>(out, e.sequence);
+  PutFixed<uint64_t>(out, static_cast<uint64_t>(e.timestamp_ms));
+  uint32_t crc = Crc32c(std::string_view(out).substr(kHeader));
+  for (int i = 0; i < 4; ++i) out[2 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  return out;
+}
+
+Result<Event> DecodeEvent(std::string_view bytes) {
+  if (bytes.size() < kHeader) return Fail(codes::kLogCorrupt, "record shorter than its header");
+  if (bytes[0] != kMagic) return Fail(codes::kLogCorrupt, "bad record magic");
+  if (bytes[1] != kFormat) {
+    return Fail(codes::kLogCorrupt, "unknown record format " + std::to_string(int{bytes[1]}));
+  }
+  uint32_t stored = 0;
+  Reader header(bytes.substr(2, 4));
+  header.Fixed(&stored);
+  std::string_view body = bytes.substr(kHeader);
+  if (Crc32c(body) != stored) return Fail(codes::kLogCorrupt, "record checksum mismatch");
+  Event e;
+  Reader r(body);
+  uint64_t ts = 0;
+  if (!r.String(&e.type) || !r.String(&e.event_id) || !r.String(&e.aggregate_id) ||
+      !r.String(&e.tenant_id) || !r.String(&e.payload) || !r.Fixed(&e.schema_version) ||
+      !r.Fixed(&e.sequence) || !r.Fixed(&ts) || !r.AtEnd()) {
+    return Fail(codes::kLogCorrupt, "record body truncated or overlong");
+  }
+  e.timestamp_ms = static_cast<int64_t>(ts);
+  return e;
+}
+
+}  // namespace runlog::events

@@ -1,0 +1,22 @@
+#pragma once
+// The on-log record format, shared by both backends (docs/log_format.md):
+//
+//   magic 'R' (1) | format 1 (1) | crc32c of body (4, LE) | body
+//   body = type, event_id, aggregate_id, tenant_id, payload as u32-LE-length strings,
+//          schema_version u32 LE, sequence u64 LE, timestamp_ms i64 LE
+//
+// Decode verifies magic, format, checksum and every length; a record that fails
+// is LOG_CORRUPT and is never skipped.
+
+#include <string>
+#include <string_view>
+
+#include "events/event.h"
+#include "infra/result.h"
+
+namespace runlog::events {
+
+std::string EncodeEvent(const Event& event);
+[[nodiscard]] Result<Event> DecodeEvent(std::string_view bytes);
+
+}  // namespace runlog::events

@@ -1,0 +1,279 @@
+#include "events/embedded_log.h"
+
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+
+#include "events/codec.h"
+
+namespace runlog::events {
+namespace {
+
+constexpr char kPartitionsKey[] = "Mpartitions";
+constexpr size_t kMaxGroupBytes = 8 << 20;
+
+void PutBigEndian(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint64_t GetBigEndian(std::string_view in) {
+  uint64_t v = 0;
+  for (unsigned char c : in) v = (v << 8) | c;
+  return v;
+}
+
+std::unexpected<Error> Corrupt(uint32_t partition, uint64_t offset, const std::string& what) {
+  return Fail(codes::kLogCorrupt,
+              "partition " + std::to_string(partition) + " offset " + std::to_string(offset) +
+                  ": " + what,
+              "{\"partition\":" + std::to_string(partition) +
+                  ",\"offset\":" + std::to_string(offset) + "}");
+}
+
+}  // namespace
+
+std::string EmbeddedLogKey(uint32_t partition, uint64_t offset) {
+  std::string key(1, 'L');
+  PutBigEndian(key, partition, 4);
+  PutBigEndian(key, offset, 8);
+  return key;
+}
+
+Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options) {
+  if (options.partitions == 0 || options.partitions > 4096) {
+    return Fail(codes::kInvalidArgument, "partitions must be between 1 and 4096");
+  }
+  const std::string dir = (std::filesystem::path(options.data_dir) / "log").string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Fail(codes::kUnavailable, "cannot create data directory " + dir + ": " + ec.message());
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.use_fsync = false;  // fdatasync
+  db_options.write_buffer_size = 64 << 20;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 3;
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
+  if (!s.ok()) return Fail(codes::kUnavailable, "cannot open log at " + dir + ": " + s.ToString());
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  std::string stored;
+  s = db->Get(rocksdb::ReadOptions(), kPartitionsKey, &stored);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = db->Put(sync, kPartitionsKey, std::to_string(options.partitions));
+    if (!s.ok()) return Fail(codes::kUnavailable, "cannot write to log at " + dir + ": " + s.ToString());
+  } else if (!s.ok()) {
+    return Fail(codes::kUnavailable, "cannot read log at " + dir + ": " + s.ToString());
+  } else if (stored != std::to_string(options.partitions)) {
+    return Fail(codes::kFailedPrecondition,
+                "log at " + dir + " has " + stored + " partitions, not " +
+                    std::to_string(options.partitions) + "; start with --partitions " + stored);
+  }
+
+  // Recover each partition's end from its last key.
+  std::vector<uint64_t> ends(options.partitions, 0);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (uint32_t p = 0; p < options.partitions; ++p) {
+    it->SeekForPrev(EmbeddedLogKey(p, UINT64_MAX));
+    if (it->Valid() && it->key().size() == 13 && it->key()[0] == 'L' &&
+        GetBigEndian(std::string_view(it->key().data() + 1, 4)) == p) {
+      ends[p] = GetBigEndian(std::string_view(it->key().data() + 5, 8)) + 1;
+    }
+  }
+  if (!it->status().ok()) {
+    return Fail(codes::kLogCorrupt, "cannot scan log at " + dir + ": " + it->status().ToString());
+  }
+  it.reset();
+  return std::unique_ptr<EmbeddedLog>(new EmbeddedLog(std::move(db), dir, options.partitions,
+                                                      std::move(ends),
+                                                      options.unsafe_ack_before_write_for_test));
+}
+
+EmbeddedLog::EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint32_t partitions,
+                         std::vector<uint64_t> ends, bool ack_before_write)
+    : db_(std::move(db)),
+      dir_(std::move(dir)),
+      partitions_(partitions),
+      ack_before_write_(ack_before_write),
+      next_offset_(ends),
+      end_offset_(std::move(ends)) {
+  committer_ = std::thread([this] { CommitLoop(); });
+  syncer_ = std::thread([this] { SyncLoop(); });
+}
+
+EmbeddedLog::~EmbeddedLog() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  appended_cv_.notify_all();
+  committer_.join();  // writes what is queued, then wakes the syncer to finish
+  syncer_.join();
+}
+
+Result<std::vector<uint64_t>> EmbeddedLog::Append(uint32_t partition,
+                                                  std::span<const Event> events) {
+  if (auto s = ValidateAppend(partition, partitions_, events); !s) return std::unexpected(s.error());
+  Request req{partition, {}, {}};
+  req.records.reserve(events.size());
+  for (const Event& e : events) req.records.push_back(EncodeEvent(e));
+  auto done = req.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Fail(codes::kUnavailable, "log is closing");
+    if (latched_) return Fail(codes::kLogLatched, latch_reason_);
+    queue_.push_back(std::move(req));
+  }
+  queue_cv_.notify_one();
+  return done.get();
+}
+
+void EmbeddedLog::Latch(const rocksdb::Status& status, const char* what) {
+  if (latched_) return;
+  latched_ = true;
+  latch_reason_ = std::string(what) + " to " + dir_ + " failed (" + status.ToString() +
+                  "); the log refuses appends until it is reopened";
+}
+
+void EmbeddedLog::CommitLoop() {
+  rocksdb::WriteOptions no_sync;  // durability comes from the syncer's SyncWAL
+  while (true) {
+    Written group;
+    {
+      std::unique_lock lock(mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, nothing left
+      size_t bytes = 0;
+      while (!queue_.empty() && bytes < kMaxGroupBytes) {
+        for (const auto& r : queue_.front().records) bytes += r.size();
+        group.requests.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    rocksdb::WriteBatch batch;
+    group.offsets.resize(group.requests.size());
+    for (size_t i = 0; i < group.requests.size(); ++i) {
+      const Request& r = group.requests[i];
+      for (const std::string& record : r.records) {
+        uint64_t offset = next_offset_[r.partition]++;
+        group.offsets[i].push_back(offset);
+        batch.Put(EmbeddedLogKey(r.partition, offset), record);
+      }
+    }
+    if (ack_before_write_) {  // deliberately unsafe, for the crash test's self-check
+      for (size_t i = 0; i < group.requests.size(); ++i) {
+        group.requests[i].done.set_value(group.offsets[i]);
+      }
+    }
+    bool latched;
+    {
+      std::lock_guard lock(mu_);
+      latched = latched_;
+    }
+    rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->Write(no_sync, &batch);
+    {
+      std::lock_guard lock(mu_);
+      if (!s.ok()) Latch(s, "log write");
+      written_.push_back(std::move(group));
+    }
+    written_cv_.notify_one();
+  }
+  std::lock_guard lock(mu_);
+  committer_done_ = true;
+  written_cv_.notify_one();
+}
+
+void EmbeddedLog::SyncLoop() {
+  while (true) {
+    std::deque<Written> groups;
+    bool latched;
+    {
+      std::unique_lock lock(mu_);
+      written_cv_.wait(lock, [&] { return committer_done_ || !written_.empty(); });
+      if (written_.empty()) return;
+      groups.swap(written_);
+      latched = latched_;
+    }
+    rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->SyncWAL();
+    std::string failure;
+    {
+      std::lock_guard lock(mu_);
+      if (!s.ok()) Latch(s, "log sync");
+      if (latched_) {
+        failure = latch_reason_;
+      } else {
+        for (const Written& g : groups) {
+          for (size_t i = 0; i < g.requests.size(); ++i) {
+            end_offset_[g.requests[i].partition] = g.offsets[i].back() + 1;
+          }
+        }
+      }
+    }
+    appended_cv_.notify_all();
+    if (ack_before_write_) continue;
+    for (Written& g : groups) {
+      for (size_t i = 0; i < g.requests.size(); ++i) {
+        if (failure.empty()) {
+          g.requests[i].done.set_value(std::move(g.offsets[i]));
+        } else {
+          g.requests[i].done.set_value(Fail(codes::kLogLatched, failure));
+        }
+      }
+    }
+  }
+}
+
+Result<uint64_t> EmbeddedLog::EndOffset(uint32_t partition) {
+  if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
+  std::lock_guard lock(mu_);
+  return end_offset_[partition];
+}
+
+Result<std::vector<LogRecord>> EmbeddedLog::Read(uint32_t partition, uint64_t from,
+                                                 size_t max_records) {
+  auto end = EndOffset(partition);
+  if (!end) return std::unexpected(end.error());
+  std::vector<LogRecord> out;
+  if (from >= *end || max_records == 0) return out;
+  const uint64_t stop = from + std::min<uint64_t>(max_records, *end - from);
+  const std::string upper = EmbeddedLogKey(partition, stop);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  out.reserve(stop - from);
+  uint64_t expected = from;
+  for (it->Seek(EmbeddedLogKey(partition, from)); it->Valid(); it->Next(), ++expected) {
+    uint64_t offset = GetBigEndian(std::string_view(it->key().data() + 5, 8));
+    if (offset != expected) return Corrupt(partition, expected, "record missing");
+    auto event = DecodeEvent(std::string_view(it->value().data(), it->value().size()));
+    if (!event) return Corrupt(partition, offset, event.error().message);
+    out.push_back(LogRecord{partition, offset, std::move(*event)});
+  }
+  if (!it->status().ok()) return Corrupt(partition, expected, it->status().ToString());
+  if (expected != stop) return Corrupt(partition, expected, "record missing");
+  return out;
+}
+
+Result<std::vector<LogRecord>> EmbeddedLog::Tail(uint32_t partition, uint64_t from,
+                                                 size_t max_records,
+                                                 std::chrono::milliseconds wait) {
+  if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
+  {
+    std::unique_lock lock(mu_);
+    appended_cv_.wait_for(lock, wait, [&] { return stopping_ || end_offset_[partition] > from; });
+  }
+  return Read(partition, from, max_records);
+}
+
+}  // namespace runlog::events

@@ -1,0 +1,90 @@
+#pragma once
+// The embedded backend: the log in a RocksDB database on local disk.
+//
+// Layout (docs/log_format.md): key 'L' | partition (u32 BE) | offset (u64 BE),
+// value = the codec's checksummed record; key 'M' "partitions" holds the
+// partition count.
+//
+// Durability and group commit, in two pipelined stages:
+//  1. the committer thread takes every queued append, assigns offsets and
+//     writes them as one WriteBatch to the WAL and memtable, without sync;
+//  2. the syncer thread takes every group written so far, syncs the WAL once
+//     (fdatasync), then publishes the new end offsets and answers the appenders.
+// While one sync runs, the next groups are written, so each fdatasync covers
+// all appends that arrived during the previous one. Offsets follow WAL order,
+// so a crash loses at most an unacknowledged suffix, never leaves a gap.
+// Readers see only published (synced) offsets. A failed write or sync latches
+// the log: every later append fails with LOG_LATCHED.
+//
+// Thread contract: public methods are thread-safe. The committer thread alone
+// owns next_offset_; mu_ guards every field below it.
+
+#include <rocksdb/db.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "events/event_log.h"
+
+namespace runlog::events {
+
+std::string EmbeddedLogKey(uint32_t partition, uint64_t offset);
+
+class EmbeddedLog final : public EventLog {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<EmbeddedLog>> Open(const LogOptions& options);
+  ~EmbeddedLog() override;
+
+  uint32_t partition_count() const override { return partitions_; }
+  std::string Describe() const override { return "embedded:" + dir_; }
+  Result<std::vector<uint64_t>> Append(uint32_t partition, std::span<const Event> events) override;
+  Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
+                                      size_t max_records) override;
+  Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
+                                      std::chrono::milliseconds wait) override;
+  Result<uint64_t> EndOffset(uint32_t partition) override;
+
+ private:
+  struct Request {
+    uint32_t partition;
+    std::vector<std::string> records;
+    std::promise<Result<std::vector<uint64_t>>> done;
+  };
+
+  // A group written to the WAL, waiting for the sync that makes it durable.
+  struct Written {
+    std::vector<Request> requests;
+    std::vector<std::vector<uint64_t>> offsets;
+  };
+
+  EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint32_t partitions,
+              std::vector<uint64_t> ends, bool ack_before_write);
+  void CommitLoop();
+  void SyncLoop();
+  void Latch(const rocksdb::Status& status, const char* what);  // requires mu_
+
+  const std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  const uint32_t partitions_;
+  const bool ack_before_write_;
+  std::vector<uint64_t> next_offset_;  // committer thread only
+
+  std::mutex mu_;
+  std::condition_variable queue_cv_;     // work for the committer
+  std::condition_variable written_cv_;   // work for the syncer
+  std::condition_variable appended_cv_;  // new durable records, for Tail
+  std::deque<Request> queue_;            // appends not yet written
+  std::deque<Written> written_;          // written, not yet synced
+  bool committer_done_ = false;
+  std::vector<uint64_t> end_offset_;     // guarded by mu_
+  bool latched_ = false;                 // guarded by mu_
+  std::string latch_reason_;             // guarded by mu_
+  bool stopping_ = false;                // guarded by mu_
+  std::thread committer_;
+  std::thread syncer_;
+};
+
+}  // namespace runlog::events

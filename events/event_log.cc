@@ -1,0 +1,45 @@
+#include "events/event_log.h"
+
+#include "events/embedded_log.h"
+#include "events/kafka_log.h"
+#include "events/partitioner.h"
+
+namespace runlog::events {
+
+Status ValidateAppend(uint32_t partition, uint32_t partition_count, std::span<const Event> events) {
+  if (partition >= partition_count) {
+    return Fail(codes::kInvalidArgument, "partition " + std::to_string(partition) +
+                                             " out of range (log has " +
+                                             std::to_string(partition_count) + ")");
+  }
+  if (events.empty()) return Fail(codes::kInvalidArgument, "append of no events");
+  for (const Event& e : events) {
+    if (e.type.empty() || e.event_id.empty() || e.aggregate_id.empty()) {
+      return Fail(codes::kInvalidArgument, "event needs type, event_id and aggregate_id");
+    }
+    if (PartitionFor(e.aggregate_id, partition_count) != partition) {
+      return Fail(codes::kInvalidArgument,
+                  "aggregate " + e.aggregate_id + " belongs to partition " +
+                      std::to_string(PartitionFor(e.aggregate_id, partition_count)) + ", not " +
+                      std::to_string(partition));
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options) {
+  if (options.uri == "embedded") {
+    auto log = EmbeddedLog::Open(options);
+    if (!log) return std::unexpected(log.error());
+    return std::unique_ptr<EventLog>(std::move(*log));
+  }
+  if (options.uri.starts_with("kafka://")) {
+    auto log = KafkaLog::Open(options);
+    if (!log) return std::unexpected(log.error());
+    return std::unique_ptr<EventLog>(std::move(*log));
+  }
+  return Fail(codes::kInvalidArgument,
+              "unknown log '" + options.uri + "': use embedded or kafka://HOST:PORT[,HOST:PORT]");
+}
+
+}  // namespace runlog::events

@@ -1,0 +1,80 @@
+#pragma once
+// EventLog: the append-only log that is runlog's only source of truth.
+//
+// A log has a fixed number of partitions; an aggregate's events all go to
+// PartitionFor(aggregate_id) (events/partitioner.h). Offsets are per partition,
+// start at 0 and grow by one per record.
+//
+// Thread contract: every method is safe to call from any thread, concurrently.
+// Lifecycle: opened by OpenEventLog, closed by its destructor, which waits for
+// appends in flight and fails those it cannot finish.
+//
+// Errors: INVALID_ARGUMENT (the caller's mistake), UNAVAILABLE (retry later),
+// LOG_LATCHED (a durable write failed earlier; the log refuses further appends
+// until it is reopened, rather than guess what reached the disk), LOG_CORRUPT (a
+// record failed its checksum or is missing; details name partition and offset).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "events/event.h"
+#include "infra/result.h"
+
+namespace runlog::events {
+
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  virtual uint32_t partition_count() const = 0;
+  // "embedded:DIR" or "kafka:BROKERS/TOPIC", for logs and messages.
+  virtual std::string Describe() const = 0;
+
+  // Appends `events` to `partition`, in order, and returns their offsets once
+  // they are durable (embedded: the WAL is synced; Kafka: acks=all). Every
+  // event's aggregate must belong to `partition`. On the embedded backend a
+  // batch is atomic; on Kafka a failed append may have landed in part.
+  [[nodiscard]] virtual Result<std::vector<uint64_t>> Append(uint32_t partition,
+                                                             std::span<const Event> events) = 0;
+
+  // Up to `max_records` records from offset `from` on; fewer (or none) at the end.
+  [[nodiscard]] virtual Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
+                                                            size_t max_records) = 0;
+
+  // Like Read, but first waits up to `wait` for a record at or after `from`.
+  [[nodiscard]] virtual Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from,
+                                                            size_t max_records,
+                                                            std::chrono::milliseconds wait) = 0;
+
+  // One past the last durable offset of `partition`.
+  [[nodiscard]] virtual Result<uint64_t> EndOffset(uint32_t partition) = 0;
+};
+
+struct LogOptions {
+  // "embedded" (the default) or "kafka://HOST:PORT[,HOST:PORT…]".
+  std::string uri = "embedded";
+  // Embedded: the log lives in DATA_DIR/log.
+  std::string data_dir = "./data";
+  uint32_t partitions = 8;
+  std::string kafka_topic = "runlog.events";
+  // Kafka: how long to wait for brokers at open, and for one append.
+  std::chrono::milliseconds kafka_connect_timeout{10'000};
+  std::chrono::milliseconds kafka_append_timeout{30'000};
+  // Fault injection for the crash test only: acknowledge an append before it
+  // is written. Never set outside tests.
+  bool unsafe_ack_before_write_for_test = false;
+};
+
+// Opens (creating if needed) the log the options name. A log remembers its
+// partition count; reopening with another count is FAILED_PRECONDITION.
+[[nodiscard]] Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options);
+
+// Checks the partition and the events of an append: shared by the backends.
+[[nodiscard]] Status ValidateAppend(uint32_t partition, uint32_t partition_count,
+                                    std::span<const Event> events);
+
+}  // namespace runlog::events

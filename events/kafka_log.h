@@ -1,0 +1,66 @@
+#pragma once
+// The Kafka backend: the log as topic `runlog.events` (configurable) with P
+// partitions, for deployments that outgrow one machine.
+//
+// Appends go through one idempotent producer (acks=all, so an acknowledged
+// record is on every in-sync replica, and broker retries never duplicate).
+// Each Append waits for the delivery reports of all its records. A record that
+// cannot be delivered latches the log, as on the embedded backend.
+// Reads use one KafkaConsumer per partition, assigned (not subscribed) and
+// moved to the requested offset; consumer groups are not used for reading.
+//
+// Thread contract: public methods are thread-safe. A poll thread serves the
+// producer's delivery reports; each partition's reader has its own mutex.
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "events/event_log.h"
+
+namespace runlog::events {
+
+class KafkaLog final : public EventLog {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<KafkaLog>> Open(const LogOptions& options);
+  ~KafkaLog() override;
+
+  uint32_t partition_count() const override { return partitions_; }
+  std::string Describe() const override { return "kafka:" + brokers_ + "/" + topic_; }
+  Result<std::vector<uint64_t>> Append(uint32_t partition, std::span<const Event> events) override;
+  Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
+                                      size_t max_records) override;
+  Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
+                                      std::chrono::milliseconds wait) override;
+  Result<uint64_t> EndOffset(uint32_t partition) override;
+
+ private:
+  struct Reader {
+    std::mutex mu;
+    std::unique_ptr<RdKafka::KafkaConsumer> consumer;  // guarded by mu
+    int64_t position = -1;                              // next offset it will return
+  };
+  class DeliveryHandler;
+
+  KafkaLog(std::string brokers, std::string topic, uint32_t partitions,
+           std::chrono::milliseconds append_timeout);
+  Result<std::vector<LogRecord>> Consume(uint32_t partition, uint64_t from, size_t max_records,
+                                         std::chrono::steady_clock::time_point deadline,
+                                         uint64_t stop_at);
+  Result<Reader*> ReaderFor(uint32_t partition);
+
+  const std::string brokers_;
+  const std::string topic_;
+  const uint32_t partitions_;
+  const std::chrono::milliseconds append_timeout_;
+  std::unique_ptr<DeliveryHandler> delivery_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> latched_{false};
+  std::thread poller_;
+};
+
+}  // namespace runlog::events

@@ -1,0 +1,18 @@
+#pragma once
+// Subcommands of the `runlog` CLI. Each registers itself on the CLI11 app and
+// runs when chosen; the exit code is the command's result.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace runlog::cli {
+
+using Runner = std::function<int()>;
+
+// `runlog bench-log`: log append throughput and latency against the disk's raw
+// fdatasync rate, measured in the same run.
+Runner AddBenchLog(CLI::App& app);
+// `runlog mock-kafka`: a librdkafka mock cluster as its own process.
+Runner AddMockKafka(CLI::App& app);
+
+}  // namespace runlog::cli

@@ -1,0 +1,25 @@
+// runlog: the command-line tool (benchmarks and dev tools now; replay, audit,
+// rebuild and admin come with later issues).
+
+#include <cstdio>
+#include <map>
+
+#include "infra/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"runlog: tools for a runlog log and server"};
+  app.require_subcommand(1);
+  std::map<std::string, runlog::cli::Runner> runners;
+  runners["bench-log"] = runlog::cli::AddBenchLog(app);
+  runners["mock-kafka"] = runlog::cli::AddMockKafka(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "runlog: %s (see --help)\n", e.what());
+    return 2;
+  }
+  for (auto* sub : app.get_subcommands()) return runners.at(sub->get_name())();
+  return 2;
+}
