@@ -120,21 +120,24 @@ EmbeddedLog::~EmbeddedLog() {
   syncer_.join();
 }
 
-Result<std::vector<uint64_t>> EmbeddedLog::Append(uint32_t partition,
-                                                  std::span<const Event> events) {
-  if (auto s = ValidateAppend(partition, partitions_, events); !s) return std::unexpected(s.error());
-  Request req{partition, {}, {}};
+void EmbeddedLog::AppendAsync(uint32_t partition, std::span<const Event> events,
+                              AppendCallback done) {
+  if (auto s = ValidateAppend(partition, partitions_, events); !s) {
+    return done(std::unexpected(s.error()));
+  }
+  Request req{partition, {}, std::move(done)};
   req.records.reserve(events.size());
   for (const Event& e : events) req.records.push_back(EncodeEvent(e));
-  auto done = req.done.get_future();
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return Fail(codes::kUnavailable, "log is closing");
-    if (latched_) return Fail(codes::kLogLatched, latch_reason_);
-    queue_.push_back(std::move(req));
+  std::unique_lock lock(mu_);
+  if (stopping_ || latched_) {
+    auto error = stopping_ ? Error{codes::kUnavailable, "log is closing", {}}
+                           : Error{codes::kLogLatched, latch_reason_, {}};
+    lock.unlock();
+    return req.done(std::unexpected(std::move(error)));
   }
+  queue_.push_back(std::move(req));
+  lock.unlock();
   queue_cv_.notify_one();
-  return done.get();
 }
 
 void EmbeddedLog::Latch(const rocksdb::Status& status, const char* what) {
@@ -171,7 +174,7 @@ void EmbeddedLog::CommitLoop() {
     }
     if (ack_before_write_) {  // deliberately unsafe, for the crash test's self-check
       for (size_t i = 0; i < group.requests.size(); ++i) {
-        group.requests[i].done.set_value(group.offsets[i]);
+        group.requests[i].done(group.offsets[i]);
       }
     }
     bool latched;
@@ -223,9 +226,9 @@ void EmbeddedLog::SyncLoop() {
     for (Written& g : groups) {
       for (size_t i = 0; i < g.requests.size(); ++i) {
         if (failure.empty()) {
-          g.requests[i].done.set_value(std::move(g.offsets[i]));
+          g.requests[i].done(std::move(g.offsets[i]));
         } else {
-          g.requests[i].done.set_value(Fail(codes::kLogLatched, failure));
+          g.requests[i].done(Fail(codes::kLogLatched, failure));
         }
       }
     }

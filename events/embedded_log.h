@@ -23,7 +23,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <thread>
 
@@ -40,7 +39,8 @@ class EmbeddedLog final : public EventLog {
 
   uint32_t partition_count() const override { return partitions_; }
   std::string Describe() const override { return "embedded:" + dir_; }
-  Result<std::vector<uint64_t>> Append(uint32_t partition, std::span<const Event> events) override;
+  void AppendAsync(uint32_t partition, std::span<const Event> events,
+                   AppendCallback done) override;
   Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
                                       size_t max_records) override;
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
@@ -51,7 +51,7 @@ class EmbeddedLog final : public EventLog {
   struct Request {
     uint32_t partition;
     std::vector<std::string> records;
-    std::promise<Result<std::vector<uint64_t>>> done;
+    AppendCallback done;
   };
 
   // A group written to the WAL, waiting for the sync that makes it durable.

@@ -1,10 +1,20 @@
 #include "events/event_log.h"
 
+#include <future>
+
 #include "events/embedded_log.h"
 #include "events/kafka_log.h"
 #include "events/partitioner.h"
 
 namespace runlog::events {
+
+Result<std::vector<uint64_t>> EventLog::Append(uint32_t partition, std::span<const Event> events) {
+  std::promise<Result<std::vector<uint64_t>>> promise;
+  auto future = promise.get_future();
+  AppendAsync(partition, events,
+              [&promise](Result<std::vector<uint64_t>> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
 
 Status ValidateAppend(uint32_t partition, uint32_t partition_count, std::span<const Event> events) {
   if (partition >= partition_count) {

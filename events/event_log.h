@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -34,12 +35,21 @@ class EventLog {
   // "embedded:DIR" or "kafka:BROKERS/TOPIC", for logs and messages.
   virtual std::string Describe() const = 0;
 
-  // Appends `events` to `partition`, in order, and returns their offsets once
-  // they are durable (embedded: the WAL is synced; Kafka: acks=all). Every
-  // event's aggregate must belong to `partition`. On the embedded backend a
-  // batch is atomic; on Kafka a failed append may have landed in part.
-  [[nodiscard]] virtual Result<std::vector<uint64_t>> Append(uint32_t partition,
-                                                             std::span<const Event> events) = 0;
+  using AppendCallback = std::function<void(Result<std::vector<uint64_t>>)>;
+
+  // Appends `events` to `partition`, in order, and calls `done` with their
+  // offsets once they are durable (embedded: the WAL is synced; Kafka:
+  // acks=all), or with the error. Every event's aggregate must belong to
+  // `partition`. On the embedded backend a batch is atomic; on Kafka a failed
+  // append may have landed in part. `done` runs exactly once, on a thread of
+  // the log (or inline for a refused append); it must be quick and must not
+  // block, but it may call AppendAsync again.
+  virtual void AppendAsync(uint32_t partition, std::span<const Event> events,
+                           AppendCallback done) = 0;
+
+  // AppendAsync, waiting for the answer.
+  [[nodiscard]] Result<std::vector<uint64_t>> Append(uint32_t partition,
+                                                     std::span<const Event> events);
 
   // Up to `max_records` records from offset `from` on; fewer (or none) at the end.
   [[nodiscard]] virtual Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,

@@ -1,6 +1,5 @@
 #include "events/kafka_log.h"
 
-#include <future>
 
 #include "events/codec.h"
 
@@ -9,24 +8,37 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One Append's records in flight; each record's opaque points at its slot.
+// One append's records in flight; each record's opaque points at its slot.
+// Owned by the records in flight: the last report completes it and deletes it.
 struct PendingAppend {
   struct Slot {
     PendingAppend* owner;
     size_t index;
   };
-  explicit PendingAppend(size_t n) : offsets(n, -1), slots(n), remaining(n) {
+  PendingAppend(size_t n, std::string where, EventLog::AppendCallback callback)
+      : offsets(n), slots(n), remaining(n), where(std::move(where)), done(std::move(callback)) {
     for (size_t i = 0; i < n; ++i) slots[i] = Slot{this, i};
   }
   void Finish(size_t count) {
-    if (remaining.fetch_sub(count) == count) done.set_value();
+    if (remaining.fetch_sub(count) != count) return;
+    if (error.empty()) {
+      done(std::move(offsets));
+    } else {
+      done(Fail(codes::kUnavailable, "Kafka append to " + where + " failed: " + error));
+    }
+    delete this;
   }
-  std::vector<int64_t> offsets;
+  void SetError(const std::string& e) {
+    std::lock_guard lock(mu);
+    if (error.empty()) error = e;
+  }
+  std::vector<uint64_t> offsets;
   std::vector<Slot> slots;
   std::atomic<size_t> remaining;
+  const std::string where;
+  EventLog::AppendCallback done;
   std::mutex mu;
-  std::string error;  // guarded by mu: the first failure
-  std::promise<void> done;
+  std::string error;  // the first failure; read only by the last Finish
 };
 
 std::unique_ptr<RdKafka::Conf> GlobalConf(const std::string& brokers) {
@@ -53,11 +65,10 @@ class KafkaLog::DeliveryHandler final : public RdKafka::DeliveryReportCb, public
     auto* slot = static_cast<PendingAppend::Slot*>(message.msg_opaque());
     PendingAppend* p = slot->owner;
     if (message.err() == RdKafka::ERR_NO_ERROR) {
-      p->offsets[slot->index] = message.offset();
+      p->offsets[slot->index] = static_cast<uint64_t>(message.offset());
     } else {
       latched_->store(true);
-      std::lock_guard lock(p->mu);
-      if (p->error.empty()) p->error = message.errstr();
+      p->SetError(message.errstr());
     }
     p->Finish(1);
   }
@@ -148,14 +159,17 @@ KafkaLog::~KafkaLog() {
   }
 }
 
-Result<std::vector<uint64_t>> KafkaLog::Append(uint32_t partition, std::span<const Event> events) {
-  if (auto s = ValidateAppend(partition, partitions_, events); !s) return std::unexpected(s.error());
-  if (latched_.load()) {
-    return Fail(codes::kLogLatched,
-                "a Kafka append failed earlier; the log refuses appends until it is reopened");
+void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
+                           AppendCallback done) {
+  if (auto s = ValidateAppend(partition, partitions_, events); !s) {
+    return done(std::unexpected(s.error()));
   }
-  PendingAppend pending(events.size());
-  auto done = pending.done.get_future();
+  if (latched_.load()) {
+    return done(Fail(codes::kLogLatched,
+                     "a Kafka append failed earlier; the log refuses appends until it is reopened"));
+  }
+  auto* pending =
+      new PendingAppend(events.size(), topic_ + "/" + std::to_string(partition), std::move(done));
   for (size_t i = 0; i < events.size(); ++i) {
     std::string value = EncodeEvent(events[i]);
     const std::string& key = events[i].aggregate_id;
@@ -163,24 +177,15 @@ Result<std::vector<uint64_t>> KafkaLog::Append(uint32_t partition, std::span<con
     while ((rc = producer_->produce(topic_, static_cast<int32_t>(partition),
                                     RdKafka::Producer::RK_MSG_COPY, value.data(), value.size(),
                                     key.data(), key.size(), events[i].timestamp_ms,
-                                    &pending.slots[i])) == RdKafka::ERR__QUEUE_FULL) {
+                                    &pending->slots[i])) == RdKafka::ERR__QUEUE_FULL) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the poller drains it
     }
     if (rc != RdKafka::ERR_NO_ERROR) {
-      {
-        std::lock_guard lock(pending.mu);
-        pending.error = RdKafka::err2str(rc);
-      }
-      pending.Finish(events.size() - i);  // the rest were never queued
-      break;
+      pending->SetError(RdKafka::err2str(rc));
+      pending->Finish(events.size() - i);  // the rest were never queued
+      return;
     }
   }
-  done.wait();  // every queued record gets a report within message.timeout.ms
-  if (!pending.error.empty()) {
-    return Fail(codes::kUnavailable, "Kafka append to " + topic_ + "/" +
-                                         std::to_string(partition) + " failed: " + pending.error);
-  }
-  return std::vector<uint64_t>(pending.offsets.begin(), pending.offsets.end());
 }
 
 Result<uint64_t> KafkaLog::EndOffset(uint32_t partition) {

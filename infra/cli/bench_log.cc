@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +29,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 struct BenchLogOptions {
   std::string backend = "embedded";
+  std::string mode = "async";
   int appenders = 16;
   double seconds = 5;
   int record_bytes = 300;
@@ -76,6 +80,64 @@ events::Event MakeEvent(int thread, uint64_t n, int record_bytes) {
   return e;
 }
 
+using Latencies = std::vector<std::vector<double>>;
+
+// One thread per appender, each blocked in Append until its record is durable.
+void RunBlocking(events::EventLog& log, const BenchLogOptions& o, SteadyClock::time_point deadline,
+                 Latencies& latencies, std::atomic<uint64_t>& errors) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.appenders; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t n = 0; SteadyClock::now() < deadline; ++n) {
+        events::Event e = MakeEvent(t, n, o.record_bytes);
+        uint32_t p = events::PartitionFor(e.aggregate_id, o.partitions);
+        auto t0 = SteadyClock::now();
+        if (!log.Append(p, std::span(&e, 1))) {
+          ++errors;
+          continue;
+        }
+        latencies[t].push_back(
+            std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
+// Appenders as state machines with one append in flight each: the next append
+// is issued from the completion of the previous one, as runlogd's partition
+// writers do, so no thread waits per append.
+void RunAsync(events::EventLog& log, const BenchLogOptions& o, SteadyClock::time_point deadline,
+              Latencies& latencies, std::atomic<uint64_t>& errors) {
+  std::mutex mu;
+  std::condition_variable all_done;
+  int running = o.appenders;
+  std::function<void(int, uint64_t)> issue = [&](int t, uint64_t n) {
+    if (SteadyClock::now() >= deadline) {
+      std::lock_guard lock(mu);
+      if (--running == 0) all_done.notify_one();
+      return;
+    }
+    events::Event e = MakeEvent(t, n, o.record_bytes);
+    uint32_t p = events::PartitionFor(e.aggregate_id, o.partitions);
+    auto t0 = SteadyClock::now();
+    log.AppendAsync(p, std::span(&e, 1), [&, t, n, t0](Result<std::vector<uint64_t>> r) {
+      if (r) {
+        latencies[t].push_back(
+            std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+      } else if (++errors > 1000) {
+        std::lock_guard lock(mu);
+        if (--running == 0) all_done.notify_one();
+        return;  // give up: the log is failing
+      }
+      issue(t, n + 1);
+    });
+  };
+  for (int t = 0; t < o.appenders; ++t) issue(t, 0);
+  std::unique_lock lock(mu);
+  all_done.wait(lock, [&] { return running == 0; });
+}
+
 int RunBenchLog(const BenchLogOptions& o) {
   if (o.appenders < 1 || o.appenders > 1024 || o.seconds <= 0 || o.seconds > 300 ||
       o.record_bytes < 64 || o.record_bytes > (1 << 20)) {
@@ -118,26 +180,14 @@ int RunBenchLog(const BenchLogOptions& o) {
 
   std::atomic<uint64_t> errors{0};
   std::vector<std::vector<double>> latencies(o.appenders);
-  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(o.seconds);
   const auto start = SteadyClock::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < o.appenders; ++t) {
-    threads.emplace_back([&, t] {
-      for (uint64_t n = 0; SteadyClock::now() < deadline; ++n) {
-        events::Event e = MakeEvent(t, n, o.record_bytes);
-        uint32_t p = events::PartitionFor(e.aggregate_id, o.partitions);
-        auto t0 = SteadyClock::now();
-        auto r = (*log)->Append(p, std::span(&e, 1));
-        if (!r) {
-          ++errors;
-          continue;
-        }
-        latencies[t].push_back(
-            std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
-      }
-    });
+  const auto deadline = start + std::chrono::duration_cast<SteadyClock::duration>(
+                                    std::chrono::duration<double>(o.seconds));
+  if (o.mode == "blocking") {
+    RunBlocking(**log, o, deadline, latencies, errors);
+  } else {
+    RunAsync(**log, o, deadline, latencies, errors);
   }
-  for (auto& th : threads) th.join();
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
@@ -147,16 +197,16 @@ int RunBenchLog(const BenchLogOptions& o) {
   mock.reset();
   if (own_dir) std::filesystem::remove_all(dir);
 
-  const char* fmt = o.json ? "{\"backend\":\"%s\",\"appenders\":%d,\"seconds\":%.2f,"
+  const char* fmt = o.json ? "{\"backend\":\"%s\",\"mode\":\"%s\",\"appenders\":%d,\"seconds\":%.2f,"
                              "\"record_bytes\":%d,\"partitions\":%u,\"appends\":%zu,"
                              "\"appends_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
                              "\"max_ms\":%.3f,\"errors\":%llu,\"fdatasync_per_s\":%.1f,"
                              "\"ratio_to_fdatasync\":%.2f}\n"
-                           : "backend %s  appenders %d  seconds %.2f  record_bytes %d  "
+                           : "backend %s  mode %s  appenders %d  seconds %.2f  record_bytes %d  "
                              "partitions %u\nappends %zu  appends/s %.1f  p50 %.3f ms  "
                              "p99 %.3f ms  max %.3f ms  errors %llu\nfdatasync/s %.1f  "
                              "ratio %.2f\n";
-  std::printf(fmt, o.backend.c_str(), o.appenders, elapsed, o.record_bytes, o.partitions,
+  std::printf(fmt, o.backend.c_str(), o.mode.c_str(), o.appenders, elapsed, o.record_bytes, o.partitions,
               all.size(), rate, Percentile(all, 0.5), Percentile(all, 0.99),
               all.empty() ? 0.0 : all.back(), static_cast<unsigned long long>(errors.load()),
               fdatasync_per_s, fdatasync_per_s > 0 ? rate / fdatasync_per_s : 0.0);
@@ -170,6 +220,9 @@ Runner AddBenchLog(CLI::App& app) {
   auto* sub = app.add_subcommand("bench-log", "measure durable log appends against fdatasync");
   sub->add_option("--backend", o->backend, "embedded or kafka")
       ->check(CLI::IsMember({"embedded", "kafka"}));
+  sub->add_option("--mode", o->mode, "async (appenders as callbacks) or blocking (a thread each)")
+      ->check(CLI::IsMember({"async", "blocking"}))
+      ->capture_default_str();
   sub->add_option("--appenders", o->appenders, "concurrent appenders")->capture_default_str();
   sub->add_option("--seconds", o->seconds, "duration (at most 300)")->capture_default_str();
   sub->add_option("--record-bytes", o->record_bytes, "encoded record size")->capture_default_str();
