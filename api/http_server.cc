@@ -24,12 +24,11 @@ class Handler final : public Pistache::Http::Handler {
         return;
       }
       response.send(Code::Ok, R"({"status":"ok","log":")" + log_->Describe() +
-                                  R"(","partitions":)" +
-                                  std::to_string(log_->partition_count()) + "}");
+                                  R"(","partitions":)" + std::to_string(log_->partition_count()) +
+                                  "}");
       return;
     }
-    response.send(Code::Not_Found,
-                  R"({"error":{"code":"NOT_FOUND","message":"no such route"}})");
+    response.send(Code::Not_Found, R"({"error":{"code":"NOT_FOUND","message":"no such route"}})");
   }
 
  private:

@@ -16,13 +16,27 @@ void WriteString(std::string_view s, std::string* out) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");
@@ -37,14 +51,20 @@ void WriteString(std::string_view s, std::string* out) {
 }
 
 Status Write(const rapidjson::Value& v, int depth, std::string* out) {
-  if (depth > kMaxJsonDepth) {
+  if (depth >= kMaxJsonDepth) {
     return Fail(codes::kInvalidArgument,
                 "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
   switch (v.GetType()) {
-    case rapidjson::kNullType: out->append("null"); return {};
-    case rapidjson::kFalseType: out->append("false"); return {};
-    case rapidjson::kTrueType: out->append("true"); return {};
+    case rapidjson::kNullType:
+      out->append("null");
+      return {};
+    case rapidjson::kFalseType:
+      out->append("false");
+      return {};
+    case rapidjson::kTrueType:
+      out->append("true");
+      return {};
     case rapidjson::kStringType:
       WriteString(std::string_view(v.GetString(), v.GetStringLength()), out);
       return {};
@@ -77,8 +97,7 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
       auto key = [](const rapidjson::Value::Member* m) {
         return std::string_view(m->name.GetString(), m->name.GetStringLength());
       };
-      std::sort(members.begin(), members.end(),
-                [&](auto* a, auto* b) { return key(a) < key(b); });
+      std::sort(members.begin(), members.end(), [&](auto* a, auto* b) { return key(a) < key(b); });
       out->push_back('{');
       for (size_t i = 0; i < members.size(); ++i) {
         if (i > 0) {
@@ -118,8 +137,7 @@ std::string FormatDouble(double value) {
     if (c != '.') digits.push_back(c);
   }
   int exp10 = 0;
-  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'), sci.data() + sci.size(),
-                  exp10);
+  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'), sci.data() + sci.size(), exp10);
   const int k = static_cast<int>(digits.size());
   const int n = exp10 + 1;  // value = 0.digits × 10^n
   if (k <= n && n <= 21) {

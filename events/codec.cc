@@ -14,7 +14,8 @@ constexpr size_t kHeader = 6;
 template <typename T>
 void PutFixed(std::string& out, T v) {
   char buf[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); ++i) buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
   out.append(buf, sizeof(T));
 }
 
@@ -32,7 +33,8 @@ class Reader {
   bool Fixed(T* v) {
     if (data_.size() < sizeof(T)) return false;
     uint64_t acc = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) acc |= uint64_t{static_cast<unsigned char>(data_[i])} << (8 * i);
+    for (size_t i = 0; i < sizeof(T); ++i)
+      acc |= uint64_t{static_cast<unsigned char>(data_[i])} << (8 * i);
     *v = static_cast<T>(acc);
     data_.remove_prefix(sizeof(T));
     return true;

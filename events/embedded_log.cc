@@ -24,11 +24,11 @@ uint64_t GetBigEndian(std::string_view in) {
 }
 
 std::unexpected<Error> Corrupt(uint32_t partition, uint64_t offset, const std::string& what) {
-  return Fail(codes::kLogCorrupt,
-              "partition " + std::to_string(partition) + " offset " + std::to_string(offset) +
-                  ": " + what,
-              "{\"partition\":" + std::to_string(partition) +
-                  ",\"offset\":" + std::to_string(offset) + "}");
+  return Fail(
+      codes::kLogCorrupt,
+      "partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + what,
+      "{\"partition\":" + std::to_string(partition) + ",\"offset\":" + std::to_string(offset) +
+          "}");
 }
 
 }  // namespace
@@ -69,7 +69,8 @@ Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options
     rocksdb::WriteOptions sync;
     sync.sync = true;
     s = db->Put(sync, kPartitionsKey, std::to_string(options.partitions));
-    if (!s.ok()) return Fail(codes::kUnavailable, "cannot write to log at " + dir + ": " + s.ToString());
+    if (!s.ok())
+      return Fail(codes::kUnavailable, "cannot write to log at " + dir + ": " + s.ToString());
   } else if (!s.ok()) {
     return Fail(codes::kUnavailable, "cannot read log at " + dir + ": " + s.ToString());
   } else if (stored != std::to_string(options.partitions)) {

@@ -39,8 +39,7 @@ class EmbeddedLog final : public EventLog {
 
   uint32_t partition_count() const override { return partitions_; }
   std::string Describe() const override { return "embedded:" + dir_; }
-  void AppendAsync(uint32_t partition, std::span<const Event> events,
-                   AppendCallback done) override;
+  void AppendAsync(uint32_t partition, std::span<const Event> events, AppendCallback done) override;
   Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
                                       size_t max_records) override;
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
@@ -79,10 +78,10 @@ class EmbeddedLog final : public EventLog {
   std::deque<Request> queue_;            // appends not yet written
   std::deque<Written> written_;          // written, not yet synced
   bool committer_done_ = false;
-  std::vector<uint64_t> end_offset_;     // guarded by mu_
-  bool latched_ = false;                 // guarded by mu_
-  std::string latch_reason_;             // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
+  std::vector<uint64_t> end_offset_;  // guarded by mu_
+  bool latched_ = false;              // guarded by mu_
+  std::string latch_reason_;          // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
   std::thread committer_;
   std::thread syncer_;
 };

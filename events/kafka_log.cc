@@ -1,6 +1,5 @@
 #include "events/kafka_log.h"
 
-
 #include "events/codec.h"
 
 namespace runlog::events {
@@ -97,8 +96,8 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
   if (options.partitions == 0 || options.partitions > 4096) {
     return Fail(codes::kInvalidArgument, "partitions must be between 1 and 4096");
   }
-  std::unique_ptr<KafkaLog> log(new KafkaLog(brokers, options.kafka_topic, options.partitions,
-                                             options.kafka_append_timeout));
+  std::unique_ptr<KafkaLog> log(
+      new KafkaLog(brokers, options.kafka_topic, options.partitions, options.kafka_append_timeout));
   auto conf = GlobalConf(brokers);
   std::string err;
   if (!Set(*conf, "enable.idempotence", "true", &err) || !Set(*conf, "acks", "all", &err) ||
@@ -159,14 +158,14 @@ KafkaLog::~KafkaLog() {
   }
 }
 
-void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
-                           AppendCallback done) {
+void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, AppendCallback done) {
   if (auto s = ValidateAppend(partition, partitions_, events); !s) {
     return done(std::unexpected(s.error()));
   }
   if (latched_.load()) {
-    return done(Fail(codes::kLogLatched,
-                     "a Kafka append failed earlier; the log refuses appends until it is reopened"));
+    return done(
+        Fail(codes::kLogLatched,
+             "a Kafka append failed earlier; the log refuses appends until it is reopened"));
   }
   auto* pending =
       new PendingAppend(events.size(), topic_ + "/" + std::to_string(partition), std::move(done));
@@ -230,15 +229,13 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
   Reader& r = **reader;
   std::lock_guard lock(r.mu);
   if (r.position != static_cast<int64_t>(from)) {
-    std::vector<RdKafka::TopicPartition*> tps{
-        RdKafka::TopicPartition::create(topic_, static_cast<int32_t>(partition),
-                                        static_cast<int64_t>(from))};
+    std::vector<RdKafka::TopicPartition*> tps{RdKafka::TopicPartition::create(
+        topic_, static_cast<int32_t>(partition), static_cast<int64_t>(from))};
     RdKafka::ErrorCode rc = r.consumer->assign(tps);
     RdKafka::TopicPartition::destroy(tps);
     if (rc != RdKafka::ERR_NO_ERROR) {
-      return Fail(codes::kUnavailable, "cannot assign " + topic_ + "/" +
-                                           std::to_string(partition) + ": " +
-                                           RdKafka::err2str(rc));
+      return Fail(codes::kUnavailable, "cannot assign " + topic_ + "/" + std::to_string(partition) +
+                                           ": " + RdKafka::err2str(rc));
     }
     r.position = static_cast<int64_t>(from);
   }
@@ -254,8 +251,8 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
     }
     if (m->err() != RdKafka::ERR_NO_ERROR) {
       r.position = -1;  // reassign on the next call
-      return Fail(codes::kUnavailable, "reading " + topic_ + "/" + std::to_string(partition) +
-                                           ": " + m->errstr());
+      return Fail(codes::kUnavailable,
+                  "reading " + topic_ + "/" + std::to_string(partition) + ": " + m->errstr());
     }
     if (m->partition() != static_cast<int32_t>(partition) || m->offset() < r.position) continue;
     auto event = DecodeEvent(std::string_view(static_cast<const char*>(m->payload()), m->len()));
@@ -285,8 +282,8 @@ Result<std::vector<LogRecord>> KafkaLog::Read(uint32_t partition, uint64_t from,
   return Consume(partition, from, max_records, Clock::now() + std::chrono::seconds(10), stop);
 }
 
-Result<std::vector<LogRecord>> KafkaLog::Tail(uint32_t partition, uint64_t from,
-                                              size_t max_records, std::chrono::milliseconds wait) {
+Result<std::vector<LogRecord>> KafkaLog::Tail(uint32_t partition, uint64_t from, size_t max_records,
+                                              std::chrono::milliseconds wait) {
   return Consume(partition, from, max_records, Clock::now() + wait, UINT64_MAX);
 }
 

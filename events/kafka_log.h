@@ -29,8 +29,7 @@ class KafkaLog final : public EventLog {
 
   uint32_t partition_count() const override { return partitions_; }
   std::string Describe() const override { return "kafka:" + brokers_ + "/" + topic_; }
-  void AppendAsync(uint32_t partition, std::span<const Event> events,
-                   AppendCallback done) override;
+  void AppendAsync(uint32_t partition, std::span<const Event> events, AppendCallback done) override;
   Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
                                       size_t max_records) override;
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
@@ -41,7 +40,7 @@ class KafkaLog final : public EventLog {
   struct Reader {
     std::mutex mu;
     std::unique_ptr<RdKafka::KafkaConsumer> consumer;  // guarded by mu
-    int64_t position = -1;                              // next offset it will return
+    int64_t position = -1;                             // next offset it will return
   };
   class DeliveryHandler;
 

@@ -32,6 +32,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kafka-topic", log_options.kafka_topic, "Kafka topic of the log")
       ->capture_default_str();
+  int64_t kafka_connect_ms = log_options.kafka_connect_timeout.count();
+  app.add_option("--kafka-connect-timeout-ms", kafka_connect_ms,
+                 "how long to wait for Kafka brokers at start")
+      ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -40,6 +45,7 @@ int main(int argc, char** argv) {
     return Die(std::string(e.what()) + " (see --help)");
   }
 
+  log_options.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
   auto http_options = runlog::api::ParseListen(listen);
   if (!http_options) return Die(http_options.error().message);
 

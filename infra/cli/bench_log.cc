@@ -9,12 +9,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "events/event_log.h"
@@ -197,17 +197,18 @@ int RunBenchLog(const BenchLogOptions& o) {
   mock.reset();
   if (own_dir) std::filesystem::remove_all(dir);
 
-  const char* fmt = o.json ? "{\"backend\":\"%s\",\"mode\":\"%s\",\"appenders\":%d,\"seconds\":%.2f,"
-                             "\"record_bytes\":%d,\"partitions\":%u,\"appends\":%zu,"
-                             "\"appends_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                             "\"max_ms\":%.3f,\"errors\":%llu,\"fdatasync_per_s\":%.1f,"
-                             "\"ratio_to_fdatasync\":%.2f}\n"
-                           : "backend %s  mode %s  appenders %d  seconds %.2f  record_bytes %d  "
-                             "partitions %u\nappends %zu  appends/s %.1f  p50 %.3f ms  "
-                             "p99 %.3f ms  max %.3f ms  errors %llu\nfdatasync/s %.1f  "
-                             "ratio %.2f\n";
-  std::printf(fmt, o.backend.c_str(), o.mode.c_str(), o.appenders, elapsed, o.record_bytes, o.partitions,
-              all.size(), rate, Percentile(all, 0.5), Percentile(all, 0.99),
+  const char* fmt = o.json
+                        ? "{\"backend\":\"%s\",\"mode\":\"%s\",\"appenders\":%d,\"seconds\":%.2f,"
+                          "\"record_bytes\":%d,\"partitions\":%u,\"appends\":%zu,"
+                          "\"appends_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+                          "\"max_ms\":%.3f,\"errors\":%llu,\"fdatasync_per_s\":%.1f,"
+                          "\"ratio_to_fdatasync\":%.2f}\n"
+                        : "backend %s  mode %s  appenders %d  seconds %.2f  record_bytes %d  "
+                          "partitions %u\nappends %zu  appends/s %.1f  p50 %.3f ms  "
+                          "p99 %.3f ms  max %.3f ms  errors %llu\nfdatasync/s %.1f  "
+                          "ratio %.2f\n";
+  std::printf(fmt, o.backend.c_str(), o.mode.c_str(), o.appenders, elapsed, o.record_bytes,
+              o.partitions, all.size(), rate, Percentile(all, 0.5), Percentile(all, 0.99),
               all.empty() ? 0.0 : all.back(), static_cast<unsigned long long>(errors.load()),
               fdatasync_per_s, fdatasync_per_s > 0 ? rate / fdatasync_per_s : 0.0);
   return errors.load() == 0 ? 0 : 1;

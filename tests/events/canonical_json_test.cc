@@ -1,0 +1,96 @@
+#include "events/canonical_json.h"
+
+#include <gtest/gtest.h>
+
+#include "events/sha256.h"
+
+namespace runlog::events {
+namespace {
+
+std::string Canon(std::string_view json) {
+  auto r = Canonicalize(json);
+  EXPECT_TRUE(r.has_value()) << json << ": " << r.error().ToString();
+  return r.value_or("<error>");
+}
+
+TEST(CanonicalJson, SortsKeysByUtf8BytesAndDropsWhiteSpace) {
+  EXPECT_EQ(Canon(R"( { "b" : 1, "a" : [ true, false, null ], "A": {"z":{}, "y":[]} } )"),
+            R"({"A":{"y":[],"z":{}},"a":[true,false,null],"b":1})");
+  // Byte order: "Z" < "a" < "é" (0xC3…) < "😀" (0xF0…).
+  EXPECT_EQ(Canon(R"({"😀":1,"é":2,"a":3,"Z":4})"), R"({"Z":4,"a":3,"é":2,"😀":1})");
+  EXPECT_EQ(Canon(R"({"ab":1,"a":2})"), R"({"a":2,"ab":1})");
+}
+
+TEST(CanonicalJson, EscapesMinimally) {
+  EXPECT_EQ(Canon(R"("a\"b\\c\/d")"), R"("a\"b\\c/d")");
+  EXPECT_EQ(Canon(R"("\b\f\n\r\t\u0001\u001f\u007f")"), "\"\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\"");
+  EXPECT_EQ(Canon(R"("\u00e9\u20ac\ud83d\ude00")"), "\"é€😀\"");
+  EXPECT_EQ(Canon(R"("\u2028")"), "\"\xe2\x80\xa8\"");
+}
+
+TEST(CanonicalJson, IntegersAreExact) {
+  EXPECT_EQ(Canon("[0,-0,1,-1,9007199254740993,18446744073709551615,-9223372036854775808]"),
+            "[0,0,1,-1,9007199254740993,18446744073709551615,-9223372036854775808]");
+}
+
+TEST(CanonicalJson, DoublesUseTheShortestRoundTripInEcmaScriptForm) {
+  EXPECT_EQ(Canon("[2.0,-0.0,0.1,1.5,100.0,1e2,-2.5e-3]"), "[2,0,0.1,1.5,100,100,-0.0025]");
+  EXPECT_EQ(Canon("[1e21,1e20,123456789012345680000.0]"),
+            "[1e+21,100000000000000000000,123456789012345680000]");
+  EXPECT_EQ(Canon("[0.000001,0.0000001,1.2345e-7]"), "[0.000001,1e-7,1.2345e-7]");
+  EXPECT_EQ(Canon("[1.7976931348623157e308,5e-324,0.30000000000000004]"),
+            "[1.7976931348623157e+308,5e-324,0.30000000000000004]");
+  // Beyond uint64 an integer literal becomes a double (documented).
+  EXPECT_EQ(Canon("[18446744073709551616]"), "[18446744073709552000]");
+}
+
+TEST(CanonicalJson, FormatDoubleMatchesRfc8785Examples) {
+  EXPECT_EQ(FormatDouble(333333333.33333329), "333333333.3333333");
+  EXPECT_EQ(FormatDouble(1e30), "1e+30");
+  EXPECT_EQ(FormatDouble(4.50), "4.5");
+  EXPECT_EQ(FormatDouble(2e-3), "0.002");
+  EXPECT_EQ(FormatDouble(0.000000000000000000000000001), "1e-27");
+  EXPECT_EQ(FormatDouble(-1e-7), "-1e-7");
+  EXPECT_EQ(FormatDouble(295147905179352830000.0), "295147905179352830000");
+}
+
+TEST(CanonicalJson, CanonicalFormIsAFixedPoint) {
+  const std::string once = Canon(R"({"z":[1.0,{"b":"x","a":null}],"a":-3.25e10})");
+  EXPECT_EQ(Canon(once), once);
+}
+
+TEST(CanonicalJson, RefusesWhatHasNoCanonicalForm) {
+  auto duplicate = Canonicalize(R"({"a":1,"a":2})");
+  ASSERT_FALSE(duplicate.has_value());
+  EXPECT_EQ(duplicate.error().code, "INVALID_ARGUMENT");
+
+  auto bad_utf8 = Canonicalize("\"\xff\"");
+  ASSERT_FALSE(bad_utf8.has_value());
+  EXPECT_EQ(bad_utf8.error().code, "INVALID_JSON");
+
+  auto truncated = Canonicalize(R"({"a": [1, 2)");
+  ASSERT_FALSE(truncated.has_value());
+  EXPECT_EQ(truncated.error().code, "INVALID_JSON");
+  EXPECT_EQ(truncated.error().details, R"({"position":11})");
+
+  std::string deep(kMaxJsonDepth + 1, '[');
+  deep += std::string(kMaxJsonDepth + 1, ']');
+  auto too_deep = Canonicalize(deep);
+  ASSERT_FALSE(too_deep.has_value());
+  EXPECT_EQ(too_deep.error().code, "INVALID_ARGUMENT");
+  std::string ok_depth(kMaxJsonDepth, '[');
+  ok_depth += std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(Canonicalize(ok_depth).has_value());
+
+  // A million brackets must be refused, not overflow the stack.
+  std::string huge(1'000'000, '[');
+  EXPECT_FALSE(Canonicalize(huge).has_value());
+}
+
+TEST(Sha256, MatchesKnownVectors) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace runlog::events

@@ -1,0 +1,120 @@
+// The two binaries as a user runs them: runlogd serves /healthz over real HTTP
+// on loopback and stops cleanly on SIGTERM; bad configuration exits 2 with one
+// line; runlogd runs on Kafka served by `runlog mock-kafka` in its own process.
+
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runlog {
+namespace {
+
+using namespace std::chrono_literals;
+using runlog::testing::Process;
+using runlog::testing::TempDir;
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// GET over loopback with libcurl; returns {status, body}.
+std::pair<long, std::string> HttpGet(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  return {status, body};
+}
+
+// Reads runlogd's "serving http://HOST:PORT …" line and returns the base URL.
+std::string WaitServing(Process& server) {
+  static const std::regex kServing(R"(serving (http://127\.0\.0\.1:\d+))");
+  while (auto line = server.ReadStderrLine(20s)) {
+    std::smatch m;
+    if (std::regex_search(*line, m, kServing)) return m[1];
+  }
+  return "";
+}
+
+TEST(Runlogd, ServesHealthzOnTheEmbeddedLogAndStopsOnSigterm) {
+  TempDir dir;
+  Process server({RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", dir / "data"});
+  const std::string base = WaitServing(server);
+  ASSERT_FALSE(base.empty()) << server.DrainStderr();
+  auto [status, body] = HttpGet(base + "/healthz");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find(R"("status":"ok")"), std::string::npos) << body;
+  EXPECT_NE(body.find("embedded:" + dir.path() + "/data/log"), std::string::npos) << body;
+  EXPECT_EQ(HttpGet(base + "/nope").first, 404);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0);
+}
+
+struct BadConfig {
+  std::vector<std::string> args;
+  std::string message;
+};
+
+TEST(Runlogd, BadConfigurationExitsTwoWithOneLine) {
+  TempDir dir;
+  { std::ofstream(dir / "file") << "x"; }
+  std::vector<BadConfig> cases = {
+      {{"--bogus"}, "The following argument was not expected: --bogus"},
+      {{"--listen", "nope"}, "--listen must be HOST:PORT"},
+      {{"--listen", "127.0.0.1:99999"}, "--listen port must be 0-65535"},
+      {{"--data", dir / "file"}, "cannot create data directory"},
+      {{"--log", "kafka://127.0.0.1:1"}, "cannot reach Kafka brokers at 127.0.0.1:1"},
+      {{"--log", "mysql://x"}, "unknown log 'mysql://x'"},
+      {{"--partitions", "0"}, "partitions must be between 1 and 4096"},
+  };
+  for (const BadConfig& c : cases) {
+    std::vector<std::string> argv = {RUNLOGD_PATH, "--kafka-connect-timeout-ms", "1000"};
+    auto given = [&](const std::string& flag) {
+      return std::find(c.args.begin(), c.args.end(), flag) != c.args.end();
+    };
+    if (!given("--data")) argv.insert(argv.end(), {"--data", dir / "ok"});
+    if (!given("--listen")) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Process server(argv);
+    EXPECT_EQ(server.Wait(), 2) << c.message;
+    std::string err = server.DrainStderr();
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_TRUE(err.starts_with("runlogd: ")) << err;
+    EXPECT_NE(err.find(c.message), std::string::npos) << err;
+  }
+}
+
+TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
+  TempDir dir;
+  Process mock({RUNLOG_PATH, "mock-kafka", "--brokers", "3", "--partitions", "4"});
+  auto bootstrap = mock.ReadStdoutLine(20s);
+  ASSERT_TRUE(bootstrap.has_value()) << mock.DrainStderr();
+  EXPECT_TRUE(bootstrap->starts_with("127.0.0.1:")) << *bootstrap;
+  Process server({RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", dir / "data", "--log",
+                  "kafka://" + *bootstrap, "--partitions", "4"});
+  const std::string base = WaitServing(server);
+  ASSERT_FALSE(base.empty()) << server.DrainStderr();
+  auto [status, body] = HttpGet(base + "/healthz");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("kafka:" + *bootstrap + "/runlog.events"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("partitions":4)"), std::string::npos) << body;
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0);
+  mock.Signal(SIGTERM);
+  EXPECT_EQ(mock.Wait(), 0);
+}
+
+}  // namespace
+}  // namespace runlog
