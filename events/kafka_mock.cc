@@ -44,6 +44,11 @@ Status MockKafkaCluster::CreateTopic(const std::string& topic, int partitions, i
                "mock topic " + topic);
 }
 
+Status MockKafkaCluster::SetLeader(const std::string& topic, int partition, int broker_id) {
+  return Check(rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker_id),
+               "partition leader");
+}
+
 Status MockKafkaCluster::SetBrokerDown(int broker_id) {
   return Check(rd_kafka_mock_broker_set_down(cluster_, broker_id), "broker down");
 }

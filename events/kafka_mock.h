@@ -28,6 +28,7 @@ class MockKafkaCluster {
   // "127.0.0.1:PORT,…", usable as kafka://<bootstraps>.
   std::string bootstraps() const;
   [[nodiscard]] Status CreateTopic(const std::string& topic, int partitions, int replication);
+  [[nodiscard]] Status SetLeader(const std::string& topic, int partition, int broker_id);
   [[nodiscard]] Status SetBrokerDown(int broker_id);
   [[nodiscard]] Status SetBrokerUp(int broker_id);
 

@@ -31,6 +31,10 @@ TEST(KafkaLog, BrokerDownAndUpDuringAppendsLosesAndDuplicatesNothing) {
   LogOptions options;
   options.partitions = kPartitions;
   ASSERT_TRUE((*cluster)->CreateTopic(options.kafka_topic, kPartitions, 3).has_value());
+  // Broker 2 leads partitions 1 and 4, so its outage must stall their appends.
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    ASSERT_TRUE((*cluster)->SetLeader(options.kafka_topic, p, static_cast<int>(p % 3) + 1));
+  }
   options.uri = "kafka://" + (*cluster)->bootstraps();
   auto opened = OpenEventLog(options);
   ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
