@@ -15,12 +15,11 @@
 
 #include "events/kafka_mock.h"
 #include "events/partitioner.h"
+#include "tests/testing/concurrent_appends.h"
 #include "tests/testing/events.h"
 
 namespace runlog::events {
 namespace {
-
-using runlog::testing::TestEvent;
 
 TEST(KafkaLog, BrokerDownAndUpDuringAppendsLosesAndDuplicatesNothing) {
   constexpr uint32_t kPartitions = 6;
@@ -40,46 +39,26 @@ TEST(KafkaLog, BrokerDownAndUpDuringAppendsLosesAndDuplicatesNothing) {
   ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
   EventLog& log = **opened;
 
-  std::mutex mu;
-  std::map<std::pair<uint32_t, uint64_t>, std::string> acked;
   std::atomic<int> appended{0};
-  std::atomic<int> failed{0};
-  std::atomic<int64_t> max_append_ms{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        Event e = TestEvent("agg-" + std::to_string(t) + "-" + std::to_string(i), 1);
-        uint32_t p = PartitionFor(e.aggregate_id, kPartitions);
-        auto t0 = std::chrono::steady_clock::now();
-        auto r = log.Append(p, std::span(&e, 1));
-        int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - t0)
-                         .count();
-        for (int64_t m = max_append_ms.load();
-             ms > m && !max_append_ms.compare_exchange_weak(m, ms);) {
-        }
-        if (!r) {
-          ++failed;
-          continue;
-        }
-        ++appended;
-        std::lock_guard lock(mu);
-        acked[{p, r->front()}] = e.event_id;
-      }
-    });
+  runlog::testing::ConcurrentAppends run;
+  std::thread appenders(
+      [&] { run = runlog::testing::AppendFromThreads(log, kThreads, kPerThread, &appended); });
+  // Take a broker down once appends flow (bounded wait), and bring it back 1.5 s later.
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (appended.load() < 200 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // Take a broker down once appends flow, and bring it back 1.5 s later.
-  while (appended.load() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_TRUE((*cluster)->SetBrokerDown(2).has_value());
+  EXPECT_TRUE((*cluster)->SetBrokerDown(2).has_value());
   const int at_down = appended.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE((*cluster)->SetBrokerUp(2).has_value());
-  for (auto& th : threads) th.join();
+  EXPECT_TRUE((*cluster)->SetBrokerUp(2).has_value());
+  appenders.join();
 
   EXPECT_LT(at_down, kThreads * kPerThread) << "the outage came after all appends";
-  EXPECT_GT(max_append_ms.load(), 1000) << "no append waited out the outage";
-  EXPECT_EQ(failed.load(), 0) << "appends should wait out a 1.5 s outage";
+  EXPECT_GT(run.max_append_ms, 1000) << "no append waited out the outage";
+  EXPECT_EQ(run.failed, 0) << "appends should wait out a 1.5 s outage: " << run.first_error;
+  EXPECT_EQ(run.duplicate_offsets, 0);
+  const auto& acked = run.acked;
   std::set<std::string> seen;
   size_t total = 0;
   for (uint32_t p = 0; p < kPartitions; ++p) {

@@ -12,6 +12,7 @@
 
 #include "events/event_log.h"
 #include "events/kafka_mock.h"
+#include "tests/testing/concurrent_appends.h"
 #include "tests/testing/events.h"
 #include "tests/testing/temp_dir.h"
 
@@ -135,22 +136,10 @@ TEST_P(LogConformance, RefusesMisroutedAndEmptyAppends) {
 TEST_P(LogConformance, ConcurrentAppendersGetUniqueDenseOffsets) {
   constexpr int kThreads = 16;
   constexpr int kPerThread = 50;
-  std::mutex mu;
-  std::map<std::pair<uint32_t, uint64_t>, std::string> acked;  // (partition, offset) -> event id
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        Event e = TestEvent("agg-" + std::to_string(t) + "-" + std::to_string(i), 1);
-        uint32_t p = PartitionFor(e.aggregate_id, kPartitions);
-        auto r = log_->Append(p, std::span(&e, 1));
-        ASSERT_TRUE(r.has_value()) << r.error().ToString();
-        std::lock_guard lock(mu);
-        EXPECT_TRUE(acked.emplace(std::make_pair(p, r->front()), e.event_id).second);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  auto run = runlog::testing::AppendFromThreads(*log_, kThreads, kPerThread);
+  EXPECT_EQ(run.failed, 0) << run.first_error;
+  EXPECT_EQ(run.duplicate_offsets, 0);
+  const auto& acked = run.acked;
   ASSERT_EQ(acked.size(), size_t{kThreads * kPerThread});
   size_t seen = 0;
   for (uint32_t p = 0; p < kPartitions; ++p) {
