@@ -13,6 +13,9 @@
 // LOG_LATCHED (a durable write failed earlier; the log refuses further appends
 // until it is reopened, rather than guess what reached the disk), LOG_CORRUPT (a
 // record failed its checksum or is missing; details name partition and offset).
+// A failed append has an unknown outcome unless it failed validation: its
+// records may still appear after the log is reopened, so a writer that sees
+// LOG_LATCHED or UNAVAILABLE from an append rebuilds its state from the log.
 
 #include <chrono>
 #include <cstdint>
