@@ -11,7 +11,7 @@
 namespace runlog::events {
 namespace {
 
-void WriteString(std::string_view s, std::string* out) {
+void WriteStringImpl(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (unsigned char c : s) {
@@ -66,7 +66,7 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
       out->append("true");
       return {};
     case rapidjson::kStringType:
-      WriteString(std::string_view(v.GetString(), v.GetStringLength()), out);
+      WriteStringImpl(std::string_view(v.GetString(), v.GetStringLength()), out);
       return {};
     case rapidjson::kNumberType:
       if (v.IsUint64()) {
@@ -107,7 +107,7 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
           }
           out->push_back(',');
         }
-        WriteString(key(members[i]), out);
+        WriteStringImpl(key(members[i]), out);
         out->push_back(':');
         if (auto s = Write(members[i]->value, depth + 1, out); !s) return s;
       }
@@ -119,6 +119,8 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
 }
 
 }  // namespace
+
+void AppendCanonicalString(std::string_view s, std::string* out) { WriteStringImpl(s, out); }
 
 std::string FormatDouble(double value) {
   if (value == 0) return "0";  // also -0

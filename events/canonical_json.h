@@ -25,6 +25,9 @@ inline constexpr int kMaxJsonDepth = 64;
 // Appends the canonical form of an already parsed value.
 [[nodiscard]] Status WriteCanonical(const rapidjson::Value& value, std::string* out);
 
+// Appends `s` (UTF-8) as a canonical JSON string literal.
+void AppendCanonicalString(std::string_view s, std::string* out);
+
 // The ECMAScript / RFC 8785 text of a finite double, e.g. 2.0 -> "2",
 // 1e21 -> "1e+21", 0.000001 -> "0.000001", 1e-7 -> "1e-7".
 std::string FormatDouble(double value);

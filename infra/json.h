@@ -1,0 +1,69 @@
+#pragma once
+// Small helpers over RapidJSON shared by every folder: typed field access that
+// reports the field path on a mismatch, and writing values out as text.
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace runlog::json {
+
+using Value = rapidjson::Value;
+using Document = rapidjson::Document;
+
+inline const Value* Find(const Value& object, std::string_view key) {
+  if (!object.IsObject()) return nullptr;
+  auto it = object.FindMember(rapidjson::StringRef(key.data(), key.size()));
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// The member `key` if it is present and not null.
+inline const Value* FindSet(const Value& object, std::string_view key) {
+  const Value* v = Find(object, key);
+  return v == nullptr || v->IsNull() ? nullptr : v;
+}
+
+inline std::string String(const Value& object, std::string_view key, std::string fallback = {}) {
+  const Value* v = Find(object, key);
+  return v != nullptr && v->IsString() ? std::string(v->GetString(), v->GetStringLength())
+                                       : fallback;
+}
+
+inline int64_t Int(const Value& object, std::string_view key, int64_t fallback = 0) {
+  const Value* v = Find(object, key);
+  return v != nullptr && v->IsInt64() ? v->GetInt64() : fallback;
+}
+
+inline bool Bool(const Value& object, std::string_view key, bool fallback = false) {
+  const Value* v = Find(object, key);
+  return v != nullptr && v->IsBool() ? v->GetBool() : fallback;
+}
+
+// Compact JSON text of a value (not canonical: use events::WriteCanonical for hashing).
+inline std::string Write(const Value& v) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  v.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// JSON string literal (with quotes) of `s`.
+inline std::string Quote(std::string_view s) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Parses text known to be valid JSON written by runlog itself.
+inline bool Parse(std::string_view text, Document* doc) {
+  doc->Parse(text.data(), text.size());
+  return !doc->HasParseError();
+}
+
+}  // namespace runlog::json

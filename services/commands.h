@@ -1,0 +1,95 @@
+#pragma once
+// Commands a partition writer accepts, and what it answers. Every command
+// carries the caller's tenant: a task of another tenant is TASK_NOT_FOUND.
+// JSON-valued fields hold canonical JSON text.
+
+#include <functional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "infra/result.h"
+#include "services/task.h"
+
+namespace runlog::services {
+
+struct Caller {
+  std::string tenant_id;
+  std::string key_id;
+};
+
+struct CreateTask {
+  Caller caller;
+  std::string task_id;  // chosen by the service (derived from an Idempotency-Key, if any)
+  std::string type;
+  std::string agent_id;
+  std::string input;   // canonical JSON
+  std::string limits;  // canonical JSON object
+  std::string plan;    // canonical JSON object, or empty for a one-step agent plan
+  int64_t max_attempts = 1;
+  int64_t priority = 0;
+  std::string idempotency_key;
+  std::string request_hash;
+};
+
+struct ClaimTask {
+  Caller caller;
+  std::string worker_id;
+  std::vector<std::string> types;  // empty: any type
+  int64_t lease_ms = 300'000;
+};
+
+// Heartbeat, complete and fail must come from the lease holder: the lease_id
+// if given, else the same key and worker_id.
+struct LeaseRef {
+  std::string task_id;
+  std::string lease_id;
+  std::string worker_id;
+};
+
+struct Heartbeat {
+  Caller caller;
+  LeaseRef lease;
+};
+
+struct CompleteTask {
+  Caller caller;
+  LeaseRef lease;
+  std::string result;  // canonical JSON
+};
+
+struct FailTask {
+  Caller caller;
+  LeaseRef lease;
+  std::string error;  // canonical JSON {"code","message"}
+  bool retryable = false;
+};
+
+struct CancelTask {
+  Caller caller;
+  std::string task_id;
+  std::string reason;
+};
+
+using Command = std::variant<CreateTask, ClaimTask, Heartbeat, CompleteTask, FailTask, CancelTask>;
+
+struct CommandResult {
+  Task task;              // the task after the command
+  bool empty = false;     // a claim that found no ready task
+  bool replayed = false;  // a create answered from an earlier identical request
+};
+
+using CommandCallback = std::function<void(Result<CommandResult>)>;
+
+// Error codes the writer answers with (api/ maps them to HTTP).
+namespace codes {
+inline constexpr char kTaskNotFound[] = "TASK_NOT_FOUND";
+inline constexpr char kTaskTerminal[] = "TASK_TERMINAL";
+inline constexpr char kTaskCancelled[] = "TASK_CANCELLED";
+inline constexpr char kLeaseExpired[] = "LEASE_EXPIRED";
+inline constexpr char kLeaseMismatch[] = "LEASE_MISMATCH";
+inline constexpr char kIdempotencyConflict[] = "IDEMPOTENCY_CONFLICT";
+inline constexpr char kWriterFailed[] = "WRITER_FAILED";
+}  // namespace codes
+
+}  // namespace runlog::services

@@ -1,0 +1,451 @@
+#include "services/partition_writer.h"
+
+#include "events/payload.h"
+
+namespace runlog::services {
+namespace {
+
+using events::Payload;
+
+std::unexpected<Error> NotFound(const std::string& id) {
+  return Fail(codes::kTaskNotFound, "no task " + id);
+}
+
+std::unexpected<Error> Terminal(const Task& t) {
+  if (t.status == TaskStatus::kCancelled) {
+    return Fail(codes::kTaskCancelled, "task " + t.id + " was cancelled");
+  }
+  return Fail(codes::kTaskTerminal,
+              "task " + t.id + " is already " + std::string(StatusName(t.status)));
+}
+
+}  // namespace
+
+PartitionWriter::PartitionWriter(Options options, ReadyListener on_ready)
+    : options_(options), on_ready_(std::move(on_ready)) {}
+
+PartitionWriter::~PartitionWriter() { Stop(); }
+
+Status PartitionWriter::Recover(const events::Event& event) {
+  Task& task = tasks_[event.aggregate_id];
+  return ApplyEvent(task, event);
+}
+
+void PartitionWriter::FinishRecovery(uint64_t end_offset) {
+  // Ready tasks in log order, as they were queued; leases as recorded.
+  std::vector<Task*> queued;
+  for (auto& [id, task] : tasks_) {
+    if (task.status == TaskStatus::kQueued) queued.push_back(&task);
+    if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty()) {
+      lease_expiry_.emplace(task.lease.expires_at_ms, id);
+    }
+  }
+  std::sort(queued.begin(), queued.end(), [](const Task* a, const Task* b) {
+    return a->queued_at_ms != b->queued_at_ms ? a->queued_at_ms < b->queued_at_ms : a->id < b->id;
+  });
+  for (Task* t : queued) Index(*t);
+  PublishSummary();
+  acked_end_.store(end_offset);
+}
+
+void PartitionWriter::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void PartitionWriter::Stop() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::unique_lock lock(pending_mu_);
+  pending_cv_.wait(lock, [&] { return pending_.empty(); });
+}
+
+void PartitionWriter::Submit(Command command, CommandCallback done) {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (!stopping_) {
+      queue_.emplace_back(std::move(command), std::move(done));
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(Fail(runlog::codes::kUnavailable, "the server is stopping"));
+}
+
+size_t PartitionWriter::task_count() const { return tasks_.size(); }
+
+int64_t PartitionWriter::OldestReady(const std::string& tenant,
+                                     const std::vector<std::string>& types) const {
+  std::lock_guard lock(summary_mu_);
+  int64_t best = INT64_MAX;
+  if (types.empty()) {
+    for (auto it = summary_.lower_bound({tenant, ""});
+         it != summary_.end() && it->first.first == tenant; ++it) {
+      best = std::min(best, it->second);
+    }
+  } else {
+    for (const std::string& type : types) {
+      if (auto it = summary_.find({tenant, type}); it != summary_.end()) {
+        best = std::min(best, it->second);
+      }
+    }
+  }
+  return best;
+}
+
+void PartitionWriter::Loop() {
+  while (true) {
+    std::deque<std::pair<Command, CommandCallback>> commands;
+    {
+      std::unique_lock lock(queue_mu_);
+      auto next_expiry =
+          lease_expiry_.empty()
+              ? std::chrono::milliseconds(1000)
+              : std::chrono::milliseconds(std::clamp<int64_t>(
+                    lease_expiry_.begin()->first - options_.clock->NowMillis(), 0, 1000));
+      queue_cv_.wait_for(lock, next_expiry, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) break;
+      while (!queue_.empty() && commands.size() < options_.max_batch) {
+        commands.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Batch batch;
+    if (failed_.load()) {
+      for (auto& [command, done] : commands) {
+        batch.answers.push_back(
+            {std::move(done),
+             Fail(codes::kWriterFailed, "the log failed under this writer; runlogd must restart")});
+      }
+      Deliver(batch.answers);
+      continue;
+    }
+    ExpireLeases(batch);
+    for (auto& [command, done] : commands) Decide(command, done, batch);
+    if (batch.made_ready) PublishSummary();
+    Flush(batch);
+  }
+}
+
+void PartitionWriter::Decide(Command& command, CommandCallback& done, Batch& batch) {
+  Result<CommandResult> result = std::visit(
+      [&](auto& c) -> Result<CommandResult> {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, CreateTask>) return Create(c, batch);
+        if constexpr (std::is_same_v<T, ClaimTask>) return Claim(c, batch);
+        if constexpr (std::is_same_v<T, Heartbeat>) return DoHeartbeat(c, batch);
+        if constexpr (std::is_same_v<T, CompleteTask>) return Complete(c, batch);
+        if constexpr (std::is_same_v<T, FailTask>) return DoFail(c, batch);
+        if constexpr (std::is_same_v<T, CancelTask>) return Cancel(c, batch);
+      },
+      command);
+  batch.answers.push_back({std::move(done), std::move(result)});
+}
+
+void PartitionWriter::Emit(Task& task, const std::string& tenant, std::string type,
+                           std::string payload, Batch& batch) {
+  events::Event e;
+  e.type = std::move(type);
+  e.event_id = options_.ids->Next("evt_");
+  e.aggregate_id = task.id;
+  e.tenant_id = tenant;
+  e.sequence = task.sequence + 1;
+  e.timestamp_ms = options_.clock->NowMillis();
+  e.payload = std::move(payload);
+  if (auto s = ApplyEvent(task, e); !s) {
+    // The writer decided an event its own state machine refuses: a bug.
+    std::fprintf(stderr, "runlogd: writer bug: %s\n", s.error().message.c_str());
+    std::abort();
+  }
+  batch.events.push_back(std::move(e));
+}
+
+Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
+  if (auto it = tasks_.find(c.task_id); it != tasks_.end()) {
+    const Task& existing = it->second;
+    if (existing.tenant_id != c.caller.tenant_id || existing.request_hash != c.request_hash) {
+      return Fail(codes::kIdempotencyConflict,
+                  "Idempotency-Key " + c.idempotency_key +
+                      " was used with a different request; use a new key for a new task");
+    }
+    return CommandResult{existing, false, true};
+  }
+  Task& task = tasks_[c.task_id];
+  task.id = c.task_id;
+  Payload created;
+  created.Str("type", c.type)
+      .Raw("input", c.input)
+      .Raw("limits", c.limits)
+      .Int("max_attempts", c.max_attempts)
+      .Int("priority", c.priority)
+      .Raw("plan", c.plan);
+  if (!c.agent_id.empty()) created.Str("agent_id", c.agent_id);
+  if (!c.idempotency_key.empty()) {
+    created.Str("idempotency_key", c.idempotency_key).Str("request_hash", c.request_hash);
+  }
+  Emit(task, c.caller.tenant_id, "task.created", created.Build(), batch);
+  // Without a plan the task is one step done by an external worker (tool "agent").
+  std::string plan =
+      c.plan.empty()
+          ? R"({"steps":[{"input":{},"step_index":1,"tool":"agent","tool_version":"1"}]})"
+          : c.plan;
+  Emit(task, c.caller.tenant_id, "task.planned",
+       Payload()
+           .Raw("plan", plan)
+           .Raw("limits", c.limits)
+           .Str("source", c.plan.empty() ? "agent" : "request")
+           .Build(),
+       batch);
+  Emit(task, c.caller.tenant_id, "task.queued", "{}", batch);
+  Index(task);
+  batch.made_ready = true;
+  return CommandResult{task};
+}
+
+Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, Batch& batch) {
+  const ReadyKey* best = nullptr;
+  auto consider = [&](const std::set<ReadyKey>& keys) {
+    if (!keys.empty() && (best == nullptr || *keys.begin() < *best)) best = &*keys.begin();
+  };
+  if (c.types.empty()) {
+    for (auto it = ready_.lower_bound({c.caller.tenant_id, ""});
+         it != ready_.end() && it->first.first == c.caller.tenant_id; ++it) {
+      consider(it->second);
+    }
+  } else {
+    for (const std::string& type : c.types) {
+      if (auto it = ready_.find({c.caller.tenant_id, type}); it != ready_.end())
+        consider(it->second);
+    }
+  }
+  if (best == nullptr) return CommandResult{Task{}, true};
+  Task& task = tasks_.at(best->task_id);
+  Unindex(task);
+  const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
+  Emit(task, task.tenant_id, "task.claimed",
+       Payload()
+           .Str("lease_id", options_.ids->Next("lease_"))
+           .Str("worker_id", c.worker_id)
+           .Str("key_id", c.caller.key_id)
+           .Int("attempt", task.attempt + 1)
+           .Int("lease_expires_at_ms", expires)
+           .Int("lease_ms", c.lease_ms)
+           .Build(),
+       batch);
+  lease_expiry_.emplace(expires, task.id);
+  PublishSummary();
+  return CommandResult{task};
+}
+
+// The task whose lease `ref` names, if the caller holds it now.
+Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& ref, Batch& batch) {
+  auto it = tasks_.find(ref.task_id);
+  if (it == tasks_.end() || it->second.tenant_id != caller.tenant_id) return NotFound(ref.task_id);
+  Task& task = it->second;
+  if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty() &&
+      task.lease.expires_at_ms <= options_.clock->NowMillis()) {
+    ExpireLease(task, batch);  // its time is up even if the timer has not fired yet
+  }
+  if (IsTerminal(task.status)) {
+    if (task.status == TaskStatus::kFailed && task.error_code == codes::kLeaseExpired) {
+      return Fail(codes::kLeaseExpired, "the lease on task " + task.id + " expired");
+    }
+    return Terminal(task);
+  }
+  const Lease& lease = task.lease;
+  const bool holder = ref.lease_id.empty()
+                          ? lease.key_id == caller.key_id && lease.worker_id == ref.worker_id
+                          : lease.lease_id == ref.lease_id;
+  if (task.status != TaskStatus::kRunning || lease.lease_id.empty()) {
+    return Fail(codes::kLeaseExpired, "task " + task.id + " holds no lease now; claim again");
+  }
+  if (!holder) {
+    return Fail(codes::kLeaseMismatch,
+                "the lease on task " + task.id + " belongs to another claim");
+  }
+  return &task;
+}
+
+Result<CommandResult> PartitionWriter::DoHeartbeat(const Heartbeat& c, Batch& batch) {
+  auto task = HeldLease(c.caller, c.lease, batch);
+  if (!task) return std::unexpected(task.error());
+  Task& t = **task;
+  const int64_t expires = options_.clock->NowMillis() + t.lease.duration_ms;
+  Emit(t, t.tenant_id, "task.heartbeat",
+       Payload().Str("lease_id", t.lease.lease_id).Int("lease_expires_at_ms", expires).Build(),
+       batch);
+  lease_expiry_.emplace(expires, t.id);
+  return CommandResult{t};
+}
+
+Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& batch) {
+  auto task = HeldLease(c.caller, c.lease, batch);
+  if (!task) return std::unexpected(task.error());
+  Task& t = **task;
+  Emit(t, t.tenant_id, "task.succeeded", Payload().Raw("result", c.result).Build(), batch);
+  return CommandResult{t};
+}
+
+Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
+  auto task = HeldLease(c.caller, c.lease, batch);
+  if (!task) return std::unexpected(task.error());
+  Task& t = **task;
+  if (c.retryable && t.attempt < t.max_attempts) {
+    Requeue(t, "retryable_failure", c.error, batch);
+  } else {
+    Emit(t, t.tenant_id, "task.failed", Payload().Raw("error", c.error).Raw("failure", "").Build(),
+         batch);
+  }
+  return CommandResult{t};
+}
+
+Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch) {
+  auto it = tasks_.find(c.task_id);
+  if (it == tasks_.end() || it->second.tenant_id != c.caller.tenant_id) return NotFound(c.task_id);
+  Task& t = it->second;
+  if (IsTerminal(t.status)) {
+    return Fail(codes::kTaskTerminal,
+                "task " + t.id + " is already " + std::string(StatusName(t.status)));
+  }
+  const std::string revoked = t.lease.lease_id;
+  Unindex(t);
+  Emit(t, t.tenant_id, "task.cancel_requested",
+       Payload().Str("reason", c.reason).Str("requested_by", c.caller.key_id).Build(), batch);
+  Payload cancelled;
+  cancelled.Raw("error", Payload()
+                             .Str("code", "CANCELLED")
+                             .Str("message", c.reason.empty() ? "cancelled" : c.reason)
+                             .Build());
+  if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
+  Emit(t, t.tenant_id, "task.cancelled", cancelled.Build(), batch);
+  PublishSummary();
+  return CommandResult{t};
+}
+
+void PartitionWriter::Requeue(Task& t, const std::string& reason, const std::string& error,
+                              Batch& batch) {
+  Emit(t, t.tenant_id, "task.retry_scheduled",
+       Payload()
+           .Str("reason", reason)
+           .Int("next_attempt", t.attempt + 1)
+           .Int("retry_count", t.retry_count + 1)
+           .Raw("error", error)
+           .Build(),
+       batch);
+  Emit(t, t.tenant_id, "task.queued", "{}", batch);
+  Index(t);
+  batch.made_ready = true;
+}
+
+void PartitionWriter::ExpireLeases(Batch& batch) {
+  const int64_t now = options_.clock->NowMillis();
+  while (!lease_expiry_.empty() && lease_expiry_.begin()->first <= now) {
+    auto [at, id] = *lease_expiry_.begin();
+    lease_expiry_.erase(lease_expiry_.begin());
+    auto it = tasks_.find(id);
+    // Skip entries made stale by a heartbeat, a completion or a new claim.
+    if (it == tasks_.end() || it->second.status != TaskStatus::kRunning ||
+        it->second.lease.expires_at_ms != at) {
+      continue;
+    }
+    ExpireLease(it->second, batch);
+  }
+  if (batch.made_ready) PublishSummary();
+}
+
+void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
+  Emit(t, t.tenant_id, "task.lease_expired",
+       Payload().Str("lease_id", t.lease.lease_id).Int("attempt", t.attempt).Build(), batch);
+  const std::string error =
+      Payload().Str("code", "LEASE_EXPIRED").Str("message", "the worker's lease expired").Build();
+  if (t.attempt < t.max_attempts) {
+    Requeue(t, "lease_expired", error, batch);
+  } else {
+    Emit(t, t.tenant_id, "task.failed", Payload().Raw("error", error).Raw("failure", "").Build(),
+         batch);
+  }
+}
+
+void PartitionWriter::Index(Task& t) {
+  ReadyKey key{-t.priority, next_ready_seq_++, t.id};
+  ready_[{t.tenant_id, t.type}].insert(key);
+  ready_key_[t.id] = key;
+}
+
+void PartitionWriter::Unindex(const Task& t) {
+  auto it = ready_key_.find(t.id);
+  if (it == ready_key_.end()) return;
+  auto set = ready_.find({t.tenant_id, t.type});
+  set->second.erase(it->second);
+  if (set->second.empty()) ready_.erase(set);
+  ready_key_.erase(it);
+}
+
+void PartitionWriter::PublishSummary() {
+  std::map<TenantType, int64_t> summary;
+  for (const auto& [tenant_type, keys] : ready_) {
+    summary[tenant_type] = tasks_.at(keys.begin()->task_id).queued_at_ms;
+  }
+  std::lock_guard lock(summary_mu_);
+  summary_.swap(summary);
+}
+
+void PartitionWriter::Flush(Batch& batch) {
+  std::unique_lock lock(pending_mu_);
+  if (batch.events.empty()) {
+    if (pending_.empty()) {
+      lock.unlock();
+      Deliver(batch.answers);
+    } else {
+      pending_.push_back(Pending{std::move(batch.answers), false, false});
+    }
+    return;
+  }
+  pending_.push_back(Pending{std::move(batch.answers), true, batch.made_ready});
+  lock.unlock();
+  options_.log->AppendAsync(options_.partition, batch.events,
+                            [this](Result<std::vector<uint64_t>> r) { OnAppended(std::move(r)); });
+}
+
+void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
+  if (result) {
+    acked_end_.store(result->back() + 1);
+  } else {
+    failed_.store(true);
+  }
+  std::vector<Pending> ready;
+  {
+    std::lock_guard lock(pending_mu_);
+    ready.push_back(std::move(pending_.front()));  // this append's batch
+    pending_.pop_front();
+    while (!pending_.empty() && !pending_.front().has_append) {
+      ready.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+  }
+  bool made_ready = false;
+  for (Pending& p : ready) {
+    if (!result) {
+      for (Answer& a : p.answers) {
+        a.result =
+            Fail(codes::kWriterFailed, "the log append failed (" + result.error().message +
+                                           "); the outcome is unknown and runlogd must restart");
+      }
+    }
+    made_ready |= p.made_ready;
+    Deliver(p.answers);
+  }
+  if (made_ready && result && on_ready_) on_ready_(options_.partition);
+  std::lock_guard lock(pending_mu_);
+  if (pending_.empty()) pending_cv_.notify_all();
+}
+
+void PartitionWriter::Deliver(std::vector<Answer>& answers) {
+  for (Answer& a : answers) a.done(std::move(a.result));
+}
+
+}  // namespace runlog::services

@@ -1,0 +1,139 @@
+#pragma once
+// The single writer of one log partition. It owns the live state of the
+// partition's tasks, checks every command against the task state machine,
+// turns it into events, appends them and answers once they are durable.
+//
+// Lifecycle: construct, Recover() from the log, Start(); Stop() answers what is
+// queued and waits for appends in flight.
+//
+// Thread contract: Submit, OldestReady and acked_end are thread-safe. All task
+// state belongs to the writer thread. Commands are taken in batches; each
+// batch's events go out in one AppendAsync. State changes are applied when a
+// command is decided, but every answer — a refusal included — is sent only
+// after all appends issued before it are durable, in order, so no client ever
+// sees a state the log might not keep. A failed append latches the writer: it
+// answers WRITER_FAILED from then on, and runlogd must restart (recovery
+// rebuilds the state from the log).
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "events/event_log.h"
+#include "infra/clock.h"
+#include "infra/ids.h"
+#include "services/commands.h"
+
+namespace runlog::services {
+
+class PartitionWriter {
+ public:
+  struct Options {
+    uint32_t partition = 0;
+    events::EventLog* log = nullptr;
+    infra::Clock* clock = nullptr;
+    infra::IdGenerator* ids = nullptr;
+    size_t max_batch = 512;
+  };
+  // Called (on a log thread, must be quick) after tasks became ready.
+  using ReadyListener = std::function<void(uint32_t partition)>;
+
+  PartitionWriter(Options options, ReadyListener on_ready);
+  ~PartitionWriter();
+
+  // Applies one event of this partition from the log (before Start).
+  [[nodiscard]] Status Recover(const events::Event& event);
+  // After the last Recover: indexes ready tasks and leases, records `end`.
+  void FinishRecovery(uint64_t end_offset);
+  void Start();
+  void Stop();
+
+  void Submit(Command command, CommandCallback done);
+
+  // queued_at_ms of the oldest ready task of `tenant` among `types` (any type
+  // if empty), or INT64_MAX if none. A hint for choosing a partition to claim from.
+  int64_t OldestReady(const std::string& tenant, const std::vector<std::string>& types) const;
+  // One past the last offset whose append was acknowledged to clients.
+  uint64_t acked_end() const { return acked_end_.load(); }
+  bool failed() const { return failed_.load(); }
+  size_t task_count() const;
+
+ private:
+  struct ReadyKey {
+    int64_t neg_priority;
+    uint64_t ready_seq;
+    std::string task_id;
+    auto operator<=>(const ReadyKey&) const = default;
+  };
+  using TenantType = std::pair<std::string, std::string>;
+  struct Answer {
+    CommandCallback done;
+    Result<CommandResult> result;
+  };
+  struct Pending {
+    std::vector<Answer> answers;
+    bool has_append = false;
+    bool made_ready = false;
+  };
+  // Events decided within one batch.
+  struct Batch {
+    std::vector<events::Event> events;
+    std::vector<Answer> answers;
+    bool made_ready = false;
+  };
+
+  void Loop();
+  void Decide(Command& command, CommandCallback& done, Batch& batch);
+  Result<CommandResult> Create(CreateTask& c, Batch& batch);
+  Result<CommandResult> Claim(const ClaimTask& c, Batch& batch);
+  Result<Task*> HeldLease(const Caller& caller, const LeaseRef& ref, Batch& batch);
+  Result<CommandResult> DoHeartbeat(const Heartbeat& c, Batch& batch);
+  Result<CommandResult> Complete(const CompleteTask& c, Batch& batch);
+  Result<CommandResult> DoFail(const FailTask& c, Batch& batch);
+  Result<CommandResult> Cancel(const CancelTask& c, Batch& batch);
+  void ExpireLeases(Batch& batch);
+  void ExpireLease(Task& task, Batch& batch);
+  // Builds the next event of `task`, applies it, and adds it to the batch.
+  void Emit(Task& task, const std::string& tenant, std::string type, std::string payload,
+            Batch& batch);
+  void Requeue(Task& task, const std::string& reason, const std::string& error, Batch& batch);
+  void Index(Task& task);
+  void Unindex(const Task& task);
+  void PublishSummary();
+  void Flush(Batch& batch);
+  void Deliver(std::vector<Answer>& answers);
+  void OnAppended(Result<std::vector<uint64_t>> result);
+
+  const Options options_;
+  const ReadyListener on_ready_;
+
+  // Writer thread only (and Recover, before Start).
+  std::unordered_map<std::string, Task> tasks_;
+  std::map<TenantType, std::set<ReadyKey>> ready_;
+  std::unordered_map<std::string, ReadyKey> ready_key_;  // task id -> its key in ready_
+  std::multimap<int64_t, std::string> lease_expiry_;     // expires_at_ms -> task id
+  uint64_t next_ready_seq_ = 0;
+
+  mutable std::mutex summary_mu_;
+  std::map<TenantType, int64_t> summary_;  // guarded by summary_mu_: oldest queued_at_ms
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::pair<Command, CommandCallback>> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;                                  // guarded by queue_mu_
+
+  std::mutex pending_mu_;
+  std::condition_variable pending_cv_;
+  std::deque<Pending> pending_;  // guarded by pending_mu_
+
+  std::atomic<uint64_t> acked_end_{0};
+  std::atomic<bool> failed_{false};
+  std::thread thread_;
+};
+
+}  // namespace runlog::services

@@ -1,0 +1,236 @@
+#include "services/task.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "events/canonical_json.h"
+#include "infra/json.h"
+
+namespace runlog::services {
+namespace {
+
+constexpr std::string_view kStatusNames[] = {"created",   "planned", "queued",   "running",
+                                             "succeeded", "failed",  "cancelled"};
+
+// Canonical JSON text of a member, or "" when absent or null.
+std::string Raw(const json::Value& payload, std::string_view key) {
+  const json::Value* v = json::FindSet(payload, key);
+  std::string out;
+  if (v != nullptr && !events::WriteCanonical(*v, &out)) out.clear();
+  return out;
+}
+
+std::unexpected<Error> Illegal(const Task& task, const events::Event& e) {
+  return Fail(codes::kFailedPrecondition, "event " + e.type + " is not legal for task " + task.id +
+                                              " in state " + std::string(StatusName(task.status)));
+}
+
+}  // namespace
+
+std::string_view StatusName(TaskStatus status) { return kStatusNames[static_cast<int>(status)]; }
+
+bool ParseStatus(std::string_view name, TaskStatus* status) {
+  for (int i = 0; i < 7; ++i) {
+    if (kStatusNames[i] == name) {
+      *status = static_cast<TaskStatus>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+Status ApplyEvent(Task& task, const events::Event& e) {
+  if (e.schema_version != 1) {
+    return Fail(codes::kInvalidArgument,
+                "unknown schema_version " + std::to_string(e.schema_version) + " of " + e.type);
+  }
+  if (e.sequence != task.sequence + 1) {
+    return Fail(codes::kFailedPrecondition, "event " + e.event_id + " has sequence " +
+                                                std::to_string(e.sequence) + ", expected " +
+                                                std::to_string(task.sequence + 1));
+  }
+  json::Document p;
+  if (!json::Parse(e.payload, &p) || !p.IsObject()) {
+    return Fail(codes::kInvalidArgument, "payload of " + e.event_id + " is not a JSON object");
+  }
+  const TaskStatus s = task.status;
+  const std::string_view type = e.type;
+  if (type == "task.created") {
+    if (task.sequence != 0) return Illegal(task, e);
+    task.id = e.aggregate_id;
+    task.tenant_id = e.tenant_id;
+    task.type = json::String(p, "type");
+    task.agent_id = json::String(p, "agent_id");
+    task.input = Raw(p, "input");
+    task.limits = Raw(p, "limits");
+    task.max_attempts = json::Int(p, "max_attempts", 1);
+    task.priority = json::Int(p, "priority", 0);
+    task.idempotency_key = json::String(p, "idempotency_key");
+    task.request_hash = json::String(p, "request_hash");
+    task.replay_of_task_id = json::String(p, "replay_of_task_id");
+    task.status = TaskStatus::kCreated;
+    task.created_at_ms = e.timestamp_ms;
+  } else if (IsTerminal(s)) {
+    return Illegal(task, e);
+  } else if (type == "task.planned") {
+    if (s != TaskStatus::kCreated) return Illegal(task, e);
+    task.plan = Raw(p, "plan");
+    task.limits = Raw(p, "limits");
+    task.status = TaskStatus::kPlanned;
+  } else if (type == "task.queued") {
+    if (s != TaskStatus::kPlanned) return Illegal(task, e);
+    task.status = TaskStatus::kQueued;
+    task.queued_at_ms = e.timestamp_ms;
+    if (task.first_queued_at_ms == 0) task.first_queued_at_ms = e.timestamp_ms;
+  } else if (type == "task.claimed") {
+    if (s != TaskStatus::kQueued) return Illegal(task, e);
+    task.status = TaskStatus::kRunning;
+    task.attempt = json::Int(p, "attempt");
+    task.lease =
+        Lease{json::String(p, "lease_id"), json::String(p, "worker_id"), json::String(p, "key_id"),
+              json::Int(p, "lease_expires_at_ms"), json::Int(p, "lease_ms")};
+    if (task.execution_started_at_ms == 0) task.execution_started_at_ms = e.timestamp_ms;
+  } else if (type == "task.heartbeat") {
+    if (s != TaskStatus::kRunning || task.lease.lease_id != json::String(p, "lease_id")) {
+      return Illegal(task, e);
+    }
+    task.lease.expires_at_ms = json::Int(p, "lease_expires_at_ms");
+  } else if (type == "task.lease_expired") {
+    if (s != TaskStatus::kRunning || task.lease.lease_id != json::String(p, "lease_id")) {
+      return Illegal(task, e);
+    }
+    task.lease = Lease{};
+  } else if (type == "task.retry_scheduled") {
+    if (s != TaskStatus::kRunning) return Illegal(task, e);
+    task.lease = Lease{};
+    task.retry_count = json::Int(p, "retry_count");
+    task.error = Raw(p, "error");
+    task.status = TaskStatus::kPlanned;  // an explicit, counted step back; task.queued follows
+  } else if (type == "task.succeeded") {
+    if (s != TaskStatus::kRunning) return Illegal(task, e);
+    task.status = TaskStatus::kSucceeded;
+    task.result = Raw(p, "result");
+    task.error.clear();
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+  } else if (type == "task.failed") {
+    task.status = TaskStatus::kFailed;
+    task.error = Raw(p, "error");
+    task.failure = Raw(p, "failure");
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+  } else if (type == "task.cancel_requested") {
+    task.cancel_requested = true;
+  } else if (type == "task.cancelled") {
+    if (!task.cancel_requested) return Illegal(task, e);
+    task.status = TaskStatus::kCancelled;
+    task.error = Raw(p, "error");
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+  } else {
+    return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
+  }
+  const json::Value* error = json::FindSet(p, "error");
+  if (error != nullptr) task.error_code = json::String(*error, "code");
+  if (task.error.empty()) task.error_code.clear();
+  task.sequence = e.sequence;
+  return {};
+}
+
+std::string TaskToJson(const Task& t) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  auto str = [&](const char* key, const std::string& v) {
+    w.Key(key);
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  auto num = [&](const char* key, int64_t v) {
+    w.Key(key);
+    w.Int64(v);
+  };
+  auto raw = [&](const char* key, const std::string& v) {
+    w.Key(key);
+    if (v.empty()) {
+      w.Null();
+    } else {
+      w.RawValue(v.data(), v.size(), rapidjson::kObjectType);
+    }
+  };
+  w.StartObject();
+  str("id", t.id);
+  str("tenant_id", t.tenant_id);
+  str("type", t.type);
+  str("agent_id", t.agent_id);
+  raw("input", t.input);
+  raw("limits", t.limits);
+  raw("plan", t.plan);
+  num("max_attempts", t.max_attempts);
+  num("priority", t.priority);
+  str("idempotency_key", t.idempotency_key);
+  str("request_hash", t.request_hash);
+  str("replay_of_task_id", t.replay_of_task_id);
+  str("status", std::string(StatusName(t.status)));
+  num("sequence", static_cast<int64_t>(t.sequence));
+  num("attempt", t.attempt);
+  num("retry_count", t.retry_count);
+  w.Key("cancel_requested");
+  w.Bool(t.cancel_requested);
+  str("lease_id", t.lease.lease_id);
+  str("lease_worker_id", t.lease.worker_id);
+  str("lease_key_id", t.lease.key_id);
+  num("lease_expires_at_ms", t.lease.expires_at_ms);
+  num("lease_ms", t.lease.duration_ms);
+  raw("result", t.result);
+  raw("error", t.error);
+  raw("failure", t.failure);
+  num("created_at_ms", t.created_at_ms);
+  num("queued_at_ms", t.queued_at_ms);
+  num("first_queued_at_ms", t.first_queued_at_ms);
+  num("execution_started_at_ms", t.execution_started_at_ms);
+  num("execution_finished_at_ms", t.execution_finished_at_ms);
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+Result<Task> TaskFromJson(std::string_view text) {
+  json::Document d;
+  if (!json::Parse(text, &d) || !d.IsObject()) {
+    return Fail(codes::kInternal, "stored task is not a JSON object");
+  }
+  Task t;
+  t.id = json::String(d, "id");
+  t.tenant_id = json::String(d, "tenant_id");
+  t.type = json::String(d, "type");
+  t.agent_id = json::String(d, "agent_id");
+  t.input = Raw(d, "input");
+  t.limits = Raw(d, "limits");
+  t.plan = Raw(d, "plan");
+  t.max_attempts = json::Int(d, "max_attempts", 1);
+  t.priority = json::Int(d, "priority");
+  t.idempotency_key = json::String(d, "idempotency_key");
+  t.request_hash = json::String(d, "request_hash");
+  t.replay_of_task_id = json::String(d, "replay_of_task_id");
+  if (!ParseStatus(json::String(d, "status"), &t.status)) {
+    return Fail(codes::kInternal, "stored task has an unknown status");
+  }
+  t.sequence = static_cast<uint64_t>(json::Int(d, "sequence"));
+  t.attempt = json::Int(d, "attempt");
+  t.retry_count = json::Int(d, "retry_count");
+  t.cancel_requested = json::Bool(d, "cancel_requested");
+  t.lease = Lease{json::String(d, "lease_id"), json::String(d, "lease_worker_id"),
+                  json::String(d, "lease_key_id"), json::Int(d, "lease_expires_at_ms"),
+                  json::Int(d, "lease_ms")};
+  t.result = Raw(d, "result");
+  t.error = Raw(d, "error");
+  t.failure = Raw(d, "failure");
+  if (const json::Value* error = json::FindSet(d, "error"))
+    t.error_code = json::String(*error, "code");
+  t.created_at_ms = json::Int(d, "created_at_ms");
+  t.queued_at_ms = json::Int(d, "queued_at_ms");
+  t.first_queued_at_ms = json::Int(d, "first_queued_at_ms");
+  t.execution_started_at_ms = json::Int(d, "execution_started_at_ms");
+  t.execution_finished_at_ms = json::Int(d, "execution_finished_at_ms");
+  return t;
+}
+
+}  // namespace runlog::services

@@ -1,0 +1,193 @@
+#include "services/task_service.h"
+
+#include <algorithm>
+
+#include "events/partitioner.h"
+#include "events/sha256.h"
+
+namespace runlog::services {
+
+TaskService::TaskService(Options options) : options_(options) {
+  for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
+    PartitionWriter::Options w{p, options_.log, options_.clock, options_.ids};
+    writers_.push_back(
+        std::make_unique<PartitionWriter>(w, [this](uint32_t partition) { OnReady(partition); }));
+  }
+}
+
+TaskService::~TaskService() { Stop(); }
+
+Status TaskService::Recover(const std::function<void(const events::Event&)>& other) {
+  for (uint32_t p = 0; p < writers_.size(); ++p) {
+    auto end = options_.log->EndOffset(p);
+    if (!end) return std::unexpected(end.error());
+    for (uint64_t offset = 0; offset < *end;) {
+      auto records = options_.log->Read(p, offset, 4096);
+      if (!records) return std::unexpected(records.error());
+      if (records->empty())
+        return Fail(runlog::codes::kLogCorrupt, "log ended early while recovering");
+      for (const events::LogRecord& r : *records) {
+        const std::string& type = r.event.type;
+        if (type.starts_with("task.") || type.starts_with("step.")) {
+          if (auto s = writers_[p]->Recover(r.event); !s) {
+            return Fail(runlog::codes::kLogCorrupt, "partition " + std::to_string(p) + " offset " +
+                                                        std::to_string(r.offset) + ": " +
+                                                        s.error().message);
+          }
+        } else if (other) {
+          other(r.event);
+        }
+      }
+      offset = records->back().offset + 1;
+    }
+    writers_[p]->FinishRecovery(*end);
+  }
+  return {};
+}
+
+void TaskService::Start() {
+  for (auto& w : writers_) w->Start();
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+void TaskService::Stop() {
+  std::vector<std::shared_ptr<Waiter>> parked;
+  {
+    std::lock_guard lock(waiters_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    parked.swap(waiters_);
+  }
+  waiters_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  for (auto& w : parked) w->done(CommandResult{Task{}, true});
+  for (auto& w : writers_) w->Stop();
+}
+
+std::string TaskService::TaskIdFor(const std::string& tenant_id,
+                                   const std::string& idempotency_key) {
+  // 26 base32 characters of SHA-256(tenant NUL key): as long as a random id.
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  const std::string hex = events::Sha256Hex(tenant_id + '\0' + idempotency_key);
+  std::string id = "task_";
+  for (size_t i = 0; i < 26; ++i) {
+    id.push_back(kAlphabet[std::stoi(hex.substr(i * 2, 2), nullptr, 16) & 31]);
+  }
+  return id;
+}
+
+uint32_t TaskService::PartitionOf(const std::string& task_id) const {
+  return events::PartitionFor(task_id, static_cast<uint32_t>(writers_.size()));
+}
+
+bool TaskService::healthy() const {
+  return std::none_of(writers_.begin(), writers_.end(), [](auto& w) { return w->failed(); });
+}
+
+size_t TaskService::parked_claims() const {
+  std::lock_guard lock(waiters_mu_);
+  return waiters_.size();
+}
+
+void TaskService::Create(CreateTask command, CommandCallback done) {
+  if (command.task_id.empty()) {
+    command.task_id = command.idempotency_key.empty()
+                          ? options_.ids->Next("task_")
+                          : TaskIdFor(command.caller.tenant_id, command.idempotency_key);
+  }
+  writers_[PartitionOf(command.task_id)]->Submit(std::move(command), std::move(done));
+}
+
+void TaskService::Submit(Command command, CommandCallback done) {
+  std::string task_id = std::visit(
+      [](const auto& c) -> std::string {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, CancelTask>) return c.task_id;
+        if constexpr (std::is_same_v<T, CreateTask> || std::is_same_v<T, ClaimTask>) return "";
+        if constexpr (!std::is_same_v<T, CancelTask> && !std::is_same_v<T, CreateTask> &&
+                      !std::is_same_v<T, ClaimTask>) {
+          return c.lease.task_id;
+        }
+      },
+      command);
+  writers_[PartitionOf(task_id)]->Submit(std::move(command), std::move(done));
+}
+
+std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
+  std::vector<std::pair<int64_t, uint32_t>> ranked;
+  for (uint32_t p = 0; p < writers_.size(); ++p) {
+    int64_t oldest = writers_[p]->OldestReady(command.caller.tenant_id, command.types);
+    if (oldest != INT64_MAX) ranked.emplace_back(oldest, p);
+  }
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<uint32_t> out;
+  for (auto& [at, p] : ranked) out.push_back(p);
+  return out;
+}
+
+void TaskService::Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done) {
+  auto waiter = std::make_shared<Waiter>(
+      Waiter{std::move(command), std::chrono::steady_clock::now() + wait, std::move(done)});
+  TryClaim(std::move(waiter), {}, 0);
+}
+
+// Tries `candidates` from `next` on; when they run out, looks again and parks
+// the claim if nothing is ready and its wait has not ended.
+void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates,
+                           size_t next) {
+  if (next >= candidates.size()) {
+    std::unique_lock lock(waiters_mu_);
+    candidates = Candidates(waiter->command);
+    if (candidates.empty()) {
+      if (!stopping_ && std::chrono::steady_clock::now() < waiter->deadline) {
+        waiters_.push_back(std::move(waiter));
+        lock.unlock();
+        waiters_cv_.notify_one();
+        return;
+      }
+      lock.unlock();
+      return waiter->done(CommandResult{Task{}, true});
+    }
+    next = 0;
+  }
+  const uint32_t p = candidates[next];
+  writers_[p]->Submit(waiter->command, [this, waiter, candidates, next](Result<CommandResult> r) {
+    if (r && r->empty) return TryClaim(waiter, candidates, next + 1);  // raced: try the next one
+    waiter->done(std::move(r));
+  });
+}
+
+void TaskService::OnReady(uint32_t) {
+  std::vector<std::shared_ptr<Waiter>> parked;
+  {
+    std::lock_guard lock(waiters_mu_);
+    parked.swap(waiters_);
+  }
+  for (auto& w : parked) TryClaim(std::move(w), {}, 0);
+}
+
+void TaskService::ReapLoop() {
+  std::unique_lock lock(waiters_mu_);
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::seconds(1);
+    std::vector<std::shared_ptr<Waiter>> expired;
+    std::erase_if(waiters_, [&](std::shared_ptr<Waiter>& w) {
+      if (w->deadline <= now) {
+        expired.push_back(std::move(w));
+        return true;
+      }
+      next = std::min(next, w->deadline);
+      return false;
+    });
+    if (!expired.empty()) {
+      lock.unlock();
+      for (auto& w : expired) w->done(CommandResult{Task{}, true});
+      lock.lock();
+      continue;
+    }
+    waiters_cv_.wait_until(lock, next);
+  }
+}
+
+}  // namespace runlog::services

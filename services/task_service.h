@@ -1,0 +1,76 @@
+#pragma once
+// TaskService: the front of the partition writers. It routes each command to
+// the writer of its task's partition, spreads claims over partitions (oldest
+// ready task first) and parks long-polling claims until work arrives or their
+// wait ends. It also recovers every writer from the log at start.
+//
+// Lifecycle: construct, Recover(), Start(); Stop() answers parked claims with
+// nothing, then stops the writers.
+// Thread contract: every public method is thread-safe; callbacks run on writer
+// or log threads and must be quick.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "services/partition_writer.h"
+
+namespace runlog::services {
+
+class TaskService {
+ public:
+  struct Options {
+    events::EventLog* log = nullptr;
+    infra::Clock* clock = nullptr;
+    infra::IdGenerator* ids = nullptr;
+  };
+  explicit TaskService(Options options);
+  ~TaskService();
+
+  // Reads the whole log: task events go to their writers, every other event to
+  // `other` (keys, …). Fails on a record the state machine refuses.
+  [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other);
+  void Start();
+  void Stop();
+
+  // Chooses the task id (derived from the tenant and Idempotency-Key, so a
+  // retried create reaches the same writer and finds the same task).
+  void Create(CreateTask command, CommandCallback done);
+  // Answers the oldest ready task, or waits up to `wait` for one; `empty` if none.
+  void Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done);
+  // Heartbeat, complete, fail and cancel.
+  void Submit(Command command, CommandCallback done);
+
+  uint32_t PartitionOf(const std::string& task_id) const;
+  // One past the last offset acknowledged to a client on `partition`.
+  uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
+  bool healthy() const;
+  size_t parked_claims() const;
+
+  static std::string TaskIdFor(const std::string& tenant_id, const std::string& idempotency_key);
+
+ private:
+  struct Waiter {
+    ClaimTask command;
+    std::chrono::steady_clock::time_point deadline;
+    CommandCallback done;
+  };
+  void TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates, size_t next);
+  std::vector<uint32_t> Candidates(const ClaimTask& command) const;
+  void OnReady(uint32_t partition);
+  void ReapLoop();
+
+  Options options_;
+  std::vector<std::unique_ptr<PartitionWriter>> writers_;
+
+  mutable std::mutex waiters_mu_;
+  std::condition_variable waiters_cv_;
+  std::vector<std::shared_ptr<Waiter>> waiters_;  // guarded by waiters_mu_
+  bool stopping_ = false;                         // guarded by waiters_mu_
+  std::thread reaper_;
+};
+
+}  // namespace runlog::services

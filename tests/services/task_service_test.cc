@@ -1,0 +1,309 @@
+// The task state machine through the TaskService and its partition writers,
+// on a real embedded log in a temp dir, with an injected clock and ids.
+
+#include "services/task_service.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "events/partitioner.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runlog::services {
+namespace {
+
+using namespace std::chrono_literals;
+
+class TaskServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void TearDown() override {
+    service_.reset();
+    log_.reset();
+  }
+
+  void Open() {
+    events::LogOptions options;
+    options.data_dir = dir_.path();
+    options.partitions = 4;
+    log_ = std::move(events::OpenEventLog(options).value());
+    service_ = std::make_unique<TaskService>(TaskService::Options{log_.get(), &clock_, &ids_});
+    ASSERT_TRUE(service_->Recover(nullptr).has_value());
+    service_->Start();
+  }
+
+  void Restart() {
+    service_.reset();
+    log_.reset();
+    Open();
+  }
+
+  template <typename F>
+  Result<CommandResult> Call(F&& issue) {
+    std::promise<Result<CommandResult>> promise;
+    issue([&](Result<CommandResult> r) { promise.set_value(std::move(r)); });
+    auto future = promise.get_future();
+    if (future.wait_for(10s) != std::future_status::ready) return Fail("TEST", "no answer in 10 s");
+    return future.get();
+  }
+
+  Result<CommandResult> Create(const std::string& type, const std::string& tenant = "acct_a",
+                               int64_t max_attempts = 1, const std::string& key = "",
+                               const std::string& input = R"({"n":1})") {
+    CreateTask c{{tenant, "key_" + tenant}, "", type,        "", input,
+                 R"({"max_steps":1})",      "", max_attempts};
+    c.idempotency_key = key;
+    c.request_hash = "hash-of-" + input;
+    return Call([&](auto done) { service_->Create(c, done); });
+  }
+
+  Result<CommandResult> Claim(std::vector<std::string> types, const std::string& tenant = "acct_a",
+                              std::chrono::milliseconds wait = 0ms,
+                              const std::string& worker = "w1") {
+    ClaimTask c{{tenant, "key_" + tenant}, worker, std::move(types), 30'000};
+    return Call([&](auto done) { service_->Claim(c, wait, done); });
+  }
+
+  Result<CommandResult> Send(Command command) {
+    return Call([&](auto done) { service_->Submit(std::move(command), done); });
+  }
+
+  static LeaseRef Ref(const CommandResult& claimed) {
+    return {claimed.task.id, claimed.task.lease.lease_id, claimed.task.lease.worker_id};
+  }
+
+  std::vector<events::Event> EventsOf(const std::string& task_id) {
+    uint32_t p = service_->PartitionOf(task_id);
+    auto records = log_->Read(p, 0, 100000).value();
+    std::vector<events::Event> out;
+    for (auto& r : records) {
+      if (r.event.aggregate_id == task_id) out.push_back(r.event);
+    }
+    return out;
+  }
+
+  runlog::testing::TempDir dir_;
+  infra::ManualClock clock_;
+  infra::SequentialIds ids_;
+  std::unique_ptr<events::EventLog> log_;
+  std::unique_ptr<TaskService> service_;
+};
+
+TEST_F(TaskServiceTest, CreateIsDurableAsCreatedPlannedQueued) {
+  auto created = Create("email");
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  EXPECT_EQ(created->task.status, TaskStatus::kQueued);
+  auto events = EventsOf(created->task.id);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, "task.created");
+  EXPECT_EQ(events[1].type, "task.planned");
+  EXPECT_EQ(events[2].type, "task.queued");
+  EXPECT_EQ(events[2].sequence, 3u);
+  EXPECT_EQ(
+      events[0].payload,
+      R"({"input":{"n":1},"limits":{"max_steps":1},"max_attempts":1,"plan":null,"priority":0,"type":"email"})");
+  EXPECT_GE(service_->AckedEnd(service_->PartitionOf(created->task.id)), 3u);
+}
+
+TEST_F(TaskServiceTest, IdempotencyKeyReplaysOrConflicts) {
+  auto first = Create("email", "acct_a", 1, "job-1");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(first->replayed);
+  auto again = Create("email", "acct_a", 1, "job-1");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->task.id, first->task.id);
+  auto other_body = Create("email", "acct_a", 1, "job-1", R"({"n":2})");
+  ASSERT_FALSE(other_body.has_value());
+  EXPECT_EQ(other_body.error().code, codes::kIdempotencyConflict);
+  // The same key from another tenant is another task.
+  auto other_tenant = Create("email", "acct_b", 1, "job-1");
+  ASSERT_TRUE(other_tenant.has_value());
+  EXPECT_NE(other_tenant->task.id, first->task.id);
+  // And it survives a restart.
+  Restart();
+  auto after = Create("email", "acct_a", 1, "job-1");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(after->replayed);
+  EXPECT_EQ(after->task.id, first->task.id);
+}
+
+TEST_F(TaskServiceTest, ClaimsOldestReadyOfTheCallersTenantAndTypes) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(Create(i % 2 ? "odd" : "even").value().task.id);
+    clock_.Advance(1);
+  }
+  EXPECT_TRUE(Claim({}, "acct_other").value().empty);  // tenants are isolated
+  EXPECT_TRUE(Claim({"none"}).value().empty);
+  EXPECT_EQ(Claim({"odd"}).value().task.id, ids[1]);
+  EXPECT_EQ(Claim({}).value().task.id, ids[0]);
+  EXPECT_EQ(Claim({"even", "odd"}).value().task.id, ids[2]);
+  auto claimed = Claim({"odd"}).value();
+  EXPECT_EQ(claimed.task.id, ids[3]);
+  EXPECT_EQ(claimed.task.status, TaskStatus::kRunning);
+  EXPECT_EQ(claimed.task.attempt, 1);
+  EXPECT_EQ(claimed.task.lease.expires_at_ms, clock_.NowMillis() + 30'000);
+}
+
+TEST_F(TaskServiceTest, LongPollIsAnsweredWhenWorkArrivesOrTheWaitEnds) {
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(Claim({"x"}, "acct_a", 150ms).value().empty);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+
+  std::promise<Result<CommandResult>> parked;
+  service_->Claim(ClaimTask{{"acct_a", "key_acct_a"}, "w", {"x"}, 30'000}, 10s,
+                  [&](Result<CommandResult> r) { parked.set_value(std::move(r)); });
+  while (service_->parked_claims() == 0) std::this_thread::sleep_for(1ms);
+  auto created = Create("x").value();
+  auto future = parked.get_future();
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  auto got = future.get();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->empty);
+  EXPECT_EQ(got->task.id, created.task.id);
+}
+
+TEST_F(TaskServiceTest, OnlyTheLeaseHolderHeartbeatsAndCompletes) {
+  Create("t");
+  auto claimed = Claim({"t"}).value();
+  clock_.Advance(10'000);
+  auto beat = Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(claimed)});
+  ASSERT_TRUE(beat.has_value()) << beat.error().ToString();
+  EXPECT_EQ(beat->task.lease.expires_at_ms, clock_.NowMillis() + 30'000);
+
+  LeaseRef wrong = Ref(claimed);
+  wrong.lease_id = "lease_other";
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, wrong, "{}"}).error().code,
+            codes::kLeaseMismatch);
+  LeaseRef by_worker{claimed.task.id, "", "w2"};  // no lease id: key and worker must match
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, by_worker, "{}"}).error().code,
+            codes::kLeaseMismatch);
+  EXPECT_EQ(Send(CompleteTask{{"acct_b", "key_acct_b"}, Ref(claimed), "{}"}).error().code,
+            codes::kTaskNotFound);
+
+  auto done = Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), R"({"ok":true})"});
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->task.status, TaskStatus::kSucceeded);
+  EXPECT_EQ(done->task.result, R"({"ok":true})");
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), "{}"}).error().code,
+            codes::kTaskTerminal);
+}
+
+TEST_F(TaskServiceTest, ExpiredLeaseRetriesWhileAttemptsRemainThenFails) {
+  Create("t", "acct_a", /*max_attempts=*/2);
+  auto first = Claim({"t"}).value();
+  clock_.Advance(30'001);
+  // The stale holder learns its lease is gone; the task is claimable again.
+  EXPECT_EQ(Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(first)}).error().code,
+            codes::kLeaseExpired);
+  auto second = Claim({"t"}).value();
+  ASSERT_FALSE(second.empty);
+  EXPECT_EQ(second.task.id, first.task.id);
+  EXPECT_EQ(second.task.attempt, 2);
+  EXPECT_EQ(second.task.retry_count, 1);
+  EXPECT_NE(second.task.lease.lease_id, first.task.lease.lease_id);
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(first), "{}"}).error().code,
+            codes::kLeaseMismatch);
+  clock_.Advance(30'001);
+  auto late = Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(second), "{}"});
+  EXPECT_EQ(late.error().code, codes::kLeaseExpired);
+  std::vector<std::string> types;
+  for (auto& e : EventsOf(first.task.id)) types.push_back(e.type);
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"task.created", "task.planned", "task.queued", "task.claimed",
+                                      "task.lease_expired", "task.retry_scheduled", "task.queued",
+                                      "task.claimed", "task.lease_expired", "task.failed"}));
+}
+
+TEST_F(TaskServiceTest, LeaseExpiresOnTheWritersTimerToo) {
+  Create("t");
+  auto claimed = Claim({"t"}).value();
+  clock_.Advance(30'001);
+  // No command touches the task: the writer's timer (at most 1 s) must expire it.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (EventsOf(claimed.task.id).back().type != "task.failed" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  auto events = EventsOf(claimed.task.id);
+  EXPECT_EQ(events.back().type, "task.failed");
+  EXPECT_NE(events.back().payload.find("LEASE_EXPIRED"), std::string::npos);
+}
+
+TEST_F(TaskServiceTest, FailRetriesOnlyWhenRetryableAndAttemptsRemain) {
+  Create("t", "acct_a", 2);
+  auto first = Claim({"t"}).value();
+  auto retried = Send(
+      FailTask{{"acct_a", "key_acct_a"}, Ref(first), R"({"code":"BUSY","message":"later"})", true});
+  ASSERT_TRUE(retried.has_value());
+  EXPECT_EQ(retried->task.status, TaskStatus::kQueued);
+  EXPECT_EQ(retried->task.retry_count, 1);
+  auto second = Claim({"t"}).value();
+  auto failed = Send(FailTask{
+      {"acct_a", "key_acct_a"}, Ref(second), R"({"code":"BUSY","message":"again"})", true});
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ(failed->task.status, TaskStatus::kFailed);
+  EXPECT_EQ(failed->task.error_code, "BUSY");
+}
+
+TEST_F(TaskServiceTest, CancelRevokesTheLeaseAndTerminalTasksRefuse) {
+  auto queued = Create("t").value();
+  auto cancelled = Send(CancelTask{{"acct_a", "key_acct_a"}, queued.task.id, "no longer needed"});
+  ASSERT_TRUE(cancelled.has_value());
+  EXPECT_EQ(cancelled->task.status, TaskStatus::kCancelled);
+  EXPECT_TRUE(Claim({"t"}).value().empty);
+  EXPECT_EQ(Send(CancelTask{{"acct_a", "key_acct_a"}, queued.task.id, ""}).error().code,
+            codes::kTaskTerminal);
+
+  Create("t");
+  auto running = Claim({"t"}).value();
+  ASSERT_TRUE(Send(CancelTask{{"acct_a", "key_acct_a"}, running.task.id, ""}).has_value());
+  EXPECT_EQ(Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(running)}).error().code,
+            codes::kTaskCancelled);
+  EXPECT_EQ(Send(CancelTask{{"acct_b", "key_acct_b"}, running.task.id, ""}).error().code,
+            codes::kTaskNotFound);
+}
+
+TEST_F(TaskServiceTest, ConcurrentCompletesOfOneTaskHaveOneWinner) {
+  Create("t");
+  auto claimed = Claim({"t"}).value();
+  std::vector<std::future<Result<CommandResult>>> results;
+  for (int i = 0; i < 8; ++i) {
+    results.push_back(std::async(std::launch::async, [&] {
+      return Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), "{}"});
+    }));
+  }
+  int ok = 0, terminal = 0;
+  for (auto& f : results) {
+    auto r = f.get();
+    if (r) {
+      ++ok;
+    } else if (r.error().code == codes::kTaskTerminal) {
+      ++terminal;
+    }
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(terminal, 7);
+}
+
+TEST_F(TaskServiceTest, RecoveryRestoresQueuesAndLeases) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(Create("t").value().task.id);
+    clock_.Advance(1);
+  }
+  auto claimed = Claim({"t"}).value();
+  Restart();
+  // The lease survives, and the queue resumes in order.
+  auto beat = Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(claimed)});
+  ASSERT_TRUE(beat.has_value()) << beat.error().ToString();
+  EXPECT_EQ(Claim({"t"}).value().task.id, ids[1]);
+  EXPECT_EQ(Claim({"t"}).value().task.id, ids[2]);
+  EXPECT_TRUE(Claim({"t"}).value().empty);
+}
+
+}  // namespace
+}  // namespace runlog::services
