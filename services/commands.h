@@ -8,10 +8,16 @@
 #include <variant>
 #include <vector>
 
+#include "events/task.h"
 #include "infra/result.h"
-#include "services/task.h"
 
 namespace runlog::services {
+
+using events::IsTerminal;
+using events::Lease;
+using events::StatusName;
+using events::Task;
+using events::TaskStatus;
 
 struct Caller {
   std::string tenant_id;

@@ -1,4 +1,4 @@
-#include "services/task.h"
+#include "events/task.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -6,7 +6,7 @@
 #include "events/canonical_json.h"
 #include "infra/json.h"
 
-namespace runlog::services {
+namespace runlog::events {
 namespace {
 
 constexpr std::string_view kStatusNames[] = {"created",   "planned", "queued",   "running",
@@ -233,4 +233,4 @@ Result<Task> TaskFromJson(std::string_view text) {
   return t;
 }
 
-}  // namespace runlog::services
+}  // namespace runlog::events

@@ -14,7 +14,7 @@
 #include "events/event.h"
 #include "infra/result.h"
 
-namespace runlog::services {
+namespace runlog::events {
 
 enum class TaskStatus { kCreated, kPlanned, kQueued, kRunning, kSucceeded, kFailed, kCancelled };
 
@@ -67,10 +67,10 @@ struct Task {
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose
 // sequence is not the next one or whose type is not legal in the task's state
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).
-[[nodiscard]] Status ApplyEvent(Task& task, const events::Event& event);
+[[nodiscard]] Status ApplyEvent(Task& task, const Event& event);
 
 // The task as stored in views: a JSON object with every field above.
 std::string TaskToJson(const Task& task);
 [[nodiscard]] Result<Task> TaskFromJson(std::string_view json);
 
-}  // namespace runlog::services
+}  // namespace runlog::events

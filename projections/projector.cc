@@ -1,0 +1,78 @@
+#include "projections/projector.h"
+
+namespace runlog::projections {
+
+Projector::Projector(events::EventLog& log, Views& views)
+    : log_(log), views_(views), applied_(log.partition_count(), 0) {}
+
+Projector::~Projector() { Stop(); }
+
+Status Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
+  auto next = views_.NextOffset(p);
+  if (!next) return std::unexpected(next.error());
+  auto records = log_.Tail(p, *next, 2048, wait);
+  if (!records) return std::unexpected(records.error());
+  if (auto s = views_.Apply(p, *records); !s) return s;
+  uint64_t now = records->empty() ? *next : records->back().offset + 1;
+  {
+    std::lock_guard lock(mu_);
+    applied_[p] = now;
+  }
+  applied_cv_.notify_all();
+  return {};
+}
+
+Status Projector::CatchUp() {
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    auto end = log_.EndOffset(p);
+    if (!end) return std::unexpected(end.error());
+    do {
+      if (auto s = Step(p, std::chrono::milliseconds(0)); !s) return s;
+    } while (applied(p) < *end);
+  }
+  return {};
+}
+
+void Projector::Start() {
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    threads_.emplace_back([this, p] { Loop(p); });
+  }
+}
+
+void Projector::Stop() {
+  stopping_.store(true);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Projector::Loop(uint32_t p) {
+  while (!stopping_.load()) {
+    auto s = Step(p, std::chrono::milliseconds(200));
+    if (!s) {
+      std::lock_guard lock(mu_);
+      failed_.store(true);
+      if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + s.error().message;
+      applied_cv_.notify_all();
+      return;
+    }
+  }
+}
+
+bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return applied_cv_.wait_for(lock, timeout, [&] {
+    return applied_[p] >= offset || failed_.load();
+  }) && applied_[p] >= offset;
+}
+
+uint64_t Projector::applied(uint32_t p) const {
+  std::lock_guard lock(mu_);
+  return applied_[p];
+}
+
+std::string Projector::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+}  // namespace runlog::projections

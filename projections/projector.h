@@ -1,0 +1,54 @@
+#pragma once
+// Projector: keeps the views caught up with the log, one thread per partition
+// tailing it from the views' stored offset. Exposes how far each partition is
+// applied, so readers can wait for their own writes (read-your-writes).
+//
+// Lifecycle: CatchUp() before serving (applies everything already in the log),
+// Start(), Stop(). A record the views refuse stops that partition's projection
+// and marks the projector failed (readyz turns false); it is never skipped.
+// Thread contract: all public methods are thread-safe.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "events/event_log.h"
+#include "projections/views.h"
+
+namespace runlog::projections {
+
+class Projector {
+ public:
+  Projector(events::EventLog& log, Views& views);
+  ~Projector();
+
+  [[nodiscard]] Status CatchUp();
+  void Start();
+  void Stop();
+
+  // True once `partition` is applied up to `offset` (exclusive), waiting up to `timeout`.
+  bool WaitApplied(uint32_t partition, uint64_t offset, std::chrono::milliseconds timeout);
+  uint64_t applied(uint32_t partition) const;
+  bool failed() const { return failed_.load(); }
+  std::string failure() const;
+
+ private:
+  [[nodiscard]] Status Step(uint32_t partition, std::chrono::milliseconds wait);
+  void Loop(uint32_t partition);
+
+  events::EventLog& log_;
+  Views& views_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> failed_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable applied_cv_;
+  std::vector<uint64_t> applied_;  // guarded by mu_
+  std::string failure_;            // guarded by mu_
+};
+
+}  // namespace runlog::projections

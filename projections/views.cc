@@ -1,0 +1,195 @@
+#include "projections/views.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <unordered_map>
+
+#include "events/payload.h"
+
+namespace runlog::projections {
+namespace {
+
+using events::Task;
+
+std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
+std::string TaskKey(const std::string& id) { return "t" + id; }
+
+std::string TraceKey(const std::string& id, uint64_t sequence) {
+  std::string key = "e" + id;
+  key.push_back('\0');
+  for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((sequence >> (8 * i)) & 0xFF));
+  return key;
+}
+
+// Newest first: the inverted creation time in fixed-width hex, then the id.
+std::string Ordering(const Task& t) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(INT64_MAX - t.created_at_ms));
+  return std::string(buf) + '\0' + t.id;
+}
+
+std::string IndexPrefix(const std::string& tenant, const std::string& status,
+                        const std::string& type) {
+  std::string key = "i" + tenant + '\0';
+  if (status.empty() && type.empty()) return key + "a" + '\0';
+  if (type.empty()) return key + "s" + '\0' + status + '\0';
+  if (status.empty()) return key + "y" + '\0' + type + '\0';
+  return key + "x" + '\0' + status + '\0' + type + '\0';
+}
+
+std::vector<std::string> IndexKeys(const Task& t) {
+  const std::string status(events::StatusName(t.status));
+  const std::string order = Ordering(t);
+  return {IndexPrefix(t.tenant_id, "", "") + order, IndexPrefix(t.tenant_id, status, "") + order,
+          IndexPrefix(t.tenant_id, "", t.type) + order,
+          IndexPrefix(t.tenant_id, status, t.type) + order};
+}
+
+std::string TraceJson(const events::LogRecord& r) {
+  return events::Payload()
+      .Str("event", r.event.type)
+      .Str("event_id", r.event.event_id)
+      .Int("sequence", static_cast<int64_t>(r.event.sequence))
+      .Int("offset", static_cast<int64_t>(r.offset))
+      .Int("created_at_ms", r.event.timestamp_ms)
+      .Raw("payload", r.event.payload)
+      .Build();
+}
+
+std::unexpected<Error> Storage(const rocksdb::Status& s) {
+  return Fail(codes::kUnavailable, "views: " + s.ToString());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Views>> Views::Open(const std::string& data_dir) {
+  const std::string dir = (std::filesystem::path(data_dir) / "views").string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Fail(codes::kUnavailable, "cannot create " + dir + ": " + ec.message());
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.info_log_level = rocksdb::WARN_LEVEL;
+  options.keep_log_file_num = 3;
+  options.max_background_jobs = 2;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok())
+    return Fail(codes::kUnavailable, "cannot open views at " + dir + ": " + s.ToString());
+  return std::unique_ptr<Views>(new Views(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+Status Views::Destroy(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(std::filesystem::path(data_dir) / "views", ec);
+  if (ec) return Fail(codes::kUnavailable, "cannot delete views: " + ec.message());
+  return {};
+}
+
+Result<uint64_t> Views::NextOffset(uint32_t partition) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), OffsetKey(partition), &value);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok()) return Storage(s);
+  return std::stoull(value);
+}
+
+Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& records) {
+  if (records.empty()) return {};
+  rocksdb::WriteBatch batch;
+  std::unordered_map<std::string, Task> touched;  // tasks changed in this batch
+  for (const events::LogRecord& r : records) {
+    const std::string& type = r.event.type;
+    if (!type.starts_with("task.") && !type.starts_with("step.")) continue;
+    auto it = touched.find(r.event.aggregate_id);
+    if (it == touched.end()) {
+      Task task;
+      std::string stored;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(r.event.aggregate_id), &stored);
+      if (s.ok()) {
+        auto parsed = events::TaskFromJson(stored);
+        if (!parsed) return std::unexpected(parsed.error());
+        task = std::move(*parsed);
+      } else if (!s.IsNotFound()) {
+        return Storage(s);
+      }
+      it = touched.emplace(r.event.aggregate_id, std::move(task)).first;
+    }
+    Task& task = it->second;
+    const bool existed = task.sequence > 0;
+    if (existed) {
+      for (const std::string& key : IndexKeys(task)) batch.Delete(key);
+    }
+    if (auto s = events::ApplyEvent(task, r.event); !s) {
+      return Fail(codes::kLogCorrupt, "partition " + std::to_string(partition) + " offset " +
+                                          std::to_string(r.offset) + ": " + s.error().message);
+    }
+    for (const std::string& key : IndexKeys(task)) batch.Put(key, "");
+    batch.Put(TraceKey(task.id, r.event.sequence), TraceJson(r));
+  }
+  for (const auto& [id, task] : touched) batch.Put(TaskKey(id), events::TaskToJson(task));
+  batch.Put(OffsetKey(partition), std::to_string(records.back().offset + 1));
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return Storage(s);
+  return {};
+}
+
+Result<std::optional<Task>> Views::GetTask(const std::string& task_id,
+                                           const std::string& tenant_id) {
+  std::string stored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(task_id), &stored);
+  if (s.IsNotFound()) return std::optional<Task>();
+  if (!s.ok()) return Storage(s);
+  auto task = events::TaskFromJson(stored);
+  if (!task) return std::unexpected(task.error());
+  if (!tenant_id.empty() && task->tenant_id != tenant_id) return std::optional<Task>();
+  return std::optional<Task>(std::move(*task));
+}
+
+Result<std::vector<TraceEvent>> Views::Trace(const std::string& task_id) {
+  std::string prefix = "e" + task_id;
+  prefix.push_back('\0');
+  std::vector<TraceEvent> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    out.push_back(TraceEvent{it->value().ToString()});
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return out;
+}
+
+Result<ListPage> Views::List(const ListQuery& q) {
+  const std::string prefix = IndexPrefix(q.tenant_id, q.status, q.type);
+  ListPage page;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string start = prefix + q.cursor;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view order(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (!q.cursor.empty() && order == q.cursor) continue;  // the last item of the previous page
+    if (page.tasks.size() >= q.limit) {                    // one more exists: the page ends here
+      if (!page.tasks.empty()) page.next_cursor = Ordering(page.tasks.back());
+      break;
+    }
+    const std::string id(order.substr(order.find('\0') + 1));
+    auto task = GetTask(id, q.tenant_id);
+    if (!task) return std::unexpected(task.error());
+    if (*task) page.tasks.push_back(std::move(**task));
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return page;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Views::Dump() {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return out;
+}
+
+}  // namespace runlog::projections

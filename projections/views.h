@@ -1,0 +1,71 @@
+#pragma once
+// The views: RocksDB in DATA/views, materialised from the log and nothing else
+// (docs/decisions/0004-views.md). Keys:
+//   o <partition>                      -> next log offset to apply (decimal)
+//   t <task id>                        -> the task (events::TaskToJson)
+//   e <task id> NUL <sequence u64 BE>  -> one trace event (JSON)
+//   i <tenant> NUL <dim> … <newest-first time> NUL <task id> -> "" (listing indexes;
+//      dim: "a" all, "s" status, "y" type, "x" status+type)
+// Applying a batch of records writes the view changes and the partition's next
+// offset in one WriteBatch, so a crash never applies a record twice or skips
+// one. Writes are not synced: the views can always be rebuilt from the log.
+//
+// Thread contract: Apply for one partition from one thread at a time (records
+// of different partitions touch different tasks); reads from any thread.
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/event.h"
+#include "events/task.h"
+#include "infra/result.h"
+
+namespace runlog::projections {
+
+struct TraceEvent {
+  std::string json;  // {"event","event_id","sequence","offset","created_at_ms","payload"}
+};
+
+struct ListQuery {
+  std::string tenant_id;
+  std::string status;  // empty: any
+  std::string type;    // empty: any
+  size_t limit = 50;
+  std::string cursor;  // from a previous page, or empty
+};
+
+struct ListPage {
+  std::vector<events::Task> tasks;
+  std::string next_cursor;  // empty on the last page
+};
+
+class Views {
+ public:
+  // Opens (creating) DATA_DIR/views.
+  [[nodiscard]] static Result<std::unique_ptr<Views>> Open(const std::string& data_dir);
+  // Deletes DATA_DIR/views.
+  [[nodiscard]] static Status Destroy(const std::string& data_dir);
+
+  [[nodiscard]] Result<uint64_t> NextOffset(uint32_t partition);
+  // Applies consecutive records of one partition, starting at NextOffset.
+  [[nodiscard]] Status Apply(uint32_t partition, const std::vector<events::LogRecord>& records);
+
+  // The task, if it exists and belongs to `tenant_id` (empty: any tenant).
+  [[nodiscard]] Result<std::optional<events::Task>> GetTask(const std::string& task_id,
+                                                            const std::string& tenant_id);
+  [[nodiscard]] Result<std::vector<TraceEvent>> Trace(const std::string& task_id);
+  [[nodiscard]] Result<ListPage> List(const ListQuery& query);
+
+  // Every key and value, in order: for comparing two views byte for byte.
+  [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();
+
+ private:
+  explicit Views(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  const std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace runlog::projections
