@@ -1,15 +1,22 @@
 #pragma once
-// The HTTP front end (Pistache). Until the tasks API lands it serves only
-// GET /healthz, which reports the log it is attached to.
+// The HTTP server: Pistache underneath, the Api on top.
 //
-// Lifecycle: Start() binds and serves on its own threads; Stop() stops
-// accepting and returns once the server threads are gone.
-// Thread contract: Start/Stop from one thread; handlers run on Pistache's.
+// Pistache 0.0.5 needs care (docs/decisions/0005-pistache.md): it answers
+// "Connection: Close" unless told otherwise, so every answer sets keep-alive
+// for HTTP/1.1 clients that did not ask to close; headers added with addRaw are
+// dropped, so extra headers are classes; and shutdown() does not wait for
+// requests in flight, so Stop() first refuses new requests (503) and waits for
+// the answers in flight, which matters because commands answer later, from
+// the log's threads.
+//
+// Lifecycle: Start() binds and serves on its own threads; Stop() drains, then
+// shuts down. Thread contract: Start/Stop from one thread.
 
+#include <atomic>
 #include <memory>
 #include <string>
 
-#include "events/event_log.h"
+#include "api/api.h"
 #include "infra/result.h"
 
 namespace Pistache::Http {
@@ -22,20 +29,28 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 picks a free port
   int threads = 2;
+  size_t max_body_bytes = 1 << 20;
 };
 
 class HttpServer {
  public:
-  HttpServer(HttpOptions options, events::EventLog& log);
+  HttpServer(HttpOptions options, Api& api);
   ~HttpServer();
 
   [[nodiscard]] Status Start();
-  void Stop();
+  // Refuses new requests, waits up to `drain` for answers in flight, stops.
+  void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
   uint16_t port() const { return port_; }
+
+  struct State {
+    std::atomic<int64_t> in_flight{0};
+    std::atomic<bool> draining{false};
+  };
 
  private:
   HttpOptions options_;
-  events::EventLog& log_;
+  Api& api_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   uint16_t port_ = 0;
 };

@@ -1,15 +1,21 @@
-// runlogd: the runlog server. The composition root: parses one typed config,
-// opens the log, starts the services in dependency order, waits for SIGINT or
-// SIGTERM and stops them in reverse. A bad config or an unreachable dependency
-// exits with one line on stderr and code 2.
+// runlogd: the runlog server, and its composition root. Parses one typed
+// config, builds the services in dependency order (log, keys, task writers
+// recovered from the log, views caught up, HTTP), waits for SIGINT or SIGTERM
+// and stops them in reverse, draining HTTP first so nothing acknowledged is
+// lost. A bad config or an unreachable dependency exits 2 with one line.
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
-#include <iostream>
+#include <cstdlib>
 
+#include "api/api.h"
 #include "api/http_server.h"
+#include "api/keys.h"
+#include "api/metrics.h"
 #include "events/event_log.h"
+#include "projections/projector.h"
+#include "services/task_service.h"
 
 namespace {
 
@@ -21,9 +27,13 @@ int Die(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace runlog;
   CLI::App app{"runlogd: the runlog server (all roles, embedded log by default)"};
   std::string listen = "127.0.0.1:8080";
-  runlog::events::LogOptions log_options;
+  events::LogOptions log_options;
+  api::ApiOptions api_options;
+  bool no_register = false;
+  int http_threads = 2;
   app.add_option("--listen", listen, "HOST:PORT to serve HTTP on")->capture_default_str();
   app.add_option("--data", log_options.data_dir, "data directory")->capture_default_str();
   app.add_option("--log", log_options.uri, "embedded, or kafka://HOST:PORT[,HOST:PORT]")
@@ -37,6 +47,13 @@ int main(int argc, char** argv) {
                  "how long to wait for Kafka brokers at start")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
       ->capture_default_str();
+  app.add_flag("--no-register", no_register, "turn off POST /v1/keys/register");
+  app.add_option("--http-threads", http_threads, "HTTP worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", api_options.max_body_bytes, "largest request body")
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -44,10 +61,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return Die(std::string(e.what()) + " (see --help)");
   }
-
   log_options.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
-  auto http_options = runlog::api::ParseListen(listen);
+  api_options.allow_register = !no_register;
+  auto http_options = api::ParseListen(listen);
   if (!http_options) return Die(http_options.error().message);
+  http_options->threads = http_threads;
+  http_options->max_body_bytes = api_options.max_body_bytes;
 
   // Block the stop signals before any thread starts, so only sigwait sees them.
   sigset_t stop_signals;
@@ -57,9 +76,41 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto log = runlog::events::OpenEventLog(log_options);
+  infra::SystemClock clock;
+  infra::RandomIds ids;
+  api::Metrics metrics;
+  auto log = events::OpenEventLog(log_options);
   if (!log) return Die(log.error().message);
-  runlog::api::HttpServer http(*http_options, **log);
+
+  api::KeyStore keys(**log, clock, ids);
+  services::TaskService tasks(
+      {log->get(), &clock, &ids, [&metrics](double seconds) { metrics.AppendLatency(seconds); }});
+  if (auto s = tasks.Recover([&keys](const events::Event& e) { keys.Recover(e); }); !s) {
+    return Die("cannot recover from the log: " + s.error().message);
+  }
+  auto views = projections::Views::Open(log_options.data_dir);
+  if (!views) return Die(views.error().message);
+  projections::Projector projector(
+      **log, **views, [&metrics](const events::Event& e, const events::Task& t) {
+        metrics.TaskEvent(e.type, static_cast<double>(e.timestamp_ms - t.queued_at_ms) / 1000.0);
+      });
+  if (auto s = projector.CatchUp(); !s) return Die("cannot build views: " + s.error().message);
+  projector.Start();
+  tasks.Start();
+
+  const char* configured = std::getenv("RUNLOG_ADMIN_KEY");
+  auto admin = keys.EnsureAdmin(configured == nullptr ? "" : configured);
+  if (!admin) return Die("cannot store the admin key: " + admin.error().message);
+  if (!admin->empty()) {
+    std::fprintf(stderr,
+                 "runlogd: admin key (shown once, stored only as a hash): %s\n"
+                 "runlogd: set RUNLOG_ADMIN_KEY to choose your own\n",
+                 admin->c_str());
+  }
+
+  api::Api api({log->get(), &tasks, views->get(), &projector, &keys, &metrics, &clock},
+               api_options);
+  api::HttpServer http(*http_options, api);
   if (auto s = http.Start(); !s) return Die(s.error().message);
   std::fprintf(stderr, "runlogd: serving http://%s:%u on %s (%u partitions)\n",
                http_options->host.c_str(), http.port(), (*log)->Describe().c_str(),
@@ -68,7 +119,10 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&stop_signals, &signal);
   std::fprintf(stderr, "runlogd: stopping on signal %d\n", signal);
-  http.Stop();
+  http.Stop();  // drains answers in flight
+  tasks.Stop();
+  projector.Stop();
+  views->reset();
   log->reset();  // waits for appends in flight
   return 0;
 }

@@ -2,8 +2,11 @@
 
 namespace runlog::projections {
 
-Projector::Projector(events::EventLog& log, Views& views)
-    : log_(log), views_(views), applied_(log.partition_count(), 0) {}
+Projector::Projector(events::EventLog& log, Views& views, Views::Observer observer)
+    : log_(log),
+      views_(views),
+      observer_(std::move(observer)),
+      applied_(log.partition_count(), 0) {}
 
 Projector::~Projector() { Stop(); }
 
@@ -12,7 +15,7 @@ Status Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
   if (!next) return std::unexpected(next.error());
   auto records = log_.Tail(p, *next, 2048, wait);
   if (!records) return std::unexpected(records.error());
-  if (auto s = views_.Apply(p, *records); !s) return s;
+  if (auto s = views_.Apply(p, *records, observer_); !s) return s;
   uint64_t now = records->empty() ? *next : records->back().offset + 1;
   {
     std::lock_guard lock(mu_);
@@ -68,6 +71,14 @@ bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::millisecon
 uint64_t Projector::applied(uint32_t p) const {
   std::lock_guard lock(mu_);
   return applied_[p];
+}
+
+bool Projector::CaughtUp() {
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    auto end = log_.EndOffset(p);
+    if (!end || applied(p) < *end) return false;
+  }
+  return !failed();
 }
 
 std::string Projector::failure() const {

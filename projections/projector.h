@@ -22,7 +22,7 @@ namespace runlog::projections {
 
 class Projector {
  public:
-  Projector(events::EventLog& log, Views& views);
+  Projector(events::EventLog& log, Views& views, Views::Observer observer = nullptr);
   ~Projector();
 
   [[nodiscard]] Status CatchUp();
@@ -32,6 +32,8 @@ class Projector {
   // True once `partition` is applied up to `offset` (exclusive), waiting up to `timeout`.
   bool WaitApplied(uint32_t partition, uint64_t offset, std::chrono::milliseconds timeout);
   uint64_t applied(uint32_t partition) const;
+  // True once every partition is applied up to the log's end as of the call.
+  bool CaughtUp();
   bool failed() const { return failed_.load(); }
   std::string failure() const;
 
@@ -41,6 +43,7 @@ class Projector {
 
   events::EventLog& log_;
   Views& views_;
+  const Views::Observer observer_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> failed_{false};

@@ -97,7 +97,8 @@ Result<uint64_t> Views::NextOffset(uint32_t partition) {
   return std::stoull(value);
 }
 
-Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& records) {
+Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& records,
+                    const Observer& observer) {
   if (records.empty()) return {};
   rocksdb::WriteBatch batch;
   std::unordered_map<std::string, Task> touched;  // tasks changed in this batch
@@ -127,6 +128,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
       return Fail(codes::kLogCorrupt, "partition " + std::to_string(partition) + " offset " +
                                           std::to_string(r.offset) + ": " + s.error().message);
     }
+    if (observer) observer(r.event, task);
     for (const std::string& key : IndexKeys(task)) batch.Put(key, "");
     batch.Put(TraceKey(task.id, r.event.sequence), TraceJson(r));
   }

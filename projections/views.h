@@ -15,6 +15,7 @@
 
 #include <rocksdb/db.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,8 +52,11 @@ class Views {
   [[nodiscard]] static Status Destroy(const std::string& data_dir);
 
   [[nodiscard]] Result<uint64_t> NextOffset(uint32_t partition);
+  // Called for each task event applied, with the task after it (for metrics).
+  using Observer = std::function<void(const events::Event&, const events::Task&)>;
   // Applies consecutive records of one partition, starting at NextOffset.
-  [[nodiscard]] Status Apply(uint32_t partition, const std::vector<events::LogRecord>& records);
+  [[nodiscard]] Status Apply(uint32_t partition, const std::vector<events::LogRecord>& records,
+                             const Observer& observer = nullptr);
 
   // The task, if it exists and belongs to `tenant_id` (empty: any tenant).
   [[nodiscard]] Result<std::optional<events::Task>> GetTask(const std::string& task_id,

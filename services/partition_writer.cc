@@ -405,7 +405,8 @@ void PartitionWriter::Flush(Batch& batch) {
     }
     return;
   }
-  pending_.push_back(Pending{std::move(batch.answers), true, batch.made_ready});
+  pending_.push_back(
+      Pending{std::move(batch.answers), true, batch.made_ready, std::chrono::steady_clock::now()});
   lock.unlock();
   options_.log->AppendAsync(options_.partition, batch.events,
                             [this](Result<std::vector<uint64_t>> r) { OnAppended(std::move(r)); });
@@ -426,6 +427,11 @@ void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
       ready.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
+  }
+  if (options_.on_append_latency) {
+    options_.on_append_latency(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - ready.front().appended_at)
+            .count());
   }
   bool made_ready = false;
   for (Pending& p : ready) {

@@ -39,6 +39,7 @@ class PartitionWriter {
     infra::Clock* clock = nullptr;
     infra::IdGenerator* ids = nullptr;
     size_t max_batch = 512;
+    std::function<void(double seconds)> on_append_latency;  // optional, for metrics
   };
   // Called (on a log thread, must be quick) after tasks became ready.
   using ReadyListener = std::function<void(uint32_t partition)>;
@@ -79,6 +80,7 @@ class PartitionWriter {
     std::vector<Answer> answers;
     bool has_append = false;
     bool made_ready = false;
+    std::chrono::steady_clock::time_point appended_at{};
   };
   // Events decided within one batch.
   struct Batch {

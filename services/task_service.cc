@@ -9,7 +9,8 @@ namespace runlog::services {
 
 TaskService::TaskService(Options options) : options_(options) {
   for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
-    PartitionWriter::Options w{p, options_.log, options_.clock, options_.ids};
+    PartitionWriter::Options w{
+        p, options_.log, options_.clock, options_.ids, 512, options_.on_append_latency};
     writers_.push_back(
         std::make_unique<PartitionWriter>(w, [this](uint32_t partition) { OnReady(partition); }));
   }

@@ -26,6 +26,7 @@ class TaskService {
     events::EventLog* log = nullptr;
     infra::Clock* clock = nullptr;
     infra::IdGenerator* ids = nullptr;
+    std::function<void(double seconds)> on_append_latency;  // optional, for metrics
   };
   explicit TaskService(Options options);
   ~TaskService();

@@ -1,0 +1,319 @@
+#include "api/api.h"
+
+#include "api/exchange.h"
+#include "api/render.h"
+#include "events/canonical_json.h"
+#include "events/sha256.h"
+
+namespace runlog::api {
+namespace {
+
+bool AcceptableContentType(const std::string& type) {
+  if (type.empty()) return true;
+  std::string base = type.substr(0, type.find(';'));
+  while (!base.empty() && base.back() == ' ') base.pop_back();
+  for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // curl -d sends form encoding by default; the seeds' examples rely on it.
+  return base == "application/json" || base.ends_with("+json") ||
+         base == "application/x-www-form-urlencoded" || base == "text/plain";
+}
+
+std::vector<std::string> Split(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string HexEncode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+bool HexDecode(const std::string& s, std::string* out) {
+  if (s.size() % 2 != 0 || s.size() > 512) return false;
+  for (size_t i = 0; i < s.size(); i += 2) {
+    int v = 0;
+    for (char c : s.substr(i, 2)) {
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else
+        return false;
+    }
+    out->push_back(static_cast<char>(v));
+  }
+  return true;
+}
+
+std::vector<NextAction> TaskActions(const events::Task& t) {
+  const std::string base = "/v1/tasks/" + t.id;
+  if (events::IsTerminal(t.status)) return {Act("get_trace", true, "GET", base + "/trace")};
+  return {Act("get_task", true, "GET", base), Act("cancel_task", false, "POST", base + "/cancel")};
+}
+
+}  // namespace
+
+bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* request_hash) {
+  if (x.call.body_too_large || x.call.body.size() > max_bytes) {
+    x.Error("PAYLOAD_TOO_LARGE", "the body is over " + std::to_string(max_bytes) + " bytes");
+    return false;
+  }
+  if (!AcceptableContentType(x.call.content_type)) {
+    x.Error("UNSUPPORTED_MEDIA_TYPE",
+            "send JSON (Content-Type: application/json), not " + x.call.content_type);
+    return false;
+  }
+  if (x.call.body.empty()) {
+    if (required) {
+      x.Error("VALIDATION_ERROR", "a JSON object body is required", R"({"field":"$"})");
+      return false;
+    }
+    x.body.SetObject();
+    if (request_hash) *request_hash = events::Sha256Hex("{}");
+    return true;
+  }
+  x.body.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
+               rapidjson::kParseFullPrecisionFlag>(x.call.body.data(), x.call.body.size());
+  if (x.body.HasParseError()) {
+    const size_t at = x.body.GetErrorOffset();
+    x.Error("INVALID_JSON", "the body is not valid JSON (byte " + std::to_string(at) + ")",
+            "{\"position\":" + std::to_string(at) + "}");
+    return false;
+  }
+  if (!x.body.IsObject()) {
+    x.Error("VALIDATION_ERROR", "the body must be a JSON object", R"({"field":"$"})");
+    return false;
+  }
+  std::string canonical;
+  if (auto s = events::WriteCanonical(x.body, &canonical); !s) {
+    x.Error("VALIDATION_ERROR", s.error().message, R"({"field":"$"})");
+    return false;
+  }
+  if (request_hash) *request_hash = events::Sha256Hex(canonical);
+  return true;
+}
+
+void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
+  auto x = std::make_shared<Exchange>(std::move(call), std::move(reply), deps_);
+  std::string path = x->call.path;
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    x->route = path.substr(1);
+    if (x->call.method != "GET") return x->Error("METHOD_NOT_ALLOWED", "use GET " + path);
+    if (path == "/healthz") {
+      return x->Send(200,
+                     events::Payload()
+                         .Str("status", "ok")
+                         .Str("log", deps_.log->Describe())
+                         .Int("partitions", deps_.log->partition_count()),
+                     {});
+    }
+    if (path == "/readyz") return Readyz(*x);
+    for (uint32_t p = 0; p < deps_.log->partition_count(); ++p) {
+      if (auto end = deps_.log->EndOffset(p)) {
+        deps_.metrics->ProjectionLag(p, static_cast<double>(*end - deps_.projector->applied(p)));
+      }
+    }
+    return x->Finish(200, "text/plain; version=0.0.4", deps_.metrics->Serialize(), {});
+  }
+  for (const char* prefix : {"/api/v1/", "/v1/"}) {
+    if (path.starts_with(prefix)) {
+      x->call.path = path.substr(std::string(prefix).size() - 1);
+      return Route(*x);
+    }
+  }
+  x->Error("NOT_FOUND", "no route " + path + " (the API is under /v1)");
+}
+
+void Api::Route(Exchange& x) {
+  const std::vector<std::string> p = Split(x.call.path);
+  const std::string& m = x.call.method;
+  struct Match {
+    std::string route, method, scope;
+  };
+  std::optional<Match> match;
+  std::string id;
+  if (p.size() == 2 && p[0] == "keys" && p[1] == "register") {
+    match = Match{"register_key", "POST", ""};
+  } else if (p.size() == 1 && p[0] == "tasks") {
+    match = m == "GET" ? Match{"list_tasks", "GET", "read"} : Match{"create_task", "POST", "write"};
+  } else if (p.size() == 2 && p[0] == "tasks" && p[1] == "execute") {
+    match = Match{"create_task", "POST", "write"};
+  } else if (p.size() == 2 && p[0] == "tasks" && p[1] == "claim") {
+    match = Match{"claim", "POST", "worker"};
+  } else if (p.size() == 2 && p[0] == "tasks") {
+    id = p[1];
+    match = Match{"get_task", "GET", "read"};
+  } else if (p.size() == 3 && p[0] == "tasks") {
+    id = p[1];
+    const std::string& verb = p[2];
+    if (verb == "trace") match = Match{"get_trace", "GET", "read"};
+    if (verb == "heartbeat" || verb == "complete" || verb == "fail") {
+      match = Match{verb, "POST", "worker"};
+    }
+    if (verb == "cancel") match = Match{"cancel", "POST", "write"};
+  }
+  if (!match) return x.Error("NOT_FOUND", "no route " + m + " " + x.call.path);
+  x.route = match->route;
+  if (m != match->method) {
+    return x.Error("METHOD_NOT_ALLOWED", "use " + match->method + " /v1" + x.call.path);
+  }
+  if (match->route == "register_key") return RegisterKey(x.shared_from_this());
+  // Authenticate: Authorization: Bearer <key>.
+  const std::string& auth = x.call.authorization;
+  if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+    return x.Error("UNAUTHENTICATED", "send Authorization: Bearer <api key>");
+  }
+  x.key = deps_.keys->Lookup(auth.substr(7));
+  if (!x.key) return x.Error("UNAUTHENTICATED", "unknown or revoked API key");
+  if (!KeyStore::HasScope(*x.key, match->scope)) {
+    return x.Error("FORBIDDEN", "this key lacks the " + match->scope + " scope");
+  }
+  int64_t retry_after = 0;
+  if (!deps_.keys->Admit(*x.key, &x.requests_this_minute, &retry_after)) {
+    return x.Error("RATE_LIMITED",
+                   "plan " + x.key->plan + " allows " +
+                       std::to_string(PlanNamed(x.key->plan).requests_per_minute) +
+                       " requests a minute",
+                   "", "", retry_after);
+  }
+  auto shared = x.shared_from_this();
+  if (match->route == "create_task") return CreateTask(shared);
+  if (match->route == "claim") return ClaimTask(shared);
+  if (match->route == "cancel") return CancelTask(shared, id);
+  if (match->route == "list_tasks") return ListTasks(x);
+  if (match->route == "get_task") return GetTask(x, id, false);
+  if (match->route == "get_trace") return GetTask(x, id, true);
+  LeaseCommand(shared, id, match->route);
+}
+
+void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
+  const uint32_t p = deps_.tasks->PartitionOf(id);
+  if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
+                                    options_.read_your_writes_timeout)) {
+    return x.Error("VIEW_LAGGING", "the task view is catching up; retry shortly", "", id, 1);
+  }
+  auto task = deps_.views->GetTask(id, x.key->tenant_id);
+  if (!task) return x.ErrorFrom(task.error(), id);
+  if (!*task) return x.Error("TASK_NOT_FOUND", "no task " + id, "", id);
+  const events::Task& t = **task;
+  ContractContext contract;
+  contract.task = &t;
+  contract.caller_holds_lease = t.lease.key_id == x.key->key_id;
+  contract.actions = contract.caller_holds_lease && t.status == events::TaskStatus::kRunning
+                         ? LeaseActions(t.id)
+                         : TaskActions(t);
+  events::Payload body;
+  if (trace) {
+    auto events = deps_.views->Trace(id);
+    if (!events) return x.ErrorFrom(events.error(), id);
+    RenderTraceInto(t, *events, body);
+  } else {
+    RenderTaskInto(t, body);
+  }
+  x.Send(200, std::move(body), contract);
+}
+
+void Api::ListTasks(Exchange& x) {
+  projections::ListQuery q;
+  q.tenant_id = x.key->tenant_id;
+  auto get = [&](const char* name) {
+    auto it = x.call.query.find(name);
+    return it == x.call.query.end() ? std::string() : it->second;
+  };
+  q.status = get("status");
+  q.type = get("type").empty() ? get("task_type") : get("type");
+  events::TaskStatus parsed;
+  if (!q.status.empty() && !events::ParseStatus(q.status, &parsed)) {
+    return x.Error("VALIDATION_ERROR", "unknown status " + q.status, R"({"field":"status"})");
+  }
+  if (const std::string limit = get("limit"); !limit.empty()) {
+    char* end = nullptr;
+    long v = std::strtol(limit.c_str(), &end, 10);
+    if (*end != '\0' || v < 1 || v > 200) {
+      return x.Error("VALIDATION_ERROR", "limit must be 1-200", R"({"field":"limit"})");
+    }
+    q.limit = static_cast<size_t>(v);
+  }
+  if (const std::string cursor = get("cursor"); !cursor.empty() && !HexDecode(cursor, &q.cursor)) {
+    return x.Error("VALIDATION_ERROR", "cursor is not one this server gave",
+                   R"({"field":"cursor"})");
+  }
+  for (uint32_t p = 0; p < deps_.log->partition_count(); ++p) {
+    if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
+                                      options_.read_your_writes_timeout)) {
+      return x.Error("VIEW_LAGGING", "the task views are catching up; retry shortly", "", "", 1);
+    }
+  }
+  auto page = deps_.views->List(q);
+  if (!page) return x.ErrorFrom(page.error());
+  std::string tasks = "[";
+  for (size_t i = 0; i < page->tasks.size(); ++i) {
+    if (i > 0) tasks += ",";
+    tasks += RenderTask(page->tasks[i]);
+  }
+  tasks += "]";
+  ContractContext contract;
+  events::Payload body;
+  body.Raw("tasks", tasks).Bool("has_more", !page->next_cursor.empty());
+  if (page->next_cursor.empty()) {
+    body.Raw("next_cursor", "");
+    contract.actions = {Act("create_task", false, "POST", "/v1/tasks")};
+  } else {
+    const std::string cursor = HexEncode(page->next_cursor);
+    body.Str("next_cursor", cursor);
+    contract.actions = {Act("next_page", true, "GET", "/v1/tasks?cursor=" + cursor)};
+  }
+  x.Send(200, std::move(body), contract);
+}
+
+void Api::RegisterKey(std::shared_ptr<Exchange> x) {
+  if (!options_.allow_register) {
+    return x->Error("REGISTRATION_DISABLED", "self-service key registration is off on this server");
+  }
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  deps_.keys->Register("", {"write", "read", "worker"}, "free",
+                       [x](Result<std::pair<std::string, KeyRecord>> r) {
+                         if (!r) return x->ErrorFrom(r.error());
+                         const KeyRecord& key = r->second;
+                         x->key = key;
+                         ContractContext contract;
+                         contract.actions = {Act("create_task", true, "POST", "/v1/tasks"),
+                                             Act("claim", false, "POST", "/v1/tasks/claim")};
+                         x->Send(201,
+                                 events::Payload()
+                                     .Str("apiKey", r->first)
+                                     .Str("accountId", key.tenant_id)
+                                     .Str("key_id", key.key_id)
+                                     .Raw("scopes", R"(["write","read","worker"])")
+                                     .Str("plan", key.plan),
+                                 contract);
+                       });
+}
+
+void Api::Readyz(Exchange& x) {
+  std::string reason;
+  if (!deps_.tasks->healthy()) reason = "a partition writer failed; restart runlogd";
+  if (deps_.projector->failed()) reason = "projection failed: " + deps_.projector->failure();
+  if (reason.empty() && !deps_.projector->CaughtUp()) reason = "views are catching up";
+  if (!reason.empty()) {
+    return x.Send(503, events::Payload().Str("status", "not_ready").Str("reason", reason),
+                  ContractContext{.actions = {Act("retry_after_wait", true, "GET", "/readyz", 1)}});
+  }
+  x.Send(200, events::Payload().Str("status", "ready"), {});
+}
+
+}  // namespace runlog::api

@@ -1,0 +1,85 @@
+#pragma once
+// The runlog HTTP API, independent of the HTTP library: a Call in, exactly one
+// answer out through Reply, possibly later and from another thread (commands
+// answer once durable). Routes live under /v1 and /api/v1 (docs/api.md).
+// Every answer is JSON with "version" and an agent_contract, errors included.
+//
+// Thread contract: Handle may be called from many threads at once.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/contract.h"
+#include "api/keys.h"
+#include "api/metrics.h"
+#include "events/event_log.h"
+#include "projections/projector.h"
+#include "services/task_service.h"
+
+namespace runlog::api {
+
+struct Call {
+  std::string method;  // GET, POST, …
+  std::string path;    // without the query
+  std::map<std::string, std::string> query;
+  std::string body;
+  std::string authorization;
+  std::string content_type;
+  std::string idempotency_key;
+  bool body_too_large = false;
+};
+
+class Reply {
+ public:
+  virtual ~Reply() = default;
+  // `headers`: extra response headers (Retry-After, Idempotent-Replayed).
+  virtual void Send(int status, const std::string& content_type, std::string body,
+                    const std::vector<std::pair<std::string, std::string>>& headers) = 0;
+};
+
+struct ApiOptions {
+  size_t max_body_bytes = 1 << 20;
+  bool allow_register = true;
+  int64_t default_lease_seconds = 300;
+  int64_t max_lease_seconds = 3600;
+  int64_t max_wait_seconds = 30;
+  std::chrono::milliseconds read_your_writes_timeout{2000};
+};
+
+struct ApiDeps {
+  events::EventLog* log = nullptr;
+  services::TaskService* tasks = nullptr;
+  projections::Views* views = nullptr;
+  projections::Projector* projector = nullptr;
+  KeyStore* keys = nullptr;
+  Metrics* metrics = nullptr;
+  infra::Clock* clock = nullptr;
+};
+
+class Api {
+ public:
+  Api(ApiDeps deps, ApiOptions options) : deps_(deps), options_(options) {}
+  void Handle(Call call, std::shared_ptr<Reply> reply);
+
+  class Exchange;  // one call in flight (api/exchange.h)
+
+ private:
+  void Route(Exchange& x);
+  void CreateTask(std::shared_ptr<Exchange> x);
+  void ClaimTask(std::shared_ptr<Exchange> x);
+  void LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id, const std::string& verb);
+  void CancelTask(std::shared_ptr<Exchange> x, const std::string& id);
+  void GetTask(Exchange& x, const std::string& id, bool trace);
+  void ListTasks(Exchange& x);
+  void RegisterKey(std::shared_ptr<Exchange> x);
+  void Readyz(Exchange& x);
+  void AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,
+                     const std::string& kind);
+
+  ApiDeps deps_;
+  ApiOptions options_;
+};
+
+}  // namespace runlog::api

@@ -1,0 +1,346 @@
+// The API's commands: create, claim, heartbeat, complete, fail, cancel. Each
+// validates its body, hands a command to the TaskService and answers from the
+// command's callback, once the resulting events are durable.
+
+#include <array>
+#include <span>
+
+#include "api/api.h"
+#include "api/exchange.h"
+#include "api/render.h"
+#include "events/canonical_json.h"
+
+namespace runlog::api {
+namespace {
+
+using Names = std::span<const char* const>;
+
+struct LimitSpec {
+  std::array<const char*, 2> names;  // the field, then an alias (or the field again)
+  int64_t default_value;
+  int64_t cap;
+};
+constexpr LimitSpec kLimits[] = {{{"max_steps", "max_steps"}, 20, 100},
+                                 {{"max_total_seconds", "timeout_seconds"}, 300, 3600},
+                                 {{"max_step_seconds", "max_step_seconds"}, 60, 600},
+                                 {{"max_tokens", "max_tokens"}, 100'000, 10'000'000}};
+
+// Reads validated fields of a JSON object; the first problem is kept and
+// answered by Fail().
+class Fields {
+ public:
+  explicit Fields(const json::Value& object) : object_(object) {}
+
+  // The first present, non-null member among `names`.
+  const json::Value* Any(std::initializer_list<const char*> names, std::string* which = nullptr) {
+    return Any(Names(names.begin(), names.size()), which);
+  }
+  const json::Value* Any(Names names, std::string* which = nullptr) {
+    for (const char* n : names) {
+      if (const json::Value* v = json::FindSet(object_, n)) {
+        if (which) *which = n;
+        return v;
+      }
+    }
+    return nullptr;
+  }
+
+  std::string Str(std::initializer_list<const char*> names, size_t max_len,
+                  const std::string& fallback = "") {
+    std::string which;
+    const json::Value* v = Any(names, &which);
+    if (v == nullptr) return fallback;
+    if (!v->IsString() || v->GetStringLength() == 0 || v->GetStringLength() > max_len) {
+      Problem("VALIDATION_ERROR", which,
+              "must be a string of 1-" + std::to_string(max_len) + " characters");
+      return fallback;
+    }
+    return std::string(v->GetString(), v->GetStringLength());
+  }
+
+  // An integer in [min, hard_max]; above `cap` (if set) is LIMIT_EXCEEDED.
+  int64_t Int(std::initializer_list<const char*> names, int64_t fallback, int64_t min,
+              int64_t hard_max, int64_t cap = -1, const json::Value* in = nullptr) {
+    return Int(Names(names.begin(), names.size()), fallback, min, hard_max, cap, in);
+  }
+  int64_t Int(Names names, int64_t fallback, int64_t min, int64_t hard_max, int64_t cap = -1,
+              const json::Value* in = nullptr) {
+    std::string which;
+    const json::Value* v = nullptr;
+    if (in != nullptr) {
+      for (const char* n : names) {
+        if ((v = json::FindSet(*in, n)) != nullptr) {
+          which = n;
+          break;
+        }
+      }
+    } else {
+      v = Any(names, &which);
+    }
+    if (v == nullptr) return fallback;
+    if (!v->IsInt64() || v->GetInt64() < min || v->GetInt64() > hard_max) {
+      if (cap >= 0 && v->IsNumber() && v->GetDouble() > static_cast<double>(cap)) {
+        Problem("LIMIT_EXCEEDED", which, "is over the server's cap of " + std::to_string(cap), cap);
+      } else {
+        Problem(
+            "VALIDATION_ERROR", which,
+            "must be an integer from " + std::to_string(min) + " to " + std::to_string(hard_max));
+      }
+      return fallback;
+    }
+    if (cap >= 0 && v->GetInt64() > cap) {
+      Problem("LIMIT_EXCEEDED", which, "is over the server's cap of " + std::to_string(cap), cap);
+      return fallback;
+    }
+    return v->GetInt64();
+  }
+
+  void Problem(const std::string& code, const std::string& field, const std::string& message,
+               int64_t cap = -1) {
+    if (!code_.empty()) return;
+    code_ = code;
+    message_ = field + " " + message;
+    events::Payload details;
+    details.Str("field", field);
+    if (cap >= 0) details.Int("cap", cap);
+    details_ = details.Build();
+  }
+
+  bool ok() const { return code_.empty(); }
+  void Fail(Api::Exchange& x) const { x.Error(code_, message_, details_); }
+
+ private:
+  const json::Value& object_;
+  std::string code_, message_, details_;
+};
+
+std::string Canonical(const json::Value& v) {
+  std::string out;
+  (void)events::WriteCanonical(v, &out);  // the whole body was canonicalized already
+  return out;
+}
+
+// The plan of a request, normalised: steps with 1-based step_index and an input.
+std::string NormalisePlan(const json::Value& plan, Fields& f, int64_t max_steps) {
+  const json::Value* steps = json::Find(plan, "steps");
+  if (!plan.IsObject() || steps == nullptr || !steps->IsArray() || steps->Empty()) {
+    f.Problem("VALIDATION_ERROR", "plan.steps", "must be a non-empty array of steps");
+    return "";
+  }
+  if (static_cast<int64_t>(steps->Size()) > max_steps) {
+    f.Problem("LIMIT_EXCEEDED", "plan.steps",
+              "has " + std::to_string(steps->Size()) + " steps; max_steps is " +
+                  std::to_string(max_steps),
+              max_steps);
+    return "";
+  }
+  std::string out = "{\"steps\":[";
+  for (rapidjson::SizeType i = 0; i < steps->Size(); ++i) {
+    const json::Value& step = (*steps)[i];
+    const std::string path = "plan.steps[" + std::to_string(i) + "]";
+    const json::Value* tool = json::Find(step, "tool");
+    if (!step.IsObject() || tool == nullptr || !tool->IsString() || tool->GetStringLength() == 0) {
+      f.Problem("VALIDATION_ERROR", path + ".tool", "must be a tool name");
+      return "";
+    }
+    const json::Value* input = json::FindSet(step, "input");
+    if (input != nullptr && !input->IsObject()) {
+      f.Problem("VALIDATION_ERROR", path + ".input", "must be an object");
+      return "";
+    }
+    if (i > 0) out += ",";
+    out += events::Payload()
+               .Raw("input", input == nullptr ? "{}" : Canonical(*input))
+               .Int("step_index", i + 1)
+               .Str("tool", tool->GetString())
+               .Build();
+  }
+  return out + "]}";
+}
+
+bool ValidName(const std::string& s) {
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ':' &&
+        c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void Api::CreateTask(std::shared_ptr<Exchange> x) {
+  std::string request_hash;
+  if (!ParseBody(*x, options_.max_body_bytes, true, &request_hash)) return;
+  Fields f(x->body);
+  services::CreateTask c;
+  c.caller = {x->key->tenant_id, x->key->key_id};
+  c.type = f.Str({"type", "task_type"}, 128, "default");
+  if (f.ok() && !ValidName(c.type)) {
+    f.Problem("VALIDATION_ERROR", "type", "may hold letters, digits and _ . : - only");
+  }
+  c.agent_id = f.Str({"agent_id"}, 128);
+  std::string input_field;
+  const json::Value* input = f.Any({"input", "payload", "task_definition"}, &input_field);
+  if (input != nullptr && !input->IsObject()) {
+    f.Problem("VALIDATION_ERROR", input_field, "must be a JSON object");
+  }
+  c.input = input == nullptr ? "{}" : Canonical(*input);
+  c.max_attempts = f.Int({"max_attempts"}, 1, 1, 100);
+  c.priority = f.Int({"priority"}, 0, -1000, 1000);
+  // Limits: defaults, then "limits", then "plan.limits", then top-level fields.
+  const json::Value* limits = json::FindSet(x->body, "limits");
+  const json::Value* plan = json::FindSet(x->body, "plan");
+  const json::Value* plan_limits = plan != nullptr ? json::FindSet(*plan, "limits") : nullptr;
+  for (const json::Value* v : {limits, plan_limits}) {
+    if (v != nullptr && !v->IsObject())
+      f.Problem("VALIDATION_ERROR", "limits", "must be an object");
+  }
+  events::Payload limit_payload;
+  int64_t max_steps = 0;
+  for (const LimitSpec& spec : kLimits) {
+    const Names names(spec.names);
+    int64_t value = spec.default_value;
+    for (const json::Value* from : {limits, plan_limits}) {
+      if (from != nullptr && from->IsObject())
+        value = f.Int(names, value, 1, INT32_MAX, spec.cap, from);
+    }
+    value = f.Int(names, value, 1, INT32_MAX, spec.cap);
+    if (std::string_view(spec.names[0]) == "max_steps") max_steps = value;
+    limit_payload.Int(spec.names[0], value);
+  }
+  c.limits = limit_payload.Build();
+  if (plan != nullptr && f.ok()) c.plan = NormalisePlan(*plan, f, max_steps);
+  if (!x->call.idempotency_key.empty()) {
+    if (x->call.idempotency_key.size() > 255) {
+      f.Problem("VALIDATION_ERROR", "Idempotency-Key", "must be at most 255 characters");
+    }
+    c.idempotency_key = x->call.idempotency_key;
+    c.request_hash = request_hash;
+  }
+  if (!f.ok()) return f.Fail(*x);
+  deps_.tasks->Create(std::move(c), [this, x](Result<services::CommandResult> r) {
+    AnswerCommand(x, std::move(r), "create");
+  });
+}
+
+void Api::ClaimTask(std::shared_ptr<Exchange> x) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  Fields f(x->body);
+  services::ClaimTask c;
+  c.caller = {x->key->tenant_id, x->key->key_id};
+  if (const json::Value* types = f.Any({"types", "task_types"})) {
+    if (!types->IsArray() || types->Size() > 100) {
+      f.Problem("VALIDATION_ERROR", "types", "must be an array of up to 100 type names");
+    } else {
+      for (const auto& t : types->GetArray()) {
+        if (!t.IsString()) f.Problem("VALIDATION_ERROR", "types", "must hold strings");
+        if (t.IsString()) c.types.emplace_back(t.GetString(), t.GetStringLength());
+      }
+    }
+  } else if (std::string type = f.Str({"type", "task_type"}, 128); !type.empty()) {
+    c.types.push_back(type);
+  }
+  c.worker_id = f.Str({"worker_id"}, 128, x->key->key_id);
+  c.lease_ms = 1000 * f.Int({"lease_seconds"}, options_.default_lease_seconds, 1, INT32_MAX,
+                            options_.max_lease_seconds);
+  const int64_t wait = f.Int({"wait_seconds"}, 0, 0, INT32_MAX, options_.max_wait_seconds);
+  if (!f.ok()) return f.Fail(*x);
+  deps_.tasks->Claim(
+      std::move(c), std::chrono::seconds(wait), [this, x, wait](Result<services::CommandResult> r) {
+        if (r && r->empty) {
+          ContractContext contract;
+          contract.actions = {
+              Act("retry_after_wait", true, "POST", "/v1/tasks/claim", wait > 0 ? 0 : 5)};
+          return x->Send(200, events::Payload().Raw("task", "").Raw("lease", ""), contract);
+        }
+        AnswerCommand(x, std::move(r), "claim");
+      });
+}
+
+void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
+                       const std::string& verb) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  Fields f(x->body);
+  services::Caller caller{x->key->tenant_id, x->key->key_id};
+  services::LeaseRef ref{id, f.Str({"lease_id"}, 128), f.Str({"worker_id"}, 128, x->key->key_id)};
+  services::Command command;
+  if (verb == "heartbeat") {
+    command = services::Heartbeat{caller, ref};
+  } else if (verb == "complete") {
+    const json::Value* result = f.Any({"result", "output"});
+    command = services::CompleteTask{caller, ref, result == nullptr ? "{}" : Canonical(*result)};
+  } else {
+    std::string error = R"({"code":"TASK_FAILED","message":"the worker reported a failure"})";
+    if (const json::Value* e = f.Any({"error"})) {
+      if (e->IsString()) {
+        error = events::Payload().Str("code", "TASK_FAILED").Str("message", e->GetString()).Build();
+      } else if (e->IsObject()) {
+        error = events::Payload()
+                    .Str("code", json::String(*e, "code", "TASK_FAILED"))
+                    .Str("message", json::String(*e, "message", "the worker reported a failure"))
+                    .Build();
+      } else {
+        f.Problem("VALIDATION_ERROR", "error", "must be a string or {code, message}");
+      }
+    }
+    const json::Value* retryable = f.Any({"retryable"});
+    if (retryable != nullptr && !retryable->IsBool()) {
+      f.Problem("VALIDATION_ERROR", "retryable", "must be true or false");
+    }
+    command = services::FailTask{caller, ref, error, retryable != nullptr && retryable->GetBool()};
+  }
+  if (!f.ok()) return f.Fail(*x);
+  deps_.tasks->Submit(std::move(command), [this, x, verb](Result<services::CommandResult> r) {
+    AnswerCommand(x, std::move(r), verb);
+  });
+}
+
+void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  Fields f(x->body);
+  std::string reason = f.Str({"reason"}, 1000);
+  if (!f.ok()) return f.Fail(*x);
+  deps_.tasks->Submit(
+      services::CancelTask{{x->key->tenant_id, x->key->key_id}, id, reason},
+      [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "cancel"); });
+}
+
+void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,
+                        const std::string& kind) {
+  if (!r) {
+    std::string id;
+    if (x->call.path.starts_with("/tasks/"))
+      id = x->call.path.substr(7, x->call.path.find('/', 7) - 7);
+    return x->ErrorFrom(r.error(), id);
+  }
+  const events::Task& t = r->task;
+  ContractContext contract;
+  contract.task = &t;
+  contract.caller_holds_lease = t.lease.key_id == x->key->key_id;
+  const std::string base = "/v1/tasks/" + t.id;
+  events::Payload body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int status = 200;
+  if (kind == "create") {
+    RenderTaskInto(t, body);
+    status = r->replayed ? 200 : 201;
+    if (r->replayed) headers.emplace_back("Idempotent-Replayed", "true");
+    contract.actions = {Act("get_task", true, "GET", base),
+                        Act("cancel_task", false, "POST", base + "/cancel")};
+  } else {
+    body.Raw("task", RenderTask(t));
+    if (kind == "claim" || kind == "heartbeat") {
+      body.Raw("lease", RenderLease(t, deps_.clock->NowMillis()));
+      contract.actions = LeaseActions(t.id);
+    } else if (kind == "cancel") {
+      contract.actions = {Act("get_task", true, "GET", base)};
+    } else {
+      contract.actions = {Act("claim_next", true, "POST", "/v1/tasks/claim")};
+    }
+  }
+  x->Send(status, std::move(body), contract, headers);
+}
+
+}  // namespace runlog::api

@@ -1,0 +1,116 @@
+#include "api/contract.h"
+
+#include <unordered_map>
+
+#include "events/payload.h"
+
+namespace runlog::api {
+
+ErrorInfo LookupError(const std::string& code) {
+  static const std::unordered_map<std::string, ErrorInfo> kTable = {
+      {"INVALID_JSON", {400, false}},
+      {"VALIDATION_ERROR", {400, false}},
+      {"UNAUTHENTICATED", {401, false}},
+      {"FORBIDDEN", {403, false}},
+      {"NOT_FOUND", {404, false}},
+      {"TASK_NOT_FOUND", {404, false}},
+      {"METHOD_NOT_ALLOWED", {405, false}},
+      {"TASK_TERMINAL", {409, false}},
+      {"TASK_CANCELLED", {409, false}},
+      {"LEASE_EXPIRED", {409, false}},
+      {"LEASE_MISMATCH", {409, false}},
+      {"IDEMPOTENCY_CONFLICT", {409, false}},
+      {"PAYLOAD_TOO_LARGE", {413, false}},
+      {"UNSUPPORTED_MEDIA_TYPE", {415, false}},
+      {"LIMIT_EXCEEDED", {422, false}},
+      {"RATE_LIMITED", {429, true}},
+      {"REGISTRATION_DISABLED", {403, false}},
+      {"UNAVAILABLE", {503, true}},
+      {"VIEW_LAGGING", {503, true}},
+      {"WRITER_FAILED", {503, true}},
+      {"LOG_LATCHED", {503, true}},
+      {"DEADLINE_EXCEEDED", {503, true}},
+  };
+  auto it = kTable.find(code);
+  return it == kTable.end() ? ErrorInfo{500, true} : it->second;
+}
+
+NextAction Act(std::string action, bool recommended, std::string method, std::string endpoint,
+               int64_t retry_after_seconds) {
+  return NextAction{std::move(action), recommended, std::move(method), std::move(endpoint),
+                    retry_after_seconds};
+}
+
+std::vector<NextAction> LeaseActions(const std::string& id) {
+  const std::string base = "/v1/tasks/" + id;
+  return {Act("heartbeat", true, "POST", base + "/heartbeat"),
+          Act("complete_task", false, "POST", base + "/complete"),
+          Act("fail_task", false, "POST", base + "/fail")};
+}
+
+std::vector<NextAction> ActionsForError(const std::string& code, const std::string& id,
+                                        int64_t retry_after) {
+  const std::string task = "/v1/tasks/" + id;
+  if (code == "LEASE_EXPIRED" || code == "LEASE_MISMATCH" || code == "TASK_CANCELLED") {
+    return {Act("claim_next", true, "POST", "/v1/tasks/claim")};
+  }
+  if (code == "TASK_TERMINAL") return {Act("get_task", true, "GET", task)};
+  if (code == "TASK_NOT_FOUND" || code == "NOT_FOUND") {
+    return {Act("list_tasks", true, "GET", "/v1/tasks")};
+  }
+  if (code == "IDEMPOTENCY_CONFLICT") {
+    return {Act("get_task", true, "GET", task),
+            Act("create_task_with_new_key", false, "POST", "/v1/tasks")};
+  }
+  if (code == "UNAUTHENTICATED") {
+    return {Act("register_key", true, "POST", "/v1/keys/register")};
+  }
+  if (code == "RATE_LIMITED" || LookupError(code).retryable) {
+    return {Act("retry_after_wait", true, "", "", retry_after < 0 ? 1 : retry_after)};
+  }
+  return {Act("fix_request", true)};
+}
+
+std::string AgentContract(const ContractContext& c) {
+  bool lease_valid = false;
+  int64_t expires_in = 0;
+  int64_t heartbeat_every = 0;
+  if (c.task != nullptr && c.caller_holds_lease && !c.task->lease.lease_id.empty() &&
+      c.task->status == events::TaskStatus::kRunning) {
+    lease_valid = c.task->lease.expires_at_ms > c.now_ms;
+    expires_in = std::max<int64_t>(0, (c.task->lease.expires_at_ms - c.now_ms) / 1000);
+    heartbeat_every = std::max<int64_t>(1, c.task->lease.duration_ms / 3000);
+  }
+  std::string actions = "[";
+  for (size_t i = 0; i < c.actions.size(); ++i) {
+    const NextAction& a = c.actions[i];
+    events::Payload p;
+    p.Str("action", a.action).Bool("recommended", a.recommended);
+    if (!a.method.empty()) p.Str("method", a.method).Str("endpoint", a.endpoint);
+    if (a.retry_after_seconds >= 0) p.Int("retry_after_seconds", a.retry_after_seconds);
+    if (i > 0) actions += ",";
+    actions += p.Build();
+  }
+  actions += "]";
+  events::Payload billing;
+  if (!c.plan.empty()) billing.Str("plan", c.plan);
+  if (c.rate_limit_per_minute > 0) {
+    billing.Int("rate_limit_per_minute", c.rate_limit_per_minute)
+        .Int("requests_this_minute", c.requests_this_minute);
+  }
+  events::Payload contract;
+  contract.Str("version", "1")
+      .Bool("lease_valid", lease_valid)
+      .Bool("retryable", !c.error_code.empty() && LookupError(c.error_code).retryable)
+      .Raw("next_actions", actions)
+      .Raw("billing_context", billing.Build());
+  if (lease_valid) {
+    contract.Int("lease_expires_in_seconds", expires_in)
+        .Int("recommended_heartbeat_interval_seconds", heartbeat_every);
+  } else {
+    contract.Int("lease_expires_in_seconds", 0).Raw("recommended_heartbeat_interval_seconds", "");
+  }
+  return contract.Build();
+}
+
+}  // namespace runlog::api

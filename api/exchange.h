@@ -1,0 +1,84 @@
+#pragma once
+// One call in flight: the request, the caller once authenticated, and the
+// helpers that answer it. Internal to api/.
+
+#include <chrono>
+#include <optional>
+
+#include "api/api.h"
+#include "events/payload.h"
+#include "infra/json.h"
+
+namespace runlog::api {
+
+inline constexpr char kApiVersion[] = "2026-11-23";
+
+class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
+ public:
+  Exchange(Call call, std::shared_ptr<Reply> reply, const ApiDeps& deps)
+      : call(std::move(call)),
+        reply_(std::move(reply)),
+        deps_(deps),
+        start_(std::chrono::steady_clock::now()) {}
+
+  // Answers with `body` plus "version" and the agent_contract.
+  void Send(int status, events::Payload body, ContractContext contract,
+            std::vector<std::pair<std::string, std::string>> headers = {}) {
+    contract.now_ms = deps_.clock->NowMillis();
+    if (key) {
+      contract.plan = key->plan;
+      contract.rate_limit_per_minute = PlanNamed(key->plan).requests_per_minute;
+      contract.requests_this_minute = requests_this_minute;
+    }
+    body.Str("version", kApiVersion).Raw("agent_contract", AgentContract(contract));
+    Finish(status, "application/json", body.Build(), headers);
+  }
+
+  // {"error":{"code","message","details"}, …}
+  void Error(const std::string& code, const std::string& message, std::string details = "",
+             const std::string& task_id = "", int64_t retry_after = -1) {
+    ContractContext contract;
+    contract.error_code = code;
+    contract.retry_after_seconds = retry_after;
+    contract.actions = ActionsForError(code, task_id, retry_after);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (retry_after >= 0) headers.emplace_back("Retry-After", std::to_string(retry_after));
+    events::Payload error;
+    error.Str("code", code)
+        .Str("message", message)
+        .Raw("details", details.empty() ? "{}" : details);
+    Send(LookupError(code).http_status, events::Payload().Raw("error", error.Build()), contract,
+         headers);
+  }
+
+  void ErrorFrom(const runlog::Error& e, const std::string& task_id = "") {
+    Error(e.code, e.message, e.details, task_id);
+  }
+
+  void Finish(int status, const std::string& content_type, std::string body,
+              const std::vector<std::pair<std::string, std::string>>& headers) {
+    if (deps_.metrics) {
+      deps_.metrics->Request(
+          route, status,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    }
+    reply_->Send(status, content_type, std::move(body), headers);
+  }
+
+  Call call;
+  std::string route = "unknown";  // metrics label
+  std::optional<KeyRecord> key;   // set once authenticated
+  int64_t requests_this_minute = 0;
+  json::Document body;  // set by ParseBody
+
+ private:
+  std::shared_ptr<Reply> reply_;
+  const ApiDeps& deps_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Parses the call's body into x.body as a JSON object; answers the error and
+// returns false when it cannot. `request_hash` gets SHA-256 of its canonical form.
+bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* request_hash);
+
+}  // namespace runlog::api

@@ -1,0 +1,132 @@
+#include "api/keys.h"
+
+#include <future>
+
+#include "events/partitioner.h"
+#include "events/payload.h"
+#include "events/sha256.h"
+#include "infra/json.h"
+
+namespace runlog::api {
+namespace {
+
+std::string ScopesJson(const std::vector<std::string>& scopes) {
+  std::string out = "[";
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    if (i > 0) out += ",";
+    events::AppendCanonicalString(scopes[i], &out);
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+const Plan& PlanNamed(const std::string& name) {
+  static const std::vector<Plan> kPlans = {
+      {"free", 600}, {"basic", 3'000}, {"pro", 12'000}, {"agency", 60'000}, {"internal", 0}};
+  for (const Plan& p : kPlans) {
+    if (p.name == name) return p;
+  }
+  return kPlans.front();
+}
+
+KeyStore::KeyStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids)
+    : log_(log), clock_(clock), ids_(ids) {}
+
+void KeyStore::Insert(const std::string& hash, KeyRecord record) {
+  if (HasScope(record, "admin")) has_admin_ = true;
+  by_hash_[hash] = std::move(record);
+}
+
+void KeyStore::Recover(const events::Event& e) {
+  if (e.type != "key.registered") return;
+  json::Document p;
+  if (!json::Parse(e.payload, &p)) return;
+  KeyRecord record{e.aggregate_id, e.tenant_id, {}, json::String(p, "plan", "free")};
+  if (const json::Value* scopes = json::Find(p, "scopes"); scopes && scopes->IsArray()) {
+    for (const auto& s : scopes->GetArray()) {
+      if (s.IsString()) record.scopes.push_back(s.GetString());
+    }
+  }
+  std::lock_guard lock(mu_);
+  Insert(json::String(p, "key_hash"), std::move(record));
+}
+
+std::optional<KeyRecord> KeyStore::Lookup(const std::string& presented_key) const {
+  const std::string hash = events::Sha256Hex(presented_key);
+  std::lock_guard lock(mu_);
+  auto it = by_hash_.find(hash);
+  if (it == by_hash_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool KeyStore::HasScope(const KeyRecord& key, const std::string& scope) {
+  for (const std::string& s : key.scopes) {
+    if (s == scope || s == "admin") return true;
+  }
+  return false;
+}
+
+void KeyStore::Append(const std::string& plaintext, KeyRecord record, RegisterCallback done) {
+  const std::string hash = events::Sha256Hex(plaintext);
+  events::Event e;
+  e.type = "key.registered";
+  e.event_id = ids_.Next("evt_");
+  e.aggregate_id = record.key_id;
+  e.tenant_id = record.tenant_id;
+  e.sequence = 1;
+  e.timestamp_ms = clock_.NowMillis();
+  e.payload = events::Payload()
+                  .Str("key_hash", hash)
+                  .Raw("scopes", ScopesJson(record.scopes))
+                  .Str("plan", record.plan)
+                  .Build();
+  const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
+  log_.AppendAsync(p, std::span(&e, 1),
+                   [this, hash, plaintext, record, done](Result<std::vector<uint64_t>> r) mutable {
+                     if (!r) return done(std::unexpected(r.error()));
+                     {
+                       std::lock_guard lock(mu_);
+                       Insert(hash, record);
+                     }
+                     done(std::make_pair(plaintext, std::move(record)));
+                   });
+}
+
+void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
+                        RegisterCallback done) {
+  if (tenant_id.empty()) tenant_id = ids_.Next("acct_");
+  KeyRecord record{ids_.Next("key_"), std::move(tenant_id), std::move(scopes), std::move(plan)};
+  Append(ids_.Next("rl_live_"), std::move(record), std::move(done));
+}
+
+Result<std::string> KeyStore::EnsureAdmin(const std::string& configured) {
+  {
+    std::lock_guard lock(mu_);
+    if (configured.empty() ? has_admin_ : by_hash_.contains(events::Sha256Hex(configured))) {
+      return std::string();
+    }
+  }
+  const std::string plaintext = configured.empty() ? ids_.Next("rl_live_") : configured;
+  std::promise<Status> promise;
+  Append(plaintext, KeyRecord{ids_.Next("key_"), "acct_admin", {"admin"}, "internal"},
+         [&](Result<std::pair<std::string, KeyRecord>> r) {
+           promise.set_value(r ? Status{} : Status(std::unexpected(r.error())));
+         });
+  if (auto s = promise.get_future().get(); !s) return std::unexpected(s.error());
+  return configured.empty() ? plaintext : std::string();
+}
+
+bool KeyStore::Admit(const KeyRecord& key, int64_t* used, int64_t* retry_after_seconds) {
+  const Plan& plan = PlanNamed(key.plan);
+  const int64_t now = clock_.NowMillis();
+  const int64_t minute = now / 60'000;
+  std::lock_guard lock(mu_);
+  Window& w = windows_[key.tenant_id];
+  if (w.minute != minute) w = Window{minute, 0};
+  *used = ++w.count;
+  *retry_after_seconds = (60'000 - now % 60'000 + 999) / 1000;
+  return plan.requests_per_minute == 0 || w.count <= plan.requests_per_minute;
+}
+
+}  // namespace runlog::api

@@ -1,0 +1,75 @@
+#pragma once
+// API keys and tenants. A key is shown once, at creation; only its SHA-256 is
+// kept, as a `key.registered` event on the log (aggregate: the key id, tenant:
+// its account), so keys survive restarts and the log stays the only truth.
+//
+// Plans: the per-minute request limit of each tenant (docs/api.md).
+// Thread contract: all methods are thread-safe (one mutex over the maps).
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events/event_log.h"
+#include "infra/clock.h"
+#include "infra/ids.h"
+
+namespace runlog::api {
+
+struct KeyRecord {
+  std::string key_id;
+  std::string tenant_id;
+  std::vector<std::string> scopes;  // admin, write, read, worker
+  std::string plan;                 // free, basic, pro, agency, internal
+};
+
+struct Plan {
+  std::string name;
+  int64_t requests_per_minute;  // 0: unlimited
+};
+const Plan& PlanNamed(const std::string& name);
+
+class KeyStore {
+ public:
+  KeyStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids);
+
+  // Applies a key event from the log during recovery.
+  void Recover(const events::Event& event);
+
+  std::optional<KeyRecord> Lookup(const std::string& presented_key) const;
+  static bool HasScope(const KeyRecord& key, const std::string& scope);
+
+  // Creates a key (and a new account when `tenant_id` is empty); answers the
+  // plaintext key once it is durable.
+  using RegisterCallback = std::function<void(Result<std::pair<std::string, KeyRecord>>)>;
+  void Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
+                RegisterCallback done);
+  // Makes sure an admin key exists: `configured` (RUNLOG_ADMIN_KEY) if given,
+  // else a generated one. Returns the plaintext of a newly generated key, or "".
+  [[nodiscard]] Result<std::string> EnsureAdmin(const std::string& configured);
+
+  // Counts a request of `tenant` against its plan; false when over the limit.
+  // `used` and `retry_after_seconds` describe the current minute.
+  bool Admit(const KeyRecord& key, int64_t* used, int64_t* retry_after_seconds);
+
+ private:
+  void Insert(const std::string& hash, KeyRecord record);  // requires mu_
+  void Append(const std::string& plaintext, KeyRecord record, RegisterCallback done);
+
+  events::EventLog& log_;
+  infra::Clock& clock_;
+  infra::IdGenerator& ids_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, KeyRecord> by_hash_;  // guarded by mu_
+  bool has_admin_ = false;                              // guarded by mu_
+  struct Window {
+    int64_t minute = 0;
+    int64_t count = 0;
+  };
+  std::unordered_map<std::string, Window> windows_;  // guarded by mu_: per tenant
+};
+
+}  // namespace runlog::api

@@ -1,0 +1,97 @@
+#include "api/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace runlog::api {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
+  return kBuckets;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("runlog_http_requests_total")
+                    .Help("HTTP requests by route and status code")
+                    .Register(*registry_)),
+      request_seconds_(prometheus::BuildHistogram()
+                           .Name("runlog_http_request_duration_seconds")
+                           .Help("HTTP request latency by route (claim: claim latency)")
+                           .Register(*registry_)),
+      transitions_(prometheus::BuildCounter()
+                       .Name("runlog_task_events_total")
+                       .Help("Task state transitions (events applied), by event type")
+                       .Register(*registry_)),
+      queue_latency_(prometheus::BuildHistogram()
+                         .Name("runlog_queue_latency_seconds")
+                         .Help("Time from a task becoming ready to its claim")
+                         .Register(*registry_)
+                         .Add({}, LatencyBuckets())),
+      lease_expiries_(prometheus::BuildCounter()
+                          .Name("runlog_lease_expiries_total")
+                          .Help("Leases that expired before completion")
+                          .Register(*registry_)
+                          .Add({})),
+      append_seconds_(prometheus::BuildHistogram()
+                          .Name("runlog_log_append_duration_seconds")
+                          .Help("Time for a writer's append to become durable")
+                          .Register(*registry_)
+                          .Add({}, LatencyBuckets())),
+      projection_lag_(prometheus::BuildGauge()
+                          .Name("runlog_projection_lag_records")
+                          .Help("Records in the log not yet applied to the views, by partition")
+                          .Register(*registry_)) {}
+
+void Metrics::Request(const std::string& route, int status, double seconds) {
+  prometheus::Counter* counter;
+  prometheus::Histogram* histogram;
+  {
+    std::lock_guard lock(mu_);
+    auto& c = request_counters_[{route, status}];
+    if (c == nullptr) c = &requests_.Add({{"route", route}, {"code", std::to_string(status)}});
+    auto& h = request_histograms_[route];
+    if (h == nullptr) h = &request_seconds_.Add({{"route", route}}, LatencyBuckets());
+    counter = c;
+    histogram = h;
+  }
+  counter->Increment();
+  histogram->Observe(seconds);
+}
+
+void Metrics::TaskEvent(const std::string& type, double queue_latency_seconds) {
+  prometheus::Counter* counter;
+  {
+    std::lock_guard lock(mu_);
+    auto& c = transition_counters_[type];
+    if (c == nullptr) c = &transitions_.Add({{"event", type}});
+    counter = c;
+  }
+  counter->Increment();
+  if (type == "task.claimed") queue_latency_.Observe(queue_latency_seconds);
+  if (type == "task.lease_expired") lease_expiries_.Increment();
+}
+
+void Metrics::AppendLatency(double seconds) { append_seconds_.Observe(seconds); }
+
+void Metrics::ProjectionLag(uint32_t partition, double records) {
+  prometheus::Gauge* gauge;
+  {
+    std::lock_guard lock(mu_);
+    auto& g = lag_gauges_[partition];
+    if (g == nullptr) g = &projection_lag_.Add({{"partition", std::to_string(partition)}});
+    gauge = g;
+  }
+  gauge->Set(records);
+}
+
+std::string Metrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace runlog::api

@@ -1,0 +1,46 @@
+#pragma once
+// Prometheus metrics (prometheus-cpp), served as text on GET /metrics. Every
+// name starts with runlog_. One Metrics object is made by main and handed down.
+// Thread contract: all methods are thread-safe.
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace runlog::api {
+
+class Metrics {
+ public:
+  Metrics();
+
+  void Request(const std::string& route, int status, double seconds);
+  // A task event applied to the views: state transitions, queue latency, lease expiries.
+  void TaskEvent(const std::string& type, double queue_latency_seconds);
+  void AppendLatency(double seconds);
+  void ProjectionLag(uint32_t partition, double records);
+  std::string Serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_seconds_;
+  prometheus::Family<prometheus::Counter>& transitions_;
+  prometheus::Histogram& queue_latency_;
+  prometheus::Counter& lease_expiries_;
+  prometheus::Histogram& append_seconds_;
+  prometheus::Family<prometheus::Gauge>& projection_lag_;
+
+  std::mutex mu_;  // guards the caches of labelled children below
+  std::map<std::pair<std::string, int>, prometheus::Counter*> request_counters_;
+  std::map<std::string, prometheus::Histogram*> request_histograms_;
+  std::map<std::string, prometheus::Counter*> transition_counters_;
+  std::map<uint32_t, prometheus::Gauge*> lag_gauges_;
+};
+
+}  // namespace runlog::api

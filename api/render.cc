@@ -1,0 +1,179 @@
+#include "api/render.h"
+
+#include <ctime>
+
+#include "events/payload.h"
+#include "infra/json.h"
+
+namespace runlog::api {
+
+using events::Payload;
+
+std::string IsoTime(int64_t ms) {
+  std::time_t seconds = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string IsoTimeJson(int64_t ms) { return ms == 0 ? "null" : "\"" + IsoTime(ms) + "\""; }
+
+namespace {
+
+// The plan as Artexion shows it: its steps, with the limits inside.
+std::string PlanWithLimits(const events::Task& t) {
+  if (t.plan.empty()) return "null";
+  json::Document plan;
+  if (!json::Parse(t.plan, &plan) || !plan.IsObject()) return "null";
+  const json::Value* steps = json::Find(plan, "steps");
+  return Payload()
+      .Raw("steps", steps == nullptr ? "[]" : json::Write(*steps))
+      .Raw("limits", t.limits)
+      .Build();
+}
+
+double DurationSeconds(const events::Task& t) {
+  if (t.execution_started_at_ms == 0) return 0;
+  int64_t end =
+      t.execution_finished_at_ms != 0 ? t.execution_finished_at_ms : t.execution_started_at_ms;
+  return static_cast<double>(end - t.execution_started_at_ms) / 1000.0;
+}
+
+}  // namespace
+
+std::string RenderLease(const events::Task& t, int64_t now_ms) {
+  if (t.lease.lease_id.empty()) return "null";
+  Payload p;
+  p.Str("lease_id", t.lease.lease_id)
+      .Str("id", t.lease.lease_id)
+      .Str("worker_id", t.lease.worker_id)
+      .Raw("expires_at", IsoTimeJson(t.lease.expires_at_ms));
+  if (now_ms > 0) {
+    p.Int("expires_in_seconds", std::max<int64_t>(0, (t.lease.expires_at_ms - now_ms) / 1000));
+  }
+  return p.Build();
+}
+
+std::string RenderTask(const events::Task& t) {
+  Payload p;
+  RenderTaskInto(t, p);
+  return p.Build();
+}
+
+void RenderTaskInto(const events::Task& t, Payload& p) {
+  const std::string status(events::StatusName(t.status));
+  p.Str("id", t.id)
+      .Str("task_id", t.id)
+      .Str("type", t.type)
+      .Str("task_type", t.type)
+      .Str("status", status)
+      .Raw("input", t.input)
+      .Raw("payload", t.input)
+      .Raw("plan", PlanWithLimits(t))
+      .Raw("limits", t.limits)
+      .Int("max_attempts", t.max_attempts)
+      .Int("attempt", t.attempt)
+      .Int("retry_count", t.retry_count)
+      .Int("priority", t.priority)
+      .Raw("result", t.result)
+      .Raw("error", t.error)
+      .Raw("failure", t.failure)
+      .Raw("created_at", IsoTimeJson(t.created_at_ms))
+      .Raw("execution_started_at", IsoTimeJson(t.execution_started_at_ms))
+      .Raw("execution_finished_at", IsoTimeJson(t.execution_finished_at_ms))
+      .Raw("completed_at", IsoTimeJson(t.execution_finished_at_ms))
+      .Raw("duration_seconds", events::FormatDouble(DurationSeconds(t)))
+      .Raw("cost_usd", "0")
+      .Raw("lease", RenderLease(t, 0));
+  if (!t.agent_id.empty()) {
+    p.Str("agent_id", t.agent_id);
+  } else {
+    p.Raw("agent_id", "");
+  }
+  if (!t.replay_of_task_id.empty()) {
+    p.Str("replay_of_task_id", t.replay_of_task_id);
+  } else {
+    p.Raw("replay_of_task_id", "");
+  }
+  if (!t.lease.lease_id.empty()) p.Str("lease_id", t.lease.lease_id);
+}
+
+void RenderTraceInto(const events::Task& t, const std::vector<projections::TraceEvent>& trace,
+                     Payload& out) {
+  std::string events = "[";
+  int64_t claimed_at = 0;
+  for (size_t i = 0; i < trace.size(); ++i) {
+    json::Document e;
+    if (!json::Parse(trace[i].json, &e)) continue;
+    if (json::String(e, "event") == "task.claimed") claimed_at = json::Int(e, "created_at_ms");
+    if (i > 0) events += ",";
+    events += Payload()
+                  .Str("event", json::String(e, "event"))
+                  .Str("event_id", json::String(e, "event_id"))
+                  .Int("sequence", json::Int(e, "sequence"))
+                  .Raw("payload", json::Write(*json::Find(e, "payload")))
+                  .Raw("created_at", IsoTimeJson(json::Int(e, "created_at_ms")))
+                  .Build();
+  }
+  events += "]";
+
+  // A task without a given plan is one "agent" step: its life is the last claim.
+  const bool finished = t.execution_finished_at_ms != 0;
+  std::string step_status = t.status == events::TaskStatus::kSucceeded   ? "succeeded"
+                            : t.status == events::TaskStatus::kFailed    ? "failed"
+                            : t.status == events::TaskStatus::kRunning   ? "running"
+                            : t.status == events::TaskStatus::kCancelled ? "cancelled"
+                                                                         : "pending";
+  const int64_t started = claimed_at;
+  const int64_t duration = finished && started != 0 ? t.execution_finished_at_ms - started : 0;
+  std::string steps = "[";
+  if (!t.plan.empty() && t.plan.find("\"tool\":\"agent\"") != std::string::npos) {
+    steps += Payload()
+                 .Str("id", t.id + "-1")
+                 .Int("step_index", 1)
+                 .Str("tool_name", "agent")
+                 .Raw("input", t.input)
+                 .Raw("output", t.result)
+                 .Str("status", step_status)
+                 .Raw("error", t.error)
+                 .Raw("started_at", IsoTimeJson(started))
+                 .Raw("finished_at", IsoTimeJson(finished ? t.execution_finished_at_ms : 0))
+                 .Int("duration_ms", duration)
+                 .Build();
+  }
+  steps += "]";
+  const bool has_step = steps.size() > 2;
+  const int64_t queue_latency =
+      t.execution_started_at_ms != 0 ? t.execution_started_at_ms - t.first_queued_at_ms : 0;
+  std::string summary =
+      Payload()
+          .Int("total_steps", has_step ? 1 : 0)
+          .Int("succeeded_steps", has_step && step_status == "succeeded" ? 1 : 0)
+          .Int("failed_steps", has_step && step_status == "failed" ? 1 : 0)
+          .Int("running_steps", has_step && step_status == "running" ? 1 : 0)
+          .Int("total_duration_ms", finished && t.execution_started_at_ms != 0
+                                        ? t.execution_finished_at_ms - t.execution_started_at_ms
+                                        : 0)
+          .Int("queue_latency_ms", queue_latency)
+          .Int("retry_count", t.retry_count)
+          .Int("sandbox_runs", 0)
+          .Raw("task_hash", "")
+          .Raw("step_hashes", "[]")
+          .Build();
+  out.Str("task_id", t.id)
+      .Str("status", std::string(events::StatusName(t.status)))
+      .Raw("replay_of_task_id", "")
+      .Raw("failure", t.failure)
+      .Raw("estimated_cost_usd", "0")
+      .Raw("events", events)
+      .Raw("steps", steps)
+      .Raw("plan_validation_failures", "[]")
+      .Raw("runtime_schema_failures", "[]")
+      .Raw("summary", summary);
+}
+
+}  // namespace runlog::api
