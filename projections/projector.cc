@@ -50,7 +50,7 @@ void Projector::Stop() {
 
 void Projector::Loop(uint32_t p) {
   while (!stopping_.load()) {
-    auto s = Step(p, std::chrono::milliseconds(200));
+    auto s = Step(p, std::chrono::milliseconds(50));  // new records wake it at once
     if (!s) {
       std::lock_guard lock(mu_);
       failed_.store(true);

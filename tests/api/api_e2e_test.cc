@@ -1,0 +1,372 @@
+// The API end to end over real HTTP on loopback: every endpoint, the seeds'
+// example requests, every error code, long polls, leases, tenants, keep-alive.
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <random>
+#include <thread>
+
+#include "tests/testing/http_client.h"
+#include "tests/testing/server.h"
+
+namespace runlog::api {
+namespace {
+
+using namespace std::chrono_literals;
+using runlog::testing::HttpClient;
+using runlog::testing::HttpResponse;
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
+    client_ = std::make_unique<HttpClient>(server_->url());
+    client_->SetKey(runlog::testing::kAdminKey);
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+  }
+
+  // Every answer carries "version" and an agent_contract of version 1.
+  static void ExpectContract(const HttpResponse& r) {
+    ASSERT_TRUE(r.json.IsObject()) << r.body;
+    EXPECT_TRUE(r.json.HasMember("version")) << r.body;
+    ASSERT_TRUE(r.json.HasMember("agent_contract")) << r.body;
+    const auto& c = r["agent_contract"];
+    EXPECT_STREQ(c["version"].GetString(), "1");
+    EXPECT_TRUE(c["next_actions"].IsArray());
+    EXPECT_TRUE(c["retryable"].IsBool());
+    EXPECT_TRUE(c["lease_valid"].IsBool());
+  }
+
+  static void ExpectError(const HttpResponse& r, long status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.ErrorCode(), code) << r.body;
+    ExpectContract(r);
+    if (r.json.IsObject() && r.json.HasMember("error")) {
+      EXPECT_TRUE(r["error"]["message"].IsString());
+      EXPECT_TRUE(r["error"]["details"].IsObject());
+    }
+  }
+
+  std::string CreateId(const std::string& body = R"({"type":"t"})") {
+    auto r = client_->Post("/v1/tasks", body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r.Str("id");
+  }
+
+  runlog::testing::TempDir dir_;
+  infra::ManualClock clock_{1'800'000'000'000};
+  std::unique_ptr<runlog::testing::TestServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(ApiTest, OrchestrionSeedFlow) {
+  // Register, create with an Idempotency-Key, claim, complete: the seed's calls verbatim.
+  HttpClient anon(server_->url());
+  auto reg = anon.Post("/v1/keys/register", "");
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  EXPECT_TRUE(reg.Str("apiKey").starts_with("rl_live_"));
+  EXPECT_TRUE(reg.Str("accountId").starts_with("acct_"));
+  HttpClient worker(server_->url());
+  worker.SetKey(reg.Str("apiKey"));
+
+  const std::string body =
+      R"({ "type": "process_document", "payload": { "document_url": "https://x/doc" }, "max_attempts": 3 })";
+  auto created = worker.Post("/v1/tasks", body, {"Idempotency-Key: job-001-attempt-1"});
+  ASSERT_EQ(created.status, 201) << created.body;
+  ExpectContract(created);
+  EXPECT_EQ(created.Str("status"), "queued");
+  EXPECT_EQ(created.Str("id"), created.Str("task_id"));
+  auto replay = worker.Post("/v1/tasks", body, {"Idempotency-Key: job-001-attempt-1"});
+  EXPECT_EQ(replay.status, 200);
+  EXPECT_EQ(replay.Str("id"), created.Str("id"));
+  EXPECT_EQ(replay.headers["idempotent-replayed"], "true");
+  ExpectError(
+      worker.Post("/v1/tasks", R"({"type":"other"})", {"Idempotency-Key: job-001-attempt-1"}), 409,
+      "IDEMPOTENCY_CONFLICT");
+
+  auto claim = worker.Post("/v1/tasks/claim", "");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  EXPECT_STREQ(claim["task"]["id"].GetString(), created.Str("id").c_str());
+  EXPECT_STREQ(claim["task"]["payload"]["document_url"].GetString(), "https://x/doc");
+  const auto& contract = claim["agent_contract"];
+  EXPECT_TRUE(contract["lease_valid"].GetBool());
+  EXPECT_EQ(contract["lease_expires_in_seconds"].GetInt(), 300);
+  EXPECT_EQ(contract["recommended_heartbeat_interval_seconds"].GetInt(), 100);
+  EXPECT_STREQ(contract["next_actions"][0]["action"].GetString(), "heartbeat");
+  EXPECT_TRUE(contract["next_actions"][0]["recommended"].GetBool());
+  EXPECT_STREQ(contract["next_actions"][1]["action"].GetString(), "complete_task");
+  EXPECT_EQ(claim["lease"]["lease_id"], claim["task"]["lease_id"]);
+
+  const std::string id = created.Str("id");
+  auto done =
+      worker.Post("/v1/tasks/" + id + "/complete", R"({ "result": { "output_id": "out_01J" } })");
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_STREQ(done["task"]["status"].GetString(), "succeeded");
+  EXPECT_STREQ(done["agent_contract"]["next_actions"][0]["action"].GetString(), "claim_next");
+  auto empty = worker.Post("/v1/tasks/claim", "");
+  EXPECT_EQ(empty.status, 200);
+  EXPECT_TRUE(empty["task"].IsNull());
+  EXPECT_STREQ(empty["agent_contract"]["next_actions"][0]["action"].GetString(),
+               "retry_after_wait");
+  EXPECT_STREQ(empty["agent_contract"]["next_actions"][0]["endpoint"].GetString(),
+               "/v1/tasks/claim");
+}
+
+TEST_F(ApiTest, ArtexionSeedFlow) {
+  auto created = client_->Post("/api/v1/tasks/execute", R"({
+    "task_definition": { "topic": "Summarize weekly release notes" },
+    "max_steps": 12, "timeout_seconds": 45 })");
+  ASSERT_EQ(created.status, 201) << created.body;
+  for (const char* field :
+       {"task_id", "status", "duration_seconds", "cost_usd", "result", "error", "failure"}) {
+    EXPECT_TRUE(created.json.HasMember(field)) << field;
+  }
+  const std::string id = created.Str("task_id");
+  auto task = client_->Get("/api/v1/tasks/" + id);
+  ASSERT_EQ(task.status, 200) << task.body;
+  EXPECT_STREQ(task["input"]["topic"].GetString(), "Summarize weekly release notes");
+  EXPECT_EQ(task["plan"]["limits"]["max_steps"].GetInt(), 12);
+  EXPECT_EQ(task["plan"]["limits"]["max_total_seconds"].GetInt(), 45);
+  for (const char* field :
+       {"id", "task_id", "replay_of_task_id", "status", "plan", "result", "error", "created_at",
+        "execution_started_at", "execution_finished_at", "failure", "attempt", "lease"}) {
+    EXPECT_TRUE(task.json.HasMember(field)) << field;
+  }
+  auto trace = client_->Get("/api/v1/tasks/" + id + "/trace");
+  ASSERT_EQ(trace.status, 200) << trace.body;
+  ExpectContract(trace);
+  EXPECT_EQ(trace["events"].Size(), 3u);
+  for (const char* field : {"events", "steps", "plan_validation_failures",
+                            "runtime_schema_failures", "summary", "estimated_cost_usd"}) {
+    EXPECT_TRUE(trace.json.HasMember(field)) << field;
+  }
+  for (const char* field : {"total_steps", "succeeded_steps", "failed_steps", "running_steps",
+                            "total_duration_ms", "queue_latency_ms", "retry_count"}) {
+    EXPECT_TRUE(trace["summary"].HasMember(field)) << field;
+  }
+}
+
+TEST_F(ApiTest, AriftlySeedFlow) {
+  auto created = client_->Post("/v1/tasks", R"({
+    "agent_id": "ai-readiness-agent", "task_type": "ai_readiness.full_audit",
+    "input": { "scope": "full", "focus_framework": "eu_ai_act" } })");
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_FALSE(created.Str("created_at").empty());
+  const std::string id = created.Str("task_id");
+  auto task = client_->Get("/v1/tasks/" + id);
+  EXPECT_EQ(task.Str("task_type"), "ai_readiness.full_audit");
+  EXPECT_EQ(task.Str("agent_id"), "ai-readiness-agent");
+  auto cancelled = client_->Post("/v1/tasks/" + id + "/cancel", "");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_STREQ(cancelled["task"]["status"].GetString(), "cancelled");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/cancel", ""), 409, "TASK_TERMINAL");
+}
+
+TEST_F(ApiTest, EveryErrorCodeIsJsonWithAContract) {
+  ExpectError(client_->Post("/v1/tasks", R"({"type": "x",)"), 400, "INVALID_JSON");
+  auto bad_json = client_->Post("/v1/tasks", "{\"a\": tru}");
+  EXPECT_EQ(bad_json["error"]["details"]["position"].GetInt(), 9) << bad_json.body;  // the "}"
+  auto validation = client_->Post("/v1/tasks", R"({"max_attempts": "three"})");
+  ExpectError(validation, 400, "VALIDATION_ERROR");
+  EXPECT_STREQ(validation["error"]["details"]["field"].GetString(), "max_attempts");
+  ExpectError(client_->Post("/v1/tasks", R"({"plan": {"steps": [{"tool": 3}]}})"), 400,
+              "VALIDATION_ERROR");
+  ExpectError(client_->Post("/v1/tasks", "[1,2]"), 400, "VALIDATION_ERROR");
+
+  HttpClient nobody(server_->url());
+  ExpectError(nobody.Get("/v1/tasks"), 401, "UNAUTHENTICATED");
+  nobody.SetKey("rl_live_wrong");
+  ExpectError(nobody.Get("/v1/tasks"), 401, "UNAUTHENTICATED");
+
+  HttpClient reader(server_->url());
+  reader.SetKey(server_->KeyWithScopes("acct_r", {"read"}));
+  ExpectError(reader.Post("/v1/tasks", "{}"), 403, "FORBIDDEN");
+
+  ExpectError(client_->Get("/v1/tasks/task_missing"), 404, "TASK_NOT_FOUND");
+  ExpectError(client_->Get("/v1/nothing/here"), 404, "NOT_FOUND");
+  ExpectError(client_->Get("/elsewhere"), 404, "NOT_FOUND");
+  ExpectError(client_->Get("/v1/tasks/claim"), 405, "METHOD_NOT_ALLOWED");
+  ExpectError(client_->Do("DELETE", "/v1/tasks", nullptr, {}), 405, "METHOD_NOT_ALLOWED");
+
+  const std::string id = CreateId();
+  auto claim = client_->Post("/v1/tasks/claim", "");
+  const std::string lease = claim["lease"]["lease_id"].GetString();
+  ExpectError(client_->Post("/v1/tasks/" + id + "/complete", R"({"lease_id":"lease_nope"})"), 409,
+              "LEASE_MISMATCH");
+  client_->Post("/v1/tasks/" + id + "/cancel", "");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/heartbeat", "{\"lease_id\":\"" + lease + "\"}"),
+              409, "TASK_CANCELLED");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/cancel", ""), 409, "TASK_TERMINAL");
+
+  const std::string big(1024 * 1024 + 10, 'x');
+  ExpectError(client_->Post("/v1/tasks", "{\"input\":{\"x\":\"" + big + "\"}}"), 413,
+              "PAYLOAD_TOO_LARGE");
+  ExpectError(client_->Post("/v1/tasks", "<task/>", {"Content-Type: application/xml"}), 415,
+              "UNSUPPORTED_MEDIA_TYPE");
+  auto cap = client_->Post("/v1/tasks", R"({"timeout_seconds": 999999})");
+  ExpectError(cap, 422, "LIMIT_EXCEEDED");
+  EXPECT_EQ(cap["error"]["details"]["cap"].GetInt(), 3600);
+  ExpectError(client_->Post("/v1/tasks/claim", R"({"lease_seconds": 100000})"), 422,
+              "LIMIT_EXCEEDED");
+
+  HttpClient limited(server_->url());
+  limited.SetKey(server_->KeyWithScopes("acct_l", {"read"}, "free"));  // 600 requests a minute
+  HttpResponse last;
+  for (int i = 0; i < 601; ++i) last = limited.Get("/v1/tasks?limit=1");
+  ExpectError(last, 429, "RATE_LIMITED");
+  EXPECT_FALSE(last.headers["retry-after"].empty());
+  EXPECT_TRUE(last["agent_contract"]["retryable"].GetBool());
+  EXPECT_STREQ(last["agent_contract"]["next_actions"][0]["action"].GetString(), "retry_after_wait");
+}
+
+TEST_F(ApiTest, CurlStyleFormContentTypeIsAcceptedAsJson) {
+  // `curl -d '{…}'` sends application/x-www-form-urlencoded; the seeds do exactly that.
+  auto r = client_->Post("/v1/tasks", R"({"type":"t"})",
+                         {"Content-Type: application/x-www-form-urlencoded"});
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
+TEST_F(ApiTest, LongPollClaimIsAnsweredWhenATaskArrives) {
+  auto waiting = std::async(std::launch::async, [&] {
+    HttpClient worker(server_->url());
+    worker.SetKey(runlog::testing::kAdminKey);
+    auto start = std::chrono::steady_clock::now();
+    auto r = worker.Post("/v1/tasks/claim", R"({"types":["late"],"wait_seconds":20})");
+    return std::make_pair(std::move(r), std::chrono::steady_clock::now() - start);
+  });
+  std::this_thread::sleep_for(200ms);
+  const std::string id = CreateId(R"({"type":"late"})");
+  auto [claim, took] = waiting.get();
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  EXPECT_STREQ(claim["task"]["id"].GetString(), id.c_str());
+  EXPECT_LT(took, 10s);
+  auto timed_out = client_->Post("/v1/tasks/claim", R"({"types":["none"],"wait_seconds":1})");
+  EXPECT_TRUE(timed_out["task"].IsNull());
+}
+
+TEST_F(ApiTest, ExpiredLeaseMakesTheTaskClaimableAgainAsACountedRetry) {
+  const std::string id = CreateId(R"({"type":"t","max_attempts":2})");
+  auto first = client_->Post("/v1/tasks/claim", R"({"lease_seconds":10})");
+  const std::string lease = first["lease"]["lease_id"].GetString();
+  auto beat = client_->Post("/v1/tasks/" + id + "/heartbeat", "{\"lease_id\":\"" + lease + "\"}");
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  EXPECT_EQ(beat["agent_contract"]["lease_expires_in_seconds"].GetInt(), 10);
+  clock_.Advance(11'000);
+  auto late = client_->Post("/v1/tasks/" + id + "/heartbeat", "{\"lease_id\":\"" + lease + "\"}");
+  ExpectError(late, 409, "LEASE_EXPIRED");
+  EXPECT_FALSE(late["agent_contract"]["lease_valid"].GetBool());
+  EXPECT_STREQ(late["agent_contract"]["next_actions"][0]["action"].GetString(), "claim_next");
+  auto second = client_->Post("/v1/tasks/claim", "");
+  ASSERT_EQ(second.status, 200);
+  EXPECT_STREQ(second["task"]["id"].GetString(), id.c_str());
+  EXPECT_EQ(second["task"]["attempt"].GetInt(), 2);
+  EXPECT_EQ(second["task"]["retry_count"].GetInt(), 1);
+  auto trace = client_->Get("/v1/tasks/" + id + "/trace");
+  EXPECT_EQ(trace["summary"]["retry_count"].GetInt(), 1);
+}
+
+TEST_F(ApiTest, FailWithRetryableRequeuesUntilAttemptsRunOut) {
+  const std::string id = CreateId(R"({"type":"t","max_attempts":2})");
+  client_->Post("/v1/tasks/claim", "");
+  auto retried =
+      client_->Post("/v1/tasks/" + id + "/fail", R"({"error":"flaky","retryable":true})");
+  EXPECT_STREQ(retried["task"]["status"].GetString(), "queued");
+  client_->Post("/v1/tasks/claim", "");
+  auto failed = client_->Post("/v1/tasks/" + id + "/fail",
+                              R"({"error":{"code":"BAD_INPUT","message":"no"},"retryable":true})");
+  EXPECT_STREQ(failed["task"]["status"].GetString(), "failed");
+  EXPECT_STREQ(failed["task"]["error"]["code"].GetString(), "BAD_INPUT");
+}
+
+TEST_F(ApiTest, AnotherTenantsTaskIsNotFound) {
+  const std::string id = CreateId();
+  HttpClient other(server_->url());
+  other.SetKey(server_->KeyWithScopes("acct_other", {"read", "write", "worker"}));
+  ExpectError(other.Get("/v1/tasks/" + id), 404, "TASK_NOT_FOUND");
+  ExpectError(other.Get("/v1/tasks/" + id + "/trace"), 404, "TASK_NOT_FOUND");
+  ExpectError(other.Post("/v1/tasks/" + id + "/cancel", ""), 404, "TASK_NOT_FOUND");
+  EXPECT_TRUE(other.Post("/v1/tasks/claim", "")["task"].IsNull());
+  EXPECT_EQ(other.Get("/v1/tasks")["tasks"].Size(), 0u);
+}
+
+TEST_F(ApiTest, ListsNewestFirstWithFiltersAndCursorPages) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(CreateId(i % 2 ? R"({"type":"odd"})" : R"({"type":"even"})"));
+    clock_.Advance(1);
+  }
+  auto page1 = client_->Get("/v1/tasks?limit=2");
+  ASSERT_EQ(page1.status, 200) << page1.body;
+  EXPECT_EQ(page1["tasks"].Size(), 2u);
+  EXPECT_STREQ(page1["tasks"][0]["id"].GetString(), ids[4].c_str());
+  EXPECT_TRUE(page1["has_more"].GetBool());
+  auto page2 = client_->Get("/v1/tasks?limit=2&cursor=" + page1.Str("next_cursor"));
+  EXPECT_STREQ(page2["tasks"][0]["id"].GetString(), ids[2].c_str());
+  auto odd = client_->Get("/v1/tasks?type=odd&status=queued");
+  EXPECT_EQ(odd["tasks"].Size(), 2u);
+  ExpectError(client_->Get("/v1/tasks?status=sleeping"), 400, "VALIDATION_ERROR");
+  ExpectError(client_->Get("/v1/tasks?limit=0"), 400, "VALIDATION_ERROR");
+  ExpectError(client_->Get("/v1/tasks?cursor=zz"), 400, "VALIDATION_ERROR");
+}
+
+TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = CreateId();
+    auto got = client_->Get("/v1/tasks/" + id);
+    ASSERT_EQ(got.status, 200) << "iteration " << i << ": " << got.body;
+    EXPECT_EQ(got.Str("status"), "queued");
+  }
+}
+
+TEST_F(ApiTest, KeepsTheConnectionAlive) {
+  auto first = client_->Get("/healthz");
+  auto second = client_->Get("/healthz");
+  auto third = client_->Post("/v1/tasks", R"({"type":"t"})");
+  EXPECT_EQ(first.headers["connection"], "Keep-Alive");
+  EXPECT_EQ(second.new_connections, 0);
+  EXPECT_EQ(third.new_connections, 0);
+}
+
+TEST_F(ApiTest, HealthReadinessAndMetrics) {
+  auto health = client_->Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.Str("status"), "ok");
+  auto ready = client_->Get("/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  CreateId();
+  auto metrics = client_->Get("/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("runlog_http_requests_total{code=\"201\",route=\"create_task\"} 1"),
+            std::string::npos)
+      << metrics.body.substr(0, 2000);
+  EXPECT_NE(metrics.body.find("runlog_projection_lag_records"), std::string::npos);
+}
+
+TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> paths = {
+      "/v1/tasks",        "/v1/tasks/claim",       "/v1/tasks/x/complete",
+      "/v1/tasks/x/fail", "/v1/tasks/x/heartbeat", "/v1/tasks/x/cancel",
+      "/v1/keys/register"};
+  const std::vector<std::string> seeds = {
+      R"({"type":"t","input":{"a":[1,2,{"b":null}]}})", R"({"types":["a"],"wait_seconds":0})",
+      R"({"result":{"x":1e308},"lease_id":"l"})", R"({"plan":{"steps":[{"tool":"math"}]}})"};
+  for (int i = 0; i < 400; ++i) {
+    std::string body = seeds[rng() % seeds.size()];
+    for (int k = 0, n = static_cast<int>(rng() % 4); k < n; ++k) {
+      body[rng() % body.size()] = static_cast<char>(rng() % 256);
+    }
+    if (rng() % 5 == 0) body = std::string(rng() % 100, '[');
+    auto r = client_->Post(paths[rng() % paths.size()], body);
+    ASSERT_GT(r.status, 0) << "no answer to " << body;
+    EXPECT_LT(r.status, 500) << body << " -> " << r.body;
+  }
+  EXPECT_EQ(client_->Get("/healthz").status, 200);
+}
+
+}  // namespace
+}  // namespace runlog::api

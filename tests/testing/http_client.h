@@ -1,0 +1,100 @@
+#pragma once
+// A small HTTP client over libcurl for tests: one keep-alive connection,
+// JSON bodies, response headers kept.
+
+#include <curl/curl.h>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace runlog::testing {
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lowercase names
+  rapidjson::Document json;
+  long new_connections = 0;
+  const rapidjson::Value& operator[](const char* key) const { return json[key]; }
+  std::string Str(const char* key) const {
+    return json.IsObject() && json.HasMember(key) && json[key].IsString() ? json[key].GetString()
+                                                                          : "";
+  }
+  std::string ErrorCode() const {
+    return json.IsObject() && json.HasMember("error") ? json["error"]["code"].GetString() : "";
+  }
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(std::string base) : base_(std::move(base)), curl_(curl_easy_init()) {}
+  ~HttpClient() { curl_easy_cleanup(curl_); }
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  void SetKey(const std::string& key) { key_ = key; }
+
+  HttpResponse Get(const std::string& path) { return Do("GET", path, nullptr, {}); }
+  HttpResponse Post(const std::string& path, const std::string& body,
+                    std::vector<std::string> headers = {}) {
+    return Do("POST", path, &body, std::move(headers));
+  }
+  HttpResponse Do(const std::string& method, const std::string& path, const std::string* body,
+                  std::vector<std::string> headers) {
+    HttpResponse r;
+    curl_easy_reset(curl_);
+    std::string url = base_ + path;
+    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Collect);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &Header);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &r.headers);
+    if (body != nullptr) {
+      curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, body->data());
+      curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+    }
+    struct curl_slist* list = nullptr;
+    if (!key_.empty()) headers.push_back("Authorization: Bearer " + key_);
+    bool has_type = false;
+    for (auto& h : headers) has_type |= h.starts_with("Content-Type:");
+    if (body != nullptr && !has_type) headers.push_back("Content-Type: application/json");
+    for (auto& h : headers) list = curl_slist_append(list, h.c_str());
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, list);
+    if (curl_easy_perform(curl_) == CURLE_OK) {
+      curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &r.status);
+      curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &r.new_connections);
+    }
+    curl_slist_free_all(list);
+    r.json.Parse(r.body.c_str());
+    return r;
+  }
+
+ private:
+  static size_t Collect(char* data, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+  }
+  static size_t Header(char* data, size_t size, size_t n, void* out) {
+    std::string line(data, size * n);
+    auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+      while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+      (*static_cast<std::map<std::string, std::string>*>(out))[name] = value;
+    }
+    return size * n;
+  }
+
+  std::string base_;
+  std::string key_;
+  CURL* curl_;
+};
+
+}  // namespace runlog::testing
