@@ -50,6 +50,18 @@ void WriteStringImpl(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+// RapidJSON 1.1 decodes a lone low-surrogate escape ("\uDC00") into the bytes
+// ED B0 80, which are not UTF-8. Canonical form refuses them.
+bool HasEncodedSurrogate(std::string_view s) {
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) == 0xED &&
+        (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Status Write(const rapidjson::Value& v, int depth, std::string* out) {
   if (depth >= kMaxJsonDepth) {
     return Fail(codes::kInvalidArgument,
@@ -65,9 +77,14 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
     case rapidjson::kTrueType:
       out->append("true");
       return {};
-    case rapidjson::kStringType:
-      WriteStringImpl(std::string_view(v.GetString(), v.GetStringLength()), out);
+    case rapidjson::kStringType: {
+      std::string_view text(v.GetString(), v.GetStringLength());
+      if (HasEncodedSurrogate(text)) {
+        return Fail(codes::kInvalidArgument, "string holds a lone UTF-16 surrogate");
+      }
+      WriteStringImpl(text, out);
       return {};
+    }
     case rapidjson::kNumberType:
       if (v.IsUint64()) {
         out->append(std::to_string(v.GetUint64()));
@@ -93,7 +110,12 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
     case rapidjson::kObjectType: {
       std::vector<const rapidjson::Value::Member*> members;
       members.reserve(v.MemberCount());
-      for (const auto& m : v.GetObject()) members.push_back(&m);
+      for (const auto& m : v.GetObject()) {
+        if (HasEncodedSurrogate(std::string_view(m.name.GetString(), m.name.GetStringLength()))) {
+          return Fail(codes::kInvalidArgument, "key holds a lone UTF-16 surrogate");
+        }
+        members.push_back(&m);
+      }
       auto key = [](const rapidjson::Value::Member* m) {
         return std::string_view(m->name.GetString(), m->name.GetStringLength());
       };
@@ -123,7 +145,8 @@ Status Write(const rapidjson::Value& v, int depth, std::string* out) {
 void AppendCanonicalString(std::string_view s, std::string* out) { WriteStringImpl(s, out); }
 
 std::string FormatDouble(double value) {
-  if (value == 0) return "0";  // also -0
+  if (!std::isfinite(value)) std::abort();  // callers check: JSON has no NaN or Infinity
+  if (value == 0) return "0";               // also -0
   std::string out;
   if (value < 0) {
     out.push_back('-');

@@ -212,7 +212,9 @@ void EmbeddedLog::SyncLoop() {
     {
       std::lock_guard lock(mu_);
       if (!s.ok()) Latch(s, "log sync");
-      if (latched_) {
+      // Groups written before a latch and covered by a good sync are durable,
+      // even if a later group's write latched the log meanwhile.
+      if (latched || !s.ok()) {
         failure = latch_reason_;
       } else {
         for (const Written& g : groups) {

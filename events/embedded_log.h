@@ -16,8 +16,9 @@
 // Readers see only published (synced) offsets. A failed write or sync latches
 // the log: every later append fails with LOG_LATCHED.
 //
-// Thread contract: public methods are thread-safe. The committer thread alone
-// owns next_offset_; mu_ guards every field below it.
+// Thread contract: public methods are thread-safe, but none may be running
+// when the log is destroyed (and never destroy it from its own callback). The
+// committer thread alone owns next_offset_; mu_ guards every field below it.
 
 #include <rocksdb/db.h>
 

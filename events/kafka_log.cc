@@ -49,6 +49,14 @@ std::unique_ptr<RdKafka::Conf> GlobalConf(const std::string& brokers) {
   return conf;
 }
 
+std::unexpected<Error> Corrupt(uint32_t partition, uint64_t offset, const std::string& what) {
+  return Fail(
+      codes::kLogCorrupt,
+      "partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + what,
+      "{\"partition\":" + std::to_string(partition) + ",\"offset\":" + std::to_string(offset) +
+          "}");
+}
+
 bool Set(RdKafka::Conf& conf, const std::string& key, const std::string& value, std::string* err) {
   return conf.set(key, value, *err) == RdKafka::Conf::CONF_OK;
 }
@@ -151,10 +159,18 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
 KafkaLog::~KafkaLog() {
   stopping_.store(true);
   if (poller_.joinable()) poller_.join();
-  if (producer_) producer_->flush(static_cast<int>(append_timeout_.count()));
+  if (producer_) {
+    producer_->flush(static_cast<int>(append_timeout_.count()));
+    // Whatever flush could not deliver is purged, which still reports it, so
+    // every pending append is answered (with an error) before we go.
+    producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+    while (producer_->outq_len() > 0) producer_->poll(10);
+  }
+  // Readers never join a group or commit, so they are destroyed without
+  // close(), which would wait on group shutdown (up to session.timeout.ms).
   for (auto& r : readers_) {
     std::lock_guard lock(r->mu);
-    if (r->consumer) r->consumer->close();
+    r->consumer.reset();
   }
 }
 
@@ -162,6 +178,7 @@ void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, Ap
   if (auto s = ValidateAppend(partition, partitions_, events); !s) {
     return done(std::unexpected(s.error()));
   }
+  if (stopping_.load()) return done(Fail(codes::kUnavailable, "log is closing"));
   if (latched_.load()) {
     return done(
         Fail(codes::kLogLatched,
@@ -169,6 +186,10 @@ void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, Ap
   }
   auto* pending =
       new PendingAppend(events.size(), topic_ + "/" + std::to_string(partition), std::move(done));
+  // The poll thread frees queue space by serving delivery reports, so a
+  // callback running on it must never wait for space.
+  const bool on_poller = std::this_thread::get_id() == poller_.get_id();
+  const auto give_up = std::chrono::steady_clock::now() + append_timeout_;
   for (size_t i = 0; i < events.size(); ++i) {
     std::string value = EncodeEvent(events[i]);
     const std::string& key = events[i].aggregate_id;
@@ -176,10 +197,12 @@ void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, Ap
     while ((rc = producer_->produce(topic_, static_cast<int32_t>(partition),
                                     RdKafka::Producer::RK_MSG_COPY, value.data(), value.size(),
                                     key.data(), key.size(), events[i].timestamp_ms,
-                                    &pending->slots[i])) == RdKafka::ERR__QUEUE_FULL) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the poller drains it
+                                    &pending->slots[i])) == RdKafka::ERR__QUEUE_FULL &&
+           !on_poller && !stopping_.load() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (rc != RdKafka::ERR_NO_ERROR) {
+      if (i > 0) latched_.store(true);  // part of the batch may land: stop guessing
       pending->SetError(RdKafka::err2str(rc));
       pending->Finish(events.size() - i);  // the rest were never queued
       return;
@@ -199,10 +222,9 @@ Result<uint64_t> KafkaLog::EndOffset(uint32_t partition) {
   return static_cast<uint64_t>(high);
 }
 
-Result<KafkaLog::Reader*> KafkaLog::ReaderFor(uint32_t partition) {
-  if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
-  Reader* r = readers_[partition].get();
-  if (r->consumer) return r;
+// Requires the reader's mutex.
+Status KafkaLog::EnsureConsumer(Reader* r) {
+  if (r->consumer) return {};
   auto conf = GlobalConf(brokers_);
   std::string err;
   // A KafkaConsumer needs a group.id even though readers only assign.
@@ -215,7 +237,7 @@ Result<KafkaLog::Reader*> KafkaLog::ReaderFor(uint32_t partition) {
   }
   r->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!r->consumer) return Fail(codes::kUnavailable, "cannot create Kafka consumer: " + err);
-  return r;
+  return {};
 }
 
 Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t from,
@@ -224,10 +246,10 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
   const bool tail = stop_at == UINT64_MAX;
   std::vector<LogRecord> out;
   if (max_records == 0 || from >= stop_at) return out;
-  auto reader = ReaderFor(partition);
-  if (!reader) return std::unexpected(reader.error());
-  Reader& r = **reader;
+  if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
+  Reader& r = *readers_[partition];
   std::lock_guard lock(r.mu);
+  if (auto s = EnsureConsumer(&r); !s) return std::unexpected(s.error());
   if (r.position != static_cast<int64_t>(from)) {
     std::vector<RdKafka::TopicPartition*> tps{RdKafka::TopicPartition::create(
         topic_, static_cast<int32_t>(partition), static_cast<int64_t>(from))};
@@ -250,26 +272,34 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       continue;
     }
     if (m->err() != RdKafka::ERR_NO_ERROR) {
+      const int64_t at = r.position;
       r.position = -1;  // reassign on the next call
+      if (m->err() == RdKafka::ERR__AUTO_OFFSET_RESET) {
+        return Corrupt(partition, static_cast<uint64_t>(at), "records missing (deleted?)");
+      }
       return Fail(codes::kUnavailable,
                   "reading " + topic_ + "/" + std::to_string(partition) + ": " + m->errstr());
     }
     if (m->partition() != static_cast<int32_t>(partition) || m->offset() < r.position) continue;
+    if (m->offset() != r.position) {
+      const int64_t missing = r.position;
+      r.position = -1;
+      return Corrupt(partition, static_cast<uint64_t>(missing), "record missing");
+    }
     auto event = DecodeEvent(std::string_view(static_cast<const char*>(m->payload()), m->len()));
     if (!event) {
-      return Fail(codes::kLogCorrupt,
-                  "partition " + std::to_string(partition) + " offset " +
-                      std::to_string(m->offset()) + ": " + event.error().message,
-                  "{\"partition\":" + std::to_string(partition) +
-                      ",\"offset\":" + std::to_string(m->offset()) + "}");
+      r.position = -1;  // a retry must read this record again, not skip it
+      return Corrupt(partition, static_cast<uint64_t>(m->offset()), event.error().message);
     }
     out.push_back(LogRecord{partition, static_cast<uint64_t>(m->offset()), std::move(*event)});
     r.position = m->offset() + 1;
   }
   if (!tail && out.size() < max_records && static_cast<uint64_t>(r.position) < stop_at) {
+    const int64_t at = r.position;
+    r.position = -1;
     return Fail(codes::kUnavailable, "timed out reading " + topic_ + "/" +
                                          std::to_string(partition) + " at offset " +
-                                         std::to_string(r.position));
+                                         std::to_string(at));
   }
   return out;
 }
@@ -278,7 +308,8 @@ Result<std::vector<LogRecord>> KafkaLog::Read(uint32_t partition, uint64_t from,
                                               size_t max_records) {
   auto end = EndOffset(partition);
   if (!end) return std::unexpected(end.error());
-  uint64_t stop = std::min<uint64_t>(*end, from + max_records);
+  if (from >= *end) return std::vector<LogRecord>{};
+  uint64_t stop = from + std::min<uint64_t>(max_records, *end - from);
   return Consume(partition, from, max_records, Clock::now() + std::chrono::seconds(10), stop);
 }
 

@@ -9,8 +9,10 @@
 // Reads use one KafkaConsumer per partition, assigned (not subscribed) and
 // moved to the requested offset; consumer groups are not used for reading.
 //
-// Thread contract: public methods are thread-safe. A poll thread serves the
-// producer's delivery reports; each partition's reader has its own mutex.
+// Thread contract: public methods are thread-safe, but none may be running
+// when the log is destroyed (and never destroy it from its own callback). A
+// poll thread serves the producer's delivery reports; each partition's reader
+// has its own mutex.
 
 #include <librdkafka/rdkafkacpp.h>
 
@@ -49,7 +51,7 @@ class KafkaLog final : public EventLog {
   Result<std::vector<LogRecord>> Consume(uint32_t partition, uint64_t from, size_t max_records,
                                          std::chrono::steady_clock::time_point deadline,
                                          uint64_t stop_at);
-  Result<Reader*> ReaderFor(uint32_t partition);
+  Status EnsureConsumer(Reader* reader);
 
   const std::string brokers_;
   const std::string topic_;

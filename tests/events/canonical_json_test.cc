@@ -68,6 +68,11 @@ TEST(CanonicalJson, RefusesWhatHasNoCanonicalForm) {
   ASSERT_FALSE(bad_utf8.has_value());
   EXPECT_EQ(bad_utf8.error().code, "INVALID_JSON");
 
+  // A lone surrogate escape decodes to no valid UTF-8: refused, high or low.
+  EXPECT_FALSE(Canonicalize(R"("\udc00")").has_value());
+  EXPECT_FALSE(Canonicalize(R"("\ud800")").has_value());
+  EXPECT_FALSE(Canonicalize(R"({"\udc00":1})").has_value());
+
   auto truncated = Canonicalize(R"({"a": [1, 2)");
   ASSERT_FALSE(truncated.has_value());
   EXPECT_EQ(truncated.error().code, "INVALID_JSON");

@@ -81,6 +81,40 @@ TEST(KafkaLog, BrokerDownAndUpDuringAppendsLosesAndDuplicatesNothing) {
   EXPECT_EQ(total, acked.size());
 }
 
+TEST(KafkaLog, CorruptRecordIsReportedEveryTimeNeverSkipped) {
+  auto cluster = MockKafkaCluster::Start(1);
+  ASSERT_TRUE(cluster.has_value());
+  LogOptions options;
+  options.partitions = 1;
+  ASSERT_TRUE((*cluster)->CreateTopic(options.kafka_topic, 1, 1).has_value());
+  options.uri = "kafka://" + (*cluster)->bootstraps();
+  auto log = OpenEventLog(options);
+  ASSERT_TRUE(log.has_value());
+  ASSERT_TRUE((*log)->Append(0, std::vector<Event>{runlog::testing::TestEvent("a", 1)}));
+  {  // A foreign producer writes bytes that are not a runlog record.
+    std::string err;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    conf->set("bootstrap.servers", (*cluster)->bootstraps(), err);
+    std::unique_ptr<RdKafka::Producer> raw(RdKafka::Producer::create(conf.get(), err));
+    std::string junk = "not a record";
+    ASSERT_EQ(raw->produce(options.kafka_topic, 0, RdKafka::Producer::RK_MSG_COPY, junk.data(),
+                           junk.size(), nullptr, 0, 0, nullptr),
+              RdKafka::ERR_NO_ERROR);
+    ASSERT_EQ(raw->flush(10000), RdKafka::ERR_NO_ERROR);
+  }
+  ASSERT_TRUE((*log)->Append(0, std::vector<Event>{runlog::testing::TestEvent("a", 2)}));
+  // Retries from the bad offset itself are what once skipped it.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto records = (*log)->Read(0, attempt == 0 ? 0 : 1, 10);
+    ASSERT_FALSE(records.has_value()) << "attempt " << attempt << " skipped the bad record";
+    EXPECT_EQ(records.error().code, codes::kLogCorrupt);
+    EXPECT_EQ(records.error().details, R"({"partition":0,"offset":1})");
+  }
+  auto head = (*log)->Read(0, 0, 1);
+  ASSERT_TRUE(head.has_value()) << head.error().ToString();
+  EXPECT_EQ(head->size(), 1u);
+}
+
 TEST(KafkaLog, UnreachableBrokersAreAClearError) {
   LogOptions options;
   options.uri = "kafka://127.0.0.1:1";
