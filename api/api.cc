@@ -97,6 +97,8 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
     x.Error("VALIDATION_ERROR", "the body must be a JSON object", R"({"field":"$"})");
     return false;
   }
+  // Canonical form checks depth, duplicate keys and surrogates for every body;
+  // its hash is only needed to match an Idempotency-Key.
   std::string canonical;
   if (auto s = events::WriteCanonical(x.body, &canonical); !s) {
     x.Error("VALIDATION_ERROR", s.error().message, R"({"field":"$"})");

@@ -172,7 +172,10 @@ bool ValidName(const std::string& s) {
 
 void Api::CreateTask(std::shared_ptr<Exchange> x) {
   std::string request_hash;
-  if (!ParseBody(*x, options_.max_body_bytes, true, &request_hash)) return;
+  if (!ParseBody(*x, options_.max_body_bytes, true,
+                 x->call.idempotency_key.empty() ? nullptr : &request_hash)) {
+    return;
+  }
   Fields f(x->body);
   services::CreateTask c;
   c.caller = {x->key->tenant_id, x->key->key_id};

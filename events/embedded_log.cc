@@ -3,6 +3,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "events/codec.h"
@@ -105,9 +106,16 @@ EmbeddedLog::EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint3
       partitions_(partitions),
       ack_before_write_(ack_before_write),
       next_offset_(ends),
+      appended_cv_(new std::condition_variable[partitions]),
       end_offset_(std::move(ends)) {
-  committer_ = std::thread([this] { CommitLoop(); });
-  syncer_ = std::thread([this] { SyncLoop(); });
+  committer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rl-log-commit");
+    CommitLoop();
+  });
+  syncer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rl-log-sync");
+    SyncLoop();
+  });
 }
 
 EmbeddedLog::~EmbeddedLog() {
@@ -116,7 +124,7 @@ EmbeddedLog::~EmbeddedLog() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  appended_cv_.notify_all();
+  for (uint32_t p = 0; p < partitions_; ++p) appended_cv_[p].notify_all();
   committer_.join();  // writes what is queued, then wakes the syncer to finish
   syncer_.join();
 }
@@ -209,6 +217,7 @@ void EmbeddedLog::SyncLoop() {
     }
     rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->SyncWAL();
     std::string failure;
+    std::vector<uint32_t> touched;
     {
       std::lock_guard lock(mu_);
       if (!s.ok()) Latch(s, "log sync");
@@ -220,11 +229,14 @@ void EmbeddedLog::SyncLoop() {
         for (const Written& g : groups) {
           for (size_t i = 0; i < g.requests.size(); ++i) {
             end_offset_[g.requests[i].partition] = g.offsets[i].back() + 1;
+            touched.push_back(g.requests[i].partition);
           }
         }
       }
     }
-    appended_cv_.notify_all();
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (uint32_t p : touched) appended_cv_[p].notify_all();
     if (ack_before_write_) continue;
     for (Written& g : groups) {
       for (size_t i = 0; i < g.requests.size(); ++i) {
@@ -277,7 +289,8 @@ Result<std::vector<LogRecord>> EmbeddedLog::Tail(uint32_t partition, uint64_t fr
   if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
   {
     std::unique_lock lock(mu_);
-    appended_cv_.wait_for(lock, wait, [&] { return stopping_ || end_offset_[partition] > from; });
+    appended_cv_[partition].wait_for(lock, wait,
+                                     [&] { return stopping_ || end_offset_[partition] > from; });
   }
   return Read(partition, from, max_records);
 }

@@ -73,11 +73,12 @@ class EmbeddedLog final : public EventLog {
   std::vector<uint64_t> next_offset_;  // committer thread only
 
   std::mutex mu_;
-  std::condition_variable queue_cv_;     // work for the committer
-  std::condition_variable written_cv_;   // work for the syncer
-  std::condition_variable appended_cv_;  // new durable records, for Tail
-  std::deque<Request> queue_;            // appends not yet written
-  std::deque<Written> written_;          // written, not yet synced
+  std::condition_variable queue_cv_;    // work for the committer
+  std::condition_variable written_cv_;  // work for the syncer
+  // One per partition, so an append wakes only that partition's tailers.
+  std::unique_ptr<std::condition_variable[]> appended_cv_;
+  std::deque<Request> queue_;    // appends not yet written
+  std::deque<Written> written_;  // written, not yet synced
   bool committer_done_ = false;
   std::vector<uint64_t> end_offset_;  // guarded by mu_
   bool latched_ = false;              // guarded by mu_

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"runlog: tools for a runlog log and server"};
   app.require_subcommand(1);
   std::map<std::string, runlog::cli::Runner> runners;
+  runners["bench"] = runlog::cli::AddBench(app);
   runners["bench-log"] = runlog::cli::AddBenchLog(app);
   runners["mock-kafka"] = runlog::cli::AddMockKafka(app);
   try {

@@ -38,12 +38,15 @@ class Projector {
   std::string failure() const;
 
  private:
-  [[nodiscard]] Status Step(uint32_t partition, std::chrono::milliseconds wait);
+  // Applies what the log has past the partition's offset; returns how many records.
+  [[nodiscard]] Result<size_t> Step(uint32_t partition, std::chrono::milliseconds wait);
   void Loop(uint32_t partition);
 
   events::EventLog& log_;
   Views& views_;
   const Views::Observer observer_;
+  static constexpr uint64_t kUnknown = UINT64_MAX;
+  std::vector<uint64_t> next_;  // per partition, owned by that partition's thread
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> failed_{false};

@@ -2,6 +2,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <unordered_map>
@@ -101,42 +102,75 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
                     const Observer& observer) {
   if (records.empty()) return {};
   rocksdb::WriteBatch batch;
-  std::unordered_map<std::string, Task> touched;  // tasks changed in this batch
+  // Tasks changed in this batch, with their index keys before it: only the
+  // index keys that differ at the end of the batch are written.
+  struct Touched {
+    Task task;
+    std::vector<std::string> index_before;
+  };
+  std::unordered_map<std::string, Touched> touched;
   for (const events::LogRecord& r : records) {
     const std::string& type = r.event.type;
     if (!type.starts_with("task.") && !type.starts_with("step.")) continue;
     auto it = touched.find(r.event.aggregate_id);
     if (it == touched.end()) {
-      Task task;
-      std::string stored;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(r.event.aggregate_id), &stored);
-      if (s.ok()) {
-        auto parsed = events::TaskFromJson(stored);
-        if (!parsed) return std::unexpected(parsed.error());
-        task = std::move(*parsed);
-      } else if (!s.IsNotFound()) {
-        return Storage(s);
-      }
-      it = touched.emplace(r.event.aggregate_id, std::move(task)).first;
+      auto loaded = Load(partition, r.event.aggregate_id);
+      if (!loaded) return std::unexpected(loaded.error());
+      Touched t{std::move(*loaded), {}};
+      if (t.task.sequence > 0) t.index_before = IndexKeys(t.task);
+      it = touched.emplace(r.event.aggregate_id, std::move(t)).first;
     }
-    Task& task = it->second;
-    const bool existed = task.sequence > 0;
-    if (existed) {
-      for (const std::string& key : IndexKeys(task)) batch.Delete(key);
-    }
+    Task& task = it->second.task;
     if (auto s = events::ApplyEvent(task, r.event); !s) {
       return Fail(codes::kLogCorrupt, "partition " + std::to_string(partition) + " offset " +
                                           std::to_string(r.offset) + ": " + s.error().message);
     }
     if (observer) observer(r.event, task);
-    for (const std::string& key : IndexKeys(task)) batch.Put(key, "");
     batch.Put(TraceKey(task.id, r.event.sequence), TraceJson(r));
   }
-  for (const auto& [id, task] : touched) batch.Put(TaskKey(id), events::TaskToJson(task));
+  for (const auto& [id, t] : touched) {
+    const std::vector<std::string> after = IndexKeys(t.task);
+    for (const std::string& key : t.index_before) {
+      if (std::find(after.begin(), after.end(), key) == after.end()) batch.Delete(key);
+    }
+    for (const std::string& key : after) {
+      if (std::find(t.index_before.begin(), t.index_before.end(), key) == t.index_before.end()) {
+        batch.Put(key, "");
+      }
+    }
+    batch.Put(TaskKey(id), events::TaskToJson(t.task));
+  }
   batch.Put(OffsetKey(partition), std::to_string(records.back().offset + 1));
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  // No WAL: the offset travels in the same batch, and a memtable flush never
+  // splits a batch, so after a crash the views are an older consistent state
+  // that the projector brings forward from the log. RocksDB flushes the
+  // memtables when the views close normally.
+  rocksdb::WriteOptions no_wal;
+  no_wal.disableWAL = true;
+  rocksdb::Status s = db_->Write(no_wal, &batch);
   if (!s.ok()) return Storage(s);
+  std::unordered_map<std::string, Task>* cache;
+  {
+    std::lock_guard lock(cache_mu_);
+    cache = &cache_[partition];
+  }
+  if (cache->size() + touched.size() > kCachedTasksPerPartition) cache->clear();
+  for (auto& [id, t] : touched) (*cache)[id] = std::move(t.task);
   return {};
+}
+
+Result<Task> Views::Load(uint32_t partition, const std::string& id) {
+  std::unordered_map<std::string, Task>* cache;
+  {
+    std::lock_guard lock(cache_mu_);
+    cache = &cache_[partition];
+  }
+  if (auto it = cache->find(id); it != cache->end()) return it->second;
+  std::string stored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(id), &stored);
+  if (s.IsNotFound()) return Task{};
+  if (!s.ok()) return Storage(s);
+  return events::TaskFromJson(stored);
 }
 
 Result<std::optional<Task>> Views::GetTask(const std::string& task_id,

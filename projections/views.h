@@ -8,7 +8,9 @@
 //      dim: "a" all, "s" status, "y" type, "x" status+type)
 // Applying a batch of records writes the view changes and the partition's next
 // offset in one WriteBatch, so a crash never applies a record twice or skips
-// one. Writes are not synced: the views can always be rebuilt from the log.
+// one. Writes skip RocksDB's WAL (docs/decisions/0004-views.md): after a crash
+// the views fall back to their last flushed, consistent state and catch up
+// from the log.
 //
 // Thread contract: Apply for one partition from one thread at a time (records
 // of different partitions touch different tasks); reads from any thread.
@@ -17,8 +19,10 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "events/event.h"
@@ -69,7 +73,15 @@ class Views {
 
  private:
   explicit Views(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  // The stored task, from the write-through cache of `partition` or the DB.
+  [[nodiscard]] Result<events::Task> Load(uint32_t partition, const std::string& id);
+
   const std::unique_ptr<rocksdb::DB> db_;
+  // Recently applied tasks per partition, so the events of one task's life do
+  // not each re-read and re-parse it. Only Apply of that partition touches it.
+  static constexpr size_t kCachedTasksPerPartition = 4096;
+  std::unordered_map<uint32_t, std::unordered_map<std::string, events::Task>> cache_;
+  std::mutex cache_mu_;  // guards cache_'s outer map only
 };
 
 }  // namespace runlog::projections

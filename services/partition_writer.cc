@@ -49,7 +49,10 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset) {
 }
 
 void PartitionWriter::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), ("rl-writer-" + std::to_string(options_.partition)).c_str());
+    Loop();
+  });
 }
 
 void PartitionWriter::Stop() {
@@ -126,7 +129,7 @@ void PartitionWriter::Loop() {
     }
     ExpireLeases(batch);
     for (auto& [command, done] : commands) Decide(command, done, batch);
-    if (batch.made_ready) PublishSummary();
+    if (!batch.made_ready.empty()) PublishSummary();
     Flush(batch);
   }
 }
@@ -202,7 +205,7 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
        batch);
   Emit(task, c.caller.tenant_id, "task.queued", "{}", batch);
   Index(task);
-  batch.made_ready = true;
+  ++batch.made_ready[{task.tenant_id, task.type}];
   return CommandResult{task};
 }
 
@@ -338,7 +341,7 @@ void PartitionWriter::Requeue(Task& t, const std::string& reason, const std::str
        batch);
   Emit(t, t.tenant_id, "task.queued", "{}", batch);
   Index(t);
-  batch.made_ready = true;
+  ++batch.made_ready[{t.tenant_id, t.type}];
 }
 
 void PartitionWriter::ExpireLeases(Batch& batch) {
@@ -354,7 +357,7 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
     }
     ExpireLease(it->second, batch);
   }
-  if (batch.made_ready) PublishSummary();
+  if (!batch.made_ready.empty()) PublishSummary();
 }
 
 void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
@@ -401,7 +404,7 @@ void PartitionWriter::Flush(Batch& batch) {
       lock.unlock();
       Deliver(batch.answers);
     } else {
-      pending_.push_back(Pending{std::move(batch.answers), false, false});
+      pending_.push_back(Pending{std::move(batch.answers), false, {}});
     }
     return;
   }
@@ -433,7 +436,7 @@ void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ready.front().appended_at)
             .count());
   }
-  bool made_ready = false;
+  ReadyCounts made_ready;
   for (Pending& p : ready) {
     if (!result) {
       for (Answer& a : p.answers) {
@@ -442,10 +445,10 @@ void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
                                            "); the outcome is unknown and runlogd must restart");
       }
     }
-    made_ready |= p.made_ready;
+    for (const auto& [tenant_type, n] : p.made_ready) made_ready[tenant_type] += n;
     Deliver(p.answers);
   }
-  if (made_ready && result && on_ready_) on_ready_(options_.partition);
+  if (!made_ready.empty() && result && on_ready_) on_ready_(options_.partition, made_ready);
   std::lock_guard lock(pending_mu_);
   if (pending_.empty()) pending_cv_.notify_all();
 }

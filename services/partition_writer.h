@@ -41,8 +41,10 @@ class PartitionWriter {
     size_t max_batch = 512;
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
   };
+  // How many tasks became ready, by (tenant, type).
+  using ReadyCounts = std::map<std::pair<std::string, std::string>, int>;
   // Called (on a log thread, must be quick) after tasks became ready.
-  using ReadyListener = std::function<void(uint32_t partition)>;
+  using ReadyListener = std::function<void(uint32_t partition, const ReadyCounts& ready)>;
 
   PartitionWriter(Options options, ReadyListener on_ready);
   ~PartitionWriter();
@@ -79,14 +81,14 @@ class PartitionWriter {
   struct Pending {
     std::vector<Answer> answers;
     bool has_append = false;
-    bool made_ready = false;
+    ReadyCounts made_ready;
     std::chrono::steady_clock::time_point appended_at{};
   };
   // Events decided within one batch.
   struct Batch {
     std::vector<events::Event> events;
     std::vector<Answer> answers;
-    bool made_ready = false;
+    ReadyCounts made_ready;
   };
 
   void Loop();

@@ -11,8 +11,8 @@ TaskService::TaskService(Options options) : options_(options) {
   for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
     PartitionWriter::Options w{
         p, options_.log, options_.clock, options_.ids, 512, options_.on_append_latency};
-    writers_.push_back(
-        std::make_unique<PartitionWriter>(w, [this](uint32_t partition) { OnReady(partition); }));
+    writers_.push_back(std::make_unique<PartitionWriter>(
+        w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
   }
 }
 
@@ -158,13 +158,29 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t>
   });
 }
 
-void TaskService::OnReady(uint32_t) {
-  std::vector<std::shared_ptr<Waiter>> parked;
+// Wakes, oldest first, as many parked claims as tasks became ready, among
+// those that would accept them (same tenant, a matching type). Waking them all
+// would send every parked worker to the writers for each new task.
+void TaskService::OnReady(const PartitionWriter::ReadyCounts& ready) {
+  std::vector<std::shared_ptr<Waiter>> woken;
   {
     std::lock_guard lock(waiters_mu_);
-    parked.swap(waiters_);
+    for (const auto& [tenant_type, count] : ready) {
+      const auto& [tenant, type] = tenant_type;
+      int left = count;
+      std::erase_if(waiters_, [&](std::shared_ptr<Waiter>& w) {
+        const auto& types = w->command.types;
+        if (left == 0 || w->command.caller.tenant_id != tenant ||
+            (!types.empty() && std::find(types.begin(), types.end(), type) == types.end())) {
+          return false;
+        }
+        --left;
+        woken.push_back(std::move(w));
+        return true;
+      });
+    }
   }
-  for (auto& w : parked) TryClaim(std::move(w), {}, 0);
+  for (auto& w : woken) TryClaim(std::move(w), {}, 0);
 }
 
 void TaskService::ReapLoop() {

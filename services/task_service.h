@@ -61,7 +61,7 @@ class TaskService {
   };
   void TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates, size_t next);
   std::vector<uint32_t> Candidates(const ClaimTask& command) const;
-  void OnReady(uint32_t partition);
+  void OnReady(const PartitionWriter::ReadyCounts& ready);
   void ReapLoop();
 
   Options options_;

@@ -12,6 +12,8 @@ using Runner = std::function<int()>;
 // `runlog bench-log`: log append throughput and latency against the disk's raw
 // fdatasync rate, measured in the same run.
 Runner AddBenchLog(CLI::App& app);
+// `runlog bench`: create, claim+complete and end-to-end latency over HTTP.
+Runner AddBench(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 

@@ -24,7 +24,7 @@ namespace {
 TEST(KafkaLog, BrokerDownAndUpDuringAppendsLosesAndDuplicatesNothing) {
   constexpr uint32_t kPartitions = 6;
   constexpr int kThreads = 8;
-  constexpr int kPerThread = 150;
+  constexpr int kPerThread = 300;  // enough that the outage lands mid-load
   auto cluster = MockKafkaCluster::Start(3);
   ASSERT_TRUE(cluster.has_value());
   LogOptions options;

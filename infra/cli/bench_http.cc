@@ -1,0 +1,293 @@
+// `runlog bench`: drives a running runlogd's HTTP API with keep-alive
+// connections from one epoll thread, in three bounded phases:
+//   create          N clients create tasks back to back for S seconds;
+//   claim+complete  N workers claim and complete those tasks until none is left (at most S s);
+//   e2e@R           producers offer R tasks/s for S seconds while workers long-poll;
+//                   latency = create sent -> complete acknowledged.
+// Prints one JSON object with --json.
+
+#include <rapidjson/document.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "infra/cli/commands.h"
+#include "infra/cli/http_load.h"
+
+namespace runlog::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string key;
+  int clients = 64;
+  double seconds = 5;
+  double rate = 2000;
+  bool json = false;
+};
+
+struct Stats {
+  std::vector<double> ms;
+  uint64_t errors = 0;
+  double seconds = 0;
+  double Percentile(double p) {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(p * (ms.size() - 1) + 0.5))];
+  }
+  std::string Json(const char* name) {
+    std::sort(ms.begin(), ms.end());
+    char buf[256];
+    std::snprintf(
+        buf, sizeof buf,
+        "\"%s\":{\"n\":%zu,\"per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+        "\"errors\":%llu}",
+        name, ms.size(), seconds > 0 ? ms.size() / seconds : 0.0, Percentile(0.5), Percentile(0.99),
+        ms.empty() ? 0.0 : ms.back(), static_cast<unsigned long long>(errors));
+    return buf;
+  }
+};
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+std::string TaskBody(const std::string& type, uint64_t i) {
+  // ~300 bytes, like the peer benchmark's payloads.
+  return "{\"type\":\"" + type + "\",\"payload\":{\"i\":" + std::to_string(i) +
+         ",\"document_url\":\"https://example.com/documents/" + std::to_string(i) +
+         "\",\"note\":\"" + std::string(180, 'x') + "\"}}";
+}
+
+// Reads task id, lease id and payload.i from a claim answer; false if no task.
+bool ParseClaim(std::string_view body, std::string* id, std::string* lease, int64_t* index) {
+  rapidjson::Document d;
+  d.Parse(body.data(), body.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("task") || !d["task"].IsObject()) {
+    return false;
+  }
+  const auto& t = d["task"];
+  *id = t["id"].GetString();
+  *lease = t["lease_id"].GetString();
+  *index = t["payload"].HasMember("i") ? t["payload"]["i"].GetInt64() : -1;
+  return true;
+}
+
+class Bench {
+ public:
+  Bench(const BenchOptions& o, std::string host, uint16_t port)
+      : o_(o),
+        load_(host, port, "Authorization: Bearer " + o.key + "\r\n"),
+        type_("bench-" + std::to_string(::getpid())) {}
+
+  bool Connect(int n, std::vector<HttpLoad::Conn*>* out) {
+    for (int i = 0; i < n; ++i) {
+      std::string error;
+      auto* c = load_.Connect(&error);
+      if (c == nullptr) {
+        std::fprintf(stderr, "runlog bench: %s\n", error.c_str());
+        return false;
+      }
+      out->push_back(c);
+    }
+    return true;
+  }
+
+  Stats Creates(const std::vector<HttpLoad::Conn*>& conns) {
+    Stats s;
+    const auto start = Clock::now();
+    const auto end = start + std::chrono::duration<double>(o_.seconds);
+    std::function<void(HttpLoad::Conn*)> next = [&](HttpLoad::Conn* c) {
+      if (Clock::now() >= end) return;
+      const auto t0 = Clock::now();
+      load_.Send(c, "POST", "/v1/tasks", TaskBody(type_, created_++), [&, c, t0](int st, auto) {
+        if (st == 201) {
+          s.ms.push_back(Since(t0));
+        } else {
+          ++s.errors;
+        }
+        next(c);
+      });
+    };
+    for (auto* c : conns) next(c);
+    while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
+      load_.Poll(100);
+    }
+    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return s;
+  }
+
+  Stats ClaimComplete(const std::vector<HttpLoad::Conn*>& conns) {
+    Stats s;
+    const auto start = Clock::now();
+    const auto end = start + std::chrono::duration<double>(o_.seconds);
+    const std::string claim = "{\"types\":[\"" + type_ + "\"]}";
+    std::function<void(HttpLoad::Conn*)> next = [&](HttpLoad::Conn* c) {
+      if (Clock::now() >= end || s.ms.size() >= created_) return;
+      const auto t0 = Clock::now();
+      load_.Send(c, "POST", "/v1/tasks/claim", claim, [&, c, t0](int st, std::string_view body) {
+        std::string id, lease;
+        int64_t index;
+        if (st != 200) ++s.errors;
+        if (st != 200 || !ParseClaim(body, &id, &lease, &index)) return;  // drained
+        load_.Send(c, "POST", "/v1/tasks/" + id + "/complete",
+                   "{\"lease_id\":\"" + lease +
+                       "\",\"result\":{\"ok\":true,\"i\":" + std::to_string(index) + "}}",
+                   [&, c, t0](int st2, auto) {
+                     if (st2 == 200) {
+                       s.ms.push_back(Since(t0));
+                     } else {
+                       ++s.errors;
+                     }
+                     next(c);
+                   });
+      });
+    };
+    for (auto* c : conns) next(c);
+    while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
+      load_.Poll(100);
+    }
+    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return s;
+  }
+
+  // Open-loop producers at o_.rate, long-polling workers; latency per task.
+  Stats EndToEnd(const std::vector<HttpLoad::Conn*>& producers,
+                 const std::vector<HttpLoad::Conn*>& workers, uint64_t* offered) {
+    Stats s;
+    const std::string type = type_ + "-e2e";
+    const uint64_t total = static_cast<uint64_t>(o_.rate * o_.seconds);
+    std::vector<Clock::time_point> sent(total);
+    std::vector<bool> done(total, false);
+    uint64_t next_task = 0, completed = 0;
+    const auto start = Clock::now();
+    const auto stop_workers = start + std::chrono::duration<double>(o_.seconds + 10);
+    const std::string claim = "{\"types\":[\"" + type + "\"],\"wait_seconds\":1}";
+    std::function<void(HttpLoad::Conn*)> work = [&](HttpLoad::Conn* c) {
+      if (completed >= total || Clock::now() >= stop_workers) return;
+      load_.Send(c, "POST", "/v1/tasks/claim", claim, [&, c](int st, std::string_view body) {
+        std::string id, lease;
+        int64_t index;
+        if (st != 200) ++s.errors;
+        if (st != 200 || !ParseClaim(body, &id, &lease, &index)) return work(c);
+        load_.Send(c, "POST", "/v1/tasks/" + id + "/complete",
+                   "{\"lease_id\":\"" + lease + "\",\"result\":{\"ok\":true}}",
+                   [&, c, index](int st2, auto) {
+                     if (st2 == 200 && index >= 0 && static_cast<uint64_t>(index) < total &&
+                         !done[index]) {
+                       done[index] = true;
+                       ++completed;
+                       s.ms.push_back(Since(sent[index]));
+                     } else if (st2 != 200) {
+                       ++s.errors;
+                     }
+                     work(c);
+                   });
+      });
+    };
+    for (auto* c : workers) work(c);
+    while (completed < total && Clock::now() < stop_workers) {
+      // Send every task that is due on a free producer connection.
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const uint64_t due = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed * o_.rate) + 1);
+      for (auto* p : producers) {
+        if (next_task >= due) break;
+        if (load_.Busy(p)) continue;
+        const uint64_t i = next_task++;
+        sent[i] = Clock::now();
+        load_.Send(p, "POST", "/v1/tasks", TaskBody(type, i), [&](int st, auto) {
+          if (st != 201) ++s.errors;
+        });
+      }
+      load_.Poll(next_task < total ? 0 : 100);
+    }
+    *offered = next_task;
+    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    // Let the long polls end before the connections go away.
+    auto all = producers;
+    all.insert(all.end(), workers.begin(), workers.end());
+    const auto drain = Clock::now() + std::chrono::seconds(3);
+    while (std::any_of(all.begin(), all.end(), [&](auto* c) { return load_.Busy(c); }) &&
+           Clock::now() < drain) {
+      load_.Poll(50);
+    }
+    return s;
+  }
+
+ private:
+  const BenchOptions& o_;
+  HttpLoad load_;
+  std::string type_;
+  uint64_t created_ = 0;
+};
+
+int RunBench(BenchOptions o) {
+  if (o.key.empty() && std::getenv("RUNLOG_ADMIN_KEY") != nullptr)
+    o.key = std::getenv("RUNLOG_ADMIN_KEY");
+  if (o.key.empty()) {
+    std::fprintf(stderr,
+                 "runlog bench: give --key or set RUNLOG_ADMIN_KEY (an internal-plan key)\n");
+    return 2;
+  }
+  if (o.clients < 2 || o.clients > 1024 || o.seconds <= 0 || o.seconds > 300 || o.rate <= 0 ||
+      o.rate > 100000) {
+    std::fprintf(stderr, "runlog bench: need 2-1024 clients, 0-300 seconds, rate 0-100000/s\n");
+    return 2;
+  }
+  if (!o.url.starts_with("http://")) return std::fprintf(stderr, "runlog bench: http:// only\n"), 2;
+  std::string hostport = o.url.substr(7);
+  if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
+  const size_t colon = hostport.rfind(':');
+  const std::string host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
+  const uint16_t port = colon == std::string::npos
+                            ? 80
+                            : static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1));
+
+  Bench bench(o, host, port);
+  std::vector<HttpLoad::Conn*> conns, producers, workers;
+  const int e2e_producers = std::max(1, o.clients / 4);
+  if (!bench.Connect(o.clients, &conns) || !bench.Connect(e2e_producers, &producers) ||
+      !bench.Connect(std::max(1, o.clients / 4), &workers)) {
+    return 1;
+  }
+  Stats create = bench.Creates(conns);
+  Stats claim_complete = bench.ClaimComplete(conns);
+  uint64_t offered = 0;
+  Stats e2e = bench.EndToEnd(producers, workers, &offered);
+  const uint64_t errors = create.errors + claim_complete.errors + e2e.errors;
+  char e2e_extra[200];
+  std::snprintf(
+      e2e_extra, sizeof e2e_extra,
+      ",\"rate\":%.0f,\"offered\":%llu,\"completed\":%zu,\"producers\":%d,\"workers\":%zu", o.rate,
+      static_cast<unsigned long long>(offered), e2e.ms.size(), e2e_producers, workers.size());
+  std::string e2e_json = e2e.Json("e2e");
+  e2e_json.insert(e2e_json.size() - 1, e2e_extra);
+  std::printf("{\"url\":\"%s\",\"clients\":%d,\"seconds\":%.1f,%s,%s,%s,\"errors\":%llu}\n",
+              o.url.c_str(), o.clients, o.seconds, create.Json("create").c_str(),
+              claim_complete.Json("claim_complete").c_str(), e2e_json.c_str(),
+              static_cast<unsigned long long>(errors));
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+Runner AddBench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* sub = app.add_subcommand("bench", "load-test a running runlogd over HTTP (keep-alive)");
+  sub->add_option("--url", o->url, "server base URL")->capture_default_str();
+  sub->add_option("--key", o->key, "API key (default: $RUNLOG_ADMIN_KEY)");
+  sub->add_option("--clients", o->clients, "concurrent connections")->capture_default_str();
+  sub->add_option("--seconds", o->seconds, "length of each phase (at most 300)")
+      ->capture_default_str();
+  sub->add_option("--rate", o->rate, "offered tasks/s in the end-to-end phase")
+      ->capture_default_str();
+  sub->add_flag("--json", o->json, "print one JSON object (always JSON for now)");
+  return [o] { return RunBench(*o); };
+}
+
+}  // namespace runlog::cli
