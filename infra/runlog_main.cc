@@ -1,5 +1,5 @@
-// runlog: the command-line tool (benchmarks and dev tools now; replay, audit,
-// rebuild and admin come with later issues).
+// runlog: the command-line tool: rebuild, benchmarks and dev tools (replay,
+// audit and admin come with later issues).
 
 #include <cstdio>
 #include <map>
@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   runners["bench"] = runlog::cli::AddBench(app);
   runners["bench-log"] = runlog::cli::AddBenchLog(app);
   runners["mock-kafka"] = runlog::cli::AddMockKafka(app);
+  runners["rebuild"] = runlog::cli::AddRebuild(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

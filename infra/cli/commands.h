@@ -14,6 +14,8 @@ using Runner = std::function<int()>;
 Runner AddBenchLog(CLI::App& app);
 // `runlog bench`: create, claim+complete and end-to-end latency over HTTP.
 Runner AddBench(CLI::App& app);
+// `runlog rebuild`: the views, from offset 0 of the log.
+Runner AddRebuild(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 
