@@ -128,7 +128,9 @@ TEST(ServerCrash, KillNineUnderLoadLosesNothingAcknowledged) {
     const bool graceful = round == 9;
     server->Signal(graceful ? SIGTERM : SIGKILL);
     const int code = server->Wait();
-    if (graceful) EXPECT_EQ(code, 0) << "runlogd did not stop cleanly on SIGTERM";
+    if (graceful) {
+      EXPECT_EQ(code, 0) << "runlogd did not stop cleanly on SIGTERM";
+    }
     stop.store(true);
     for (auto& t : clients) t.join();
 
