@@ -220,7 +220,7 @@ void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
                          : TaskActions(t);
   events::Payload body;
   if (trace) {
-    auto events = deps_.views->Trace(id);
+    auto events = deps_.views->Trace(id, *deps_.log);
     if (!events) return x.ErrorFrom(events.error(), id);
     RenderTraceInto(t, *events, body);
   } else {

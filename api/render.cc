@@ -102,21 +102,21 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
   if (!t.lease.lease_id.empty()) p.Str("lease_id", t.lease.lease_id);
 }
 
-void RenderTraceInto(const events::Task& t, const std::vector<projections::TraceEvent>& trace,
+void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>& trace,
                      Payload& out) {
   std::string events = "[";
   int64_t claimed_at = 0;
   for (size_t i = 0; i < trace.size(); ++i) {
-    json::Document e;
-    if (!json::Parse(trace[i].json, &e)) continue;
-    if (json::String(e, "event") == "task.claimed") claimed_at = json::Int(e, "created_at_ms");
+    const events::Event& e = trace[i].event;
+    if (e.type == "task.claimed") claimed_at = e.timestamp_ms;
     if (i > 0) events += ",";
     events += Payload()
-                  .Str("event", json::String(e, "event"))
-                  .Str("event_id", json::String(e, "event_id"))
-                  .Int("sequence", json::Int(e, "sequence"))
-                  .Raw("payload", json::Write(*json::Find(e, "payload")))
-                  .Raw("created_at", IsoTimeJson(json::Int(e, "created_at_ms")))
+                  .Str("event", e.type)
+                  .Str("event_id", e.event_id)
+                  .Int("sequence", static_cast<int64_t>(e.sequence))
+                  .Int("offset", static_cast<int64_t>(trace[i].offset))
+                  .Raw("payload", e.payload)
+                  .Raw("created_at", IsoTimeJson(e.timestamp_ms))
                   .Build();
   }
   events += "]";

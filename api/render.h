@@ -23,7 +23,7 @@ void RenderTaskInto(const events::Task& task, events::Payload& out);
 // "expires_in_seconds" when `now_ms` is given (non-zero).
 std::string RenderLease(const events::Task& task, int64_t now_ms);
 // GET /v1/tasks/{id}/trace without "version" and agent_contract.
-void RenderTraceInto(const events::Task& task, const std::vector<projections::TraceEvent>& events,
+void RenderTraceInto(const events::Task& task, const std::vector<events::LogRecord>& events,
                      events::Payload& out);
 
 }  // namespace runlog::api

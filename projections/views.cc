@@ -17,11 +17,17 @@ using events::Task;
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
 
-std::string TraceKey(const std::string& id, uint64_t sequence) {
-  std::string key = "e" + id;
-  key.push_back('\0');
-  for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((sequence >> (8 * i)) & 0xFF));
-  return key;
+std::string TraceKey(const std::string& id) { return "e" + id; }
+
+void PutFixed(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint64_t GetFixed(std::string_view in) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < in.size(); ++i)
+    v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+  return v;
 }
 
 // Newest first: the inverted creation time in fixed-width hex, then the id.
@@ -47,17 +53,6 @@ std::vector<std::string> IndexKeys(const Task& t) {
   return {IndexPrefix(t.tenant_id, "", "") + order, IndexPrefix(t.tenant_id, status, "") + order,
           IndexPrefix(t.tenant_id, "", t.type) + order,
           IndexPrefix(t.tenant_id, status, t.type) + order};
-}
-
-std::string TraceJson(const events::LogRecord& r) {
-  return events::Payload()
-      .Str("event", r.event.type)
-      .Str("event_id", r.event.event_id)
-      .Int("sequence", static_cast<int64_t>(r.event.sequence))
-      .Int("offset", static_cast<int64_t>(r.offset))
-      .Int("created_at_ms", r.event.timestamp_ms)
-      .Raw("payload", r.event.payload)
-      .Build();
 }
 
 std::unexpected<Error> Storage(const rocksdb::Status& s) {
@@ -107,6 +102,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   struct Touched {
     Task task;
     std::vector<std::string> index_before;
+    std::string trace;  // appended offsets of this batch's events
   };
   std::unordered_map<std::string, Touched> touched;
   for (const events::LogRecord& r : records) {
@@ -116,7 +112,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     if (it == touched.end()) {
       auto loaded = Load(partition, r.event.aggregate_id);
       if (!loaded) return std::unexpected(loaded.error());
-      Touched t{std::move(*loaded), {}};
+      Touched t{std::move(*loaded), {}, {}};
       if (t.task.sequence > 0) t.index_before = IndexKeys(t.task);
       it = touched.emplace(r.event.aggregate_id, std::move(t)).first;
     }
@@ -126,7 +122,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
                                           std::to_string(r.offset) + ": " + s.error().message);
     }
     if (observer) observer(r.event, task);
-    batch.Put(TraceKey(task.id, r.event.sequence), TraceJson(r));
+    PutFixed(it->second.trace, r.offset, 8);
   }
   for (const auto& [id, t] : touched) {
     const std::vector<std::string> after = IndexKeys(t.task);
@@ -139,6 +135,15 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
       }
     }
     batch.Put(TaskKey(id), events::TaskToJson(t.task));
+    // The trace key is rewritten whole; a task has few events.
+    std::string trace;
+    if (t.task.sequence == t.trace.size() / 8) {
+      PutFixed(trace, partition, 4);  // the task's first batch
+    } else {
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TraceKey(id), &trace);
+      if (!s.ok()) return Storage(s);
+    }
+    batch.Put(TraceKey(id), trace + t.trace);
   }
   batch.Put(OffsetKey(partition), std::to_string(records.back().offset + 1));
   // No WAL: the offset travels in the same batch, and a memtable flush never
@@ -185,15 +190,27 @@ Result<std::optional<Task>> Views::GetTask(const std::string& task_id,
   return std::optional<Task>(std::move(*task));
 }
 
-Result<std::vector<TraceEvent>> Views::Trace(const std::string& task_id) {
-  std::string prefix = "e" + task_id;
-  prefix.push_back('\0');
-  std::vector<TraceEvent> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    out.push_back(TraceEvent{it->value().ToString()});
+Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
+                                                    events::EventLog& log) {
+  std::string positions;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TraceKey(task_id), &positions);
+  if (s.IsNotFound()) return std::vector<events::LogRecord>{};
+  if (!s.ok()) return Storage(s);
+  if (positions.size() < 4 || (positions.size() - 4) % 8 != 0) {
+    return Fail(codes::kInternal, "trace positions of " + task_id + " are damaged");
   }
-  if (!it->status().ok()) return Storage(it->status());
+  const auto partition = static_cast<uint32_t>(GetFixed(std::string_view(positions).substr(0, 4)));
+  std::vector<events::LogRecord> out;
+  for (size_t at = 4; at < positions.size(); at += 8) {
+    const uint64_t offset = GetFixed(std::string_view(positions).substr(at, 8));
+    auto records = log.Read(partition, offset, 1);
+    if (!records) return std::unexpected(records.error());
+    if (records->empty() || records->front().event.aggregate_id != task_id) {
+      return Fail(codes::kLogCorrupt, "trace of " + task_id + " points at offset " +
+                                          std::to_string(offset) + ", which is not its event");
+    }
+    out.push_back(std::move(records->front()));
+  }
   return out;
 }
 

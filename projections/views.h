@@ -3,7 +3,8 @@
 // (docs/decisions/0004-views.md). Keys:
 //   o <partition>                      -> next log offset to apply (decimal)
 //   t <task id>                        -> the task (events::TaskToJson)
-//   e <task id> NUL <sequence u64 BE>  -> one trace event (JSON)
+//   e <task id>                        -> its events' log positions: partition
+//                                         (u32 LE), then each offset (u64 LE)
 //   i <tenant> NUL <dim> … <newest-first time> NUL <task id> -> "" (listing indexes;
 //      dim: "a" all, "s" status, "y" type, "x" status+type)
 // Applying a batch of records writes the view changes and the partition's next
@@ -26,14 +27,11 @@
 #include <vector>
 
 #include "events/event.h"
+#include "events/event_log.h"
 #include "events/task.h"
 #include "infra/result.h"
 
 namespace runlog::projections {
-
-struct TraceEvent {
-  std::string json;  // {"event","event_id","sequence","offset","created_at_ms","payload"}
-};
 
 struct ListQuery {
   std::string tenant_id;
@@ -65,7 +63,9 @@ class Views {
   // The task, if it exists and belongs to `tenant_id` (empty: any tenant).
   [[nodiscard]] Result<std::optional<events::Task>> GetTask(const std::string& task_id,
                                                             const std::string& tenant_id);
-  [[nodiscard]] Result<std::vector<TraceEvent>> Trace(const std::string& task_id);
+  // The task's events, read back from the log at the positions the view keeps.
+  [[nodiscard]] Result<std::vector<events::LogRecord>> Trace(const std::string& task_id,
+                                                             events::EventLog& log);
   [[nodiscard]] Result<ListPage> List(const ListQuery& query);
 
   // Every key and value, in order: for comparing two views byte for byte.

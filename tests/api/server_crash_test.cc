@@ -149,8 +149,8 @@ TEST(ServerCrash, KillNineUnderLoadLosesNothingAcknowledged) {
   }
   EXPECT_GT(acked.created.size(), 100u) << "too little load to prove anything";
   EXPECT_GT(acked.completed.size(), 20u);
-  std::printf("acknowledged creates %zu, completes %zu over 9 kills and a SIGTERM\n", acked.created.size(),
-              acked.completed.size());
+  std::printf("acknowledged creates %zu, completes %zu over 9 kills and a SIGTERM\n",
+              acked.created.size(), acked.completed.size());
 }
 
 }  // namespace
