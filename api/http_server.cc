@@ -52,12 +52,17 @@ class PistacheReply final : public Reply {
       if (name == "Retry-After") h.add<RetryAfter>(value);
       if (name == "Idempotent-Replayed") h.add<IdempotentReplayed>(value);
     }
+    // An answer is done when Pistache has written it, not when it is queued
+    // for its reactor: Stop() must not shut the reactor down before that.
+    auto state = state_;
+    auto finished = [state] { state->in_flight.fetch_sub(1); };
     try {
-      writer_.send(static_cast<Pistache::Http::Code>(status), body);
+      writer_.send(static_cast<Pistache::Http::Code>(status), body)
+          .then([finished](ssize_t) { finished(); },
+                [finished](std::exception_ptr) { finished(); });
     } catch (const std::exception&) {
-      // The client went away before its answer: nothing left to tell it.
+      finished();  // the client went away before its answer: nothing left to tell it
     }
-    state_->in_flight.fetch_sub(1);
   }
 
  private:

@@ -38,7 +38,11 @@ class HttpServer {
   ~HttpServer();
 
   [[nodiscard]] Status Start();
+  // Answers new requests with 503 from now on (the first step of Stop).
+  void BeginDrain() { state_->draining.store(true); }
   // Refuses new requests, waits up to `drain` for answers in flight, stops.
+  // Call TaskService::StopParking between BeginDrain and Stop, so parked
+  // long polls are answered before the wait.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
   uint16_t port() const { return port_; }
 

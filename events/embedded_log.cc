@@ -24,14 +24,6 @@ uint64_t GetBigEndian(std::string_view in) {
   return v;
 }
 
-std::unexpected<Error> Corrupt(uint32_t partition, uint64_t offset, const std::string& what) {
-  return Fail(
-      codes::kLogCorrupt,
-      "partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + what,
-      "{\"partition\":" + std::to_string(partition) + ",\"offset\":" + std::to_string(offset) +
-          "}");
-}
-
 }  // namespace
 
 std::string EmbeddedLogKey(uint32_t partition, uint64_t offset) {
@@ -273,13 +265,13 @@ Result<std::vector<LogRecord>> EmbeddedLog::Read(uint32_t partition, uint64_t fr
   uint64_t expected = from;
   for (it->Seek(EmbeddedLogKey(partition, from)); it->Valid(); it->Next(), ++expected) {
     uint64_t offset = GetBigEndian(std::string_view(it->key().data() + 5, 8));
-    if (offset != expected) return Corrupt(partition, expected, "record missing");
+    if (offset != expected) return CorruptRecord(partition, expected, "record missing");
     auto event = DecodeEvent(std::string_view(it->value().data(), it->value().size()));
-    if (!event) return Corrupt(partition, offset, event.error().message);
+    if (!event) return CorruptRecord(partition, offset, event.error().message);
     out.push_back(LogRecord{partition, offset, std::move(*event)});
   }
-  if (!it->status().ok()) return Corrupt(partition, expected, it->status().ToString());
-  if (expected != stop) return Corrupt(partition, expected, "record missing");
+  if (!it->status().ok()) return CorruptRecord(partition, expected, it->status().ToString());
+  if (expected != stop) return CorruptRecord(partition, expected, "record missing");
   return out;
 }
 

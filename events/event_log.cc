@@ -16,6 +16,14 @@ Result<std::vector<uint64_t>> EventLog::Append(uint32_t partition, std::span<con
   return future.get();
 }
 
+std::unexpected<Error> CorruptRecord(uint32_t partition, uint64_t offset, const std::string& what) {
+  return Fail(
+      codes::kLogCorrupt,
+      "partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + what,
+      "{\"partition\":" + std::to_string(partition) + ",\"offset\":" + std::to_string(offset) +
+          "}");
+}
+
 Status ValidateAppend(uint32_t partition, uint32_t partition_count, std::span<const Event> events) {
   if (partition >= partition_count) {
     return Fail(codes::kInvalidArgument, "partition " + std::to_string(partition) +

@@ -86,6 +86,10 @@ struct LogOptions {
 // partition count; reopening with another count is FAILED_PRECONDITION.
 [[nodiscard]] Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options);
 
+// LOG_CORRUPT for the record at `partition`/`offset`, with both in details:
+// shared by the backends so damage reads the same wherever it is found.
+std::unexpected<Error> CorruptRecord(uint32_t partition, uint64_t offset, const std::string& what);
+
 // Checks the partition and the events of an append: shared by the backends.
 [[nodiscard]] Status ValidateAppend(uint32_t partition, uint32_t partition_count,
                                     std::span<const Event> events);

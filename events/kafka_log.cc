@@ -49,14 +49,6 @@ std::unique_ptr<RdKafka::Conf> GlobalConf(const std::string& brokers) {
   return conf;
 }
 
-std::unexpected<Error> Corrupt(uint32_t partition, uint64_t offset, const std::string& what) {
-  return Fail(
-      codes::kLogCorrupt,
-      "partition " + std::to_string(partition) + " offset " + std::to_string(offset) + ": " + what,
-      "{\"partition\":" + std::to_string(partition) + ",\"offset\":" + std::to_string(offset) +
-          "}");
-}
-
 bool Set(RdKafka::Conf& conf, const std::string& key, const std::string& value, std::string* err) {
   return conf.set(key, value, *err) == RdKafka::Conf::CONF_OK;
 }
@@ -275,7 +267,7 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       const int64_t at = r.position;
       r.position = -1;  // reassign on the next call
       if (m->err() == RdKafka::ERR__AUTO_OFFSET_RESET) {
-        return Corrupt(partition, static_cast<uint64_t>(at), "records missing (deleted?)");
+        return CorruptRecord(partition, static_cast<uint64_t>(at), "records missing (deleted?)");
       }
       return Fail(codes::kUnavailable,
                   "reading " + topic_ + "/" + std::to_string(partition) + ": " + m->errstr());
@@ -284,12 +276,12 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
     if (m->offset() != r.position) {
       const int64_t missing = r.position;
       r.position = -1;
-      return Corrupt(partition, static_cast<uint64_t>(missing), "record missing");
+      return CorruptRecord(partition, static_cast<uint64_t>(missing), "record missing");
     }
     auto event = DecodeEvent(std::string_view(static_cast<const char*>(m->payload()), m->len()));
     if (!event) {
       r.position = -1;  // a retry must read this record again, not skip it
-      return Corrupt(partition, static_cast<uint64_t>(m->offset()), event.error().message);
+      return CorruptRecord(partition, static_cast<uint64_t>(m->offset()), event.error().message);
     }
     out.push_back(LogRecord{partition, static_cast<uint64_t>(m->offset()), std::move(*event)});
     r.position = m->offset() + 1;

@@ -119,7 +119,9 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&stop_signals, &signal);
   std::fprintf(stderr, "runlogd: stopping on signal %d\n", signal);
-  http.Stop();  // drains answers in flight
+  http.BeginDrain();    // new requests get 503
+  tasks.StopParking();  // parked long polls are answered now
+  http.Stop();          // waits for the answers in flight
   tasks.Stop();
   projector.Stop();
   views->reset();

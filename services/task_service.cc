@@ -51,6 +51,16 @@ void TaskService::Start() {
   reaper_ = std::thread([this] { ReapLoop(); });
 }
 
+void TaskService::StopParking() {
+  std::vector<std::shared_ptr<Waiter>> parked;
+  {
+    std::lock_guard lock(waiters_mu_);
+    no_parking_ = true;
+    parked.swap(waiters_);
+  }
+  for (auto& w : parked) w->done(CommandResult{Task{}, true});
+}
+
 void TaskService::Stop() {
   std::vector<std::shared_ptr<Waiter>> parked;
   {
@@ -140,7 +150,7 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t>
     std::unique_lock lock(waiters_mu_);
     candidates = Candidates(waiter->command);
     if (candidates.empty()) {
-      if (!stopping_ && std::chrono::steady_clock::now() < waiter->deadline) {
+      if (!stopping_ && !no_parking_ && std::chrono::steady_clock::now() < waiter->deadline) {
         waiters_.push_back(std::move(waiter));
         lock.unlock();
         waiters_cv_.notify_one();

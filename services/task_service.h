@@ -35,6 +35,9 @@ class TaskService {
   // `other` (keys, …). Fails on a record the state machine refuses.
   [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other);
   void Start();
+  // Answers every parked claim now (with nothing) and parks no new ones: the
+  // first step of a graceful stop, so no answer outlives the HTTP server.
+  void StopParking();
   void Stop();
 
   // Chooses the task id (derived from the tenant and Idempotency-Key, so a
@@ -71,6 +74,7 @@ class TaskService {
   std::condition_variable waiters_cv_;
   std::vector<std::shared_ptr<Waiter>> waiters_;  // guarded by waiters_mu_
   bool stopping_ = false;                         // guarded by waiters_mu_
+  bool no_parking_ = false;                       // guarded by waiters_mu_
   std::thread reaper_;
 };
 

@@ -28,6 +28,7 @@ class ApiTest : public ::testing::Test {
     client_.reset();
     server_.reset();
   }
+  // (Some tests stop the server themselves: server_ may be null here.)
 
   // Every answer carries "version" and an agent_contract of version 1.
   static void ExpectContract(const HttpResponse& r) {
@@ -246,6 +247,25 @@ TEST_F(ApiTest, LongPollClaimIsAnsweredWhenATaskArrives) {
   EXPECT_LT(took, 10s);
   auto timed_out = client_->Post("/v1/tasks/claim", R"({"types":["none"],"wait_seconds":1})");
   EXPECT_TRUE(timed_out["task"].IsNull());
+}
+
+TEST_F(ApiTest, StoppingAnswersParkedLongPollsAtOnce) {
+  auto parked = std::async(std::launch::async, [&] {
+    HttpClient worker(server_->url());
+    worker.SetKey(runlog::testing::kAdminKey);
+    return worker.Post("/v1/tasks/claim", R"({"types":["never"],"wait_seconds":25})");
+  });
+  const auto parked_by = std::chrono::steady_clock::now() + 10s;
+  while (server_->tasks().parked_claims() == 0 && std::chrono::steady_clock::now() < parked_by) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(server_->tasks().parked_claims(), 1u);
+  const auto start = std::chrono::steady_clock::now();
+  server_.reset();  // the graceful stop: drain, release parked claims, stop
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the stop waited out the drain";
+  auto r = parked.get();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.json.IsObject() && r["task"].IsNull()) << r.body;
 }
 
 TEST_F(ApiTest, ExpiredLeaseMakesTheTaskClaimableAgainAsACountedRetry) {

@@ -46,6 +46,8 @@ class TestServer {
     if (!http_->Start()) throw std::runtime_error("http start");
   }
   ~TestServer() {
+    http_->BeginDrain();
+    tasks_->StopParking();
     http_->Stop();
     tasks_->Stop();
     projector_->Stop();
@@ -55,6 +57,7 @@ class TestServer {
   api::KeyStore& keys() { return *keys_; }
   events::EventLog& log() { return *log_; }
   api::HttpServer& http() { return *http_; }
+  services::TaskService& tasks() { return *tasks_; }
 
   // A key with only the given scopes, for tests of scope checks.
   std::string KeyWithScopes(const std::string& tenant, std::vector<std::string> scopes,
