@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 
+#include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -97,6 +98,7 @@ TEST(Runlogd, BadConfigurationExitsTwoWithOneLine) {
 }
 
 TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
+  ::setenv("RUNLOG_ADMIN_KEY", "rl_test_kafka_admin", 1);
   TempDir dir;
   Process mock({RUNLOG_PATH, "mock-kafka", "--brokers", "3", "--partitions", "4"});
   auto bootstrap = mock.ReadStdoutLine(20s);
@@ -110,6 +112,17 @@ TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
   EXPECT_EQ(status, 200);
   EXPECT_NE(body.find("kafka:" + *bootstrap + "/runlog.events"), std::string::npos) << body;
   EXPECT_NE(body.find(R"("partitions":4)"), std::string::npos) << body;
+  // The whole stack on Kafka: a create is durable there, and the views built
+  // from the topic answer the read.
+  runlog::testing::HttpClient client(base);
+  client.SetKey("rl_test_kafka_admin");
+  auto created = client.Post("/v1/tasks", R"({"type":"on_kafka","input":{"n":1}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto got = client.Get("/v1/tasks/" + created.Str("id"));
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.Str("status"), "queued");
+  auto claimed = client.Post("/v1/tasks/claim", R"({"types":["on_kafka"]})");
+  EXPECT_EQ(claimed.status, 200) << claimed.body;
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(), 0);
   mock.Signal(SIGTERM);
