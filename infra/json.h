@@ -52,14 +52,6 @@ inline std::string Write(const Value& v) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-// JSON string literal (with quotes) of `s`.
-inline std::string Quote(std::string_view s) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
 // Parses text known to be valid JSON written by runlog itself.
 inline bool Parse(std::string_view text, Document* doc) {
   doc->Parse(text.data(), text.size());

@@ -79,8 +79,6 @@ void PartitionWriter::Submit(Command command, CommandCallback done) {
   done(Fail(runlog::codes::kUnavailable, "the server is stopping"));
 }
 
-size_t PartitionWriter::task_count() const { return tasks_.size(); }
-
 int64_t PartitionWriter::OldestReady(const std::string& tenant,
                                      const std::vector<std::string>& types) const {
   std::lock_guard lock(summary_mu_);

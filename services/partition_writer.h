@@ -64,7 +64,6 @@ class PartitionWriter {
   // One past the last offset whose append was acknowledged to clients.
   uint64_t acked_end() const { return acked_end_.load(); }
   bool failed() const { return failed_.load(); }
-  size_t task_count() const;
 
  private:
   struct ReadyKey {
