@@ -64,8 +64,9 @@ HttpLoad::Conn* HttpLoad::Connect(std::string* error) {
 
 bool HttpLoad::Busy(const Conn* c) const { return c->busy; }
 
-void HttpLoad::Send(Conn* c, std::string_view method, std::string_view path, std::string_view body,
+bool HttpLoad::Send(Conn* c, std::string_view method, std::string_view path, std::string_view body,
                     Callback done) {
+  if (c->fd < 0) return false;
   c->busy = true;
   c->done = std::move(done);
   c->in.clear();
@@ -75,6 +76,7 @@ void HttpLoad::Send(Conn* c, std::string_view method, std::string_view path, std
   c->out.append("\r\n").append(auth_).append("Content-Type: application/json\r\nContent-Length: ");
   c->out.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
   OnWritable(c);
+  return true;
 }
 
 void HttpLoad::OnWritable(Conn* c) {

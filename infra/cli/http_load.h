@@ -24,8 +24,10 @@ class HttpLoad {
   Conn* Connect(std::string* error);
   bool Busy(const Conn* c) const;
   // Sends a request on an idle connection; `done` runs when the answer is in
-  // (status 0: the connection failed).
-  void Send(Conn* c, std::string_view method, std::string_view path, std::string_view body,
+  // (status 0: the connection failed). A failed connection stays closed: Send
+  // on it returns false and never calls `done`, so a caller that sends again
+  // from `done` stops instead of recursing.
+  bool Send(Conn* c, std::string_view method, std::string_view path, std::string_view body,
             Callback done);
   // Serves events for up to `max_wait_ms`.
   void Poll(int max_wait_ms);
