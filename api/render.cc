@@ -3,7 +3,6 @@
 #include <ctime>
 
 #include "events/payload.h"
-#include "infra/json.h"
 
 namespace runlog::api {
 
@@ -24,16 +23,16 @@ std::string IsoTimeJson(int64_t ms) { return ms == 0 ? "null" : "\"" + IsoTime(m
 
 namespace {
 
-// The plan as Artexion shows it: its steps, with the limits inside.
+// The plan as Artexion shows it: its members (steps, …) with the limits
+// inside. A stored plan is a JSON object without "limits" (the API keeps
+// limits apart), so "limits" goes in front without parsing the plan again.
 std::string PlanWithLimits(const events::Task& t) {
-  if (t.plan.empty()) return "null";
-  json::Document plan;
-  if (!json::Parse(t.plan, &plan) || !plan.IsObject()) return "null";
-  const json::Value* steps = json::Find(plan, "steps");
-  return Payload()
-      .Raw("steps", steps == nullptr ? "[]" : json::Write(*steps))
-      .Raw("limits", t.limits)
-      .Build();
+  if (t.plan.size() < 2 || t.plan.front() != '{') return "null";
+  std::string out = "{\"limits\":";
+  out += t.limits.empty() ? "{}" : t.limits;
+  if (t.plan != "{}") out += ",";
+  out.append(t.plan, 1);
+  return out;
 }
 
 double DurationSeconds(const events::Task& t) {

@@ -117,6 +117,7 @@ EmbeddedLog::~EmbeddedLog() {
   }
   queue_cv_.notify_all();
   for (uint32_t p = 0; p < partitions_; ++p) appended_cv_[p].notify_all();
+  appended_any_cv_.notify_all();
   committer_.join();  // writes what is queued, then wakes the syncer to finish
   syncer_.join();
 }
@@ -229,6 +230,7 @@ void EmbeddedLog::SyncLoop() {
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
     for (uint32_t p : touched) appended_cv_[p].notify_all();
+    if (!touched.empty()) appended_any_cv_.notify_all();
     if (ack_before_write_) continue;
     for (Written& g : groups) {
       for (size_t i = 0; i < g.requests.size(); ++i) {
@@ -285,6 +287,17 @@ Result<std::vector<LogRecord>> EmbeddedLog::Tail(uint32_t partition, uint64_t fr
                                      [&] { return stopping_ || end_offset_[partition] > from; });
   }
   return Read(partition, from, max_records);
+}
+
+void EmbeddedLog::WaitAny(std::span<const uint64_t> from, std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  appended_any_cv_.wait_for(lock, wait, [&] {
+    if (stopping_) return true;
+    for (uint32_t p = 0; p < partitions_ && p < from.size(); ++p) {
+      if (end_offset_[p] > from[p]) return true;
+    }
+    return false;
+  });
 }
 
 }  // namespace runlog::events

@@ -46,6 +46,8 @@ class EmbeddedLog final : public EventLog {
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
                                       std::chrono::milliseconds wait) override;
   Result<uint64_t> EndOffset(uint32_t partition) override;
+  bool CanWaitAny() const override { return true; }
+  void WaitAny(std::span<const uint64_t> from, std::chrono::milliseconds wait) override;
 
  private:
   struct Request {
@@ -77,8 +79,9 @@ class EmbeddedLog final : public EventLog {
   std::condition_variable written_cv_;  // work for the syncer
   // One per partition, so an append wakes only that partition's tailers.
   std::unique_ptr<std::condition_variable[]> appended_cv_;
-  std::deque<Request> queue_;    // appends not yet written
-  std::deque<Written> written_;  // written, not yet synced
+  std::condition_variable appended_any_cv_;  // for WaitAny: any partition grew
+  std::deque<Request> queue_;                // appends not yet written
+  std::deque<Written> written_;              // written, not yet synced
   bool committer_done_ = false;
   std::vector<uint64_t> end_offset_;  // guarded by mu_
   bool latched_ = false;              // guarded by mu_

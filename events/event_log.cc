@@ -1,6 +1,7 @@
 #include "events/event_log.h"
 
 #include <future>
+#include <thread>
 
 #include "events/embedded_log.h"
 #include "events/kafka_log.h"
@@ -14,6 +15,10 @@ Result<std::vector<uint64_t>> EventLog::Append(uint32_t partition, std::span<con
   AppendAsync(partition, events,
               [&promise](Result<std::vector<uint64_t>> r) { promise.set_value(std::move(r)); });
   return future.get();
+}
+
+void EventLog::WaitAny(std::span<const uint64_t>, std::chrono::milliseconds wait) {
+  std::this_thread::sleep_for(wait);
 }
 
 std::unexpected<Error> CorruptRecord(uint32_t partition, uint64_t offset, const std::string& what) {

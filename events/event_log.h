@@ -65,6 +65,13 @@ class EventLog {
 
   // One past the last durable offset of `partition`.
   [[nodiscard]] virtual Result<uint64_t> EndOffset(uint32_t partition) = 0;
+
+  // Whether WaitAny works on this backend; if not, tail each partition on its own.
+  virtual bool CanWaitAny() const { return false; }
+  // Waits up to `wait` until some partition p has a durable record at or past
+  // `from[p]` (one entry per partition), or the log closes. Lets one thread
+  // tail every partition without a wake-up per partition.
+  virtual void WaitAny(std::span<const uint64_t> from, std::chrono::milliseconds wait);
 };
 
 struct LogOptions {

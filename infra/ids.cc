@@ -2,19 +2,39 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <stdexcept>
 
 namespace runlog::infra {
 
+namespace {
+
+// 17 bytes from OpenSSL's CSPRNG, drawn from a per-thread buffer: one
+// RAND_bytes call (which takes locks) per 60 ids instead of one per id.
+std::array<unsigned char, 17> RandomBytes() {
+  thread_local std::array<unsigned char, 17 * 60> buffer;
+  thread_local size_t used = buffer.size();
+  if (used == buffer.size()) {
+    if (RAND_bytes(buffer.data(), static_cast<int>(buffer.size())) != 1) {
+      // No entropy means no safe ids at all: an impossible state, crash loudly.
+      throw std::runtime_error("RAND_bytes failed");
+    }
+    used = 0;
+  }
+  std::array<unsigned char, 17> out;
+  std::copy_n(buffer.begin() + static_cast<std::ptrdiff_t>(used), out.size(), out.begin());
+  std::fill_n(buffer.begin() + static_cast<std::ptrdiff_t>(used), out.size(), 0);  // used once
+  used += out.size();
+  return out;
+}
+
+}  // namespace
+
 std::string RandomIds::Next(std::string_view prefix) {
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  std::array<unsigned char, 17> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    // No entropy means no safe ids at all: an impossible state, crash loudly.
-    throw std::runtime_error("RAND_bytes failed");
-  }
+  const std::array<unsigned char, 17> bytes = RandomBytes();
   std::string id(prefix);
   id.reserve(prefix.size() + 26);
   uint32_t acc = 0;

@@ -41,10 +41,20 @@ Status Projector::CatchUp() {
 }
 
 void Projector::Start() {
-  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+  const uint32_t n = log_.partition_count();
+  if (log_.CanWaitAny()) {
+    std::vector<uint32_t> all(n);
+    for (uint32_t p = 0; p < n; ++p) all[p] = p;
+    threads_.emplace_back([this, all] {
+      pthread_setname_np(pthread_self(), "rl-project");
+      Loop(all);
+    });
+    return;
+  }
+  for (uint32_t p = 0; p < n; ++p) {
     threads_.emplace_back([this, p] {
       pthread_setname_np(pthread_self(), ("rl-project-" + std::to_string(p)).c_str());
-      Loop(p);
+      Loop({p});
     });
   }
 }
@@ -55,20 +65,38 @@ void Projector::Stop() {
   threads_.clear();
 }
 
-void Projector::Loop(uint32_t p) {
-  while (!stopping_.load()) {
-    auto s = Step(p, std::chrono::milliseconds(50));  // new records wake it at once
+void Projector::Loop(std::vector<uint32_t> partitions) {
+  const bool alone = partitions.size() == 1;
+  while (!stopping_.load() && !partitions.empty()) {
+    size_t applied = 0;
+    // Alone, the thread waits in Tail (new records wake it at once); with
+    // several partitions it looks at each and then waits on all of them.
+    for (size_t i = 0; i < partitions.size();) {
+      auto s = Step(partitions[i], std::chrono::milliseconds(alone ? 50 : 0));
+      if (!s) {
+        MarkFailed(partitions[i], s.error());
+        partitions.erase(partitions.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+      applied += *s;
+      ++i;
+    }
+    if (applied == 0 && !alone) {
+      std::vector<uint64_t> from(next_.size(), UINT64_MAX);  // failed partitions: never
+      for (uint32_t p : partitions) from[p] = next_[p];
+      log_.WaitAny(from, std::chrono::milliseconds(50));
+    }
     // A small batch means the next records are close behind: wait a moment so
     // they share one views write instead of one write (and wake-up) per sync.
-    if (s && *s > 0 && *s < 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (!s) {
-      std::lock_guard lock(mu_);
-      failed_.store(true);
-      if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + s.error().message;
-      applied_cv_.notify_all();
-      return;
-    }
+    if (applied > 0 && applied < 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+void Projector::MarkFailed(uint32_t p, const Error& error) {
+  std::lock_guard lock(mu_);
+  failed_.store(true);
+  if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + error.message;
+  applied_cv_.notify_all();
 }
 
 bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::milliseconds timeout) {

@@ -1,7 +1,8 @@
 #pragma once
-// Projector: keeps the views caught up with the log, one thread per partition
-// tailing it from the views' stored offset. Exposes how far each partition is
-// applied, so readers can wait for their own writes (read-your-writes).
+// Projector: keeps the views caught up with the log, tailing each partition
+// from the views' stored offset: one thread for all partitions where the log
+// can wait on all of them at once (embedded), else one thread per partition. Exposes how far each
+// partition is applied, so readers can wait for their own writes (read-your-writes).
 //
 // Lifecycle: CatchUp() before serving (applies everything already in the log),
 // Start(), Stop(). A record the views refuse stops that partition's projection
@@ -40,13 +41,14 @@ class Projector {
  private:
   // Applies what the log has past the partition's offset; returns how many records.
   [[nodiscard]] Result<size_t> Step(uint32_t partition, std::chrono::milliseconds wait);
-  void Loop(uint32_t partition);
+  void Loop(std::vector<uint32_t> partitions);
+  void MarkFailed(uint32_t partition, const Error& error);
 
   events::EventLog& log_;
   Views& views_;
   const Views::Observer observer_;
   static constexpr uint64_t kUnknown = UINT64_MAX;
-  std::vector<uint64_t> next_;  // per partition, owned by that partition's thread
+  std::vector<uint64_t> next_;  // per partition, owned by the thread tailing it
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> failed_{false};

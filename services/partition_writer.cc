@@ -1,5 +1,7 @@
 #include "services/partition_writer.h"
 
+#include <optional>
+
 #include "events/payload.h"
 
 namespace runlog::services {
@@ -45,38 +47,61 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset) {
   });
   for (Task* t : queued) Index(*t);
   PublishSummary();
+  next_expiry_ms_.store(lease_expiry_.empty() ? INT64_MAX : lease_expiry_.begin()->first);
   acked_end_.store(end_offset);
-}
-
-void PartitionWriter::Start() {
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), ("rl-writer-" + std::to_string(options_.partition)).c_str());
-    Loop();
-  });
 }
 
 void PartitionWriter::Stop() {
   {
-    std::lock_guard lock(queue_mu_);
-    if (stopping_) return;
+    std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  queue_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
   std::unique_lock lock(pending_mu_);
   pending_cv_.wait(lock, [&] { return pending_.empty(); });
 }
 
-void PartitionWriter::Submit(Command command, CommandCallback done) {
+namespace {
+// An append the log refused at once calls back on the appending thread, which
+// holds the writer's lock: its result waits here until the lock is released.
+struct InlineAppend {
+  const void* writer;
+  std::optional<Result<std::vector<uint64_t>>> result;
+};
+thread_local InlineAppend* t_inline_append = nullptr;
+}  // namespace
+
+void PartitionWriter::Submit(Command command, CommandCallback done) { Run(&command, &done); }
+
+void PartitionWriter::ExpireDue() {
+  if (next_expiry_ms_.load() > options_.clock->NowMillis()) return;
+  Run(nullptr, nullptr);  // Run expires due leases before deciding anything
+}
+
+void PartitionWriter::Run(Command* command, CommandCallback* done) {
+  std::vector<Answer> now;
+  InlineAppend inline_append{this, std::nullopt};
   {
-    std::lock_guard lock(queue_mu_);
-    if (!stopping_) {
-      queue_.emplace_back(std::move(command), std::move(done));
-      queue_cv_.notify_one();
-      return;
+    std::lock_guard lock(mu_);
+    Batch batch;
+    if (stopping_ || failed_.load()) {
+      if (done != nullptr) {
+        now.push_back({std::move(*done),
+                       stopping_ ? Fail(runlog::codes::kUnavailable, "the server is stopping")
+                                 : Fail(codes::kWriterFailed,
+                                        "the log failed under this writer; runlogd must restart")});
+      }
+    } else {
+      ExpireLeases(batch);
+      if (command != nullptr) Decide(*command, *done, batch);
+      if (!batch.made_ready.empty()) PublishSummary();
+      next_expiry_ms_.store(lease_expiry_.empty() ? INT64_MAX : lease_expiry_.begin()->first);
+      t_inline_append = &inline_append;
+      Flush(batch, now);
+      t_inline_append = nullptr;
     }
   }
-  done(Fail(runlog::codes::kUnavailable, "the server is stopping"));
+  Deliver(now);
+  if (inline_append.result) OnAppended(std::move(*inline_append.result));
 }
 
 int64_t PartitionWriter::OldestReady(const std::string& tenant,
@@ -96,40 +121,6 @@ int64_t PartitionWriter::OldestReady(const std::string& tenant,
     }
   }
   return best;
-}
-
-void PartitionWriter::Loop() {
-  while (true) {
-    std::deque<std::pair<Command, CommandCallback>> commands;
-    {
-      std::unique_lock lock(queue_mu_);
-      auto next_expiry =
-          lease_expiry_.empty()
-              ? std::chrono::milliseconds(1000)
-              : std::chrono::milliseconds(std::clamp<int64_t>(
-                    lease_expiry_.begin()->first - options_.clock->NowMillis(), 0, 1000));
-      queue_cv_.wait_for(lock, next_expiry, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_ && queue_.empty()) break;
-      while (!queue_.empty() && commands.size() < options_.max_batch) {
-        commands.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    Batch batch;
-    if (failed_.load()) {
-      for (auto& [command, done] : commands) {
-        batch.answers.push_back(
-            {std::move(done),
-             Fail(codes::kWriterFailed, "the log failed under this writer; runlogd must restart")});
-      }
-      Deliver(batch.answers);
-      continue;
-    }
-    ExpireLeases(batch);
-    for (auto& [command, done] : commands) Decide(command, done, batch);
-    if (!batch.made_ready.empty()) PublishSummary();
-    Flush(batch);
-  }
 }
 
 void PartitionWriter::Decide(Command& command, CommandCallback& done, Batch& batch) {
@@ -395,12 +386,11 @@ void PartitionWriter::PublishSummary() {
   summary_.swap(summary);
 }
 
-void PartitionWriter::Flush(Batch& batch) {
+void PartitionWriter::Flush(Batch& batch, std::vector<Answer>& now) {
   std::unique_lock lock(pending_mu_);
   if (batch.events.empty()) {
     if (pending_.empty()) {
-      lock.unlock();
-      Deliver(batch.answers);
+      now = std::move(batch.answers);
     } else {
       pending_.push_back(Pending{std::move(batch.answers), false, {}});
     }
@@ -410,7 +400,13 @@ void PartitionWriter::Flush(Batch& batch) {
       Pending{std::move(batch.answers), true, batch.made_ready, std::chrono::steady_clock::now()});
   lock.unlock();
   options_.log->AppendAsync(options_.partition, batch.events,
-                            [this](Result<std::vector<uint64_t>> r) { OnAppended(std::move(r)); });
+                            [this](Result<std::vector<uint64_t>> r) {
+                              if (t_inline_append != nullptr && t_inline_append->writer == this) {
+                                t_inline_append->result = std::move(r);
+                                return;
+                              }
+                              OnAppended(std::move(r));
+                            });
 }
 
 void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {

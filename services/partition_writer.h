@@ -3,17 +3,19 @@
 // partition's tasks, checks every command against the task state machine,
 // turns it into events, appends them and answers once they are durable.
 //
-// Lifecycle: construct, Recover() from the log, Start(); Stop() answers what is
-// queued and waits for appends in flight.
+// Lifecycle: construct, Recover() from the log, FinishRecovery(); Stop()
+// refuses new commands and waits for appends in flight.
 //
-// Thread contract: Submit, OldestReady and acked_end are thread-safe. All task
-// state belongs to the writer thread. Commands are taken in batches; each
-// batch's events go out in one AppendAsync. State changes are applied when a
-// command is decided, but every answer — a refusal included — is sent only
-// after all appends issued before it are durable, in order, so no client ever
-// sees a state the log might not keep. A failed append latches the writer: it
-// answers WRITER_FAILED from then on, and runlogd must restart (recovery
-// rebuilds the state from the log).
+// Thread contract: every public method is thread-safe. A command is decided
+// on the caller's thread under the writer's lock, which also orders the
+// appends, so a partition's events reach the log in the order they were
+// decided (docs/decisions/0007-inline-writers.md). State changes are applied
+// when a command is decided, but every answer — a refusal included — is sent
+// only after all appends issued before it are durable, in order, so no client
+// ever sees a state the log might not keep. Answers run on a log thread, or on
+// the caller's thread after the lock is released; never under the lock. A
+// failed append latches the writer: it answers WRITER_FAILED from then on, and
+// runlogd must restart (recovery rebuilds the state from the log).
 
 #include <atomic>
 #include <condition_variable>
@@ -21,7 +23,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
 #include "events/event_log.h"
@@ -38,7 +39,6 @@ class PartitionWriter {
     events::EventLog* log = nullptr;
     infra::Clock* clock = nullptr;
     infra::IdGenerator* ids = nullptr;
-    size_t max_batch = 512;
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
   };
   // How many tasks became ready, by (tenant, type).
@@ -53,10 +53,14 @@ class PartitionWriter {
   [[nodiscard]] Status Recover(const events::Event& event);
   // After the last Recover: indexes ready tasks and leases, records `end`.
   void FinishRecovery(uint64_t end_offset);
-  void Start();
+  // Refuses new commands, then waits until every append in flight is answered.
   void Stop();
 
   void Submit(Command command, CommandCallback done);
+  // Expires the leases whose time is up (commands do it too, for their task).
+  void ExpireDue();
+  // The clock time of the next lease expiry, or INT64_MAX if no lease is held.
+  int64_t next_expiry_ms() const { return next_expiry_ms_.load(); }
 
   // queued_at_ms of the oldest ready task of `tenant` among `types` (any type
   // if empty), or INT64_MAX if none. A hint for choosing a partition to claim from.
@@ -90,7 +94,9 @@ class PartitionWriter {
     ReadyCounts made_ready;
   };
 
-  void Loop();
+  // Under the lock: expires due leases, decides `command` (if any), appends
+  // what they emitted. Then answers what it can answer at once.
+  void Run(Command* command, CommandCallback* done);
   void Decide(Command& command, CommandCallback& done, Batch& batch);
   Result<CommandResult> Create(CreateTask& c, Batch& batch);
   Result<CommandResult> Claim(const ClaimTask& c, Batch& batch);
@@ -108,27 +114,26 @@ class PartitionWriter {
   void Index(Task& task);
   void Unindex(const Task& task);
   void PublishSummary();
-  void Flush(Batch& batch);
-  void Deliver(std::vector<Answer>& answers);
+  // Appends the batch's events (requires mu_); answers it can give at once go to `now`.
+  void Flush(Batch& batch, std::vector<Answer>& now);
+  static void Deliver(std::vector<Answer>& answers);
   void OnAppended(Result<std::vector<uint64_t>> result);
 
   const Options options_;
   const ReadyListener on_ready_;
 
-  // Writer thread only (and Recover, before Start).
+  // Guards the task state below and orders the appends.
+  std::mutex mu_;
   std::unordered_map<std::string, Task> tasks_;
   std::map<TenantType, std::set<ReadyKey>> ready_;
   std::unordered_map<std::string, ReadyKey> ready_key_;  // task id -> its key in ready_
   std::multimap<int64_t, std::string> lease_expiry_;     // expires_at_ms -> task id
   uint64_t next_ready_seq_ = 0;
+  bool stopping_ = false;
+  std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // lease_expiry_'s first key
 
   mutable std::mutex summary_mu_;
   std::map<TenantType, int64_t> summary_;  // guarded by summary_mu_: oldest queued_at_ms
-
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<std::pair<Command, CommandCallback>> queue_;  // guarded by queue_mu_
-  bool stopping_ = false;                                  // guarded by queue_mu_
 
   std::mutex pending_mu_;
   std::condition_variable pending_cv_;
@@ -136,7 +141,6 @@ class PartitionWriter {
 
   std::atomic<uint64_t> acked_end_{0};
   std::atomic<bool> failed_{false};
-  std::thread thread_;
 };
 
 }  // namespace runlog::services

@@ -9,8 +9,8 @@ namespace runlog::services {
 
 TaskService::TaskService(Options options) : options_(options) {
   for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
-    PartitionWriter::Options w{
-        p, options_.log, options_.clock, options_.ids, 512, options_.on_append_latency};
+    PartitionWriter::Options w{p, options_.log, options_.clock, options_.ids,
+                               options_.on_append_latency};
     writers_.push_back(std::make_unique<PartitionWriter>(
         w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
   }
@@ -47,7 +47,6 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
 }
 
 void TaskService::Start() {
-  for (auto& w : writers_) w->Start();
   reaper_ = std::thread([this] { ReapLoop(); });
 }
 
@@ -193,11 +192,21 @@ void TaskService::OnReady(const PartitionWriter::ReadyCounts& ready) {
   for (auto& w : woken) TryClaim(std::move(w), {}, 0);
 }
 
+// Ends parked claims whose wait is over, and expires leases on time even when
+// no command touches their partition.
 void TaskService::ReapLoop() {
   std::unique_lock lock(waiters_mu_);
   while (!stopping_) {
+    lock.unlock();
+    int64_t next_expiry = INT64_MAX;
+    for (auto& w : writers_) {
+      w->ExpireDue();
+      next_expiry = std::min(next_expiry, w->next_expiry_ms());
+    }
+    lock.lock();
     auto now = std::chrono::steady_clock::now();
-    auto next = now + std::chrono::seconds(1);
+    auto next = now + std::chrono::milliseconds(
+                          std::clamp<int64_t>(next_expiry - options_.clock->NowMillis(), 5, 1000));
     std::vector<std::shared_ptr<Waiter>> expired;
     std::erase_if(waiters_, [&](std::shared_ptr<Waiter>& w) {
       if (w->deadline <= now) {

@@ -6,8 +6,9 @@
 //
 // Lifecycle: construct, Recover(), Start(); Stop() answers parked claims with
 // nothing, then stops the writers.
-// Thread contract: every public method is thread-safe; callbacks run on writer
-// or log threads and must be quick.
+// Thread contract: every public method is thread-safe; callbacks run on the
+// caller's thread, a log thread or the reaper, and must be quick. The reaper
+// thread ends parked claims whose wait is over and expires leases on time.
 
 #include <chrono>
 #include <functional>
