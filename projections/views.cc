@@ -96,13 +96,17 @@ Result<uint64_t> Views::NextOffset(uint32_t partition) {
 Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& records,
                     const Observer& observer) {
   if (records.empty()) return {};
+  std::unordered_map<std::string, Cached>* cache;
+  {
+    std::lock_guard lock(cache_mu_);
+    cache = &cache_[partition];
+  }
   rocksdb::WriteBatch batch;
   // Tasks changed in this batch, with their index keys before it: only the
   // index keys that differ at the end of the batch are written.
   struct Touched {
-    Task task;
+    Cached state;
     std::vector<std::string> index_before;
-    std::string trace;  // appended offsets of this batch's events
   };
   std::unordered_map<std::string, Touched> touched;
   for (const events::LogRecord& r : records) {
@@ -110,22 +114,27 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     if (!type.starts_with("task.") && !type.starts_with("step.")) continue;
     auto it = touched.find(r.event.aggregate_id);
     if (it == touched.end()) {
-      auto loaded = Load(partition, r.event.aggregate_id);
-      if (!loaded) return std::unexpected(loaded.error());
-      Touched t{std::move(*loaded), {}, {}};
-      if (t.task.sequence > 0) t.index_before = IndexKeys(t.task);
+      Touched t;
+      if (r.event.sequence == 1) {  // a new task: nothing stored to read
+        PutFixed(t.state.positions, partition, 4);
+      } else {
+        auto loaded = Load(*cache, r.event.aggregate_id);
+        if (!loaded) return std::unexpected(loaded.error());
+        t.state = std::move(*loaded);
+        if (t.state.task.sequence > 0) t.index_before = IndexKeys(t.state.task);
+      }
       it = touched.emplace(r.event.aggregate_id, std::move(t)).first;
     }
-    Task& task = it->second.task;
+    Task& task = it->second.state.task;
     if (auto s = events::ApplyEvent(task, r.event); !s) {
       return Fail(codes::kLogCorrupt, "partition " + std::to_string(partition) + " offset " +
                                           std::to_string(r.offset) + ": " + s.error().message);
     }
     if (observer) observer(r.event, task);
-    PutFixed(it->second.trace, r.offset, 8);
+    PutFixed(it->second.state.positions, r.offset, 8);
   }
   for (const auto& [id, t] : touched) {
-    const std::vector<std::string> after = IndexKeys(t.task);
+    const std::vector<std::string> after = IndexKeys(t.state.task);
     for (const std::string& key : t.index_before) {
       if (std::find(after.begin(), after.end(), key) == after.end()) batch.Delete(key);
     }
@@ -134,16 +143,8 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
         batch.Put(key, "");
       }
     }
-    batch.Put(TaskKey(id), events::TaskToJson(t.task));
-    // The trace key is rewritten whole; a task has few events.
-    std::string trace;
-    if (t.task.sequence == t.trace.size() / 8) {
-      PutFixed(trace, partition, 4);  // the task's first batch
-    } else {
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TraceKey(id), &trace);
-      if (!s.ok()) return Storage(s);
-    }
-    batch.Put(TraceKey(id), trace + t.trace);
+    batch.Put(TaskKey(id), events::TaskToJson(t.state.task));
+    batch.Put(TraceKey(id), t.state.positions);  // rewritten whole: a task has few events
   }
   batch.Put(OffsetKey(partition), std::to_string(records.back().offset + 1));
   // No WAL: the offset travels in the same batch, and a memtable flush never
@@ -154,28 +155,32 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   no_wal.disableWAL = true;
   rocksdb::Status s = db_->Write(no_wal, &batch);
   if (!s.ok()) return Storage(s);
-  std::unordered_map<std::string, Task>* cache;
-  {
-    std::lock_guard lock(cache_mu_);
-    cache = &cache_[partition];
+  // Only live tasks stay cached: a terminal task never changes again.
+  for (auto& [id, t] : touched) {
+    if (events::IsTerminal(t.state.task.status)) {
+      cache->erase(id);
+    } else {
+      if (cache->size() >= kCachedTasksPerPartition) cache->clear();
+      (*cache)[id] = std::move(t.state);
+    }
   }
-  if (cache->size() + touched.size() > kCachedTasksPerPartition) cache->clear();
-  for (auto& [id, t] : touched) (*cache)[id] = std::move(t.task);
   return {};
 }
 
-Result<Task> Views::Load(uint32_t partition, const std::string& id) {
-  std::unordered_map<std::string, Task>* cache;
-  {
-    std::lock_guard lock(cache_mu_);
-    cache = &cache_[partition];
-  }
-  if (auto it = cache->find(id); it != cache->end()) return it->second;
+Result<Views::Cached> Views::Load(std::unordered_map<std::string, Cached>& cache,
+                                  const std::string& id) {
+  if (auto it = cache.find(id); it != cache.end()) return it->second;
+  Cached out;
   std::string stored;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(id), &stored);
-  if (s.IsNotFound()) return Task{};
+  if (s.IsNotFound()) return out;
   if (!s.ok()) return Storage(s);
-  return events::TaskFromJson(stored);
+  auto task = events::TaskFromJson(stored);
+  if (!task) return std::unexpected(task.error());
+  out.task = std::move(*task);
+  s = db_->Get(rocksdb::ReadOptions(), TraceKey(id), &out.positions);
+  if (!s.ok()) return Storage(s);
+  return out;
 }
 
 Result<std::optional<Task>> Views::GetTask(const std::string& task_id,

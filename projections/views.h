@@ -72,15 +72,22 @@ class Views {
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();
 
  private:
+  // A task as Apply keeps it: the task and its "e" value (trace positions).
+  struct Cached {
+    events::Task task;
+    std::string positions;
+  };
   explicit Views(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
-  // The stored task, from the write-through cache of `partition` or the DB.
-  [[nodiscard]] Result<events::Task> Load(uint32_t partition, const std::string& id);
+  // The stored task, from a partition's write-through cache or the DB.
+  [[nodiscard]] Result<Cached> Load(std::unordered_map<std::string, Cached>& cache,
+                                    const std::string& id);
 
   const std::unique_ptr<rocksdb::DB> db_;
-  // Recently applied tasks per partition, so the events of one task's life do
-  // not each re-read and re-parse it. Only Apply of that partition touches it.
-  static constexpr size_t kCachedTasksPerPartition = 4096;
-  std::unordered_map<uint32_t, std::unordered_map<std::string, events::Task>> cache_;
+  // Live tasks per partition, as last applied, so the events of one task's
+  // life do not each re-read and re-parse it. Only Apply of that partition
+  // touches it; it is emptied when full.
+  static constexpr size_t kCachedTasksPerPartition = 16384;
+  std::unordered_map<uint32_t, std::unordered_map<std::string, Cached>> cache_;
   std::mutex cache_mu_;  // guards cache_'s outer map only
 };
 
