@@ -1,5 +1,6 @@
 #include "projections/views.h"
 
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -17,8 +18,6 @@ using events::Task;
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
 
-std::string TraceKey(const std::string& id) { return "e" + id; }
-
 void PutFixed(std::string& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
@@ -29,6 +28,51 @@ uint64_t GetFixed(std::string_view in) {
     v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
   return v;
 }
+
+// A "t" value: the trace positions' length (u32 LE), the positions, then the
+// task as JSON.
+std::string TaskValue(const std::string& positions, const Task& task) {
+  std::string out;
+  PutFixed(out, positions.size(), 4);
+  out += positions;
+  out += events::TaskToJson(task);
+  return out;
+}
+
+// Splits a "t" value into positions and task JSON; false if it is damaged.
+bool SplitTaskValue(std::string_view value, std::string_view* positions, std::string_view* json) {
+  if (value.size() < 4) return false;
+  const uint64_t n = GetFixed(value.substr(0, 4));
+  if (n < 4 || (n - 4) % 8 != 0 || value.size() < 4 + n) return false;
+  *positions = value.substr(4, n);
+  *json = value.substr(4 + n);
+  return true;
+}
+
+// Index keys of one listing share everything up to their ordering; inserting
+// next to the last key of the same prefix lets RocksDB skip most of the
+// memtable search (memtable_insert_with_hint_prefix_extractor). The offset
+// keys are their own prefix: the same key is rewritten on every batch.
+class InsertHintPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "runlog.InsertHintPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    if (key[0] == 'o') return key;
+    std::string_view k(key.data(), key.size());
+    const size_t id_start = k.rfind('\0');  // "<ordering>\0<task id>"
+    const size_t order_start = k.rfind('\0', id_start - 1);
+    return rocksdb::Slice(key.data(), order_start + 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    if (key.empty()) return false;
+    if (key[0] == 'o') return true;
+    if (key[0] != 'i') return false;
+    std::string_view k(key.data(), key.size());
+    const size_t id_start = k.rfind('\0');
+    return id_start != std::string_view::npos && id_start > 0 &&
+           k.rfind('\0', id_start - 1) != std::string_view::npos;
+  }
+};
 
 // Newest first: the inverted creation time in fixed-width hex, then the id.
 std::string Ordering(const Task& t) {
@@ -71,6 +115,7 @@ Result<std::unique_ptr<Views>> Views::Open(const std::string& data_dir) {
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 3;
   options.max_background_jobs = 2;
+  options.memtable_insert_with_hint_prefix_extractor = std::make_shared<InsertHintPrefix>();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok())
@@ -143,8 +188,8 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
         batch.Put(key, "");
       }
     }
-    batch.Put(TaskKey(id), events::TaskToJson(t.state.task));
-    batch.Put(TraceKey(id), t.state.positions);  // rewritten whole: a task has few events
+    // Rewritten whole, positions included: a task has few events.
+    batch.Put(TaskKey(id), TaskValue(t.state.positions, t.state.task));
   }
   batch.Put(OffsetKey(partition), std::to_string(records.back().offset + 1));
   // No WAL: the offset travels in the same batch, and a memtable flush never
@@ -172,38 +217,44 @@ Result<Views::Cached> Views::Load(std::unordered_map<std::string, Cached>& cache
   if (auto it = cache.find(id); it != cache.end()) return it->second;
   Cached out;
   std::string stored;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(id), &stored);
-  if (s.IsNotFound()) return out;
-  if (!s.ok()) return Storage(s);
-  auto task = events::TaskFromJson(stored);
-  if (!task) return std::unexpected(task.error());
-  out.task = std::move(*task);
-  s = db_->Get(rocksdb::ReadOptions(), TraceKey(id), &out.positions);
-  if (!s.ok()) return Storage(s);
+  auto found = Read(id, &out.positions, &out.task);
+  if (!found) return std::unexpected(found.error());
   return out;
+}
+
+Result<bool> Views::Read(const std::string& id, std::string* positions, Task* task) {
+  std::string stored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(id), &stored);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return Storage(s);
+  std::string_view pos, json;
+  if (!SplitTaskValue(stored, &pos, &json)) {
+    return Fail(codes::kInternal, "the view of " + id + " is damaged; run runlog rebuild");
+  }
+  if (positions != nullptr) positions->assign(pos);
+  if (task != nullptr) {
+    auto parsed = events::TaskFromJson(json);
+    if (!parsed) return std::unexpected(parsed.error());
+    *task = std::move(*parsed);
+  }
+  return true;
 }
 
 Result<std::optional<Task>> Views::GetTask(const std::string& task_id,
                                            const std::string& tenant_id) {
-  std::string stored;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TaskKey(task_id), &stored);
-  if (s.IsNotFound()) return std::optional<Task>();
-  if (!s.ok()) return Storage(s);
-  auto task = events::TaskFromJson(stored);
-  if (!task) return std::unexpected(task.error());
-  if (!tenant_id.empty() && task->tenant_id != tenant_id) return std::optional<Task>();
-  return std::optional<Task>(std::move(*task));
+  Task task;
+  auto found = Read(task_id, nullptr, &task);
+  if (!found) return std::unexpected(found.error());
+  if (!*found || (!tenant_id.empty() && task.tenant_id != tenant_id)) return std::optional<Task>();
+  return std::optional<Task>(std::move(task));
 }
 
 Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
                                                     events::EventLog& log) {
   std::string positions;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TraceKey(task_id), &positions);
-  if (s.IsNotFound()) return std::vector<events::LogRecord>{};
-  if (!s.ok()) return Storage(s);
-  if (positions.size() < 4 || (positions.size() - 4) % 8 != 0) {
-    return Fail(codes::kInternal, "trace positions of " + task_id + " are damaged");
-  }
+  auto found = Read(task_id, &positions, nullptr);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) return std::vector<events::LogRecord>{};
   const auto partition = static_cast<uint32_t>(GetFixed(std::string_view(positions).substr(0, 4)));
   std::vector<events::LogRecord> out;
   for (size_t at = 4; at < positions.size(); at += 8) {

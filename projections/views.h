@@ -2,9 +2,10 @@
 // The views: RocksDB in DATA/views, materialised from the log and nothing else
 // (docs/decisions/0004-views.md). Keys:
 //   o <partition>                      -> next log offset to apply (decimal)
-//   t <task id>                        -> the task (events::TaskToJson)
-//   e <task id>                        -> its events' log positions: partition
-//                                         (u32 LE), then each offset (u64 LE)
+//   t <task id>                        -> its events' log positions (length
+//                                         u32 LE, then partition u32 LE and each
+//                                         offset u64 LE), then the task
+//                                         (events::TaskToJson)
 //   i <tenant> NUL <dim> … <newest-first time> NUL <task id> -> "" (listing indexes;
 //      dim: "a" all, "s" status, "y" type, "x" status+type)
 // Applying a batch of records writes the view changes and the partition's next
@@ -72,13 +73,16 @@ class Views {
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();
 
  private:
-  // A task as Apply keeps it: the task and its "e" value (trace positions).
+  // A task as Apply keeps it: the task and its trace positions.
   struct Cached {
     events::Task task;
     std::string positions;
   };
   explicit Views(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   // The stored task, from a partition's write-through cache or the DB.
+  // The stored positions and task of `id` (either may be null); false if none.
+  [[nodiscard]] Result<bool> Read(const std::string& id, std::string* positions,
+                                  events::Task* task);
   [[nodiscard]] Result<Cached> Load(std::unordered_map<std::string, Cached>& cache,
                                     const std::string& id);
 
