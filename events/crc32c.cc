@@ -1,6 +1,7 @@
 #include "events/crc32c.h"
 
 #include <array>
+#include <cstring>
 
 namespace runlog::events {
 namespace {
@@ -17,12 +18,37 @@ constexpr std::array<uint32_t, 256> MakeTable() {
 
 constexpr auto kTable = MakeTable();
 
+uint32_t Crc32cTable(std::string_view data, uint32_t crc) {
+  for (unsigned char b : data) crc = kTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+// The same polynomial in hardware (SSE 4.2), eight bytes at a time.
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(std::string_view data, uint32_t crc) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+  return c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
 }  // namespace
 
 uint32_t Crc32c(std::string_view data, uint32_t seed) {
-  uint32_t crc = ~seed;
-  for (unsigned char b : data) crc = kTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+#if defined(__x86_64__)
+  if (kHaveSse42) return ~Crc32cSse42(data, ~seed);
+#endif
+  return ~Crc32cTable(data, ~seed);
 }
 
 }  // namespace runlog::events

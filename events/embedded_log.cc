@@ -1,6 +1,7 @@
 #include "events/embedded_log.h"
 
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -51,6 +52,10 @@ Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options
   db_options.keep_log_file_num = 3;
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // A partition's records arrive in offset order: remembering where the last
+  // key of each partition ('L' + partition) went makes the next insert into
+  // the memtable nearly free instead of a search from the top.
+  db_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(5));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
   if (!s.ok()) return Fail(codes::kUnavailable, "cannot open log at " + dir + ": " + s.ToString());

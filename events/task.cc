@@ -49,7 +49,8 @@ Status ApplyEvent(Task& task, const events::Event& e) {
                                                 std::to_string(e.sequence) + ", expected " +
                                                 std::to_string(task.sequence + 1));
   }
-  json::Document p;
+  json::ScratchDocument scratch;
+  json::Document& p = scratch.doc();
   if (!json::Parse(e.payload, &p) || !p.IsObject()) {
     return Fail(codes::kInvalidArgument, "payload of " + e.event_id + " is not a JSON object");
   }
@@ -193,7 +194,8 @@ std::string TaskToJson(const Task& t) {
 }
 
 Result<Task> TaskFromJson(std::string_view text) {
-  json::Document d;
+  json::ScratchDocument scratch;
+  json::Document& d = scratch.doc();
   if (!json::Parse(text, &d) || !d.IsObject()) {
     return Fail(codes::kInternal, "stored task is not a JSON object");
   }

@@ -52,6 +52,22 @@ inline std::string Write(const Value& v) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// A document for a short-lived parse on the stack: its values live in an
+// inline buffer, so a small payload parses without the 64 KiB heap chunk a
+// default Document allocates. Not copyable or movable.
+class ScratchDocument {
+ public:
+  ScratchDocument() = default;
+  ScratchDocument(const ScratchDocument&) = delete;
+  ScratchDocument& operator=(const ScratchDocument&) = delete;
+  Document& doc() { return doc_; }
+
+ private:
+  char buffer_[8192];
+  rapidjson::MemoryPoolAllocator<> pool_{buffer_, sizeof buffer_};
+  Document doc_{&pool_};
+};
+
 // Parses text known to be valid JSON written by runlog itself.
 inline bool Parse(std::string_view text, Document* doc) {
   doc->Parse(text.data(), text.size());

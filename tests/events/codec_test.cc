@@ -11,6 +11,17 @@ namespace {
 
 TEST(Crc32c, MatchesTheStandardCheckValue) { EXPECT_EQ(Crc32c("123456789"), 0xE3069283u); }
 
+TEST(Crc32c, ChainsOverPiecesOfAnyLength) {
+  std::string data;
+  for (int i = 0; i < 1000; ++i) data.push_back(static_cast<char>(i * 7 + 3));
+  const uint32_t whole = Crc32c(data);
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{500}}) {
+    std::string_view all(data);
+    EXPECT_EQ(Crc32c(all.substr(cut), Crc32c(all.substr(0, cut))), whole) << "cut at " << cut;
+  }
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4: 32 bytes of zeros
+}
+
 TEST(Codec, RoundTripsEveryField) {
   Event e = runlog::testing::TestEvent("task_x", 7, R"({"k":"v"})");
   e.schema_version = 3;
