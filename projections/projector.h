@@ -1,8 +1,9 @@
 #pragma once
 // Projector: keeps the views caught up with the log, tailing each partition
 // from the views' stored offset: one thread for all partitions where the log
-// can wait on all of them at once (embedded), else one thread per partition. Exposes how far each
-// partition is applied, so readers can wait for their own writes (read-your-writes).
+// can wait on all of them at once (embedded), else one thread per partition.
+// Exposes how far each partition is applied, so readers can wait for their
+// own writes (read-your-writes).
 //
 // Lifecycle: CatchUp() before serving (applies everything already in the log),
 // Start(), Stop(). A record the views refuse stops that partition's projection

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <thread>
 
@@ -303,6 +304,66 @@ TEST_F(TaskServiceTest, RecoveryRestoresQueuesAndLeases) {
   EXPECT_EQ(Claim({"t"}).value().task.id, ids[1]);
   EXPECT_EQ(Claim({"t"}).value().task.id, ids[2]);
   EXPECT_TRUE(Claim({"t"}).value().empty);
+}
+
+// The real embedded log, except that once `refuse` is set every append is
+// refused at once, on the appending thread, the way a latched log refuses.
+class RefusingLog final : public events::EventLog {
+ public:
+  explicit RefusingLog(events::EventLog& log) : log_(log) {}
+  std::atomic<bool> refuse{false};
+
+  uint32_t partition_count() const override { return log_.partition_count(); }
+  std::string Describe() const override { return log_.Describe(); }
+  void AppendAsync(uint32_t partition, std::span<const events::Event> events,
+                   AppendCallback done) override {
+    if (refuse.load()) return done(Fail(runlog::codes::kLogLatched, "refused for the test"));
+    log_.AppendAsync(partition, events, std::move(done));
+  }
+  Result<std::vector<events::LogRecord>> Read(uint32_t p, uint64_t from, size_t max) override {
+    return log_.Read(p, from, max);
+  }
+  Result<std::vector<events::LogRecord>> Tail(uint32_t p, uint64_t from, size_t max,
+                                              std::chrono::milliseconds wait) override {
+    return log_.Tail(p, from, max, wait);
+  }
+  Result<uint64_t> EndOffset(uint32_t p) override { return log_.EndOffset(p); }
+
+ private:
+  events::EventLog& log_;
+};
+
+// A refused append answers on the caller's thread, inside the writer's lock:
+// the answer must still come (no deadlock), say WRITER_FAILED, and latch
+// the writer of that partition only.
+TEST_F(TaskServiceTest, RefusedAppendLatchesItsWriterAndAnswersWriterFailed) {
+  service_.reset();
+  RefusingLog refusing(*log_);
+  service_ = std::make_unique<TaskService>(TaskService::Options{&refusing, &clock_, &ids_});
+  ASSERT_TRUE(service_->Recover(nullptr).has_value());
+  service_->Start();
+  auto created = Create("t", "acct_a", 1, "first");
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  refusing.refuse.store(true);
+  auto refused = Create("t", "acct_a", 1, "second");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kWriterFailed);
+  EXPECT_FALSE(service_->healthy());
+  // Latched: the partition refuses even commands that would need no append.
+  const uint32_t p = service_->PartitionOf(TaskService::TaskIdFor("acct_a", "second"));
+  refusing.refuse.store(false);
+  auto again = Create("t", "acct_a", 1, "second");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, codes::kWriterFailed);
+  // Another partition still works.
+  for (int i = 0; i < 64; ++i) {
+    const std::string key = "other-" + std::to_string(i);
+    if (service_->PartitionOf(TaskService::TaskIdFor("acct_a", key)) == p) continue;
+    auto other = Create("t", "acct_a", 1, key);
+    EXPECT_TRUE(other.has_value()) << other.error().ToString();
+    break;
+  }
+  service_.reset();  // before `refusing` goes away
 }
 
 }  // namespace
