@@ -15,6 +15,10 @@ namespace {
 
 using events::Task;
 
+// The layout of the keys and values below; another value means rebuild.
+constexpr char kFormatKey[] = "v";
+constexpr char kFormat[] = "2";
+
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
 
@@ -120,7 +124,30 @@ Result<std::unique_ptr<Views>> Views::Open(const std::string& data_dir) {
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok())
     return Fail(codes::kUnavailable, "cannot open views at " + dir + ": " + s.ToString());
-  return std::unique_ptr<Views>(new Views(std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  // Views written in another layout (an older runlogd) are dropped and rebuilt
+  // from the log by the projector: they hold nothing the log does not.
+  std::string format;
+  s = db->Get(rocksdb::ReadOptions(), kFormatKey, &format);
+  if (!s.ok() && !s.IsNotFound()) return Storage(s);
+  if (format != kFormat) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    const bool empty = !it->Valid();
+    it.reset();
+    if (!empty) {
+      db.reset();
+      if (auto d = Destroy(data_dir); !d) return std::unexpected(d.error());
+      std::fprintf(stderr, "runlog: views at %s had another layout; rebuilding them from the log\n",
+                   dir.c_str());
+      return Open(data_dir);
+    }
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = db->Put(sync, kFormatKey, kFormat);
+    if (!s.ok()) return Storage(s);
+  }
+  return std::unique_ptr<Views>(new Views(std::move(db)));
 }
 
 Status Views::Destroy(const std::string& data_dir) {

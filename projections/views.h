@@ -1,6 +1,9 @@
 #pragma once
 // The views: RocksDB in DATA/views, materialised from the log and nothing else
 // (docs/decisions/0004-views.md). Keys:
+//   v                                  -> the layout's version ("2"); views of
+//                                         another layout are dropped at Open and
+//                                         rebuilt from the log
 //   o <partition>                      -> next log offset to apply (decimal)
 //   t <task id>                        -> its events' log positions (length
 //                                         u32 LE, then partition u32 LE and each

@@ -5,6 +5,7 @@
 #include "projections/views.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <future>
 
@@ -158,6 +159,28 @@ TEST_F(ViewsTest, IncrementalViewsEqualARebuildByteForByte) {
   for (size_t i = 0; i < incremental.size(); ++i) {
     ASSERT_EQ(incremental[i], rebuilt[i]) << "first difference at key #" << i;
   }
+}
+
+// Views of an older layout (no "v" key, or another version) are dropped at
+// Open and rebuilt from the log, not misread.
+TEST_F(ViewsTest, ViewsOfAnotherLayoutAreRebuiltFromTheLog) {
+  for (int i = 0; i < 5; ++i) Create("acct_a", "x");
+  WaitAllApplied();
+  projector_->Stop();
+  auto before = views_->Dump().value();
+  views_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.path() + "/views", &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), "v").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "etask_old_layout", "positions").ok());
+  }
+  auto reopened = Views::Open(dir_.path()).value();
+  EXPECT_EQ(reopened->NextOffset(0).value(), 0u) << "the old views were not dropped";
+  Projector rebuild(*log_, *reopened);
+  ASSERT_TRUE(rebuild.CatchUp().has_value());
+  EXPECT_EQ(reopened->Dump().value(), before);
 }
 
 }  // namespace
