@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "events/bytes.h"
 #include "events/crc32c.h"
 
 namespace runlog::events {
@@ -13,10 +14,7 @@ constexpr size_t kHeader = 6;
 
 template <typename T>
 void PutFixed(std::string& out, T v) {
-  char buf[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); ++i)
-    buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
-  out.append(buf, sizeof(T));
+  PutLittleEndian(out, static_cast<uint64_t>(v), sizeof(T));
 }
 
 void PutString(std::string& out, std::string_view s) {
@@ -32,10 +30,7 @@ class Reader {
   template <typename T>
   bool Fixed(T* v) {
     if (data_.size() < sizeof(T)) return false;
-    uint64_t acc = 0;
-    for (size_t i = 0; i < sizeof(T); ++i)
-      acc |= uint64_t{static_cast<unsigned char>(data_[i])} << (8 * i);
-    *v = static_cast<T>(acc);
+    *v = static_cast<T>(GetLittleEndian(data_.substr(0, sizeof(T))));
     data_.remove_prefix(sizeof(T));
     return true;
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "events/bytes.h"
 #include "events/codec.h"
 
 namespace runlog::events {
@@ -14,16 +15,6 @@ namespace {
 
 constexpr char kPartitionsKey[] = "Mpartitions";
 constexpr size_t kMaxGroupBytes = 8 << 20;
-
-void PutBigEndian(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-uint64_t GetBigEndian(std::string_view in) {
-  uint64_t v = 0;
-  for (unsigned char c : in) v = (v << 8) | c;
-  return v;
-}
 
 }  // namespace
 

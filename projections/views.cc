@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "events/bytes.h"
 #include "events/payload.h"
 
 namespace runlog::projections {
@@ -22,22 +23,11 @@ constexpr char kFormat[] = "2";
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
 
-void PutFixed(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-uint64_t GetFixed(std::string_view in) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < in.size(); ++i)
-    v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return v;
-}
-
 // A "t" value: the trace positions' length (u32 LE), the positions, then the
 // task as JSON.
 std::string TaskValue(const std::string& positions, const Task& task) {
   std::string out;
-  PutFixed(out, positions.size(), 4);
+  events::PutLittleEndian(out, positions.size(), 4);
   out += positions;
   out += events::TaskToJson(task);
   return out;
@@ -46,7 +36,7 @@ std::string TaskValue(const std::string& positions, const Task& task) {
 // Splits a "t" value into positions and task JSON; false if it is damaged.
 bool SplitTaskValue(std::string_view value, std::string_view* positions, std::string_view* json) {
   if (value.size() < 4) return false;
-  const uint64_t n = GetFixed(value.substr(0, 4));
+  const uint64_t n = events::GetLittleEndian(value.substr(0, 4));
   if (n < 4 || (n - 4) % 8 != 0 || value.size() < 4 + n) return false;
   *positions = value.substr(4, n);
   *json = value.substr(4 + n);
@@ -188,7 +178,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     if (it == touched.end()) {
       Touched t;
       if (r.event.sequence == 1) {  // a new task: nothing stored to read
-        PutFixed(t.state.positions, partition, 4);
+        events::PutLittleEndian(t.state.positions, partition, 4);
       } else {
         auto loaded = Load(*cache, r.event.aggregate_id);
         if (!loaded) return std::unexpected(loaded.error());
@@ -203,7 +193,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
                                           std::to_string(r.offset) + ": " + s.error().message);
     }
     if (observer) observer(r.event, task);
-    PutFixed(it->second.state.positions, r.offset, 8);
+    events::PutLittleEndian(it->second.state.positions, r.offset, 8);
   }
   for (const auto& [id, t] : touched) {
     const std::vector<std::string> after = IndexKeys(t.state.task);
@@ -241,7 +231,13 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
 
 Result<Views::Cached> Views::Load(std::unordered_map<std::string, Cached>& cache,
                                   const std::string& id) {
-  if (auto it = cache.find(id); it != cache.end()) return it->second;
+  if (auto it = cache.find(id); it != cache.end()) {
+    // Taken out, not copied: Apply puts it back once the batch is written. If
+    // the write fails, the next Load reads the stored (older, true) state.
+    Cached out = std::move(it->second);
+    cache.erase(it);
+    return out;
+  }
   Cached out;
   std::string stored;
   auto found = Read(id, &out.positions, &out.task);
@@ -282,10 +278,11 @@ Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
   auto found = Read(task_id, &positions, nullptr);
   if (!found) return std::unexpected(found.error());
   if (!*found) return std::vector<events::LogRecord>{};
-  const auto partition = static_cast<uint32_t>(GetFixed(std::string_view(positions).substr(0, 4)));
+  const auto partition =
+      static_cast<uint32_t>(events::GetLittleEndian(std::string_view(positions).substr(0, 4)));
   std::vector<events::LogRecord> out;
   for (size_t at = 4; at < positions.size(); at += 8) {
-    const uint64_t offset = GetFixed(std::string_view(positions).substr(at, 8));
+    const uint64_t offset = events::GetLittleEndian(std::string_view(positions).substr(at, 8));
     auto records = log.Read(partition, offset, 1);
     if (!records) return std::unexpected(records.error());
     if (records->empty() || records->front().event.aggregate_id != task_id) {

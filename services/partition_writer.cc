@@ -47,7 +47,7 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset) {
   });
   for (Task* t : queued) Index(*t);
   PublishSummary();
-  next_expiry_ms_.store(lease_expiry_.empty() ? INT64_MAX : lease_expiry_.begin()->first);
+  PublishNextExpiry();
   acked_end_.store(end_offset);
 }
 
@@ -94,7 +94,7 @@ void PartitionWriter::Run(Command* command, CommandCallback* done) {
       ExpireLeases(batch);
       if (command != nullptr) Decide(*command, *done, batch);
       if (!batch.made_ready.empty()) PublishSummary();
-      next_expiry_ms_.store(lease_expiry_.empty() ? INT64_MAX : lease_expiry_.begin()->first);
+      PublishNextExpiry();
       t_inline_append = &inline_append;
       Flush(batch, now);
       t_inline_append = nullptr;
@@ -346,7 +346,6 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
     }
     ExpireLease(it->second, batch);
   }
-  if (!batch.made_ready.empty()) PublishSummary();
 }
 
 void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
@@ -360,6 +359,10 @@ void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
     Emit(t, t.tenant_id, "task.failed", Payload().Raw("error", error).Raw("failure", "").Build(),
          batch);
   }
+}
+
+void PartitionWriter::PublishNextExpiry() {
+  next_expiry_ms_.store(lease_expiry_.empty() ? INT64_MAX : lease_expiry_.begin()->first);
 }
 
 void PartitionWriter::Index(Task& t) {

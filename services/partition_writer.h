@@ -114,6 +114,7 @@ class PartitionWriter {
   void Index(Task& task);
   void Unindex(const Task& task);
   void PublishSummary();
+  void PublishNextExpiry();  // requires mu_
   // Appends the batch's events (requires mu_); answers it can give at once go to `now`.
   void Flush(Batch& batch, std::vector<Answer>& now);
   static void Deliver(std::vector<Answer>& answers);

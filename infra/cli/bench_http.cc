@@ -107,6 +107,34 @@ class Bench {
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
 
+  // Starts `next` on every connection (it chains the following request
+  // itself), serves answers until all are idle; returns seconds since `start`.
+  double RunUntilIdle(const std::vector<HttpLoad::Conn*>& conns,
+                      const std::function<void(HttpLoad::Conn*)>& next, Clock::time_point start) {
+    for (auto* c : conns) next(c);
+    while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
+      load_.Poll(100);
+    }
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+
+  // Claims a task with `claim` and completes it under its lease. `done` gets
+  // the claim's status, the complete's status (-1 if no task was claimed, 0
+  // if the connection failed) and the task's payload.i.
+  void ClaimAndComplete(HttpLoad::Conn* c, const std::string& claim,
+                        std::function<void(int claimed, int completed, int64_t index)> done) {
+    load_.Send(c, "POST", "/v1/tasks/claim", claim,
+               [this, c, done = std::move(done)](int st, std::string_view body) {
+                 std::string id, lease;
+                 int64_t index;
+                 if (st != 200 || !ParseClaim(body, &id, &lease, &index)) return done(st, -1, -1);
+                 load_.Send(c, "POST", "/v1/tasks/" + id + "/complete",
+                            "{\"lease_id\":\"" + lease +
+                                "\",\"result\":{\"ok\":true,\"i\":" + std::to_string(index) + "}}",
+                            [done, index](int st2, auto) { done(200, st2, index); });
+               });
+  }
+
   bool Connect(int n, std::vector<HttpLoad::Conn*>* out) {
     for (int i = 0; i < n; ++i) {
       std::string error;
@@ -136,11 +164,7 @@ class Bench {
         next(c);
       });
     };
-    for (auto* c : conns) next(c);
-    while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
-      load_.Poll(100);
-    }
-    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.seconds = RunUntilIdle(conns, next, start);
     return s;
   }
 
@@ -152,29 +176,18 @@ class Bench {
     std::function<void(HttpLoad::Conn*)> next = [&](HttpLoad::Conn* c) {
       if (Clock::now() >= end || s.ms.size() >= created_) return;
       const auto t0 = Clock::now();
-      load_.Send(c, "POST", "/v1/tasks/claim", claim, [&, c, t0](int st, std::string_view body) {
-        std::string id, lease;
-        int64_t index;
-        if (st != 200) ++s.errors;
-        if (st != 200 || !ParseClaim(body, &id, &lease, &index)) return;  // drained
-        load_.Send(c, "POST", "/v1/tasks/" + id + "/complete",
-                   "{\"lease_id\":\"" + lease +
-                       "\",\"result\":{\"ok\":true,\"i\":" + std::to_string(index) + "}}",
-                   [&, c, t0](int st2, auto) {
-                     if (st2 == 200) {
-                       s.ms.push_back(Since(t0));
-                     } else {
-                       ++s.errors;
-                     }
-                     next(c);
-                   });
+      ClaimAndComplete(c, claim, [&, c, t0](int claimed, int completed, int64_t) {
+        if (claimed != 200) ++s.errors;
+        if (completed < 0) return;  // drained
+        if (completed == 200) {
+          s.ms.push_back(Since(t0));
+        } else {
+          ++s.errors;
+        }
+        next(c);
       });
     };
-    for (auto* c : conns) next(c);
-    while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
-      load_.Poll(100);
-    }
-    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.seconds = RunUntilIdle(conns, next, start);
     return s;
   }
 
@@ -192,24 +205,16 @@ class Bench {
     const std::string claim = "{\"types\":[\"" + type + "\"],\"wait_seconds\":1}";
     std::function<void(HttpLoad::Conn*)> work = [&](HttpLoad::Conn* c) {
       if (completed >= total || Clock::now() >= stop_workers) return;
-      load_.Send(c, "POST", "/v1/tasks/claim", claim, [&, c](int st, std::string_view body) {
-        std::string id, lease;
-        int64_t index;
-        if (st != 200) ++s.errors;
-        if (st != 200 || !ParseClaim(body, &id, &lease, &index)) return work(c);
-        load_.Send(c, "POST", "/v1/tasks/" + id + "/complete",
-                   "{\"lease_id\":\"" + lease + "\",\"result\":{\"ok\":true}}",
-                   [&, c, index](int st2, auto) {
-                     if (st2 == 200 && index >= 0 && static_cast<uint64_t>(index) < total &&
-                         !done[index]) {
-                       done[index] = true;
-                       ++completed;
-                       s.ms.push_back(Since(sent[index]));
-                     } else if (st2 != 200) {
-                       ++s.errors;
-                     }
-                     work(c);
-                   });
+      ClaimAndComplete(c, claim, [&, c](int claimed, int st, int64_t index) {
+        if (claimed != 200) ++s.errors;
+        if (st == 200 && index >= 0 && static_cast<uint64_t>(index) < total && !done[index]) {
+          done[index] = true;
+          ++completed;
+          s.ms.push_back(Since(sent[index]));
+        } else if (st != 200 && st >= 0) {
+          ++s.errors;
+        }
+        work(c);
       });
     };
     for (auto* c : workers) work(c);
