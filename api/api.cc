@@ -167,6 +167,7 @@ void Api::Route(Exchange& x) {
       match = Match{verb, "POST", "worker"};
     }
     if (verb == "cancel") match = Match{"cancel", "POST", "write"};
+    if (verb == "replay") match = Match{"replay", "POST", "write"};
   }
   if (!match) return x.Error("NOT_FOUND", "no route " + m + " " + x.call.path);
   x.route = match->route;
@@ -196,6 +197,7 @@ void Api::Route(Exchange& x) {
   if (match->route == "create_task") return CreateTask(shared);
   if (match->route == "claim") return ClaimTask(shared);
   if (match->route == "cancel") return CancelTask(shared, id);
+  if (match->route == "replay") return ReplayTask(shared, id);
   if (match->route == "list_tasks") return ListTasks(x);
   if (match->route == "get_task") return GetTask(x, id, false);
   if (match->route == "get_trace") return GetTask(x, id, true);

@@ -17,6 +17,7 @@
 #include "events/event_log.h"
 #include "projections/projector.h"
 #include "services/task_service.h"
+#include "services/tools.h"
 
 namespace runlog::api {
 
@@ -56,6 +57,7 @@ struct ApiDeps {
   KeyStore* keys = nullptr;
   Metrics* metrics = nullptr;
   infra::Clock* clock = nullptr;
+  const services::ToolRegistry* tools = nullptr;  // checks given plans
 };
 
 class Api {
@@ -71,6 +73,7 @@ class Api {
   void ClaimTask(std::shared_ptr<Exchange> x);
   void LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id, const std::string& verb);
   void CancelTask(std::shared_ptr<Exchange> x, const std::string& id);
+  void ReplayTask(std::shared_ptr<Exchange> x, const std::string& id);
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);
   void RegisterKey(std::shared_ptr<Exchange> x);

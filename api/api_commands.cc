@@ -3,12 +3,14 @@
 // command's callback, once the resulting events are durable.
 
 #include <array>
+#include <set>
 #include <span>
 
 #include "api/api.h"
 #include "api/exchange.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
+#include "services/plans.h"
 
 namespace runlog::api {
 namespace {
@@ -120,44 +122,6 @@ std::string Canonical(const json::Value& v) {
   return out;
 }
 
-// The plan of a request, normalised: steps with 1-based step_index and an input.
-std::string NormalisePlan(const json::Value& plan, Fields& f, int64_t max_steps) {
-  const json::Value* steps = json::Find(plan, "steps");
-  if (!plan.IsObject() || steps == nullptr || !steps->IsArray() || steps->Empty()) {
-    f.Problem("VALIDATION_ERROR", "plan.steps", "must be a non-empty array of steps");
-    return "";
-  }
-  if (static_cast<int64_t>(steps->Size()) > max_steps) {
-    f.Problem("LIMIT_EXCEEDED", "plan.steps",
-              "has " + std::to_string(steps->Size()) + " steps; max_steps is " +
-                  std::to_string(max_steps),
-              max_steps);
-    return "";
-  }
-  std::string out = "{\"steps\":[";
-  for (rapidjson::SizeType i = 0; i < steps->Size(); ++i) {
-    const json::Value& step = (*steps)[i];
-    const std::string path = "plan.steps[" + std::to_string(i) + "]";
-    const json::Value* tool = json::Find(step, "tool");
-    if (!step.IsObject() || tool == nullptr || !tool->IsString() || tool->GetStringLength() == 0) {
-      f.Problem("VALIDATION_ERROR", path + ".tool", "must be a tool name");
-      return "";
-    }
-    const json::Value* input = json::FindSet(step, "input");
-    if (input != nullptr && !input->IsObject()) {
-      f.Problem("VALIDATION_ERROR", path + ".input", "must be an object");
-      return "";
-    }
-    if (i > 0) out += ",";
-    out += events::Payload()
-               .Raw("input", input == nullptr ? "{}" : Canonical(*input))
-               .Int("step_index", i + 1)
-               .Str("tool", tool->GetString())
-               .Build();
-  }
-  return out + "]}";
-}
-
 bool ValidName(const std::string& s) {
   for (char c : s) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ':' &&
@@ -214,7 +178,13 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     limit_payload.Int(spec.names[0], value);
   }
   c.limits = limit_payload.Build();
-  if (plan != nullptr && f.ok()) c.plan = NormalisePlan(*plan, f, max_steps);
+  if (plan != nullptr && f.ok()) {
+    auto checked = services::CheckPlan(*plan, max_steps, *deps_.tools);
+    if (!checked) return x->ErrorFrom(checked.error());
+    c.plan = std::move(checked->plan);
+    c.plan_failures = std::move(checked->failures);
+    c.executor = checked->executor;
+  }
   if (!x->call.idempotency_key.empty()) {
     if (x->call.idempotency_key.size() > 255) {
       f.Problem("VALIDATION_ERROR", "Idempotency-Key", "must be at most 255 characters");
@@ -273,7 +243,17 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     command = services::Heartbeat{caller, ref};
   } else if (verb == "complete") {
     const json::Value* result = f.Any({"result", "output"});
-    command = services::CompleteTask{caller, ref, result == nullptr ? "{}" : Canonical(*result)};
+    int64_t tokens = 0;
+    if (const json::Value* usage = f.Any({"usage"})) {
+      const json::Value* t = json::Find(*usage, "tokens");
+      if (!usage->IsObject() || (t != nullptr && (!t->IsInt64() || t->GetInt64() < 0))) {
+        f.Problem("VALIDATION_ERROR", "usage", "must be {\"tokens\": a whole number >= 0}");
+      } else if (t != nullptr) {
+        tokens = t->GetInt64();
+      }
+    }
+    command =
+        services::CompleteTask{caller, ref, result == nullptr ? "{}" : Canonical(*result), tokens};
   } else {
     std::string error = R"({"code":"TASK_FAILED","message":"the worker reported a failure"})";
     if (const json::Value* e = f.Any({"error"})) {
@@ -308,6 +288,70 @@ void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
   deps_.tasks->Submit(
       services::CancelTask{{x->key->tenant_id, x->key->key_id}, id, reason},
       [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "cancel"); });
+}
+
+// A new task with the same type, input, plan and limits; deterministic steps
+// run again, agent steps reuse their recorded outputs. Its end says whether
+// its hashes match the original's (task.replay).
+void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  const uint32_t p = deps_.tasks->PartitionOf(id);
+  if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
+                                    options_.read_your_writes_timeout)) {
+    return x->Error("VIEW_LAGGING", "the task view is catching up; retry shortly", "", id, 1);
+  }
+  auto found = deps_.views->GetTask(id, x->key->tenant_id);
+  if (!found) return x->ErrorFrom(found.error(), id);
+  if (!*found) return x->Error("TASK_NOT_FOUND", "no task " + id, "", id);
+  const events::Task& t = **found;
+  if (t.status != events::TaskStatus::kSucceeded && t.status != events::TaskStatus::kFailed) {
+    return x->Error("TASK_NOT_FINISHED",
+                    "only a succeeded or failed task can be replayed; task " + id + " is " +
+                        std::string(events::StatusName(t.status)),
+                    "", id);
+  }
+  if (t.plan.empty()) {
+    return x->Error("TASK_NOT_REPLAYABLE", "task " + id + " failed before it had a plan", "", id);
+  }
+  services::CreateTask c;
+  c.caller = {x->key->tenant_id, x->key->key_id};
+  c.type = t.type;
+  c.agent_id = t.agent_id;
+  c.input = t.input;
+  c.limits = t.limits;
+  c.max_attempts = t.max_attempts;
+  c.priority = t.priority;
+  c.replay_of_task_id = t.id;
+  c.replay_of = events::Payload()
+                    .Raw("step_hashes", t.step_hashes.empty() ? "[]" : t.step_hashes)
+                    .Str("task_hash", t.task_hash)
+                    .Str("task_id", t.id)
+                    .Build();
+  events::Payload recorded;
+  std::set<int64_t> recorded_steps;
+  for (const events::StepRecord& s : t.steps) {
+    if (s.tool == "agent" && s.status == "succeeded") {
+      recorded.Raw(std::to_string(s.index), s.output.empty() ? "{}" : s.output);
+      recorded_steps.insert(s.index);
+    }
+  }
+  c.recorded_outputs = recorded.Build();
+  json::Document plan, limits;
+  plan.Parse(t.plan.c_str());
+  limits.Parse(t.limits.empty() ? "{}" : t.limits.c_str());
+  auto checked =
+      services::CheckPlan(plan, json::Int(limits, "max_steps", 20), *deps_.tools, recorded_steps);
+  if (!checked) return x->ErrorFrom(checked.error(), id);
+  c.plan = std::move(checked->plan);
+  c.plan_failures = std::move(checked->failures);
+  c.executor = checked->executor;
+  if (!c.executor && c.plan_failures.empty()) {
+    return x->Error("TASK_NOT_REPLAYABLE",
+                    "task " + id + " has an agent step without a recorded output to reuse", "", id);
+  }
+  deps_.tasks->Create(std::move(c), [this, x](Result<services::CommandResult> r) {
+    AnswerCommand(x, std::move(r), "create");
+  });
 }
 
 void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,

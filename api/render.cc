@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "events/payload.h"
+#include "infra/json.h"
 
 namespace runlog::api {
 
@@ -99,6 +100,12 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
     p.Raw("replay_of_task_id", "");
   }
   if (!t.lease.lease_id.empty()) p.Str("lease_id", t.lease.lease_id);
+  if (!t.task_hash.empty()) {
+    p.Str("task_hash", t.task_hash).Raw("step_hashes", t.step_hashes);
+  } else {
+    p.Raw("task_hash", "").Raw("step_hashes", "[]");
+  }
+  if (!t.replay.empty()) p.Raw("replay", t.replay);
 }
 
 void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>& trace,
@@ -120,59 +127,92 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
   }
   events += "]";
 
-  // A task without a given plan is one "agent" step: its life is the last claim.
-  const bool finished = t.execution_finished_at_ms != 0;
-  std::string step_status = t.status == events::TaskStatus::kSucceeded   ? "succeeded"
-                            : t.status == events::TaskStatus::kFailed    ? "failed"
-                            : t.status == events::TaskStatus::kRunning   ? "running"
-                            : t.status == events::TaskStatus::kCancelled ? "cancelled"
-                                                                         : "pending";
-  const int64_t started = claimed_at;
-  const int64_t duration = finished && started != 0 ? t.execution_finished_at_ms - started : 0;
-  std::string steps = "[";
-  if (!t.plan.empty() && t.plan.find("\"tool\":\"agent\"") != std::string::npos) {
-    steps += Payload()
-                 .Str("id", t.id + "-1")
-                 .Int("step_index", 1)
-                 .Str("tool_name", "agent")
-                 .Raw("input", t.input)
-                 .Raw("output", t.result)
-                 .Str("status", step_status)
-                 .Raw("error", t.error)
-                 .Raw("started_at", IsoTimeJson(started))
-                 .Raw("finished_at", IsoTimeJson(finished ? t.execution_finished_at_ms : 0))
-                 .Int("duration_ms", duration)
-                 .Build();
+  // Steps as they ran. A worker-run task's one agent step has no step events
+  // while it runs: the claim starts it (its record comes with the task's end).
+  std::vector<events::StepRecord> steps = t.steps;
+  if (steps.empty() && !t.executor && t.attempt > 0 && t.status == events::TaskStatus::kRunning) {
+    events::StepRecord s;
+    s.index = 1;
+    s.tool = "agent";
+    s.tool_version = t.agent_step_version;
+    s.input = t.agent_step_input;
+    s.status = "running";
+    s.attempt = t.attempt;
+    s.started_at_ms = claimed_at != 0 ? claimed_at : t.claimed_at_ms;
+    steps.push_back(std::move(s));
   }
-  steps += "]";
-  const bool has_step = steps.size() > 2;
+  std::string rendered = "[", schema_failures = "[";
+  int64_t succeeded = 0, failed = 0, running = 0, sandbox_runs = 0;
+  for (const events::StepRecord& s : steps) {
+    if (s.status == "succeeded") ++succeeded;
+    if (s.status == "failed") ++failed;
+    if (s.status == "running") ++running;
+    if (s.sandboxed) ++sandbox_runs;
+    if (rendered.size() > 1) rendered += ",";
+    rendered += Payload()
+                    .Str("id", t.id + "-" + std::to_string(s.index))
+                    .Int("step_index", s.index)
+                    .Str("tool_name", s.tool)
+                    .Str("tool_version", s.tool_version)
+                    .Raw("input", s.input.empty() ? "{}" : s.input)
+                    .Raw("output", s.output)
+                    .Str("status", s.status)
+                    .Raw("error", s.error)
+                    .Int("attempt", s.attempt)
+                    .Bool("sandboxed", s.sandboxed)
+                    .Raw("usage", Payload().Int("tokens", s.tokens).Build())
+                    .Raw("step_hash", s.step_hash.empty() ? "null" : "\"" + s.step_hash + "\"")
+                    .Raw("started_at", IsoTimeJson(s.started_at_ms))
+                    .Raw("finished_at", IsoTimeJson(s.finished_at_ms))
+                    .Int("duration_ms", s.duration_ms)
+                    .Build();
+    if (s.error_code == "SCHEMA_MISMATCH") {
+      if (schema_failures.size() > 1) schema_failures += ",";
+      json::Document error;
+      error.Parse(s.error.c_str());
+      schema_failures += Payload()
+                             .Int("step_index", s.index)
+                             .Str("tool", s.tool)
+                             .Str("message", json::String(error, "message"))
+                             .Build();
+    }
+  }
+  rendered += "]";
+  schema_failures += "]";
+  const bool finished = t.execution_finished_at_ms != 0;
   const int64_t queue_latency =
       t.execution_started_at_ms != 0 ? t.execution_started_at_ms - t.first_queued_at_ms : 0;
   std::string summary =
       Payload()
-          .Int("total_steps", has_step ? 1 : 0)
-          .Int("succeeded_steps", has_step && step_status == "succeeded" ? 1 : 0)
-          .Int("failed_steps", has_step && step_status == "failed" ? 1 : 0)
-          .Int("running_steps", has_step && step_status == "running" ? 1 : 0)
+          .Int("total_steps", t.step_count)
+          .Int("succeeded_steps", succeeded)
+          .Int("failed_steps", failed)
+          .Int("running_steps", running)
           .Int("total_duration_ms", finished && t.execution_started_at_ms != 0
                                         ? t.execution_finished_at_ms - t.execution_started_at_ms
                                         : 0)
           .Int("queue_latency_ms", queue_latency)
           .Int("retry_count", t.retry_count)
-          .Int("sandbox_runs", 0)
-          .Raw("task_hash", "")
-          .Raw("step_hashes", "[]")
+          .Int("sandbox_runs", sandbox_runs)
+          .Int("tokens_used", t.tokens_used)
+          .Raw("task_hash", t.task_hash.empty() ? "null" : "\"" + t.task_hash + "\"")
+          .Raw("step_hashes", t.step_hashes.empty() ? "[]" : t.step_hashes)
           .Build();
   out.Str("task_id", t.id)
       .Str("status", std::string(events::StatusName(t.status)))
-      .Raw("replay_of_task_id", "")
       .Raw("failure", t.failure)
       .Raw("estimated_cost_usd", "0")
       .Raw("events", events)
-      .Raw("steps", steps)
-      .Raw("plan_validation_failures", "[]")
-      .Raw("runtime_schema_failures", "[]")
+      .Raw("steps", rendered)
+      .Raw("plan_validation_failures", t.plan_failures.empty() ? "[]" : t.plan_failures)
+      .Raw("runtime_schema_failures", schema_failures)
+      .Raw("replay", t.replay)
       .Raw("summary", summary);
+  if (t.replay_of_task_id.empty()) {
+    out.Raw("replay_of_task_id", "");
+  } else {
+    out.Str("replay_of_task_id", t.replay_of_task_id);
+  }
 }
 
 }  // namespace runlog::api

@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include "events/canonical_json.h"
+#include "events/hashes.h"
 #include "infra/json.h"
 
 namespace runlog::events {
@@ -18,6 +19,30 @@ std::string Raw(const json::Value& payload, std::string_view key) {
   std::string out;
   if (v != nullptr && !events::WriteCanonical(*v, &out)) out.clear();
   return out;
+}
+
+int64_t LeadingSucceeded(const Task& task) {
+  int64_t n = 0;
+  while (n < static_cast<int64_t>(task.steps.size()) && task.steps[n].status == "succeeded") ++n;
+  return n;
+}
+
+// The end of a task: its hashes, and the implied step of a worker-run task.
+void Finish(Task& task, const json::Value& p, const Event& e) {
+  task.step_hashes = Raw(p, "step_hashes");
+  task.task_hash = json::String(p, "task_hash");
+  task.replay = Raw(p, "replay");
+  if (task.executor || !task.steps.empty() || task.attempt == 0) return;
+  const json::Value* error = json::FindSet(p, "error");
+  StepRecord step = ImpliedAgentStep(
+      task, task.status == TaskStatus::kSucceeded ? "succeeded" : "failed", task.result, task.error,
+      error != nullptr ? json::String(*error, "code") : "");
+  const json::Value* usage = json::FindSet(p, "usage");
+  step.tokens = usage != nullptr ? json::Int(*usage, "tokens") : 0;
+  task.tokens_used += step.tokens;
+  step.finished_at_ms = e.timestamp_ms;
+  step.duration_ms = step.started_at_ms != 0 ? e.timestamp_ms - step.started_at_ms : 0;
+  task.steps.push_back(std::move(step));
 }
 
 std::unexpected<Error> Illegal(const Task& task, const events::Event& e) {
@@ -69,6 +94,8 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     task.idempotency_key = json::String(p, "idempotency_key");
     task.request_hash = json::String(p, "request_hash");
     task.replay_of_task_id = json::String(p, "replay_of_task_id");
+    task.replay_of = Raw(p, "replay_of");
+    task.recorded_outputs = Raw(p, "recorded_outputs");
     task.status = TaskStatus::kCreated;
     task.created_at_ms = e.timestamp_ms;
   } else if (IsTerminal(s)) {
@@ -77,7 +104,60 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     if (s != TaskStatus::kCreated) return Illegal(task, e);
     task.plan = Raw(p, "plan");
     task.limits = Raw(p, "limits");
+    task.executor = json::String(p, "runner") == "executor";
+    const json::Value* plan = json::FindSet(p, "plan");
+    const json::Value* steps = plan != nullptr ? json::Find(*plan, "steps") : nullptr;
+    task.step_count = steps != nullptr && steps->IsArray() ? steps->Size() : 0;
+    if (!task.executor && task.step_count == 1) {
+      task.agent_step_input = Raw((*steps)[0], "input");
+      task.agent_step_version = json::String((*steps)[0], "tool_version", "1");
+    }
     task.status = TaskStatus::kPlanned;
+  } else if (type == "task.plan_rejected") {
+    if (s != TaskStatus::kCreated) return Illegal(task, e);
+    task.plan_failures = Raw(p, "failures");
+  } else if (type == "step.started") {
+    const int64_t index = json::Int(p, "step_index");
+    if (s != TaskStatus::kRunning || index < 1 || index > task.step_count ||
+        index != LeadingSucceeded(task) + 1) {
+      return Illegal(task, e);
+    }
+    if (static_cast<int64_t>(task.steps.size()) < index) task.steps.resize(index);
+    StepRecord& step = task.steps[index - 1];
+    step = StepRecord{};
+    step.index = index;
+    step.tool = json::String(p, "tool");
+    step.tool_version = json::String(p, "tool_version");
+    step.input = Raw(p, "input");
+    step.status = "running";
+    step.attempt = json::Int(p, "attempt");
+    step.started_at_ms = e.timestamp_ms;
+    if (int64_t expires = json::Int(p, "lease_expires_at_ms"); expires != 0) {
+      task.lease.expires_at_ms = expires;
+    }
+    task.sequence = e.sequence;
+    return {};
+  } else if (type == "step.finished") {
+    const int64_t index = json::Int(p, "step_index");
+    if (s != TaskStatus::kRunning || index < 1 || index > static_cast<int64_t>(task.steps.size()) ||
+        task.steps[index - 1].status != "running") {
+      return Illegal(task, e);
+    }
+    StepRecord& step = task.steps[index - 1];
+    step.status = json::String(p, "status");
+    step.output = Raw(p, "output");
+    step.error = Raw(p, "error");
+    const json::Value* error = json::FindSet(p, "error");
+    step.error_code = error != nullptr ? json::String(*error, "code") : "";
+    step.step_hash = json::String(p, "step_hash");
+    const json::Value* usage = json::FindSet(p, "usage");
+    step.tokens = usage != nullptr ? json::Int(*usage, "tokens") : 0;
+    task.tokens_used += step.tokens;
+    step.sandboxed = json::Bool(p, "sandboxed");
+    step.duration_ms = json::Int(p, "duration_ms");
+    step.finished_at_ms = e.timestamp_ms;
+    task.sequence = e.sequence;
+    return {};
   } else if (type == "task.queued") {
     if (s != TaskStatus::kPlanned) return Illegal(task, e);
     task.status = TaskStatus::kQueued;
@@ -87,6 +167,7 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     if (s != TaskStatus::kQueued) return Illegal(task, e);
     task.status = TaskStatus::kRunning;
     task.attempt = json::Int(p, "attempt");
+    task.claimed_at_ms = e.timestamp_ms;
     task.lease =
         Lease{json::String(p, "lease_id"), json::String(p, "worker_id"), json::String(p, "key_id"),
               json::Int(p, "lease_expires_at_ms"), json::Int(p, "lease_ms")};
@@ -114,12 +195,14 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     task.error.clear();
     task.lease = Lease{};
     task.execution_finished_at_ms = e.timestamp_ms;
+    Finish(task, p, e);
   } else if (type == "task.failed") {
     task.status = TaskStatus::kFailed;
     task.error = Raw(p, "error");
     task.failure = Raw(p, "failure");
     task.lease = Lease{};
     task.execution_finished_at_ms = e.timestamp_ms;
+    Finish(task, p, e);
   } else if (type == "task.cancel_requested") {
     task.cancel_requested = true;
   } else if (type == "task.cancelled") {
@@ -189,6 +272,42 @@ std::string TaskToJson(const Task& t) {
   num("first_queued_at_ms", t.first_queued_at_ms);
   num("execution_started_at_ms", t.execution_started_at_ms);
   num("execution_finished_at_ms", t.execution_finished_at_ms);
+  num("claimed_at_ms", t.claimed_at_ms);
+  raw("replay_of", t.replay_of);
+  raw("recorded_outputs", t.recorded_outputs);
+  w.Key("executor");
+  w.Bool(t.executor);
+  raw("plan_failures", t.plan_failures);
+  num("step_count", t.step_count);
+  raw("agent_step_input", t.agent_step_input);
+  str("agent_step_version", t.agent_step_version);
+  num("tokens_used", t.tokens_used);
+  raw("step_hashes", t.step_hashes);
+  str("task_hash", t.task_hash);
+  raw("replay", t.replay);
+  w.Key("steps");
+  w.StartArray();
+  for (const StepRecord& step : t.steps) {
+    w.StartObject();
+    num("index", step.index);
+    str("tool", step.tool);
+    str("tool_version", step.tool_version);
+    raw("input", step.input);
+    str("status", step.status);
+    raw("output", step.output);
+    raw("error", step.error);
+    str("error_code", step.error_code);
+    str("step_hash", step.step_hash);
+    num("attempt", step.attempt);
+    num("tokens", step.tokens);
+    w.Key("sandboxed");
+    w.Bool(step.sandboxed);
+    num("started_at_ms", step.started_at_ms);
+    num("finished_at_ms", step.finished_at_ms);
+    num("duration_ms", step.duration_ms);
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -232,6 +351,39 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.first_queued_at_ms = json::Int(d, "first_queued_at_ms");
   t.execution_started_at_ms = json::Int(d, "execution_started_at_ms");
   t.execution_finished_at_ms = json::Int(d, "execution_finished_at_ms");
+  t.claimed_at_ms = json::Int(d, "claimed_at_ms");
+  t.replay_of = Raw(d, "replay_of");
+  t.recorded_outputs = Raw(d, "recorded_outputs");
+  t.executor = json::Bool(d, "executor");
+  t.plan_failures = Raw(d, "plan_failures");
+  t.step_count = json::Int(d, "step_count");
+  t.agent_step_input = Raw(d, "agent_step_input");
+  t.agent_step_version = json::String(d, "agent_step_version");
+  t.tokens_used = json::Int(d, "tokens_used");
+  t.step_hashes = Raw(d, "step_hashes");
+  t.task_hash = json::String(d, "task_hash");
+  t.replay = Raw(d, "replay");
+  if (const json::Value* steps = json::Find(d, "steps"); steps != nullptr && steps->IsArray()) {
+    for (const json::Value& v : steps->GetArray()) {
+      StepRecord step;
+      step.index = json::Int(v, "index");
+      step.tool = json::String(v, "tool");
+      step.tool_version = json::String(v, "tool_version");
+      step.input = Raw(v, "input");
+      step.status = json::String(v, "status");
+      step.output = Raw(v, "output");
+      step.error = Raw(v, "error");
+      step.error_code = json::String(v, "error_code");
+      step.step_hash = json::String(v, "step_hash");
+      step.attempt = json::Int(v, "attempt");
+      step.tokens = json::Int(v, "tokens");
+      step.sandboxed = json::Bool(v, "sandboxed");
+      step.started_at_ms = json::Int(v, "started_at_ms");
+      step.finished_at_ms = json::Int(v, "finished_at_ms");
+      step.duration_ms = json::Int(v, "duration_ms");
+      t.steps.push_back(std::move(step));
+    }
+  }
   return t;
 }
 

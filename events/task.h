@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.h"
 #include "infra/result.h"
@@ -32,6 +33,25 @@ struct Lease {
   int64_t duration_ms = 0;  // what a heartbeat extends it by
 };
 
+// One step of a plan as it ran: set by step.started, finished by step.finished.
+struct StepRecord {
+  int64_t index = 0;  // 1-based
+  std::string tool;
+  std::string tool_version;
+  std::string input;   // canonical JSON, after references were resolved
+  std::string status;  // "running", "succeeded" or "failed"
+  std::string output;  // canonical JSON, or empty
+  std::string error;   // canonical {"code","message"}, or empty
+  std::string error_code;
+  std::string step_hash;
+  int64_t attempt = 0;
+  int64_t tokens = 0;
+  bool sandboxed = false;
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  int64_t duration_ms = 0;
+};
+
 struct Task {
   std::string id;
   std::string tenant_id;
@@ -45,6 +65,13 @@ struct Task {
   std::string idempotency_key;
   std::string request_hash;
   std::string replay_of_task_id;
+  std::string replay_of;         // canonical {"task_id","task_hash","step_hashes"}, or empty
+  std::string recorded_outputs;  // canonical {"<step_index>": output} reused by a replay, or empty
+  bool executor = false;         // the plan runs on runlog's executors, not external workers
+  std::string plan_failures;     // canonical array of plan validation failures, or empty
+  int64_t step_count = 0;        // steps in the plan
+  std::string agent_step_input;  // for a plan of one agent step: its input and tool version
+  std::string agent_step_version;
 
   TaskStatus status = TaskStatus::kCreated;
   uint64_t sequence = 0;  // of the last applied event
@@ -52,15 +79,21 @@ struct Task {
   int64_t retry_count = 0;
   bool cancel_requested = false;
   Lease lease;
-  std::string result;      // canonical JSON, on success
-  std::string error;       // {"code","message"}, on failure or cancellation
-  std::string error_code;  // error's code, for quick checks
-  std::string failure;     // {"step","index","code","message"} for a failed step
+  std::string result;             // canonical JSON, on success
+  std::string error;              // {"code","message"}, on failure or cancellation
+  std::string error_code;         // error's code, for quick checks
+  std::string failure;            // {"step","index","code","message"} for a failed step
+  std::vector<StepRecord> steps;  // by step index - 1
+  int64_t tokens_used = 0;
+  std::string step_hashes;  // canonical array, on success or failure
+  std::string task_hash;
+  std::string replay;  // canonical {"of_task_id","matches","first_divergent_step"}, for a replay
 
   int64_t created_at_ms = 0;
   int64_t queued_at_ms = 0;  // last time it became ready
   int64_t first_queued_at_ms = 0;
   int64_t execution_started_at_ms = 0;  // first claim
+  int64_t claimed_at_ms = 0;            // last claim
   int64_t execution_finished_at_ms = 0;
 };
 

@@ -18,7 +18,9 @@ using Document = rapidjson::Document;
 
 inline const Value* Find(const Value& object, std::string_view key) {
   if (!object.IsObject()) return nullptr;
-  auto it = object.FindMember(rapidjson::StringRef(key.data(), key.size()));
+  // As a Value: a bare StringRef would convert to const char* and be read to its NUL.
+  const Value name(rapidjson::StringRef(key.data(), key.size()));
+  auto it = object.FindMember(name);
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 

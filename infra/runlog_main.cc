@@ -1,5 +1,5 @@
-// runlog: the command-line tool: rebuild, benchmarks and dev tools (replay,
-// audit and admin come with later issues).
+// runlog: the command-line tool: rebuild, export and audit a log, benchmarks
+// and dev tools (admin comes with a later issue).
 
 #include <cstdio>
 #include <map>
@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   runners["bench-log"] = runlog::cli::AddBenchLog(app);
   runners["mock-kafka"] = runlog::cli::AddMockKafka(app);
   runners["rebuild"] = runlog::cli::AddRebuild(app);
+  runners["export"] = runlog::cli::AddExport(app);
+  runners["audit"] = runlog::cli::AddAudit(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -15,6 +15,8 @@
 #include "api/metrics.h"
 #include "events/event_log.h"
 #include "projections/projector.h"
+#include "sandbox/sandbox.h"
+#include "services/executor.h"
 #include "services/task_service.h"
 
 namespace {
@@ -54,6 +56,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-body-bytes", api_options.max_body_bytes, "largest request body")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
+  int executor_slots = 2;
+  app.add_option("--executors", executor_slots,
+                 "steps run at once by this runlogd's executors (0: none)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  std::string sandbox_helper;
+  app.add_option("--sandbox-helper", sandbox_helper,
+                 "the runlog-sandbox executable (default: next to runlogd)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -108,7 +118,15 @@ int main(int argc, char** argv) {
                  admin->c_str());
   }
 
-  api::Api api({log->get(), &tasks, views->get(), &projector, &keys, &metrics, &clock},
+  // Code steps run in the sandbox; plans of built-in tools on the executors.
+  sandbox::Sandbox sandbox(
+      {sandbox_helper.empty() ? sandbox::DefaultHelperPath() : sandbox_helper});
+  services::ToolRegistry tools(&sandbox);
+  services::Executor executor({&tasks, &tools, &clock, executor_slots});
+  tasks.SetCancelListener([&executor](const std::string& id) { executor.OnCancelled(id); });
+  if (executor_slots > 0) executor.Start();
+
+  api::Api api({log->get(), &tasks, views->get(), &projector, &keys, &metrics, &clock, &tools},
                api_options);
   api::HttpServer http(*http_options, api);
   if (auto s = http.Start(); !s) return Die(s.error().message);
@@ -122,6 +140,7 @@ int main(int argc, char** argv) {
   http.BeginDrain();    // new requests get 503
   tasks.StopParking();  // parked long polls are answered now
   http.Stop();          // waits for the answers in flight
+  executor.Stop();      // a long step is left to its lease
   tasks.Stop();
   projector.Stop();
   views->reset();

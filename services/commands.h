@@ -31,11 +31,17 @@ struct CreateTask {
   std::string agent_id;
   std::string input;   // canonical JSON
   std::string limits;  // canonical JSON object
-  std::string plan;    // canonical JSON object, or empty for a one-step agent plan
+  std::string plan;  // canonical JSON object (services/plans.h), or empty for a one-step agent plan
+  std::string plan_failures;  // canonical array: the plan is rejected and the task fails
+  bool executor = false;      // the plan runs on runlog's executors
   int64_t max_attempts = 1;
   int64_t priority = 0;
   std::string idempotency_key;
   std::string request_hash;
+  // A replay: the task replayed, its hashes, and the agent outputs to reuse.
+  std::string replay_of_task_id;
+  std::string replay_of;         // canonical {"step_hashes","task_hash","task_id"}
+  std::string recorded_outputs;  // canonical {"<step_index>": output}
 };
 
 struct ClaimTask {
@@ -43,6 +49,7 @@ struct ClaimTask {
   std::string worker_id;
   std::vector<std::string> types;  // empty: any type
   int64_t lease_ms = 300'000;
+  bool executor = false;  // an executor's claim: tasks whose plans runlog runs, of any tenant
 };
 
 // Heartbeat, complete and fail must come from the lease holder: the lease_id
@@ -62,6 +69,7 @@ struct CompleteTask {
   Caller caller;
   LeaseRef lease;
   std::string result;  // canonical JSON
+  int64_t tokens = 0;  // usage.tokens the worker reports
 };
 
 struct FailTask {
@@ -69,6 +77,30 @@ struct FailTask {
   LeaseRef lease;
   std::string error;  // canonical JSON {"code","message"}
   bool retryable = false;
+  std::string failure;  // canonical {"code","index","message","step"}, or empty
+};
+
+// An executor records a step before it runs it (the lease is extended to
+// cover the step) and its result after; both under the task's lease.
+struct StartStep {
+  Caller caller;
+  LeaseRef lease;
+  int64_t step_index = 0;
+  std::string tool, tool_version;
+  std::string input;  // canonical, references resolved
+  int64_t lease_ms = 0;
+};
+
+struct FinishStep {
+  Caller caller;
+  LeaseRef lease;
+  int64_t step_index = 0;
+  bool ok = false;
+  std::string output;  // canonical JSON object, or empty
+  std::string error_code, error_message;
+  int64_t tokens = 0;
+  int64_t duration_ms = 0;
+  bool sandboxed = false;
 };
 
 struct CancelTask {
@@ -77,7 +109,8 @@ struct CancelTask {
   std::string reason;
 };
 
-using Command = std::variant<CreateTask, ClaimTask, Heartbeat, CompleteTask, FailTask, CancelTask>;
+using Command = std::variant<CreateTask, ClaimTask, Heartbeat, CompleteTask, FailTask, CancelTask,
+                             StartStep, FinishStep>;
 
 struct CommandResult {
   Task task;              // the task after the command
@@ -96,6 +129,7 @@ inline constexpr char kLeaseExpired[] = "LEASE_EXPIRED";
 inline constexpr char kLeaseMismatch[] = "LEASE_MISMATCH";
 inline constexpr char kIdempotencyConflict[] = "IDEMPOTENCY_CONFLICT";
 inline constexpr char kWriterFailed[] = "WRITER_FAILED";
+inline constexpr char kStepOutOfOrder[] = "STEP_OUT_OF_ORDER";
 }  // namespace codes
 
 }  // namespace runlog::services

@@ -2,7 +2,10 @@
 
 #include <optional>
 
+#include "events/hashes.h"
 #include "events/payload.h"
+#include "infra/json.h"
+#include "services/plans.h"
 
 namespace runlog::services {
 namespace {
@@ -11,6 +14,13 @@ using events::Payload;
 
 std::unexpected<Error> NotFound(const std::string& id) {
   return Fail(codes::kTaskNotFound, "no task " + id);
+}
+
+// A limit of the task (limits are a small canonical object), or 0 if unset.
+int64_t LimitOf(const Task& t, std::string_view name) {
+  json::ScratchDocument scratch;
+  if (t.limits.empty() || !json::Parse(t.limits, &scratch.doc())) return 0;
+  return json::Int(scratch.doc(), name);
 }
 
 std::unexpected<Error> Terminal(const Task& t) {
@@ -133,6 +143,8 @@ void PartitionWriter::Decide(Command& command, CommandCallback& done, Batch& bat
         if constexpr (std::is_same_v<T, CompleteTask>) return Complete(c, batch);
         if constexpr (std::is_same_v<T, FailTask>) return DoFail(c, batch);
         if constexpr (std::is_same_v<T, CancelTask>) return Cancel(c, batch);
+        if constexpr (std::is_same_v<T, StartStep>) return DoStartStep(c, batch);
+        if constexpr (std::is_same_v<T, FinishStep>) return DoFinishStep(c, batch);
       },
       command);
   batch.answers.push_back({std::move(done), std::move(result)});
@@ -179,22 +191,36 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
   if (!c.idempotency_key.empty()) {
     created.Str("idempotency_key", c.idempotency_key).Str("request_hash", c.request_hash);
   }
+  if (!c.replay_of_task_id.empty()) {
+    created.Str("replay_of_task_id", c.replay_of_task_id)
+        .Raw("replay_of", c.replay_of)
+        .Raw("recorded_outputs", c.recorded_outputs.empty() ? "{}" : c.recorded_outputs);
+  }
   Emit(task, c.caller.tenant_id, "task.created", created.Build(), batch);
+  if (!c.plan_failures.empty()) {
+    Emit(task, c.caller.tenant_id, "task.plan_rejected",
+         Payload().Raw("failures", c.plan_failures).Build(), batch);
+    End(task, "",
+        Payload()
+            .Str("code", "PLAN_INVALID")
+            .Str("message", "the plan failed validation; see plan_validation_failures")
+            .Build(),
+        "", 0, batch);
+    return CommandResult{task};
+  }
   // Without a plan the task is one step done by an external worker (tool "agent").
-  std::string plan =
-      c.plan.empty()
-          ? R"({"steps":[{"input":{},"step_index":1,"tool":"agent","tool_version":"1"}]})"
-          : c.plan;
+  const bool agent = c.plan.empty();
   Emit(task, c.caller.tenant_id, "task.planned",
        Payload()
-           .Raw("plan", plan)
+           .Raw("plan", agent ? kAgentPlan : c.plan)
            .Raw("limits", c.limits)
-           .Str("source", c.plan.empty() ? "agent" : "request")
+           .Str("source", agent ? "agent" : "request")
+           .Str("runner", c.executor && !agent ? "executor" : "worker")
            .Build(),
        batch);
   Emit(task, c.caller.tenant_id, "task.queued", "{}", batch);
   Index(task);
-  ++batch.made_ready[{task.tenant_id, task.type}];
+  ++batch.made_ready[IndexKey(task)];
   return CommandResult{task};
 }
 
@@ -278,7 +304,21 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
   auto task = HeldLease(c.caller, c.lease, batch);
   if (!task) return std::unexpected(task.error());
   Task& t = **task;
-  Emit(t, t.tenant_id, "task.succeeded", Payload().Raw("result", c.result).Build(), batch);
+  const int64_t max_tokens = LimitOf(t, "max_tokens");
+  if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
+    const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
+                                " tokens; max_tokens is " + std::to_string(max_tokens);
+    End(t, "", Payload().Str("code", "TOKEN_LIMIT").Str("message", message).Build(),
+        Payload()
+            .Str("code", "TOKEN_LIMIT")
+            .Int("index", 1)
+            .Str("message", message)
+            .Str("step", "agent")
+            .Build(),
+        c.tokens, batch);
+    return CommandResult{t};
+  }
+  End(t, c.result, "", "", c.tokens, batch);
   return CommandResult{t};
 }
 
@@ -289,8 +329,7 @@ Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
   if (c.retryable && t.attempt < t.max_attempts) {
     Requeue(t, "retryable_failure", c.error, batch);
   } else {
-    Emit(t, t.tenant_id, "task.failed", Payload().Raw("error", c.error).Raw("failure", "").Build(),
-         batch);
+    End(t, "", c.error, c.failure, 0, batch);
   }
   return CommandResult{t};
 }
@@ -330,7 +369,7 @@ void PartitionWriter::Requeue(Task& t, const std::string& reason, const std::str
        batch);
   Emit(t, t.tenant_id, "task.queued", "{}", batch);
   Index(t);
-  ++batch.made_ready[{t.tenant_id, t.type}];
+  ++batch.made_ready[IndexKey(t)];
 }
 
 void PartitionWriter::ExpireLeases(Batch& batch) {
@@ -354,11 +393,147 @@ void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
   const std::string error =
       Payload().Str("code", "LEASE_EXPIRED").Str("message", "the worker's lease expired").Build();
   if (t.attempt < t.max_attempts) {
-    Requeue(t, "lease_expired", error, batch);
+    Requeue(t, t.executor ? "executor_lost" : "lease_expired", error, batch);
   } else {
-    Emit(t, t.tenant_id, "task.failed", Payload().Raw("error", error).Raw("failure", "").Build(),
-         batch);
+    End(t, "", error, "", 0, batch);
   }
+}
+
+Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& batch) {
+  auto task = HeldLease(c.caller, c.lease, batch);
+  if (!task) return std::unexpected(task.error());
+  Task& t = **task;
+  int64_t done = 0;
+  while (done < static_cast<int64_t>(t.steps.size()) && t.steps[done].status == "succeeded") ++done;
+  if (c.step_index != done + 1 || c.step_index > t.step_count) {
+    return Fail(codes::kStepOutOfOrder, "task " + t.id + " runs step " + std::to_string(done + 1) +
+                                            " next, not step " + std::to_string(c.step_index));
+  }
+  const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
+  Emit(t, t.tenant_id, "step.started",
+       Payload()
+           .Int("step_index", c.step_index)
+           .Str("tool", c.tool)
+           .Str("tool_version", c.tool_version)
+           .Raw("input", c.input)
+           .Int("attempt", t.attempt)
+           .Int("lease_expires_at_ms", expires)
+           .Build(),
+       batch);
+  lease_expiry_.emplace(expires, t.id);
+  return CommandResult{t};
+}
+
+Result<CommandResult> PartitionWriter::DoFinishStep(const FinishStep& c, Batch& batch) {
+  auto task = HeldLease(c.caller, c.lease, batch);
+  if (!task) return std::unexpected(task.error());
+  Task& t = **task;
+  if (c.step_index < 1 || c.step_index > static_cast<int64_t>(t.steps.size()) ||
+      t.steps[c.step_index - 1].status != "running") {
+    return Fail(codes::kStepOutOfOrder,
+                "step " + std::to_string(c.step_index) + " of task " + t.id + " is not running");
+  }
+  events::StepRecord step = t.steps[c.step_index - 1];
+  step.status = c.ok ? "succeeded" : "failed";
+  step.output = c.output;
+  step.error_code = c.ok ? "" : c.error_code;
+  const std::string error =
+      c.ok ? "" : Payload().Str("code", c.error_code).Str("message", c.error_message).Build();
+  Emit(t, t.tenant_id, "step.finished",
+       Payload()
+           .Int("step_index", c.step_index)
+           .Str("status", step.status)
+           .Raw("output", c.output)
+           .Raw("error", error)
+           .Raw("usage", Payload().Int("tokens", c.tokens).Build())
+           .Int("duration_ms", c.duration_ms)
+           .Bool("sandboxed", c.sandboxed)
+           .Str("step_hash", events::StepHash(step))
+           .Build(),
+       batch);
+  auto failure = [&](const std::string& code, const std::string& message) {
+    return Payload()
+        .Str("code", code)
+        .Int("index", c.step_index)
+        .Str("message", message)
+        .Str("step", step.tool)
+        .Build();
+  };
+  const int64_t max_tokens = LimitOf(t, "max_tokens");
+  if (!c.ok) {
+    End(t, "", error, failure(c.error_code, c.error_message), 0, batch);
+  } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
+    const std::string message = "the plan used " + std::to_string(t.tokens_used) +
+                                " tokens; max_tokens is " + std::to_string(max_tokens);
+    End(t, "", Payload().Str("code", "TOKEN_LIMIT").Str("message", message).Build(),
+        failure("TOKEN_LIMIT", message), 0, batch);
+  } else if (c.step_index == t.step_count) {
+    End(t, c.output, "", "", 0, batch);
+  }
+  return CommandResult{t};
+}
+
+void PartitionWriter::End(Task& t, const std::string& result, const std::string& error,
+                          const std::string& failure, int64_t tokens, Batch& batch) {
+  const bool succeeded = error.empty();
+  std::string error_code;
+  if (!succeeded) {
+    json::ScratchDocument scratch;
+    if (json::Parse(error, &scratch.doc())) error_code = json::String(scratch.doc(), "code");
+  }
+  // A worker-run task's one step is implied by its claim and its end.
+  std::vector<std::string> mine;
+  if (!t.executor && t.steps.empty() && t.attempt > 0) {
+    mine.push_back(
+        events::ImpliedAgentStep(t, succeeded ? "succeeded" : "failed", result, error, error_code)
+            .step_hash);
+  } else {
+    for (const events::StepRecord& s : t.steps) {
+      if (!s.step_hash.empty()) mine.push_back(s.step_hash);
+    }
+  }
+  std::string step_hashes = "[";
+  for (const std::string& h : mine)
+    step_hashes += (step_hashes.size() > 1 ? ",\"" : "\"") + h + "\"";
+  step_hashes += "]";
+  const std::string task_hash =
+      events::TaskHash(t, succeeded ? "succeeded" : "failed", step_hashes, error_code);
+  Payload p;
+  p.Raw("step_hashes", step_hashes).Str("task_hash", task_hash);
+  if (succeeded) {
+    p.Raw("result", result.empty() ? "{}" : result);
+  } else {
+    p.Raw("error", error).Raw("failure", failure);
+  }
+  if (!t.executor) p.Raw("usage", Payload().Int("tokens", tokens).Build());
+  if (!t.replay_of.empty()) {
+    json::Document of;
+    of.Parse(t.replay_of.c_str());
+    int64_t diverged = 0;
+    const json::Value* theirs = json::Find(of, "step_hashes");
+    const size_t n = theirs != nullptr && theirs->IsArray() ? theirs->Size() : 0;
+    for (size_t i = 0; i < std::max(n, mine.size()) && diverged == 0; ++i) {
+      if (i >= n || i >= mine.size() || !(*theirs)[i].IsString() ||
+          mine[i] != (*theirs)[i].GetString()) {
+        diverged = static_cast<int64_t>(i) + 1;
+      }
+    }
+    Payload replay;
+    replay.Str("of_task_id", t.replay_of_task_id)
+        .Bool("matches", task_hash == json::String(of, "task_hash"))
+        .Str("original_task_hash", json::String(of, "task_hash"));
+    if (diverged > 0) {
+      replay.Int("first_divergent_step", diverged);
+    } else {
+      replay.Raw("first_divergent_step", "");
+    }
+    p.Raw("replay", replay.Build());
+  }
+  Emit(t, t.tenant_id, succeeded ? "task.succeeded" : "task.failed", p.Build(), batch);
+}
+
+PartitionWriter::TenantType PartitionWriter::IndexKey(const Task& t) {
+  return t.executor ? TenantType{} : TenantType{t.tenant_id, t.type};
 }
 
 void PartitionWriter::PublishNextExpiry() {
@@ -367,14 +542,14 @@ void PartitionWriter::PublishNextExpiry() {
 
 void PartitionWriter::Index(Task& t) {
   ReadyKey key{-t.priority, next_ready_seq_++, t.id};
-  ready_[{t.tenant_id, t.type}].insert(key);
+  ready_[IndexKey(t)].insert(key);
   ready_key_[t.id] = key;
 }
 
 void PartitionWriter::Unindex(const Task& t) {
   auto it = ready_key_.find(t.id);
   if (it == ready_key_.end()) return;
-  auto set = ready_.find({t.tenant_id, t.type});
+  auto set = ready_.find(IndexKey(t));
   set->second.erase(it->second);
   if (set->second.empty()) ready_.erase(set);
   ready_key_.erase(it);

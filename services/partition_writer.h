@@ -105,6 +105,13 @@ class PartitionWriter {
   Result<CommandResult> Complete(const CompleteTask& c, Batch& batch);
   Result<CommandResult> DoFail(const FailTask& c, Batch& batch);
   Result<CommandResult> Cancel(const CancelTask& c, Batch& batch);
+  Result<CommandResult> DoStartStep(const StartStep& c, Batch& batch);
+  Result<CommandResult> DoFinishStep(const FinishStep& c, Batch& batch);
+  // Ends `task` with task.succeeded (empty `error`) or task.failed, with its hashes.
+  void End(Task& task, const std::string& result, const std::string& error,
+           const std::string& failure, int64_t tokens, Batch& batch);
+  // Where a ready task waits: its tenant and type, or ("", "") for executors.
+  static TenantType IndexKey(const Task& task);
   void ExpireLeases(Batch& batch);
   void ExpireLease(Task& task, Batch& batch);
   // Builds the next event of `task`, applies it, and adds it to the batch.

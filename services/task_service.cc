@@ -96,7 +96,8 @@ bool TaskService::healthy() const {
 
 size_t TaskService::parked_claims() const {
   std::lock_guard lock(waiters_mu_);
-  return waiters_.size();
+  return std::count_if(waiters_.begin(), waiters_.end(),
+                       [](const auto& w) { return !w->command.executor; });
 }
 
 void TaskService::Create(CreateTask command, CommandCallback done) {
@@ -120,6 +121,12 @@ void TaskService::Submit(Command command, CommandCallback done) {
         }
       },
       command);
+  if (on_cancelled_ && std::holds_alternative<CancelTask>(command)) {
+    done = [this, done = std::move(done)](Result<CommandResult> r) {
+      if (r) on_cancelled_(r->task.id);
+      done(std::move(r));
+    };
+  }
   writers_[PartitionOf(task_id)]->Submit(std::move(command), std::move(done));
 }
 

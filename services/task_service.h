@@ -49,11 +49,16 @@ class TaskService {
   // Heartbeat, complete, fail and cancel.
   void Submit(Command command, CommandCallback done);
 
+  // Called (once, after it is durable) for every task a cancel ended; must be quick.
+  void SetCancelListener(std::function<void(const std::string& task_id)> listener) {
+    on_cancelled_ = std::move(listener);
+  }
+
   uint32_t PartitionOf(const std::string& task_id) const;
   // One past the last offset acknowledged to a client on `partition`.
   uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
   bool healthy() const;
-  size_t parked_claims() const;
+  size_t parked_claims() const;  // of workers (executors park too, and are not counted)
 
   static std::string TaskIdFor(const std::string& tenant_id, const std::string& idempotency_key);
 
@@ -77,6 +82,7 @@ class TaskService {
   bool stopping_ = false;                         // guarded by waiters_mu_
   bool no_parking_ = false;                       // guarded by waiters_mu_
   std::thread reaper_;
+  std::function<void(const std::string&)> on_cancelled_;  // set before Start
 };
 
 }  // namespace runlog::services

@@ -16,6 +16,9 @@ Runner AddBenchLog(CLI::App& app);
 Runner AddBench(CLI::App& app);
 // `runlog rebuild`: the views, from offset 0 of the log.
 Runner AddRebuild(CLI::App& app);
+// `runlog export`: the log as JSON lines. `runlog audit`: every transition and hash checked.
+Runner AddExport(CLI::App& app);
+Runner AddAudit(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 

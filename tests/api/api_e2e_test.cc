@@ -174,8 +174,7 @@ TEST_F(ApiTest, EveryErrorCodeIsJsonWithAContract) {
   auto validation = client_->Post("/v1/tasks", R"({"max_attempts": "three"})");
   ExpectError(validation, 400, "VALIDATION_ERROR");
   EXPECT_STREQ(validation["error"]["details"]["field"].GetString(), "max_attempts");
-  ExpectError(client_->Post("/v1/tasks", R"({"plan": {"steps": [{"tool": 3}]}})"), 400,
-              "VALIDATION_ERROR");
+  ExpectError(client_->Post("/v1/tasks", R"({"plan": {"steps": [3]}})"), 400, "VALIDATION_ERROR");
   ExpectError(client_->Post("/v1/tasks", "[1,2]"), 400, "VALIDATION_ERROR");
 
   HttpClient nobody(server_->url());

@@ -53,8 +53,8 @@ class TaskServiceTest : public ::testing::Test {
   Result<CommandResult> Create(const std::string& type, const std::string& tenant = "acct_a",
                                int64_t max_attempts = 1, const std::string& key = "",
                                const std::string& input = R"({"n":1})") {
-    CreateTask c{{tenant, "key_" + tenant}, "", type,        "", input,
-                 R"({"max_steps":1})",      "", max_attempts};
+    CreateTask c{{tenant, "key_" + tenant}, "", type, "", input, R"({"max_steps":1})"};
+    c.max_attempts = max_attempts;
     c.idempotency_key = key;
     c.request_hash = "hash-of-" + input;
     return Call([&](auto done) { service_->Create(c, done); });

@@ -11,6 +11,8 @@
 #include "api/keys.h"
 #include "api/metrics.h"
 #include "projections/projector.h"
+#include "sandbox/sandbox.h"
+#include "services/executor.h"
 #include "services/task_service.h"
 #include "tests/testing/temp_dir.h"
 
@@ -36,10 +38,18 @@ class TestServer {
     projector_->Start();
     tasks_->Start();
     if (!keys_->EnsureAdmin(kAdminKey)) throw std::runtime_error("admin key");
-    api_ =
-        std::make_unique<api::Api>(api::ApiDeps{log_.get(), tasks_.get(), views_.get(),
-                                                projector_.get(), keys_.get(), &metrics_, &clock_},
-                                   api::ApiOptions{});
+#ifdef SANDBOX_HELPER_PATH
+    sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{SANDBOX_HELPER_PATH});
+#endif
+    tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
+    executor_ = std::make_unique<services::Executor>(
+        services::Executor::Options{tasks_.get(), tools_.get(), &clock_, 2});
+    tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
+    executor_->Start();
+    api_ = std::make_unique<api::Api>(
+        api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(),
+                     &metrics_, &clock_, tools_.get()},
+        api::ApiOptions{});
     api::HttpOptions http;
     http.port = 0;
     http_ = std::make_unique<api::HttpServer>(http, *api_);
@@ -49,6 +59,7 @@ class TestServer {
     http_->BeginDrain();
     tasks_->StopParking();
     http_->Stop();
+    executor_->Stop();
     tasks_->Stop();
     projector_->Stop();
   }
@@ -77,6 +88,9 @@ class TestServer {
   std::unique_ptr<services::TaskService> tasks_;
   std::unique_ptr<projections::Views> views_;
   std::unique_ptr<projections::Projector> projector_;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<services::ToolRegistry> tools_;
+  std::unique_ptr<services::Executor> executor_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> http_;
 };

@@ -1,0 +1,206 @@
+#include "services/executor.h"
+
+#include <future>
+
+#include "events/canonical_json.h"
+#include "events/payload.h"
+#include "services/plans.h"
+
+namespace runlog::services {
+namespace {
+
+using events::Payload;
+
+std::string Canonical(const json::Value& v) {
+  std::string out;
+  (void)events::WriteCanonical(v, &out);
+  return out;
+}
+
+std::string Problems(const std::string& what, const std::vector<SchemaProblem>& problems) {
+  std::string out = what;
+  for (const SchemaProblem& p : problems) {
+    out += " " + (p.path.empty() ? std::string("(the whole value)") : p.path) + " " + p.message;
+  }
+  return out;
+}
+
+}  // namespace
+
+Executor::Executor(Options options) : options_(std::move(options)) {}
+
+Executor::~Executor() { Stop(); }
+
+void Executor::Start() {
+  for (int i = 0; i < options_.slots; ++i) threads_.emplace_back([this, i] { Loop(i); });
+}
+
+void Executor::Stop() {
+  if (stopping_.exchange(true)) return;
+  // Steps that are quick finish; a long one is killed after a short grace and
+  // left to its lease (the task is retried or fails as its attempts say).
+  const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < grace) {
+    {
+      std::lock_guard lock(running_mu_);
+      if (running_.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    std::lock_guard lock(running_mu_);
+    for (auto& [id, cancel] : running_) cancel->store(true);
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Executor::OnCancelled(const std::string& task_id) {
+  std::lock_guard lock(running_mu_);
+  if (auto it = running_.find(task_id); it != running_.end()) it->second->store(true);
+}
+
+Result<CommandResult> Executor::Call(Command command) {
+  std::promise<Result<CommandResult>> answer;
+  auto future = answer.get_future();
+  options_.tasks->Submit(std::move(command),
+                         [&answer](Result<CommandResult> r) { answer.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Executor::Loop(int slot) {
+  const std::string worker_id = options_.name + "-" + std::to_string(slot);
+  while (!stopping_.load()) {
+    ClaimTask claim;
+    claim.worker_id = worker_id;
+    claim.executor = true;
+    claim.lease_ms = options_.lease_margin.count();
+    std::promise<Result<CommandResult>> answer;
+    auto future = answer.get_future();
+    options_.tasks->Claim(std::move(claim), std::chrono::milliseconds(500),
+                          [&answer](Result<CommandResult> r) { answer.set_value(std::move(r)); });
+    const auto asked = std::chrono::steady_clock::now();
+    Result<CommandResult> r = future.get();
+    if (!r || r->empty) {
+      // Stopping, a failed writer, or claims no longer park: do not spin.
+      if (!r || std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(100)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
+    Run(worker_id, std::move(r->task));
+  }
+}
+
+void Executor::Run(const std::string& worker_id, events::Task task) {
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard lock(running_mu_);
+    running_[task.id] = cancel;
+  }
+  json::Document limits, plan, recorded;
+  limits.Parse(task.limits.empty() ? "{}" : task.limits.c_str());
+  plan.Parse(task.plan.empty() ? "{}" : task.plan.c_str());
+  recorded.Parse(task.recorded_outputs.empty() ? "{}" : task.recorded_outputs.c_str());
+  const int64_t step_ms = 1000 * json::Int(limits, "max_step_seconds", 60);
+  const int64_t total_ms = 1000 * json::Int(limits, "max_total_seconds", 300);
+  const int64_t deadline = task.execution_started_at_ms + total_ms;
+  const json::Value* steps = json::Find(plan, "steps");
+  const Caller caller{task.tenant_id, ""};
+  const LeaseRef ref{task.id, task.lease.lease_id, worker_id};
+  int64_t index = 1;
+  while (index <= static_cast<int64_t>(task.steps.size()) &&
+         task.steps[index - 1].status == "succeeded") {
+    ++index;
+  }
+  for (; index <= task.step_count && steps != nullptr && !stopping_.load(); ++index) {
+    const json::Value& step = (*steps)[static_cast<rapidjson::SizeType>(index - 1)];
+    const std::string tool_name = json::String(step, "tool");
+    const Tool* tool = options_.tools->Find(tool_name);
+    const int64_t left = deadline - options_.clock->NowMillis();
+    if (left <= 0 || tool == nullptr) {
+      const std::string code = tool == nullptr ? tool_codes::kToolError : tool_codes::kTaskTimeout;
+      const std::string message =
+          tool == nullptr ? "no tool " + tool_name + " in this runlogd"
+                          : "TASK_TIMEOUT: max_total_seconds (" + std::to_string(total_ms / 1000) +
+                                ") ran out before step " + std::to_string(index);
+      (void)Call(FailTask{caller, ref, Payload().Str("code", code).Str("message", message).Build(),
+                          false,
+                          Payload()
+                              .Str("code", code)
+                              .Int("index", index)
+                              .Str("message", message)
+                              .Str("step", tool_name)
+                              .Build()});
+      break;
+    }
+    const int64_t wall = std::min(step_ms, left);
+    const json::Value empty(rapidjson::kObjectType);
+    const json::Value* raw_input = json::FindSet(step, "input");
+    auto resolved = ResolveInput(raw_input != nullptr ? *raw_input : empty, task, index);
+    auto started = Call(StartStep{caller, ref, index, tool_name, std::string(tool->version()),
+                                  resolved ? *resolved : Canonical(raw_input ? *raw_input : empty),
+                                  wall + options_.lease_margin.count()});
+    if (!started) break;  // cancelled, or the lease is gone
+    task = std::move(started->task);
+    const auto t0 = std::chrono::steady_clock::now();
+    FinishStep finish{caller, ref, index};
+    ToolOutcome outcome;
+    json::Document input;
+    if (!resolved) {
+      outcome.error_code = resolved.error().code;
+      outcome.error_message = resolved.error().message;
+    } else if (input.Parse(resolved->c_str()); input.HasParseError()) {
+      outcome.error_code = tool_codes::kToolError;
+      outcome.error_message = "the step's input is not JSON";
+    } else if (auto problems = options_.tools->CheckInput(*tool, input); !problems.empty()) {
+      outcome.error_code = tool_codes::kSchemaMismatch;
+      outcome.error_message = Problems("input", problems);
+    } else {
+      ToolCall call;
+      call.input = &input;
+      call.wall = std::chrono::milliseconds(wall);
+      call.cancel = cancel.get();
+      if (const json::Value* out = json::Find(recorded, std::to_string(index))) {
+        call.recorded_output = Canonical(*out);
+      }
+      outcome = tool->Run(call);
+      if (stopping_.load() && cancel->load()) break;  // killed by Stop: left to the lease
+      if (outcome.ok) {
+        json::Document output;
+        output.Parse(outcome.output.c_str());
+        if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
+          outcome.ok = false;
+          outcome.error_code = tool_codes::kSchemaMismatch;
+          outcome.error_message = Problems("output", problems);
+        }
+      } else if (outcome.timed_out) {
+        const bool task_limit = wall < step_ms;
+        outcome.error_code = task_limit ? tool_codes::kTaskTimeout : tool_codes::kTimeout;
+        outcome.error_message =
+            task_limit ? "TASK_TIMEOUT: max_total_seconds (" + std::to_string(total_ms / 1000) +
+                             ") ran out during the step"
+                       : "STEP_TIMEOUT: step execution timed out after max_step_seconds (" +
+                             std::to_string(step_ms / 1000) + ")";
+      }
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finish.ok = outcome.ok;
+    finish.output = outcome.output;
+    finish.error_code = outcome.error_code;
+    finish.error_message = outcome.error_message;
+    finish.tokens = outcome.tokens;
+    finish.sandboxed = outcome.sandboxed;
+    finish.duration_ms = static_cast<int64_t>(seconds * 1000);
+    if (options_.on_step) options_.on_step(tool_name, seconds, outcome.ok, outcome.sandboxed);
+    auto finished = Call(std::move(finish));
+    if (!finished) break;
+    task = std::move(finished->task);
+    if (events::IsTerminal(task.status)) break;
+  }
+  std::lock_guard lock(running_mu_);
+  running_.erase(task.id);
+}
+
+}  // namespace runlog::services

@@ -1,0 +1,46 @@
+#pragma once
+// Plans: checking a given plan against the tools before anything runs, and
+// resolving a step's references to the task input and earlier outputs when it
+// runs. docs/plans.md has the rules and the reference syntax.
+
+#include <set>
+#include <string>
+
+#include "events/task.h"
+#include "infra/json.h"
+#include "infra/result.h"
+#include "services/tools.h"
+
+namespace runlog::services {
+
+struct PlanCheck {
+  // Canonical {"steps":[{"input","step_index","tool","tool_version"}, ...]}.
+  std::string plan;
+  // Canonical array of {"code","message","path","step_index"}; empty when the plan is valid.
+  std::string failures;
+  bool executor = false;  // every step runs on runlog's executors
+};
+
+// Checks `plan` ({"steps": [...]}, as a request gives it). A plan whose shape
+// is wrong (not an object, no steps array, a step that is not an object)
+// answers VALIDATION_ERROR at once; every other problem (unknown tool, input
+// against the tool's schema, too many steps, a bad reference, an agent step
+// among others) becomes a failure and the task fails before it runs.
+// `recorded_agent_steps`: step indexes a replay has outputs for.
+[[nodiscard]] Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps,
+                                          const ToolRegistry& tools,
+                                          const std::set<int64_t>& recorded_agent_steps = {});
+
+// The plan of a task without one: a single `agent` step, done by a worker.
+inline constexpr char kAgentPlan[] =
+    R"({"steps":[{"input":{},"step_index":1,"tool":"agent","tool_version":"1"}]})";
+
+// `input` of step `index` with every {"$ref": pointer} replaced by what it
+// names: "/input/..." in the task input, "/steps/N/output/..." in the output of
+// an earlier step N. Canonical JSON, or REFERENCE_ERROR.
+[[nodiscard]] Result<std::string> ResolveInput(const json::Value& input, const events::Task& task,
+                                               int64_t index);
+
+inline constexpr char kReferenceError[] = "REFERENCE_ERROR";
+
+}  // namespace runlog::services

@@ -1,0 +1,92 @@
+#pragma once
+// The tools a plan's steps call. Each has a name and a version (both part of
+// the step hash), a JSON Schema for its input and its output, and runs one
+// step: the deterministic built-ins in process (math, json, template), code in
+// the sandbox (python_sandbox, shell_sandbox), and `agent` by an external
+// worker through the claim protocol (executors only run it in a replay, from
+// the recorded output). docs/tools.md has every tool's input and output.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "infra/json.h"
+
+namespace runlog::sandbox {
+class Sandbox;
+}
+
+namespace runlog::services {
+
+struct ToolCall {
+  const json::Value* input = nullptr;         // resolved, valid against the input schema
+  std::chrono::milliseconds wall{0};          // the time the step may take
+  const std::atomic<bool>* cancel = nullptr;  // true: stop now
+  std::string recorded_output;                // a replay's recorded output (agent)
+};
+
+struct ToolOutcome {
+  bool ok = false;
+  std::string output;  // canonical JSON object, when ok
+  std::string error_code;
+  std::string error_message;
+  int64_t tokens = 0;
+  bool sandboxed = false;
+  bool timed_out = false;
+};
+
+class Tool {
+ public:
+  virtual ~Tool() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::string_view version() const = 0;
+  // Run by an external worker (the claim protocol), not by runlog's executors.
+  virtual bool external() const { return false; }
+  virtual std::string_view input_schema() const = 0;
+  virtual std::string_view output_schema() const = 0;
+  virtual ToolOutcome Run(const ToolCall& call) const = 0;
+};
+
+// One way a value fails a schema: where in the value, and why.
+struct SchemaProblem {
+  std::string path;  // JSON Pointer into the value
+  std::string message;
+};
+
+class ToolRegistry {
+ public:
+  // The built-in tools. Without a sandbox the code tools fail with SANDBOX_ERROR.
+  explicit ToolRegistry(sandbox::Sandbox* sandbox);
+  ~ToolRegistry();
+
+  const Tool* Find(std::string_view name) const;
+  std::vector<std::string> Names() const;
+  // Problems of `value` against the tool's input or output schema; empty when valid.
+  std::vector<SchemaProblem> CheckInput(const Tool& tool, const json::Value& value) const;
+  std::vector<SchemaProblem> CheckOutput(const Tool& tool, const json::Value& value) const;
+
+ private:
+  struct Entry;
+  std::map<std::string, std::unique_ptr<Entry>, std::less<>> tools_;
+};
+
+// Tool error codes (step failure codes; docs/events.md lists them all).
+namespace tool_codes {
+inline constexpr char kToolError[] = "TOOL_ERROR";
+inline constexpr char kSandboxError[] = "SANDBOX_ERROR";
+inline constexpr char kTimeout[] = "TIMEOUT";
+inline constexpr char kTaskTimeout[] = "TASK_TIMEOUT";
+inline constexpr char kTokenLimit[] = "TOKEN_LIMIT";
+inline constexpr char kSchemaMismatch[] = "SCHEMA_MISMATCH";
+inline constexpr char kCancelled[] = "CANCELLED";
+}  // namespace tool_codes
+
+// The math tool's evaluator, exposed for tests: the canonical JSON number of
+// `expression`, or an error message.
+bool EvaluateMath(std::string_view expression, std::string* result, std::string* error);
+
+}  // namespace runlog::services

@@ -1,0 +1,411 @@
+// Plans end to end over real HTTP: validation, executors with the real
+// sandbox, failures and timeouts, hashes that repeat run after run, replay,
+// cancel reaching a running step, token limits; then the log of it all goes
+// through `runlog export`, the independent Python checker and `runlog audit`,
+// and a tampered copy of the log must fail the audit, naming the event.
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "events/codec.h"
+#include "events/embedded_log.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/server.h"
+
+namespace runlog::api {
+namespace {
+
+using namespace std::chrono_literals;
+using runlog::testing::HttpClient;
+using runlog::testing::HttpResponse;
+
+// Runs a shell command; its exit code, and stdout+stderr in `output`.
+int Shell(const std::string& command, std::string* output) {
+  std::FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  output->clear();
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  const int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class PlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+  void Start() {
+    server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
+    client_ = std::make_unique<HttpClient>(server_->url());
+    client_->SetKey(runlog::testing::kAdminKey);
+  }
+  void Stop() {
+    client_.reset();
+    server_.reset();
+  }
+
+  HttpResponse Create(const std::string& body) {
+    auto r = client_->Post("/api/v1/tasks/execute", body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r;
+  }
+  // The task once it is terminal (or after 20 s).
+  HttpResponse Finished(const std::string& id) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    HttpResponse r;
+    do {
+      r = client_->Get("/v1/tasks/" + id);
+      const std::string s = r.Str("status");
+      if (s == "succeeded" || s == "failed" || s == "cancelled") break;
+      std::this_thread::sleep_for(20ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return r;
+  }
+  HttpResponse Trace(const std::string& id) { return client_->Get("/v1/tasks/" + id + "/trace"); }
+
+  runlog::testing::TempDir dir_;
+  infra::SystemClock clock_;
+  std::unique_ptr<runlog::testing::TestServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+constexpr char kArtexionPlan[] = R"J({
+  "task_definition": {"topic": "two steps"},
+  "plan": {"steps": [
+    {"step_index": 1, "tool": "math", "input": {"expression": "1+1"}},
+    {"step_index": 2, "tool": "python_sandbox", "input": {"code": "import time\ntime.sleep(30)"}}
+  ]},
+  "max_steps": 12, "timeout_seconds": 45, "limits": {"max_step_seconds": 1}})J";
+
+TEST_F(PlanTest, ArtexionExampleFailsAtTheSandboxStepWithATimeout) {
+  const std::string id = Create(kArtexionPlan).Str("task_id");
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "failed") << task.body;
+  EXPECT_EQ(task["failure"]["index"].GetInt(), 2) << task.body;
+  EXPECT_STREQ(task["failure"]["step"].GetString(), "python_sandbox");
+  EXPECT_STREQ(task["failure"]["code"].GetString(), "TIMEOUT");
+  EXPECT_TRUE(std::string(task["failure"]["message"].GetString()).starts_with("STEP_TIMEOUT"));
+  auto trace = Trace(id);
+  ASSERT_EQ(trace.status, 200) << trace.body;
+  const auto& steps = trace["steps"];
+  ASSERT_EQ(steps.Size(), 2u) << trace.body;
+  EXPECT_STREQ(steps[0]["tool_name"].GetString(), "math");
+  EXPECT_STREQ(steps[0]["status"].GetString(), "succeeded");
+  EXPECT_EQ(steps[0]["output"]["result"].GetInt(), 2);
+  EXPECT_STREQ(steps[1]["status"].GetString(), "failed");
+  EXPECT_STREQ(steps[1]["error"]["code"].GetString(), "TIMEOUT");
+  EXPECT_GE(steps[1]["duration_ms"].GetInt(), 900);
+  EXPECT_LT(steps[1]["duration_ms"].GetInt(), 5000);
+  const auto& summary = trace["summary"];
+  EXPECT_EQ(summary["total_steps"].GetInt(), 2);
+  EXPECT_EQ(summary["succeeded_steps"].GetInt(), 1);
+  EXPECT_EQ(summary["failed_steps"].GetInt(), 1);
+  EXPECT_EQ(summary["running_steps"].GetInt(), 0);
+  EXPECT_EQ(summary["sandbox_runs"].GetInt(), 1);
+  EXPECT_EQ(std::string(summary["task_hash"].GetString()).size(), 64u);
+  EXPECT_EQ(summary["step_hashes"].Size(), 2u);
+  // step.started is on the log before step.finished, for each step, in order.
+  std::vector<std::string> kinds;
+  for (const auto& e : trace["events"].GetArray()) {
+    const std::string type = e["event"].GetString();
+    if (type.starts_with("step."))
+      kinds.push_back(type + std::to_string(e["payload"]["step_index"].GetInt()));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"step.started1", "step.finished1", "step.started2",
+                                             "step.finished2"}));
+}
+
+constexpr char kSucceedingPlan[] = R"J({
+  "type": "report", "input": {"n": 6},
+  "plan": {"steps": [
+    {"tool": "math", "input": {"expression": "6*7"}},
+    {"tool": "template", "input": {"template": "answer={{a}} n={{n}}",
+                                   "values": {"a": {"$ref": "/steps/1/output/result"},
+                                              "n": {"$ref": "/input/n"}}}},
+    {"tool": "python_sandbox", "input": {"code": "import json\nprint(json.dumps({'sum': sum(range(10))}))"}},
+    {"tool": "shell_sandbox", "input": {"command": "echo hi; echo err >&2"}},
+    {"tool": "json", "input": {"op": "build", "fields": {"text": {"$ref": "/steps/2/output/result"},
+                                                          "py": {"$ref": "/steps/3/output/result/sum"}}}}
+  ]}})J";
+
+TEST_F(PlanTest, TheSamePlanGivesTheSameHashesAndItsReplayMatches) {
+  std::vector<std::string> hashes;
+  std::string first;
+  for (int run = 0; run < 2; ++run) {
+    const std::string id = Create(kSucceedingPlan).Str("id");
+    if (first.empty()) first = id;
+    auto task = Finished(id);
+    ASSERT_EQ(task.Str("status"), "succeeded") << Trace(id).body;
+    EXPECT_STREQ(task["result"]["result"]["text"].GetString(), "answer=42 n=6");
+    EXPECT_EQ(task["result"]["result"]["py"].GetInt(), 45);
+    hashes.push_back(task.Str("task_hash"));
+    auto trace = Trace(id);
+    EXPECT_STREQ(trace["steps"][3]["output"]["stdout"].GetString(), "hi\n");
+    EXPECT_STREQ(trace["steps"][3]["output"]["stderr"].GetString(), "err\n");
+    EXPECT_EQ(trace["summary"]["sandbox_runs"].GetInt(), 2);
+  }
+  EXPECT_EQ(hashes[0].size(), 64u);
+  EXPECT_EQ(hashes[0], hashes[1]);
+
+  auto replay = client_->Post("/v1/tasks/" + first + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  EXPECT_EQ(replay.Str("replay_of_task_id"), first);
+  auto replayed = Finished(replay.Str("id"));
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_EQ(replayed.Str("task_hash"), hashes[0]);
+  EXPECT_TRUE(replayed["replay"]["matches"].GetBool()) << replayed.body;
+  EXPECT_TRUE(replayed["replay"]["first_divergent_step"].IsNull());
+}
+
+TEST_F(PlanTest, AReplayOfAnAgentTaskReusesTheRecordedOutput) {
+  const std::string id = Create(R"J({"type":"ask","input":{"q":"why"}})J").Str("id");
+  auto claim = client_->Post("/v1/tasks/claim", R"J({"types":["ask"]})J");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  auto done = client_->Post("/v1/tasks/" + id + "/complete",
+                            R"J({"result":{"answer":"because"},"usage":{"tokens":120}})J");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded");
+  auto trace = Trace(id);
+  ASSERT_EQ(trace["steps"].Size(), 1u) << trace.body;
+  EXPECT_STREQ(trace["steps"][0]["tool_name"].GetString(), "agent");
+  EXPECT_EQ(trace["steps"][0]["usage"]["tokens"].GetInt(), 120);
+  EXPECT_EQ(trace["summary"]["step_hashes"].Size(), 1u);
+
+  auto replay = client_->Post("/v1/tasks/" + id + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Finished(replay.Str("id"));  // no worker: the executor reuses the output
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_STREQ(replayed["result"]["answer"].GetString(), "because");
+  EXPECT_TRUE(replayed["replay"]["matches"].GetBool()) << replayed.body;
+}
+
+TEST_F(PlanTest, ADivergingReplaySaysWhereItDiverged) {
+  // The code's output depends on the clock, so its replay differs at step 2.
+  const std::string id = Create(R"J({"plan":{"steps":[{"tool":"math","input":{"expression":"1"}},
+      {"tool":"python_sandbox","input":{"code":"import time\nprint(time.time_ns())"}}]}})J")
+                             .Str("id");
+  ASSERT_EQ(Finished(id).Str("status"), "succeeded");
+  auto replay = client_->Post("/v1/tasks/" + id + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Finished(replay.Str("id"));
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_FALSE(replayed["replay"]["matches"].GetBool());
+  EXPECT_EQ(replayed["replay"]["first_divergent_step"].GetInt(), 2) << replayed.body;
+}
+
+TEST_F(PlanTest, AnInvalidPlanFailsBeforeAnyStepRuns) {
+  auto created = Create(R"J({"plan":{"steps":[
+      {"tool":"math","input":{"expression":"1"}},
+      {"tool":"no_such_tool"},
+      {"tool":"math","input":{"expr":"1"}}]}})J");
+  EXPECT_EQ(created.Str("status"), "failed") << created.body;
+  EXPECT_STREQ(created["error"]["code"].GetString(), "PLAN_INVALID");
+  auto trace = Trace(created.Str("id"));
+  const auto& failures = trace["plan_validation_failures"];
+  ASSERT_EQ(failures.Size(), 2u) << trace.body;
+  EXPECT_STREQ(failures[0]["code"].GetString(), "UNKNOWN_TOOL");
+  EXPECT_EQ(failures[0]["step_index"].GetInt(), 2);
+  EXPECT_STREQ(failures[1]["code"].GetString(), "SCHEMA_MISMATCH");
+  EXPECT_EQ(trace["steps"].Size(), 0u);
+  EXPECT_EQ(std::string(trace["summary"]["task_hash"].GetString()).size(), 64u);
+}
+
+TEST_F(PlanTest, LimitsOverTheCapsAreRefusedWithTheCap) {
+  auto r =
+      client_->Post("/v1/tasks", R"J({"plan":{"steps":[{"tool":"math","input":{"expression":"1"}}],
+                                          "limits":{"max_step_seconds":100000}}})J");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "LIMIT_EXCEEDED");
+  EXPECT_EQ(r["error"]["details"]["cap"].GetInt(), 600);
+  auto many = Create(R"J({"max_steps":1,"plan":{"steps":[{"tool":"math","input":{"expression":"1"}},
+                                                         {"tool":"math","input":{"expression":"2"}}]}})J");
+  EXPECT_EQ(many.Str("status"), "failed");
+  EXPECT_STREQ(Trace(many.Str("id"))["plan_validation_failures"][0]["code"].GetString(),
+               "TOO_MANY_STEPS");
+}
+
+TEST_F(PlanTest, RuntimeFailuresHaltTheTaskWithTheirCodes) {
+  auto math = Finished(Create(R"J({"plan":{"steps":[{"tool":"math","input":{"expression":"1/0"}},
+                                                    {"tool":"math","input":{"expression":"2"}}]}})J")
+                           .Str("id"));
+  EXPECT_STREQ(math["failure"]["code"].GetString(), "TOOL_ERROR");
+  EXPECT_EQ(math["failure"]["index"].GetInt(), 1);
+  EXPECT_EQ(Trace(math.Str("id"))["steps"].Size(), 1u);  // step 2 never ran
+
+  auto exit = Finished(
+      Create(
+          R"J({"plan":{"steps":[{"tool":"shell_sandbox","input":{"command":"echo bad >&2; exit 3"}}]}})J")
+          .Str("id"));
+  EXPECT_STREQ(exit["failure"]["code"].GetString(), "TOOL_ERROR");
+  EXPECT_NE(std::string(exit["failure"]["message"].GetString()).find("exit code 3: bad"),
+            std::string::npos)
+      << exit.body;
+
+  // A reference that resolves to a value the next tool refuses: SCHEMA_MISMATCH at run time.
+  auto schema = Finished(Create(R"J({"plan":{"steps":[{"tool":"math","input":{"expression":"1"}},
+      {"tool":"math","input":{"expression":{"$ref":"/steps/1/output/result"}}}]}})J")
+                             .Str("id"));
+  EXPECT_STREQ(schema["failure"]["code"].GetString(), "SCHEMA_MISMATCH") << schema.body;
+  auto trace = Trace(schema.Str("id"));
+  ASSERT_EQ(trace["runtime_schema_failures"].Size(), 1u) << trace.body;
+  EXPECT_EQ(trace["runtime_schema_failures"][0]["step_index"].GetInt(), 2);
+
+  auto total = Finished(Create(R"J({"timeout_seconds":1,"limits":{"max_step_seconds":10},
+      "plan":{"steps":[{"tool":"shell_sandbox","input":{"command":"sleep 20"}}]}})J")
+                            .Str("id"));
+  EXPECT_STREQ(total["failure"]["code"].GetString(), "TASK_TIMEOUT") << total.body;
+}
+
+// Whether a process whose command line holds `marker` exists on the host.
+bool ProcessWithMarker(const std::string& marker) {
+  DIR* proc = ::opendir("/proc");
+  bool found = false;
+  while (dirent* d = ::readdir(proc)) {
+    if (!std::isdigit(static_cast<unsigned char>(d->d_name[0]))) continue;
+    std::ifstream f(std::string("/proc/") + d->d_name + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmdline.find(marker) != std::string::npos) found = true;
+  }
+  ::closedir(proc);
+  return found;
+}
+
+TEST_F(PlanTest, CancelKillsARunningSandboxedStepWithinASecond) {
+  const std::string marker = "cancel-marker-" + std::to_string(::getpid());
+  const std::string id =
+      Create(R"J({"limits":{"max_step_seconds":60},"plan":{"steps":[{"tool":"python_sandbox",
+          "input":{"code":"import time\ntime.sleep(50) # )J" +
+             marker + R"J("}}]}})J")
+          .Str("id");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!ProcessWithMarker(marker) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(ProcessWithMarker(marker)) << "the step never started";
+  auto cancelled = client_->Post("/v1/tasks/" + id + "/cancel", R"J({"reason":"enough"})J");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  const auto at = std::chrono::steady_clock::now();
+  while (ProcessWithMarker(marker) && std::chrono::steady_clock::now() - at < 2s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - at, 1s);
+  EXPECT_EQ(Finished(id).Str("status"), "cancelled");
+}
+
+TEST_F(PlanTest, AgentTokensOverMaxTokensFailTheTask) {
+  const std::string id = Create(R"J({"type":"llm","limits":{"max_tokens":100}})J").Str("id");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"J({"types":["llm"]})J").status, 200);
+  auto done = client_->Post("/v1/tasks/" + id + "/complete",
+                            R"J({"result":{"text":"long"},"usage":{"tokens":500}})J");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto task = Finished(id);
+  EXPECT_EQ(task.Str("status"), "failed");
+  EXPECT_STREQ(task["failure"]["code"].GetString(), "TOKEN_LIMIT") << task.body;
+}
+
+// Overwrites the value of one log record in a stopped copy of the log.
+void RewriteRecord(const std::string& data_dir, uint32_t partition, uint64_t offset,
+                   const std::function<void(std::string&)>& change) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Options options;
+  ASSERT_TRUE(rocksdb::DB::Open(options, data_dir + "/log", &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string key = events::EmbeddedLogKey(partition, offset);
+  std::string value;
+  ASSERT_TRUE(db->Get({}, key, &value).ok());
+  change(value);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  ASSERT_TRUE(db->Put(wo, key, value).ok());
+}
+
+TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFails) {
+  std::vector<std::string> ids = {Create(kSucceedingPlan).Str("id"),
+                                  Create(kArtexionPlan).Str("id")};
+  const std::string agent = Create(R"J({"type":"ask"})J").Str("id");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"J({"types":["ask"]})J").status, 200);
+  ASSERT_EQ(client_->Post("/v1/tasks/" + agent + "/complete", R"J({"result":{"a":1}})J").status,
+            200);
+  ids.push_back(agent);
+  for (const std::string& id : ids) ASSERT_NE(Finished(id).Str("status"), "running");
+  Stop();
+
+  const std::string data = dir_.path();
+  const std::string exported = data + "/export.jsonl";
+  std::string out;
+  ASSERT_EQ(Shell(std::string(RUNLOG_PATH) + " export --partitions 4 --data " + data + " --out " +
+                      exported,
+                  &out),
+            0)
+      << out;
+  ASSERT_EQ(Shell("python3 " CHECK_HASHES_PY " " + exported + " --expect-tasks 3", &out), 0) << out;
+  EXPECT_NE(out.find("checked 3 tasks"), std::string::npos) << out;
+  ASSERT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + data, &out), 0)
+      << out;
+  EXPECT_NE(out.find(": OK"), std::string::npos) << out;
+
+  // The step.finished of the first task's math step, from the export.
+  std::ifstream lines(exported);
+  std::string line, event_id;
+  uint32_t partition = 0;
+  uint64_t offset = 0;
+  while (std::getline(lines, line)) {
+    json::Document d;
+    d.Parse(line.c_str());
+    const auto& e = d["event"];
+    if (std::string(e["type"].GetString()) == "step.finished" &&
+        std::string(e["aggregate_id"].GetString()) == ids[0] &&
+        e["payload"]["step_index"].GetInt() == 1) {
+      partition = d["partition"].GetUint();
+      offset = d["offset"].GetUint64();
+      event_id = e["event_id"].GetString();
+    }
+  }
+  ASSERT_FALSE(event_id.empty());
+
+  // One byte changed: the record's checksum names it.
+  const std::string copy1 = data + "-tampered-byte";
+  std::filesystem::copy(data, copy1, std::filesystem::copy_options::recursive);
+  RewriteRecord(copy1, partition, offset, [](std::string& v) {
+    const size_t at = v.find("{\"result\":42}");
+    ASSERT_NE(at, std::string::npos);
+    v[at + 10] = '3';  // 42 -> 32
+  });
+  EXPECT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + copy1, &out), 1)
+      << out;
+  EXPECT_NE(out.find("offset " + std::to_string(offset)), std::string::npos) << out;
+
+  // The same change with the checksum made good again: the step hash names the event.
+  const std::string copy2 = data + "-tampered-event";
+  std::filesystem::copy(data, copy2, std::filesystem::copy_options::recursive);
+  RewriteRecord(copy2, partition, offset, [](std::string& v) {
+    auto event = events::DecodeEvent(v);
+    ASSERT_TRUE(event);
+    const size_t at = event->payload.find("{\"result\":42}");
+    ASSERT_NE(at, std::string::npos);
+    event->payload[at + 10] = '3';
+    v = events::EncodeEvent(*event);
+  });
+  EXPECT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + copy2, &out), 1)
+      << out;
+  EXPECT_NE(out.find(event_id), std::string::npos) << out;
+  EXPECT_NE(out.find("step_hash mismatch"), std::string::npos) << out;
+  ASSERT_EQ(Shell(std::string(RUNLOG_PATH) + " export --partitions 4 --data " + copy2 + " --out " +
+                      exported,
+                  &out),
+            0);
+  EXPECT_EQ(Shell("python3 " CHECK_HASHES_PY " " + exported, &out), 1) << out;
+  EXPECT_NE(out.find(event_id), std::string::npos) << out;
+  std::filesystem::remove_all(copy1);
+  std::filesystem::remove_all(copy2);
+}
+
+}  // namespace
+}  // namespace runlog::api
