@@ -261,7 +261,8 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
         error = events::Payload().Str("code", "TASK_FAILED").Str("message", e->GetString()).Build();
       } else if (e->IsObject()) {
         error = events::Payload()
-                    .Str("code", json::String(*e, "code", "TASK_FAILED"))
+                    .Str("code", json::String(*e, "code").empty() ? "TASK_FAILED"
+                                                                  : json::String(*e, "code"))
                     .Str("message", json::String(*e, "message", "the worker reported a failure"))
                     .Build();
       } else {
@@ -337,8 +338,8 @@ void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
   }
   c.recorded_outputs = recorded.Build();
   json::Document plan, limits;
-  plan.Parse(t.plan.c_str());
-  limits.Parse(t.limits.empty() ? "{}" : t.limits.c_str());
+  (void)json::Parse(t.plan, &plan);
+  (void)json::Parse(t.limits.empty() ? "{}" : t.limits, &limits);
   auto checked =
       services::CheckPlan(plan, json::Int(limits, "max_steps", 20), *deps_.tools, recorded_steps);
   if (!checked) return x->ErrorFrom(checked.error(), id);

@@ -169,7 +169,7 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
     if (s.error_code == "SCHEMA_MISMATCH") {
       if (schema_failures.size() > 1) schema_failures += ",";
       json::Document error;
-      error.Parse(s.error.c_str());
+      (void)json::Parse(s.error, &error);
       schema_failures += Payload()
                              .Int("step_index", s.index)
                              .Str("tool", s.tool)

@@ -17,6 +17,7 @@ void Auditor::Add(const LogRecord& r) {
     return;
   }
   ++report_.events;
+  if (broken_.contains(e.aggregate_id)) return;  // its problem is reported once
   Task& task = tasks_[e.aggregate_id];
   // Steps run one at a time: the one running now is the one a step.finished ends.
   size_t running = task.steps.size();
@@ -25,7 +26,8 @@ void Auditor::Add(const LogRecord& r) {
   }
   if (auto s = ApplyEvent(task, e); !s) {
     Problem(r, "illegal: " + s.error().message);
-    tasks_.erase(e.aggregate_id);  // later events of it would only repeat the problem
+    tasks_.erase(e.aggregate_id);
+    broken_.insert(e.aggregate_id);
     return;
   }
   if (e.type == "step.finished") {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "events/event.h"
@@ -35,6 +36,7 @@ class Auditor {
  private:
   void Problem(const LogRecord& r, const std::string& what);
   std::unordered_map<std::string, Task> tasks_;
+  std::unordered_set<std::string> broken_;  // tasks with an illegal event
   AuditReport report_;
 };
 

@@ -101,7 +101,7 @@ Status ApplyEvent(Task& task, const events::Event& e) {
   } else if (IsTerminal(s)) {
     return Illegal(task, e);
   } else if (type == "task.planned") {
-    if (s != TaskStatus::kCreated) return Illegal(task, e);
+    if (s != TaskStatus::kCreated || !task.plan_failures.empty()) return Illegal(task, e);
     task.plan = Raw(p, "plan");
     task.limits = Raw(p, "limits");
     task.executor = json::String(p, "runner") == "executor";
@@ -114,12 +114,16 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     }
     task.status = TaskStatus::kPlanned;
   } else if (type == "task.plan_rejected") {
-    if (s != TaskStatus::kCreated) return Illegal(task, e);
+    if (s != TaskStatus::kCreated || !task.plan_failures.empty()) return Illegal(task, e);
     task.plan_failures = Raw(p, "failures");
   } else if (type == "step.started") {
     const int64_t index = json::Int(p, "step_index");
-    if (s != TaskStatus::kRunning || index < 1 || index > task.step_count ||
-        index != LeadingSucceeded(task) + 1) {
+    // Under a held lease, the next step, and not twice in one attempt.
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || index < 1 ||
+        index > task.step_count || index != LeadingSucceeded(task) + 1 ||
+        (index <= static_cast<int64_t>(task.steps.size()) &&
+         task.steps[index - 1].status == "running" &&
+         task.steps[index - 1].attempt == task.attempt)) {
       return Illegal(task, e);
     }
     if (static_cast<int64_t>(task.steps.size()) < index) task.steps.resize(index);
@@ -139,12 +143,15 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     return {};
   } else if (type == "step.finished") {
     const int64_t index = json::Int(p, "step_index");
-    if (s != TaskStatus::kRunning || index < 1 || index > static_cast<int64_t>(task.steps.size()) ||
-        task.steps[index - 1].status != "running") {
+    const std::string status = json::String(p, "status");
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || index < 1 ||
+        index > static_cast<int64_t>(task.steps.size()) ||
+        task.steps[index - 1].status != "running" ||
+        (status != "succeeded" && status != "failed")) {
       return Illegal(task, e);
     }
     StepRecord& step = task.steps[index - 1];
-    step.status = json::String(p, "status");
+    step.status = status;
     step.output = Raw(p, "output");
     step.error = Raw(p, "error");
     const json::Value* error = json::FindSet(p, "error");
@@ -173,12 +180,14 @@ Status ApplyEvent(Task& task, const events::Event& e) {
               json::Int(p, "lease_expires_at_ms"), json::Int(p, "lease_ms")};
     if (task.execution_started_at_ms == 0) task.execution_started_at_ms = e.timestamp_ms;
   } else if (type == "task.heartbeat") {
-    if (s != TaskStatus::kRunning || task.lease.lease_id != json::String(p, "lease_id")) {
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() ||
+        task.lease.lease_id != json::String(p, "lease_id")) {
       return Illegal(task, e);
     }
     task.lease.expires_at_ms = json::Int(p, "lease_expires_at_ms");
   } else if (type == "task.lease_expired") {
-    if (s != TaskStatus::kRunning || task.lease.lease_id != json::String(p, "lease_id")) {
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() ||
+        task.lease.lease_id != json::String(p, "lease_id")) {
       return Illegal(task, e);
     }
     task.lease = Lease{};
@@ -189,7 +198,7 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     task.error = Raw(p, "error");
     task.status = TaskStatus::kPlanned;  // an explicit, counted step back; task.queued follows
   } else if (type == "task.succeeded") {
-    if (s != TaskStatus::kRunning) return Illegal(task, e);
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty()) return Illegal(task, e);
     task.status = TaskStatus::kSucceeded;
     task.result = Raw(p, "result");
     task.error.clear();

@@ -87,7 +87,8 @@ struct Task {
   int64_t tokens_used = 0;
   std::string step_hashes;  // canonical array, on success or failure
   std::string task_hash;
-  std::string replay;  // canonical {"of_task_id","matches","first_divergent_step"}, for a replay
+  // For a replay: canonical {"first_divergent_step","matches","of_task_id","original_task_hash"}.
+  std::string replay;
 
   int64_t created_at_ms = 0;
   int64_t queued_at_ms = 0;  // last time it became ready

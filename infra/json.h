@@ -72,7 +72,8 @@ class ScratchDocument {
 
 // Parses text known to be valid JSON written by runlog itself.
 inline bool Parse(std::string_view text, Document* doc) {
-  doc->Parse(text.data(), text.size());
+  // Full precision: numbers must come back as the doubles that were written.
+  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   return !doc->HasParseError();
 }
 

@@ -61,6 +61,11 @@ int main(int argc, char** argv) {
                  "steps run at once by this runlogd's executors (0: none)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  int64_t executor_lease_margin_ms = 30'000;
+  app.add_option("--executor-lease-margin-ms", executor_lease_margin_ms,
+                 "added to a step's time for its lease: how soon a dead executor's task is retried")
+      ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
+      ->capture_default_str();
   std::string sandbox_helper;
   app.add_option("--sandbox-helper", sandbox_helper,
                  "the runlog-sandbox executable (default: next to runlogd)");
@@ -122,7 +127,8 @@ int main(int argc, char** argv) {
   sandbox::Sandbox sandbox(
       {sandbox_helper.empty() ? sandbox::DefaultHelperPath() : sandbox_helper});
   services::ToolRegistry tools(&sandbox);
-  services::Executor executor({&tasks, &tools, &clock, executor_slots});
+  services::Executor executor({&tasks, &tools, &clock, executor_slots,
+                               std::chrono::milliseconds(executor_lease_margin_ms)});
   tasks.SetCancelListener([&executor](const std::string& id) { executor.OnCancelled(id); });
   if (executor_slots > 0) executor.Start();
 

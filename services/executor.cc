@@ -99,9 +99,9 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     running_[task.id] = cancel;
   }
   json::Document limits, plan, recorded;
-  limits.Parse(task.limits.empty() ? "{}" : task.limits.c_str());
-  plan.Parse(task.plan.empty() ? "{}" : task.plan.c_str());
-  recorded.Parse(task.recorded_outputs.empty() ? "{}" : task.recorded_outputs.c_str());
+  (void)json::Parse(task.limits.empty() ? "{}" : task.limits, &limits);
+  (void)json::Parse(task.plan.empty() ? "{}" : task.plan, &plan);
+  (void)json::Parse(task.recorded_outputs.empty() ? "{}" : task.recorded_outputs, &recorded);
   const int64_t step_ms = 1000 * json::Int(limits, "max_step_seconds", 60);
   const int64_t total_ms = 1000 * json::Int(limits, "max_total_seconds", 300);
   const int64_t deadline = task.execution_started_at_ms + total_ms;
@@ -150,7 +150,11 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     if (!resolved) {
       outcome.error_code = resolved.error().code;
       outcome.error_message = resolved.error().message;
-    } else if (input.Parse(resolved->c_str()); input.HasParseError()) {
+    } else if (resolved->size() > kMaxToolOutputBytes) {
+      outcome.error_code = tool_codes::kToolError;
+      outcome.error_message =
+          "the resolved input is larger than " + std::to_string(kMaxToolOutputBytes) + " bytes";
+    } else if (!json::Parse(*resolved, &input)) {
       outcome.error_code = tool_codes::kToolError;
       outcome.error_message = "the step's input is not JSON";
     } else if (auto problems = options_.tools->CheckInput(*tool, input); !problems.empty()) {
@@ -168,8 +172,17 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
       if (stopping_.load() && cancel->load()) break;  // killed by Stop: left to the lease
       if (outcome.ok) {
         json::Document output;
-        output.Parse(outcome.output.c_str());
-        if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
+        if (outcome.output.size() > kMaxToolOutputBytes || !events::Canonicalize(outcome.output)) {
+          outcome.ok = false;
+          outcome.error_code = tool_codes::kToolError;
+          outcome.error_message = "the output is larger than " +
+                                  std::to_string(kMaxToolOutputBytes) + " bytes or nests too deep";
+          outcome.output.clear();
+        } else if (!json::Parse(outcome.output, &output)) {
+          outcome.ok = false;
+          outcome.error_code = tool_codes::kToolError;
+          outcome.error_message = "the tool's output is not JSON";
+        } else if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
           outcome.ok = false;
           outcome.error_code = tool_codes::kSchemaMismatch;
           outcome.error_message = Problems("output", problems);
@@ -200,7 +213,9 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     if (events::IsTerminal(task.status)) break;
   }
   std::lock_guard lock(running_mu_);
-  running_.erase(task.id);
+  if (auto it = running_.find(task.id); it != running_.end() && it->second == cancel) {
+    running_.erase(it);  // only ours: a retry of the task may run on another slot
+  }
 }
 
 }  // namespace runlog::services

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "events/canonical_json.h"
 #include "events/hashes.h"
 #include "events/payload.h"
 #include "infra/json.h"
@@ -274,6 +275,11 @@ Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& r
     }
     return Terminal(task);
   }
+  if (task.executor != caller.key_id.empty()) {
+    return Fail(codes::kLeaseMismatch, task.executor
+                                           ? "task " + task.id + " is run by runlog's executors"
+                                           : "task " + task.id + " is run by a worker");
+  }
   const Lease& lease = task.lease;
   const bool holder = ref.lease_id.empty()
                           ? lease.key_id == caller.key_id && lease.worker_id == ref.worker_id
@@ -399,7 +405,19 @@ void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
   }
 }
 
+// Text from outside the writer must be canonical JSON within the nesting limit
+// before it goes into an event (the writer aborts on an event it cannot apply).
+Status CheckCanonical(const std::string& text, const char* what) {
+  if (text.empty()) return {};
+  auto canonical = events::Canonicalize(text);
+  if (!canonical || *canonical != text) {
+    return Fail(runlog::codes::kInvalidArgument, std::string(what) + " is not canonical JSON");
+  }
+  return {};
+}
+
 Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& batch) {
+  if (auto s = CheckCanonical(c.input, "the step input"); !s) return std::unexpected(s.error());
   auto task = HeldLease(c.caller, c.lease, batch);
   if (!task) return std::unexpected(task.error());
   Task& t = **task;
@@ -425,6 +443,7 @@ Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& ba
 }
 
 Result<CommandResult> PartitionWriter::DoFinishStep(const FinishStep& c, Batch& batch) {
+  if (auto s = CheckCanonical(c.output, "the step output"); !s) return std::unexpected(s.error());
   auto task = HeldLease(c.caller, c.lease, batch);
   if (!task) return std::unexpected(task.error());
   Task& t = **task;
@@ -508,7 +527,7 @@ void PartitionWriter::End(Task& t, const std::string& result, const std::string&
   if (!t.executor) p.Raw("usage", Payload().Int("tokens", tokens).Build());
   if (!t.replay_of.empty()) {
     json::Document of;
-    of.Parse(t.replay_of.c_str());
+    (void)json::Parse(t.replay_of, &of);
     int64_t diverged = 0;
     const json::Value* theirs = json::Find(of, "step_hashes");
     const size_t n = theirs != nullptr && theirs->IsArray() ? theirs->Size() : 0;

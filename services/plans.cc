@@ -200,6 +200,14 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
       } else {
         std::vector<std::pair<std::string, std::string>> refs;
         if (input != nullptr) FindRefs(*input, path + "/input", &refs);
+        if (refs.size() > kMaxReferences) {
+          failures.Add(index, path + "/input", "INVALID_REFERENCE",
+                       "a step may hold at most " + std::to_string(kMaxReferences) + " references");
+        }
+        if (tool->external() && !refs.empty()) {
+          failures.Add(index, path + "/input", "INVALID_REFERENCE",
+                       "an agent step's input takes no references");
+        }
         for (const auto& [where, ref] : refs) {
           int64_t from = 0;
           std::string rest;
@@ -245,18 +253,22 @@ Result<std::string> ResolveInput(const json::Value& input, const events::Task& t
   FindRefs(input, "", &refs);
   if (refs.empty()) return Canonical(input);
   json::Document task_input;
-  task_input.Parse(task.input.empty() ? "{}" : task.input.c_str());
+  (void)json::Parse(task.input.empty() ? "{}" : task.input, &task_input);
   std::vector<json::Document> outputs(std::max<int64_t>(0, index - 1));
   for (int64_t i = 0; i + 1 < index && i < static_cast<int64_t>(task.steps.size()); ++i) {
     const events::StepRecord& s = task.steps[i];
-    if (s.status == "succeeded" && !s.output.empty()) outputs[i].Parse(s.output.c_str());
+    if (s.status == "succeeded" && !s.output.empty()) (void)json::Parse(s.output, &outputs[i]);
   }
   json::Document out;
   std::string error;
   if (!Substitute(input, task_input, outputs, out, out.GetAllocator(), &error)) {
     return Fail(kReferenceError, error);
   }
-  return Canonical(out);
+  std::string text;
+  if (auto s = events::WriteCanonical(out, &text); !s) {
+    return Fail(kReferenceError, "the resolved input cannot be stored: " + s.error().message);
+  }
+  return text;
 }
 
 }  // namespace runlog::services

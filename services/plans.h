@@ -42,5 +42,6 @@ inline constexpr char kAgentPlan[] =
                                                int64_t index);
 
 inline constexpr char kReferenceError[] = "REFERENCE_ERROR";
+inline constexpr size_t kMaxReferences = 100;  // per step: bounds what resolving may copy
 
 }  // namespace runlog::services

@@ -161,10 +161,16 @@ class MathParser {
         if (y == 0) return Fail("division by zero");
         r = x / y;
         break;
-      case 'f':
+      case 'f': {  // as Python's float // (floor of the exact quotient)
         if (y == 0) return Fail("division by zero");
-        r = std::floor(x / y);
+        double mod = std::fmod(x, y);
+        double div = (x - mod) / y;
+        if (mod != 0 && ((y < 0) != (mod < 0))) div -= 1.0;
+        r = std::floor(div);
+        if (div - r > 0.5) r += 1.0;
+        if (div == 0) r = std::copysign(0.0, x / y);
         break;
+      }
       case '%':
         if (y == 0) return Fail("division by zero");
         r = std::fmod(x, y);
@@ -269,7 +275,9 @@ class MathParser {
       *v = Num{true, i, 0};
       return true;
     }
-    *v = Num{false, 0, std::strtod(text.c_str(), nullptr)};
+    char* end = nullptr;
+    *v = Num{false, 0, std::strtod(text.c_str(), &end)};
+    if (end != text.c_str() + text.size()) return Fail("'" + text + "' is not a number");
     return Checked(v);
   }
 
@@ -464,6 +472,10 @@ class TemplateTool : public Tool {
       } else {
         out += Canonical(*v);
       }
+      if (out.size() > kMaxToolOutputBytes) {
+        return Error(tool_codes::kToolError, "template: the result passed " +
+                                                 std::to_string(kMaxToolOutputBytes) + " bytes");
+      }
       pos = close + 2;
     }
     out.append(text, pos);
@@ -477,7 +489,8 @@ class AgentTool : public Tool {
   std::string_view version() const override { return "1"; }
   bool external() const override { return true; }
   std::string_view input_schema() const override { return R"({"type":"object"})"; }
-  std::string_view output_schema() const override { return R"({"type":"object"})"; }
+  // Whatever the worker completed with (any JSON value).
+  std::string_view output_schema() const override { return "{}"; }
   ToolOutcome Run(const ToolCall& call) const override {
     // Executors run an agent step only in a replay, from its recorded output.
     if (call.recorded_output.empty()) {
@@ -486,6 +499,34 @@ class AgentTool : public Tool {
     return Ok(call.recorded_output);
   }
 };
+
+// `s` as valid UTF-8: each invalid byte becomes U+FFFD (a cap may cut a character).
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    if (ok && n > 1) {  // no overlong forms, surrogates or values past U+10FFFF
+      uint32_t cp = c & (0xFF >> (n + 1));
+      for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      ok = cp >= (n == 2   ? 0x80u
+                  : n == 3 ? 0x800u
+                           : 0x10000u) &&
+           cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    }
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
 
 // The last non-empty line of `out`, if it is JSON: the code's `result`.
 std::string ResultLine(const std::string& out) {
@@ -537,17 +578,22 @@ class SandboxTool : public Tool {
       o.sandboxed = true;
       return o;
     }
+    outcome->stdout_data = ValidUtf8(outcome->stdout_data);
+    outcome->stderr_data = ValidUtf8(outcome->stderr_data);
     Payload p;
     p.Str("stdout", outcome->stdout_data)
         .Str("stderr", outcome->stderr_data)
         .Int("exit_code", outcome->exit_code)
         .Bool("stdout_truncated", outcome->stdout_truncated)
         .Bool("stderr_truncated", outcome->stderr_truncated);
-    if (std::string result = ResultLine(outcome->stdout_data); !result.empty()) {
-      p.Raw("result", result);
-    }
+    Payload with_result = p;
     ToolOutcome o;
     o.output = p.Build();
+    if (std::string result = ResultLine(outcome->stdout_data); !result.empty()) {
+      // Only if the output stays within canonical JSON's nesting limit.
+      std::string candidate = with_result.Raw("result", result).Build();
+      if (events::Canonicalize(candidate)) o.output = std::move(candidate);
+    }
     o.sandboxed = true;
     if (outcome->timed_out) {
       o.timed_out = true;

@@ -74,6 +74,9 @@ class ToolRegistry {
   std::map<std::string, std::unique_ptr<Entry>, std::less<>> tools_;
 };
 
+// The largest output (and resolved input) a step may have; past it the step fails.
+inline constexpr size_t kMaxToolOutputBytes = 1 << 20;
+
 // Tool error codes (step failure codes; docs/events.md lists them all).
 namespace tool_codes {
 inline constexpr char kToolError[] = "TOOL_ERROR";

@@ -257,6 +257,19 @@ TEST_F(PlanTest, RuntimeFailuresHaltTheTaskWithTheirCodes) {
   ASSERT_EQ(trace["runtime_schema_failures"].Size(), 1u) << trace.body;
   EXPECT_EQ(trace["runtime_schema_failures"][0]["step_index"].GetInt(), 2);
 
+  // A reference that nests the resolved input past 64 levels fails the step, cleanly.
+  std::string deep_input, deep_ref;
+  for (int i = 0; i < 60; ++i) deep_input += "{\"a\":";
+  deep_input += "1" + std::string(60, '}');
+  for (int i = 0; i < 40; ++i) deep_ref += "{\"b\":";
+  deep_ref += "{\"$ref\":\"/input\"}" + std::string(40, '}');
+  auto deep = Finished(Create("{\"input\":" + deep_input +
+                              ",\"plan\":{\"steps\":[{\"tool\":\"json\",\"input\":"
+                              "{\"op\":\"build\",\"fields\":" +
+                              deep_ref + "}}]}}")
+                           .Str("id"));
+  EXPECT_STREQ(deep["failure"]["code"].GetString(), "REFERENCE_ERROR") << deep.body;
+
   auto total = Finished(Create(R"J({"timeout_seconds":1,"limits":{"max_step_seconds":10},
       "plan":{"steps":[{"tool":"shell_sandbox","input":{"command":"sleep 20"}}]}})J")
                             .Str("id"));
@@ -289,6 +302,12 @@ TEST_F(PlanTest, CancelKillsARunningSandboxedStepWithinASecond) {
     std::this_thread::sleep_for(10ms);
   }
   ASSERT_TRUE(ProcessWithMarker(marker)) << "the step never started";
+  // Its lease is the executor's: a worker's key cannot complete it.
+  auto task = client_->Get("/v1/tasks/" + id);
+  auto forged = client_->Post("/v1/tasks/" + id + "/complete",
+                              R"J({"lease_id":")J" + task.Str("lease_id") + R"J(","result":{}})J");
+  EXPECT_EQ(forged.status, 409) << forged.body;
+  EXPECT_EQ(forged.ErrorCode(), "LEASE_MISMATCH");
   auto cancelled = client_->Post("/v1/tasks/" + id + "/cancel", R"J({"reason":"enough"})J");
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
   const auto at = std::chrono::steady_clock::now();

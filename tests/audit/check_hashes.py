@@ -46,8 +46,9 @@ The hashes, per task (aggregate_id), walking its events in sequence order:
        "status": finished.status,
        "error_code": finished.error.code, or null when error is null}
     and is compared with payload.step_hash.
-  - Implied agent step: if the plan has exactly one step whose tool is "agent"
-    and the task has no step.* events at all, its single step is implied:
+  - Implied agent step: if the task is run by a worker (task.planned has
+    runner "worker", not "executor"), its plan has exactly one step whose tool
+    is "agent" and the task has no step.* events at all, its single step is implied:
     on task.succeeded {"step_index":1,"tool":"agent","tool_version":
     plan.steps[0].tool_version,"input":plan.steps[0].input,"output":
     task.succeeded payload.result,"status":"succeeded","error_code":null};
@@ -272,6 +273,7 @@ class _Task:
         self.planned = False
         self.planned_limits = None
         self.plan = None
+        self.runner = None
         self.claimed = False
         self.has_step_events = False
         self.started = {}   # step_index -> step.started payload (latest)
@@ -356,6 +358,7 @@ class Checker:
         elif etype == "task.planned":
             t.planned = True
             t.plan = _need(payload, "plan", None, where)
+            t.runner = payload.get("runner")
             t.planned_limits = _need(payload, "limits", None, where)
         elif etype == "task.claimed":
             t.claimed = True
@@ -393,7 +396,8 @@ class Checker:
         self._compare(rec, "step_hash", payload, h)
 
     def _implied_agent_plan_step(self, t):
-        if t.has_step_events or not isinstance(t.plan, dict):
+        # Worker-run tasks (task.planned runner "worker") have the implied step.
+        if t.runner == "executor" or t.has_step_events or not isinstance(t.plan, dict):
             return None
         steps = t.plan.get("steps")
         if not isinstance(steps, list) or len(steps) != 1:

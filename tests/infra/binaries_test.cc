@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
@@ -127,6 +128,73 @@ TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
   EXPECT_EQ(server.Wait(), 0);
   mock.Signal(SIGTERM);
   EXPECT_EQ(mock.Wait(), 0);
+}
+
+// An executor killed mid-step (runlogd SIGKILLed while a sandboxed step runs):
+// after a restart the step's lease expires, the retry is an explicit, counted
+// event, and an executor runs the task on from that step; step 1 is not re-run.
+TEST(Runlogd, AnExecutorKilledMidStepIsRetriedFromThatStep) {
+  TempDir dir;
+  const std::vector<std::string> argv = {RUNLOGD_PATH, "--listen",   "127.0.0.1:0",
+                                         "--data",     dir / "data", "--executor-lease-margin-ms",
+                                         "500"};
+  auto server = std::make_unique<Process>(argv);
+  std::string base = WaitServing(*server);
+  ASSERT_FALSE(base.empty()) << server->DrainStderr();
+  runlog::testing::HttpClient client(base);
+  auto key = client.Post("/v1/keys/register", "");
+  ASSERT_EQ(key.status, 201) << key.body;
+  client.SetKey(key.Str("apiKey"));
+  auto created = client.Post("/v1/tasks", R"J({"max_attempts":2,"limits":{"max_step_seconds":5},
+      "plan":{"steps":[{"tool":"math","input":{"expression":"1+1"}},
+                       {"tool":"shell_sandbox","input":{"command":"sleep 2; echo done"}}]}})J");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.Str("id");
+  auto started2 = [&](const runlog::testing::HttpResponse& trace) {
+    int n = 0;
+    for (const auto& e : trace["events"].GetArray()) {
+      if (std::string(e["event"].GetString()) == "step.started" &&
+          e["payload"]["step_index"].GetInt() == 2) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (started2(client.Get("/v1/tasks/" + id + "/trace")) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  server->Signal(SIGKILL);
+  server->Wait();
+
+  server = std::make_unique<Process>(argv);
+  base = WaitServing(*server);
+  ASSERT_FALSE(base.empty()) << server->DrainStderr();
+  runlog::testing::HttpClient again(base);
+  again.SetKey(key.Str("apiKey"));
+  runlog::testing::HttpResponse task;
+  while (std::chrono::steady_clock::now() < deadline + 10s) {
+    task = again.Get("/v1/tasks/" + id);
+    if (task.Str("status") == "succeeded" || task.Str("status") == "failed") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body;
+  EXPECT_EQ(task["retry_count"].GetInt(), 1);
+  auto trace = again.Get("/v1/tasks/" + id + "/trace");
+  EXPECT_EQ(started2(trace), 2) << trace.body;
+  std::vector<std::string> kinds;
+  for (const auto& e : trace["events"].GetArray()) kinds.push_back(e["event"].GetString());
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "task.lease_expired"), 1);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "step.finished"), 2) << trace.body;
+  for (const auto& e : trace["events"].GetArray()) {
+    if (std::string(e["event"].GetString()) == "task.retry_scheduled") {
+      EXPECT_STREQ(e["payload"]["reason"].GetString(), "executor_lost");
+    }
+  }
+  EXPECT_STREQ(trace["steps"][1]["output"]["stdout"].GetString(), "done\n");
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0);
 }
 
 }  // namespace

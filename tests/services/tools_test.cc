@@ -27,6 +27,7 @@ TEST(MathTool, ExactIntegersAndDeterministicFloats) {
   EXPECT_EQ(Math("7//2"), "3");
   EXPECT_EQ(Math("-7//2"), "-4");  // floor division, as Python
   EXPECT_EQ(Math("-7%3"), "2");
+  EXPECT_EQ(Math("1 // 0.1"), "9");  // Python's float floor division, not floor(1/0.1)
   EXPECT_EQ(Math("2**10"), "1024");
   EXPECT_EQ(Math("-2**2"), "-4");
   EXPECT_EQ(Math("2**-1"), "0.5");
@@ -44,6 +45,7 @@ TEST(MathTool, RefusesWhatItCannotComputeExactly) {
   EXPECT_EQ(Math("1/0"), "error: division by zero");
   EXPECT_EQ(Math("1e308*10"), "error: the result is not a finite number");
   EXPECT_EQ(Math("1+"), "error: the expression ends too early");
+  EXPECT_EQ(Math(".e5"), "error: '.e5' is not a number");
   EXPECT_EQ(Math("__import__('os')"), "error: unexpected '_' at offset 0");
   EXPECT_EQ(Math("open(1)"), "error: unknown function 'open'");
   EXPECT_EQ(Math(std::string(200, '(') + "1" + std::string(200, ')')),
