@@ -116,12 +116,6 @@ class Fields {
   std::string code_, message_, details_;
 };
 
-std::string Canonical(const json::Value& v) {
-  std::string out;
-  (void)events::WriteCanonical(v, &out);  // the whole body was canonicalized already
-  return out;
-}
-
 bool ValidName(const std::string& s) {
   for (char c : s) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ':' &&
@@ -153,7 +147,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   if (input != nullptr && !input->IsObject()) {
     f.Problem("VALIDATION_ERROR", input_field, "must be a JSON object");
   }
-  c.input = input == nullptr ? "{}" : Canonical(*input);
+  c.input = input == nullptr ? "{}" : events::CanonicalText(*input);
   c.max_attempts = f.Int({"max_attempts"}, 1, 1, 100);
   c.priority = f.Int({"priority"}, 0, -1000, 1000);
   // Limits: defaults, then "limits", then "plan.limits", then top-level fields.
@@ -252,8 +246,8 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
         tokens = t->GetInt64();
       }
     }
-    command =
-        services::CompleteTask{caller, ref, result == nullptr ? "{}" : Canonical(*result), tokens};
+    command = services::CompleteTask{
+        caller, ref, result == nullptr ? "{}" : events::CanonicalText(*result), tokens};
   } else {
     std::string error = R"({"code":"TASK_FAILED","message":"the worker reported a failure"})";
     if (const json::Value* e = f.Any({"error"})) {

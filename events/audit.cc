@@ -46,8 +46,15 @@ void Auditor::Add(const LogRecord& r) {
     return;
   }
   ++report_.tasks;
-  if (!task.executor && task.steps.size() == 1 && task.steps[0].tool == "agent") {
-    ++report_.steps;  // the implied agent step, recomputed by ApplyEvent
+  if (!task.executor && task.steps.size() == 1 && task.steps[0].tool == "agent" &&
+      task.steps[0].finished_at_ms == e.timestamp_ms) {
+    ++report_.steps;  // the implied agent step: its hash came from this event
+    StepRecord& step = task.steps[0];
+    if (const std::string recomputed = StepHash(step); recomputed != step.step_hash) {
+      Problem(r, "implied agent step_hash mismatch: the log has " + step.step_hash +
+                     ", recomputed " + recomputed);
+      step.step_hash = recomputed;
+    }
   }
   const std::string step_hashes = StepHashesJson(task);
   const std::string recomputed = TaskHash(task, e.type == "task.succeeded" ? "succeeded" : "failed",

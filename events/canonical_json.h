@@ -25,6 +25,15 @@ inline constexpr int kMaxJsonDepth = 64;
 // Appends the canonical form of an already parsed value.
 [[nodiscard]] Status WriteCanonical(const rapidjson::Value& value, std::string* out);
 
+// The canonical form of a value parsed from text runlog canonicalized already
+// (so within the limits): WriteCanonical with its status dropped. Use
+// WriteCanonical where the value may be deeper than kMaxJsonDepth.
+inline std::string CanonicalText(const rapidjson::Value& value) {
+  std::string out;
+  (void)WriteCanonical(value, &out);
+  return out;
+}
+
 // Appends `s` (UTF-8) as a canonical JSON string literal.
 void AppendCanonicalString(std::string_view s, std::string* out);
 

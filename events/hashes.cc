@@ -22,11 +22,18 @@ std::string StepHash(const StepRecord& s) {
 }
 
 std::string StepHashesJson(const Task& task) {
-  std::string out = "[";
+  std::vector<std::string> hashes;
   for (const StepRecord& s : task.steps) {
-    if (s.step_hash.empty()) continue;  // not finished
+    if (!s.step_hash.empty()) hashes.push_back(s.step_hash);  // empty: not finished
+  }
+  return HashListJson(hashes);
+}
+
+std::string HashListJson(const std::vector<std::string>& hashes) {
+  std::string out = "[";
+  for (const std::string& h : hashes) {
     if (out.size() > 1) out += ",";
-    out += "\"" + s.step_hash + "\"";
+    out += "\"" + h + "\"";
   }
   return out + "]";
 }
@@ -60,7 +67,6 @@ StepRecord ImpliedAgentStep(const Task& task, std::string_view status, std::stri
   s.error_code = std::string(error_code);
   s.attempt = task.attempt;
   s.started_at_ms = task.claimed_at_ms;
-  s.step_hash = StepHash(s);
   return s;
 }
 

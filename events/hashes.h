@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/task.h"
 
@@ -16,6 +17,8 @@ std::string StepHash(const StepRecord& step);
 
 // The canonical array of the finished steps' hashes, in step order.
 std::string StepHashesJson(const Task& task);
+// The canonical array of `hashes` (hex strings need no escaping).
+std::string HashListJson(const std::vector<std::string>& hashes);
 
 // SHA-256 hex of {"failure_code","input","limits","plan","status","step_hashes"};
 // `failure_code` empty for null.
@@ -24,7 +27,9 @@ std::string TaskHash(const Task& task, std::string_view status, std::string_view
 
 // The one step of a task run by an external worker (a plan of one `agent`
 // step), which has no step events: the claim starts it and the task's end
-// finishes it. `output` and `error` are canonical JSON or empty.
+// finishes it. `output` and `error` are canonical JSON or empty. Its
+// step_hash is left empty: the writer computes it (StepHash) and writes it into
+// the task's end; ApplyEvent takes it from there and `runlog audit` recomputes it.
 StepRecord ImpliedAgentStep(const Task& task, std::string_view status, std::string_view output,
                             std::string_view error, std::string_view error_code);
 

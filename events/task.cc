@@ -21,12 +21,6 @@ std::string Raw(const json::Value& payload, std::string_view key) {
   return out;
 }
 
-int64_t LeadingSucceeded(const Task& task) {
-  int64_t n = 0;
-  while (n < static_cast<int64_t>(task.steps.size()) && task.steps[n].status == "succeeded") ++n;
-  return n;
-}
-
 // The end of a task: its hashes, and the implied step of a worker-run task.
 void Finish(Task& task, const json::Value& p, const Event& e) {
   task.step_hashes = Raw(p, "step_hashes");
@@ -37,6 +31,10 @@ void Finish(Task& task, const json::Value& p, const Event& e) {
   StepRecord step = ImpliedAgentStep(
       task, task.status == TaskStatus::kSucceeded ? "succeeded" : "failed", task.result, task.error,
       error != nullptr ? json::String(*error, "code") : "");
+  const json::Value* hashes = json::Find(p, "step_hashes");
+  if (hashes != nullptr && hashes->IsArray() && hashes->Size() == 1 && (*hashes)[0].IsString()) {
+    step.step_hash = (*hashes)[0].GetString();
+  }
   const json::Value* usage = json::FindSet(p, "usage");
   step.tokens = usage != nullptr ? json::Int(*usage, "tokens") : 0;
   task.tokens_used += step.tokens;
@@ -51,6 +49,12 @@ std::unexpected<Error> Illegal(const Task& task, const events::Event& e) {
 }
 
 }  // namespace
+
+int64_t NextStep(const Task& task) {
+  int64_t n = 0;
+  while (n < static_cast<int64_t>(task.steps.size()) && task.steps[n].status == "succeeded") ++n;
+  return n + 1;
+}
 
 std::string_view StatusName(TaskStatus status) { return kStatusNames[static_cast<int>(status)]; }
 
@@ -120,7 +124,7 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     const int64_t index = json::Int(p, "step_index");
     // Under a held lease, the next step, and not twice in one attempt.
     if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || index < 1 ||
-        index > task.step_count || index != LeadingSucceeded(task) + 1 ||
+        index > task.step_count || index != NextStep(task) ||
         (index <= static_cast<int64_t>(task.steps.size()) &&
          task.steps[index - 1].status == "running" &&
          task.steps[index - 1].attempt == task.attempt)) {

@@ -98,6 +98,9 @@ struct Task {
   int64_t execution_finished_at_ms = 0;
 };
 
+// The index of the step a plan runs next: one past its leading succeeded steps.
+int64_t NextStep(const Task& task);
+
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose
 // sequence is not the next one or whose type is not legal in the task's state
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).

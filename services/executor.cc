@@ -11,12 +11,6 @@ namespace {
 
 using events::Payload;
 
-std::string Canonical(const json::Value& v) {
-  std::string out;
-  (void)events::WriteCanonical(v, &out);
-  return out;
-}
-
 std::string Problems(const std::string& what, const std::vector<SchemaProblem>& problems) {
   std::string out = what;
   for (const SchemaProblem& p : problems) {
@@ -108,12 +102,8 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
   const json::Value* steps = json::Find(plan, "steps");
   const Caller caller{task.tenant_id, ""};
   const LeaseRef ref{task.id, task.lease.lease_id, worker_id};
-  int64_t index = 1;
-  while (index <= static_cast<int64_t>(task.steps.size()) &&
-         task.steps[index - 1].status == "succeeded") {
-    ++index;
-  }
-  for (; index <= task.step_count && steps != nullptr && !stopping_.load(); ++index) {
+  for (int64_t index = events::NextStep(task);
+       index <= task.step_count && steps != nullptr && !stopping_.load(); ++index) {
     const json::Value& step = (*steps)[static_cast<rapidjson::SizeType>(index - 1)];
     const std::string tool_name = json::String(step, "tool");
     const Tool* tool = options_.tools->Find(tool_name);
@@ -138,9 +128,10 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     const json::Value empty(rapidjson::kObjectType);
     const json::Value* raw_input = json::FindSet(step, "input");
     auto resolved = ResolveInput(raw_input != nullptr ? *raw_input : empty, task, index);
-    auto started = Call(StartStep{caller, ref, index, tool_name, std::string(tool->version()),
-                                  resolved ? *resolved : Canonical(raw_input ? *raw_input : empty),
-                                  wall + options_.lease_margin.count()});
+    auto started =
+        Call(StartStep{caller, ref, index, tool_name, std::string(tool->version()),
+                       resolved ? *resolved : events::CanonicalText(raw_input ? *raw_input : empty),
+                       wall + options_.lease_margin.count()});
     if (!started) break;  // cancelled, or the lease is gone
     task = std::move(started->task);
     const auto t0 = std::chrono::steady_clock::now();
@@ -166,7 +157,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
       call.wall = std::chrono::milliseconds(wall);
       call.cancel = cancel.get();
       if (const json::Value* out = json::Find(recorded, std::to_string(index))) {
-        call.recorded_output = Canonical(*out);
+        call.recorded_output = events::CanonicalText(*out);
       }
       outcome = tool->Run(call);
       if (stopping_.load() && cancel->load()) break;  // killed by Stop: left to the lease

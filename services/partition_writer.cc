@@ -421,10 +421,8 @@ Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& ba
   auto task = HeldLease(c.caller, c.lease, batch);
   if (!task) return std::unexpected(task.error());
   Task& t = **task;
-  int64_t done = 0;
-  while (done < static_cast<int64_t>(t.steps.size()) && t.steps[done].status == "succeeded") ++done;
-  if (c.step_index != done + 1 || c.step_index > t.step_count) {
-    return Fail(codes::kStepOutOfOrder, "task " + t.id + " runs step " + std::to_string(done + 1) +
+  if (const int64_t next = events::NextStep(t); c.step_index != next || next > t.step_count) {
+    return Fail(codes::kStepOutOfOrder, "task " + t.id + " runs step " + std::to_string(next) +
                                             " next, not step " + std::to_string(c.step_index));
   }
   const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
@@ -503,18 +501,14 @@ void PartitionWriter::End(Task& t, const std::string& result, const std::string&
   // A worker-run task's one step is implied by its claim and its end.
   std::vector<std::string> mine;
   if (!t.executor && t.steps.empty() && t.attempt > 0) {
-    mine.push_back(
-        events::ImpliedAgentStep(t, succeeded ? "succeeded" : "failed", result, error, error_code)
-            .step_hash);
+    mine.push_back(events::StepHash(events::ImpliedAgentStep(t, succeeded ? "succeeded" : "failed",
+                                                             result, error, error_code)));
   } else {
     for (const events::StepRecord& s : t.steps) {
       if (!s.step_hash.empty()) mine.push_back(s.step_hash);
     }
   }
-  std::string step_hashes = "[";
-  for (const std::string& h : mine)
-    step_hashes += (step_hashes.size() > 1 ? ",\"" : "\"") + h + "\"";
-  step_hashes += "]";
+  const std::string step_hashes = events::HashListJson(mine);
   const std::string task_hash =
       events::TaskHash(t, succeeded ? "succeeded" : "failed", step_hashes, error_code);
   Payload p;

@@ -58,12 +58,6 @@ void FindRefs(const json::Value& v, const std::string& path,
   }
 }
 
-std::string Canonical(const json::Value& v) {
-  std::string out;
-  (void)events::WriteCanonical(v, &out);
-  return out;
-}
-
 class Failures {
  public:
   void Add(int64_t step_index, const std::string& path, const std::string& code,
@@ -170,7 +164,7 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
     }
     const std::string name = json::String(step, "tool");
     const json::Value* input = json::FindSet(step, "input");
-    const std::string input_text = input == nullptr ? "{}" : Canonical(*input);
+    const std::string input_text = input == nullptr ? "{}" : events::CanonicalText(*input);
     if (const json::Value* given = json::Find(step, "step_index");
         given != nullptr && !(given->IsInt64() && given->GetInt64() == index)) {
       failures.Add(index, path + "/step_index", "BAD_STEP_INDEX",
@@ -251,7 +245,7 @@ Result<std::string> ResolveInput(const json::Value& input, const events::Task& t
                                  int64_t index) {
   std::vector<std::pair<std::string, std::string>> refs;
   FindRefs(input, "", &refs);
-  if (refs.empty()) return Canonical(input);
+  if (refs.empty()) return events::CanonicalText(input);
   json::Document task_input;
   (void)json::Parse(task.input.empty() ? "{}" : task.input, &task_input);
   std::vector<json::Document> outputs(std::max<int64_t>(0, index - 1));

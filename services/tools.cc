@@ -29,12 +29,6 @@ ToolOutcome Error(std::string code, std::string message) {
   return o;
 }
 
-std::string Canonical(const json::Value& v) {
-  std::string out;
-  (void)events::WriteCanonical(v, &out);  // tool inputs were canonical already
-  return out;
-}
-
 // ---- math: a recursive-descent evaluator over exact int64 and IEEE doubles.
 
 struct Num {
@@ -414,7 +408,7 @@ class JsonTool : public Tool {
       if (found == nullptr) {
         return Error(tool_codes::kToolError, "json get: nothing at " + pointer);
       }
-      return Ok(Payload().Raw("result", Canonical(*found)).Build());
+      return Ok(Payload().Raw("result", events::CanonicalText(*found)).Build());
     }
     if (op == "merge") {
       json::Document out;
@@ -422,10 +416,11 @@ class JsonTool : public Tool {
       if (const json::Value* objects = json::Find(in, "objects"); objects && objects->IsArray()) {
         for (const json::Value& o : objects->GetArray()) MergePatch(out, o, out.GetAllocator());
       }
-      return Ok(Payload().Raw("result", Canonical(out)).Build());
+      return Ok(Payload().Raw("result", events::CanonicalText(out)).Build());
     }
     const json::Value* fields = json::Find(in, "fields");
-    return Ok(Payload().Raw("result", fields != nullptr ? Canonical(*fields) : "{}").Build());
+    return Ok(
+        Payload().Raw("result", fields != nullptr ? events::CanonicalText(*fields) : "{}").Build());
   }
 };
 
@@ -470,7 +465,7 @@ class TemplateTool : public Tool {
       if (v->IsString()) {
         out.append(v->GetString(), v->GetStringLength());
       } else {
-        out += Canonical(*v);
+        out += events::CanonicalText(*v);
       }
       if (out.size() > kMaxToolOutputBytes) {
         return Error(tool_codes::kToolError, "template: the result passed " +

@@ -372,9 +372,9 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
 
   // The step.finished of the first task's math step, from the export.
   std::ifstream lines(exported);
-  std::string line, event_id;
-  uint32_t partition = 0;
-  uint64_t offset = 0;
+  std::string line, event_id, agent_event_id;
+  uint32_t partition = 0, agent_partition = 0;
+  uint64_t offset = 0, agent_offset = 0;
   while (std::getline(lines, line)) {
     json::Document d;
     d.Parse(line.c_str());
@@ -385,6 +385,12 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
       partition = d["partition"].GetUint();
       offset = d["offset"].GetUint64();
       event_id = e["event_id"].GetString();
+    }
+    if (std::string(e["type"].GetString()) == "task.succeeded" &&
+        std::string(e["aggregate_id"].GetString()) == agent) {
+      agent_partition = d["partition"].GetUint();
+      agent_offset = d["offset"].GetUint64();
+      agent_event_id = e["event_id"].GetString();
     }
   }
   ASSERT_FALSE(event_id.empty());
@@ -416,6 +422,19 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
       << out;
   EXPECT_NE(out.find(event_id), std::string::npos) << out;
   EXPECT_NE(out.find("step_hash mismatch"), std::string::npos) << out;
+  // A worker's result changed: the implied agent step's hash names the task's end.
+  RewriteRecord(copy2, agent_partition, agent_offset, [](std::string& v) {
+    auto event = events::DecodeEvent(v);
+    ASSERT_TRUE(event);
+    const size_t at = event->payload.find("\"result\":{\"a\":1}");
+    ASSERT_NE(at, std::string::npos);
+    event->payload[at + 14] = '2';
+    v = events::EncodeEvent(*event);
+  });
+  EXPECT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + copy2, &out), 1)
+      << out;
+  EXPECT_NE(out.find(agent_event_id + " (task.succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("implied agent step_hash mismatch"), std::string::npos) << out;
   ASSERT_EQ(Shell(std::string(RUNLOG_PATH) + " export --partitions 4 --data " + copy2 + " --out " +
                       exported,
                   &out),
