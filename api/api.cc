@@ -150,6 +150,12 @@ void Api::Route(Exchange& x) {
   std::string id;
   if (p.size() == 2 && p[0] == "keys" && p[1] == "register") {
     match = Match{"register_key", "POST", ""};
+  } else if (p.size() == 1 && p[0] == "agents") {
+    match = Match{"register_agent", "POST", "write"};
+  } else if (p.size() == 2 && p[0] == "agents") {
+    id = p[1];
+    match =
+        m == "GET" ? Match{"get_agent", "GET", "read"} : Match{"register_agent", "PUT", "write"};
   } else if (p.size() == 1 && p[0] == "tasks") {
     match = m == "GET" ? Match{"list_tasks", "GET", "read"} : Match{"create_task", "POST", "write"};
   } else if (p.size() == 2 && p[0] == "tasks" && p[1] == "execute") {
@@ -199,6 +205,8 @@ void Api::Route(Exchange& x) {
   if (match->route == "cancel") return CancelTask(shared, id);
   if (match->route == "replay") return ReplayTask(shared, id);
   if (match->route == "list_tasks") return ListTasks(x);
+  if (match->route == "register_agent") return RegisterAgent(shared, id);
+  if (match->route == "get_agent") return GetAgent(x, id);
   if (match->route == "get_task") return GetTask(x, id, false);
   if (match->route == "get_trace") return GetTask(x, id, true);
   LeaseCommand(shared, id, match->route);

@@ -13,8 +13,10 @@
 
 #include "api/contract.h"
 #include "api/keys.h"
+#include "api/manifests.h"
 #include "api/metrics.h"
 #include "events/event_log.h"
+#include "events/payload.h"
 #include "projections/projector.h"
 #include "services/task_service.h"
 #include "services/tools.h"
@@ -58,6 +60,7 @@ struct ApiDeps {
   Metrics* metrics = nullptr;
   infra::Clock* clock = nullptr;
   const services::ToolRegistry* tools = nullptr;  // checks given plans
+  ManifestStore* manifests = nullptr;             // agents' task types
 };
 
 class Api {
@@ -74,6 +77,9 @@ class Api {
   void LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id, const std::string& verb);
   void CancelTask(std::shared_ptr<Exchange> x, const std::string& id);
   void ReplayTask(std::shared_ptr<Exchange> x, const std::string& id);
+  void RegisterAgent(std::shared_ptr<Exchange> x, const std::string& agent_id);
+  void GetAgent(Exchange& x, const std::string& agent_id);
+  static events::Payload RenderAgent(const Manifest& manifest);
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);
   void RegisterKey(std::shared_ptr<Exchange> x);

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/exchange.h"
+#include "api/manifests.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
 #include "services/plans.h"
@@ -116,16 +117,6 @@ class Fields {
   std::string code_, message_, details_;
 };
 
-bool ValidName(const std::string& s) {
-  for (char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ':' &&
-        c != '-') {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 void Api::CreateTask(std::shared_ptr<Exchange> x) {
@@ -138,7 +129,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   services::CreateTask c;
   c.caller = {x->key->tenant_id, x->key->key_id};
   c.type = f.Str({"type", "task_type"}, 128, "default");
-  if (f.ok() && !ValidName(c.type)) {
+  if (f.ok() && !ValidTypeName(c.type)) {
     f.Problem("VALIDATION_ERROR", "type", "may hold letters, digits and _ . : - only");
   }
   c.agent_id = f.Str({"agent_id"}, 128);
@@ -150,10 +141,33 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   c.input = input == nullptr ? "{}" : events::CanonicalText(*input);
   c.max_attempts = f.Int({"max_attempts"}, 1, 1, 100);
   c.priority = f.Int({"priority"}, 0, -1000, 1000);
-  // Limits: defaults, then "limits", then "plan.limits", then top-level fields.
+  // The agent's manifest for this type: an input schema, a plan template or a planner.
+  std::shared_ptr<const Manifest> manifest;
+  const TaskTypeSpec* spec = nullptr;
+  if (f.ok() && deps_.manifests != nullptr) {
+    auto found = deps_.manifests->Spec(c.caller.tenant_id, c.agent_id, c.type, &manifest);
+    if (!found) return x->ErrorFrom(found.error());
+    spec = *found;
+  }
+  if (spec != nullptr && spec->input_schema != nullptr && input != nullptr && input->IsObject()) {
+    if (auto problems = services::CheckSchema(*spec->input_schema, *input); !problems.empty()) {
+      return x->Error("VALIDATION_ERROR",
+                      input_field + problems[0].path + " does not match the input schema of " +
+                          c.type + ": " + problems[0].message,
+                      events::Payload()
+                          .Str("field", input_field + problems[0].path)
+                          .Str("schema_field", "input_schema")
+                          .Build());
+    }
+  }
+  json::Document template_plan;
+  if (spec != nullptr && !spec->plan.empty()) (void)json::Parse(spec->plan, &template_plan);
+  // Limits: defaults, the template's, then "limits", then "plan.limits", then top-level fields.
   const json::Value* limits = json::FindSet(x->body, "limits");
   const json::Value* plan = json::FindSet(x->body, "plan");
   const json::Value* plan_limits = plan != nullptr ? json::FindSet(*plan, "limits") : nullptr;
+  const json::Value* template_limits =
+      template_plan.IsObject() ? json::FindSet(template_plan, "limits") : nullptr;
   for (const json::Value* v : {limits, plan_limits}) {
     if (v != nullptr && !v->IsObject())
       f.Problem("VALIDATION_ERROR", "limits", "must be an object");
@@ -163,7 +177,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   for (const LimitSpec& spec : kLimits) {
     const Names names(spec.names);
     int64_t value = spec.default_value;
-    for (const json::Value* from : {limits, plan_limits}) {
+    for (const json::Value* from : {template_limits, limits, plan_limits}) {
       if (from != nullptr && from->IsObject())
         value = f.Int(names, value, 1, INT32_MAX, spec.cap, from);
     }
@@ -172,12 +186,30 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     limit_payload.Int(spec.names[0], value);
   }
   c.limits = limit_payload.Build();
+  // "planner": true — a planner agent (a worker claiming the `plan` step) writes the plan.
+  const json::Value* planner = json::FindSet(x->body, "planner");
+  if (planner != nullptr && !planner->IsBool()) {
+    f.Problem("VALIDATION_ERROR", "planner", "must be true or false");
+  } else if ((planner != nullptr && planner->GetBool()) ||
+             (planner == nullptr && plan == nullptr && spec != nullptr && spec->planner)) {
+    if (plan != nullptr) f.Problem("VALIDATION_ERROR", "planner", "cannot be given with a plan");
+    c.plan = services::kPlannerPlan;
+    c.executor = true;
+    c.source = "planner";
+  }
   if (plan != nullptr && f.ok()) {
     auto checked = services::CheckPlan(*plan, max_steps, *deps_.tools);
     if (!checked) return x->ErrorFrom(checked.error());
     c.plan = std::move(checked->plan);
     c.plan_failures = std::move(checked->failures);
     c.executor = checked->executor;
+  } else if (plan == nullptr && c.plan.empty() && template_plan.IsObject() && f.ok()) {
+    auto checked = services::CheckPlan(template_plan, max_steps, *deps_.tools);
+    if (!checked) return x->ErrorFrom(checked.error());
+    c.plan = std::move(checked->plan);
+    c.plan_failures = std::move(checked->failures);
+    c.executor = checked->executor;
+    c.source = "template";
   }
   if (!x->call.idempotency_key.empty()) {
     if (x->call.idempotency_key.size() > 255) {
@@ -325,7 +357,7 @@ void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
   events::Payload recorded;
   std::set<int64_t> recorded_steps;
   for (const events::StepRecord& s : t.steps) {
-    if (s.tool == "agent" && s.status == "succeeded") {
+    if (events::IsWorkerTool(s.tool) && s.status == "succeeded") {
       recorded.Raw(std::to_string(s.index), s.output.empty() ? "{}" : s.output);
       recorded_steps.insert(s.index);
     }
@@ -334,6 +366,12 @@ void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
   json::Document plan, limits;
   (void)json::Parse(t.plan, &plan);
   (void)json::Parse(t.limits.empty() ? "{}" : t.limits, &limits);
+  // A planner's task replays from its plan step; the recorded plan is appended again.
+  if (auto steps = plan.IsObject() ? plan.FindMember("steps") : plan.MemberEnd();
+      steps != plan.MemberEnd() && steps->value.IsArray() && !steps->value.Empty() &&
+      json::String(steps->value[0], "tool") == "plan") {
+    while (steps->value.Size() > 1) steps->value.PopBack();
+  }
   auto checked =
       services::CheckPlan(plan, json::Int(limits, "max_steps", 20), *deps_.tools, recorded_steps);
   if (!checked) return x->ErrorFrom(checked.error(), id);
@@ -375,6 +413,7 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     body.Raw("task", RenderTask(t));
     if (kind == "claim" || kind == "heartbeat") {
       body.Raw("lease", RenderLease(t, deps_.clock->NowMillis()));
+      if (kind == "claim") body.Raw("step", RenderWorkerStep(t));
       contract.actions = LeaseActions(t.id);
     } else if (kind == "cancel") {
       contract.actions = {Act("get_task", true, "GET", base)};
@@ -383,6 +422,45 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     }
   }
   x->Send(status, std::move(body), contract, headers);
+}
+
+// PUT /v1/agents/{agent_id} (or POST /v1/agents with "agent_id"): the
+// agent's manifest, replacing an earlier one. docs/agents.md.
+void Api::RegisterAgent(std::shared_ptr<Exchange> x, const std::string& path_id) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  Fields f(x->body);
+  const std::string agent_id = path_id.empty() ? f.Str({"agent_id"}, 128) : path_id;
+  if (f.ok() && !ValidTypeName(agent_id)) {
+    f.Problem("VALIDATION_ERROR", "agent_id",
+              "must be 1-128 of letters, digits and _ . : - (in the path or the body)");
+  }
+  if (!f.ok()) return f.Fail(*x);
+  auto checked = deps_.manifests->Check(x->body);
+  if (!checked) return x->ErrorFrom(checked.error());
+  const bool existed = deps_.manifests->Find(x->key->tenant_id, agent_id) != nullptr;
+  deps_.manifests->Register(x->key->tenant_id, agent_id, std::move(*checked),
+                            [this, x, existed](Result<std::shared_ptr<const Manifest>> r) {
+                              if (!r) return x->ErrorFrom(r.error());
+                              ContractContext contract;
+                              contract.actions = {Act("create_task", true, "POST", "/v1/tasks")};
+                              x->Send(existed ? 200 : 201, RenderAgent(**r), contract);
+                            });
+}
+
+void Api::GetAgent(Exchange& x, const std::string& agent_id) {
+  auto manifest = deps_.manifests->Find(x.key->tenant_id, agent_id);
+  if (manifest == nullptr) return x.Error("AGENT_NOT_FOUND", "no agent " + agent_id);
+  ContractContext contract;
+  contract.actions = {Act("create_task", true, "POST", "/v1/tasks")};
+  x.Send(200, RenderAgent(*manifest), contract);
+}
+
+events::Payload Api::RenderAgent(const Manifest& m) {
+  events::Payload p;
+  p.Str("agent_id", m.agent_id)
+      .Raw("manifest", m.text)
+      .Raw("registered_at", IsoTimeJson(m.registered_at_ms));
+  return p;
 }
 
 }  // namespace runlog::api

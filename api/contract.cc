@@ -20,7 +20,8 @@ ErrorInfo LookupError(const std::string& code) {
       {"RATE_LIMITED", {429, true}},         {"REGISTRATION_DISABLED", {403, false}},
       {"UNAVAILABLE", {503, true}},          {"VIEW_LAGGING", {503, true}},
       {"WRITER_FAILED", {503, true}},        {"LOG_LATCHED", {503, true}},
-      {"DEADLINE_EXCEEDED", {503, true}},
+      {"DEADLINE_EXCEEDED", {503, true}},    {"INVALID_MANIFEST", {422, false}},
+      {"UNKNOWN_TASK_TYPE", {422, false}},   {"AGENT_NOT_FOUND", {404, false}},
   };
   auto it = kTable.find(code);
   return it == kTable.end() ? ErrorInfo{500, true} : it->second;

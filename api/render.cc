@@ -58,6 +58,26 @@ std::string RenderLease(const events::Task& t, int64_t now_ms) {
   return p.Build();
 }
 
+std::string RenderWorkerStep(const events::Task& t) {
+  if (!t.executor) {
+    return Payload()
+        .Int("step_index", 1)
+        .Str("tool", "agent")
+        .Str("tool_version", t.agent_step_version.empty() ? "1" : t.agent_step_version)
+        .Raw("input", t.agent_step_input.empty() ? "{}" : t.agent_step_input)
+        .Build();
+  }
+  const int64_t index = events::NextStep(t);
+  if (index > static_cast<int64_t>(t.steps.size())) return "null";
+  const events::StepRecord& s = t.steps[index - 1];
+  return Payload()
+      .Int("step_index", s.index)
+      .Str("tool", s.tool)
+      .Str("tool_version", s.tool_version)
+      .Raw("input", s.input.empty() ? "{}" : s.input)
+      .Build();
+}
+
 std::string RenderTask(const events::Task& t) {
   Payload p;
   RenderTaskInto(t, p);

@@ -18,6 +18,9 @@ std::string IsoTimeJson(int64_t unix_ms);
 
 // The task as a JSON object (no "version" or agent_contract: callers add them).
 std::string RenderTask(const events::Task& task);
+// The step a worker's claim hands out: {step_index, tool, tool_version, input},
+// its input resolved (an agent or plan step of a plan), or null.
+std::string RenderWorkerStep(const events::Task& task);
 void RenderTaskInto(const events::Task& task, events::Payload& out);
 // The lease of a running task: {"lease_id","id","worker_id","expires_at"}, plus
 // "expires_in_seconds" when `now_ms` is given (non-zero).

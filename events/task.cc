@@ -21,6 +21,19 @@ std::string Raw(const json::Value& payload, std::string_view key) {
   return out;
 }
 
+// Who runs each of `steps` (index `first` on): 'w' for a worker step without a
+// recorded output (a replay's), else 'e'.
+void AddRunners(Task& task, const json::Value& steps, int64_t first) {
+  json::Document recorded;
+  if (!task.recorded_outputs.empty()) (void)json::Parse(task.recorded_outputs, &recorded);
+  for (rapidjson::SizeType i = 0; i < steps.Size(); ++i) {
+    const bool worker =
+        IsWorkerTool(json::String(steps[i], "tool")) &&
+        (!recorded.IsObject() || json::Find(recorded, std::to_string(first + i)) == nullptr);
+    task.step_runners.push_back(worker ? 'w' : 'e');
+  }
+}
+
 // The end of a task: its hashes, and the implied step of a worker-run task.
 void Finish(Task& task, const json::Value& p, const Event& e) {
   task.step_hashes = Raw(p, "step_hashes");
@@ -54,6 +67,13 @@ int64_t NextStep(const Task& task) {
   int64_t n = 0;
   while (n < static_cast<int64_t>(task.steps.size()) && task.steps[n].status == "succeeded") ++n;
   return n + 1;
+}
+
+bool WorkerRunsNext(const Task& task) {
+  if (!task.executor) return true;
+  const int64_t next = NextStep(task);
+  return next <= static_cast<int64_t>(task.step_runners.size()) &&
+         task.step_runners[next - 1] == 'w';
 }
 
 std::string_view StatusName(TaskStatus status) { return kStatusNames[static_cast<int>(status)]; }
@@ -116,10 +136,43 @@ Status ApplyEvent(Task& task, const events::Event& e) {
       task.agent_step_input = Raw((*steps)[0], "input");
       task.agent_step_version = json::String((*steps)[0], "tool_version", "1");
     }
+    task.step_runners.clear();
+    if (task.executor && steps != nullptr && steps->IsArray()) AddRunners(task, *steps, 1);
     task.status = TaskStatus::kPlanned;
   } else if (type == "task.plan_rejected") {
-    if (s != TaskStatus::kCreated || !task.plan_failures.empty()) return Illegal(task, e);
+    // At creation, or when a planner's plan fails validation.
+    if ((s != TaskStatus::kCreated && s != TaskStatus::kRunning) || !task.plan_failures.empty()) {
+      return Illegal(task, e);
+    }
     task.plan_failures = Raw(p, "failures");
+  } else if (type == "task.plan_extended") {
+    // A planner step's plan, validated, appended after it.
+    const json::Value* steps = json::Find(p, "steps");
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || !task.executor ||
+        steps == nullptr || !steps->IsArray() || steps->Empty() || task.plan.empty()) {
+      return Illegal(task, e);
+    }
+    json::Document plan;
+    if (!json::Parse(task.plan, &plan) || !json::Find(plan, "steps") || !plan["steps"].IsArray()) {
+      return Illegal(task, e);
+    }
+    for (const json::Value& step : steps->GetArray()) {
+      plan["steps"].PushBack(json::Value(step, plan.GetAllocator()), plan.GetAllocator());
+    }
+    task.plan = events::CanonicalText(plan);
+    AddRunners(task, *steps, task.step_count + 1);
+    task.step_count += steps->Size();
+  } else if (type == "task.handed_off") {
+    // The next step goes to another runner (an external worker or the
+    // executors): the lease ends and the task waits for that runner's claim.
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || !task.executor ||
+        json::Int(p, "step_index") != NextStep(task)) {
+      return Illegal(task, e);
+    }
+    task.lease = Lease{};
+    task.status = TaskStatus::kQueued;
+    task.queued_at_ms = e.timestamp_ms;
+    task.handed_off = true;
   } else if (type == "step.started") {
     const int64_t index = json::Int(p, "step_index");
     // Under a held lease, the next step, and not twice in one attempt.
@@ -178,6 +231,7 @@ Status ApplyEvent(Task& task, const events::Event& e) {
     if (s != TaskStatus::kQueued) return Illegal(task, e);
     task.status = TaskStatus::kRunning;
     task.attempt = json::Int(p, "attempt");
+    task.handed_off = false;
     task.claimed_at_ms = e.timestamp_ms;
     task.lease =
         Lease{json::String(p, "lease_id"), json::String(p, "worker_id"), json::String(p, "key_id"),
@@ -294,6 +348,9 @@ std::string TaskToJson(const Task& t) {
   num("step_count", t.step_count);
   raw("agent_step_input", t.agent_step_input);
   str("agent_step_version", t.agent_step_version);
+  str("step_runners", t.step_runners);
+  w.Key("handed_off");
+  w.Bool(t.handed_off);
   num("tokens_used", t.tokens_used);
   raw("step_hashes", t.step_hashes);
   str("task_hash", t.task_hash);
@@ -372,6 +429,8 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.step_count = json::Int(d, "step_count");
   t.agent_step_input = Raw(d, "agent_step_input");
   t.agent_step_version = json::String(d, "agent_step_version");
+  t.step_runners = json::String(d, "step_runners");
+  t.handed_off = json::Bool(d, "handed_off");
   t.tokens_used = json::Int(d, "tokens_used");
   t.step_hashes = Raw(d, "step_hashes");
   t.task_hash = json::String(d, "task_hash");

@@ -72,6 +72,10 @@ struct Task {
   int64_t step_count = 0;        // steps in the plan
   std::string agent_step_input;  // for a plan of one agent step: its input and tool version
   std::string agent_step_version;
+  // Who runs each step of an executor-run plan: 'w' an external worker (an
+  // `agent` or `plan` step without a recorded output), 'e' the executors.
+  std::string step_runners;
+  bool handed_off = false;  // queued by task.handed_off: the next claim is not a new attempt
 
   TaskStatus status = TaskStatus::kCreated;
   uint64_t sequence = 0;  // of the last applied event
@@ -100,6 +104,13 @@ struct Task {
 
 // The index of the step a plan runs next: one past its leading succeeded steps.
 int64_t NextStep(const Task& task);
+
+// Tools whose steps external workers run through the claim protocol.
+inline bool IsWorkerTool(std::string_view tool) { return tool == "agent" || tool == "plan"; }
+
+// True when the task's next step is an external worker's: the whole task of a
+// worker-run plan, or a worker step of an executor-run plan.
+bool WorkerRunsNext(const Task& task);
 
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose
 // sequence is not the next one or whose type is not legal in the task's state

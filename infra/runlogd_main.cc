@@ -98,9 +98,19 @@ int main(int argc, char** argv) {
   if (!log) return Die(log.error().message);
 
   api::KeyStore keys(**log, clock, ids);
-  services::TaskService tasks(
-      {log->get(), &clock, &ids, [&metrics](double seconds) { metrics.AppendLatency(seconds); }});
-  if (auto s = tasks.Recover([&keys](const events::Event& e) { keys.Recover(e); }); !s) {
+  // Code steps run in the sandbox; plans of built-in tools on the executors.
+  sandbox::Sandbox sandbox(
+      {sandbox_helper.empty() ? sandbox::DefaultHelperPath() : sandbox_helper});
+  services::ToolRegistry tools(&sandbox);
+  services::TaskService tasks({log->get(), &clock, &ids,
+                               [&metrics](double seconds) { metrics.AppendLatency(seconds); },
+                               &tools});
+  api::ManifestStore manifests(**log, clock, ids, tools);
+  if (auto s = tasks.Recover([&](const events::Event& e) {
+        keys.Recover(e);
+        manifests.Recover(e);
+      });
+      !s) {
     return Die("cannot recover from the log: " + s.error().message);
   }
   auto views = projections::Views::Open(log_options.data_dir);
@@ -123,17 +133,14 @@ int main(int argc, char** argv) {
                  admin->c_str());
   }
 
-  // Code steps run in the sandbox; plans of built-in tools on the executors.
-  sandbox::Sandbox sandbox(
-      {sandbox_helper.empty() ? sandbox::DefaultHelperPath() : sandbox_helper});
-  services::ToolRegistry tools(&sandbox);
   services::Executor executor({&tasks, &tools, &clock, executor_slots,
                                std::chrono::milliseconds(executor_lease_margin_ms)});
   tasks.SetCancelListener([&executor](const std::string& id) { executor.OnCancelled(id); });
   if (executor_slots > 0) executor.Start();
 
-  api::Api api({log->get(), &tasks, views->get(), &projector, &keys, &metrics, &clock, &tools},
-               api_options);
+  api::Api api(
+      {log->get(), &tasks, views->get(), &projector, &keys, &metrics, &clock, &tools, &manifests},
+      api_options);
   api::HttpServer http(*http_options, api);
   if (auto s = http.Start(); !s) return Die(s.error().message);
   std::fprintf(stderr, "runlogd: serving http://%s:%u on %s (%u partitions)\n",

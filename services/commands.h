@@ -32,8 +32,9 @@ struct CreateTask {
   std::string input;   // canonical JSON
   std::string limits;  // canonical JSON object
   std::string plan;  // canonical JSON object (services/plans.h), or empty for a one-step agent plan
-  std::string plan_failures;  // canonical array: the plan is rejected and the task fails
-  bool executor = false;      // the plan runs on runlog's executors
+  std::string plan_failures;       // canonical array: the plan is rejected and the task fails
+  bool executor = false;           // the plan runs on runlog's executors
+  std::string source = "request";  // where the plan came from: request, template, planner
   int64_t max_attempts = 1;
   int64_t priority = 0;
   std::string idempotency_key;

@@ -94,16 +94,18 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
   }
   json::Document limits, plan, recorded;
   (void)json::Parse(task.limits.empty() ? "{}" : task.limits, &limits);
-  (void)json::Parse(task.plan.empty() ? "{}" : task.plan, &plan);
+  std::string plan_text = task.plan.empty() ? "{}" : task.plan;
+  (void)json::Parse(plan_text, &plan);
   (void)json::Parse(task.recorded_outputs.empty() ? "{}" : task.recorded_outputs, &recorded);
   const int64_t step_ms = 1000 * json::Int(limits, "max_step_seconds", 60);
   const int64_t total_ms = 1000 * json::Int(limits, "max_total_seconds", 300);
   const int64_t deadline = task.execution_started_at_ms + total_ms;
   const json::Value* steps = json::Find(plan, "steps");
+  auto step_count = [&] { return steps != nullptr && steps->IsArray() ? steps->Size() : 0; };
   const Caller caller{task.tenant_id, ""};
   const LeaseRef ref{task.id, task.lease.lease_id, worker_id};
   for (int64_t index = events::NextStep(task);
-       index <= task.step_count && steps != nullptr && !stopping_.load(); ++index) {
+       index <= task.step_count && index <= step_count() && !stopping_.load(); ++index) {
     const json::Value& step = (*steps)[static_cast<rapidjson::SizeType>(index - 1)];
     const std::string tool_name = json::String(step, "tool");
     const Tool* tool = options_.tools->Find(tool_name);
@@ -201,7 +203,13 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     auto finished = Call(std::move(finish));
     if (!finished) break;
     task = std::move(finished->task);
-    if (events::IsTerminal(task.status)) break;
+    // Ended, or handed to a worker for its next step.
+    if (task.status != events::TaskStatus::kRunning) break;
+    if (task.plan != plan_text) {  // a planner's plan was appended
+      plan_text = task.plan;
+      (void)json::Parse(plan_text, &plan);
+      steps = json::Find(plan, "steps");
+    }
   }
   std::lock_guard lock(running_mu_);
   if (auto it = running_.find(task.id); it != running_.end() && it->second == cancel) {

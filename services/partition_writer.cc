@@ -24,6 +24,26 @@ int64_t LimitOf(const Task& t, std::string_view name) {
   return json::Int(scratch.doc(), name);
 }
 
+// Text from outside the writer must be canonical JSON within the nesting limit
+// before it goes into an event (the writer aborts on an event it cannot apply).
+Status CheckCanonical(const std::string& text, const char* what) {
+  if (text.empty()) return {};
+  auto canonical = events::Canonicalize(text);
+  if (!canonical || *canonical != text) {
+    return Fail(runlog::codes::kInvalidArgument, std::string(what) + " is not canonical JSON");
+  }
+  return {};
+}
+
+// The running worker step of an executor-run plan, or 0.
+int64_t RunningWorkerStep(const Task& t) {
+  if (!t.executor || !events::WorkerRunsNext(t)) return 0;
+  const int64_t index = events::NextStep(t);
+  return index <= static_cast<int64_t>(t.steps.size()) && t.steps[index - 1].status == "running"
+             ? index
+             : 0;
+}
+
 std::unexpected<Error> Terminal(const Task& t) {
   if (t.status == TaskStatus::kCancelled) {
     return Fail(codes::kTaskCancelled, "task " + t.id + " was cancelled");
@@ -215,10 +235,15 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
        Payload()
            .Raw("plan", agent ? kAgentPlan : c.plan)
            .Raw("limits", c.limits)
-           .Str("source", agent ? "agent" : "request")
+           .Str("source", agent ? "agent" : c.source)
            .Str("runner", c.executor && !agent ? "executor" : "worker")
            .Build(),
        batch);
+  if (task.executor && events::WorkerRunsNext(task)) {
+    // A plan that opens with a worker step: its input may only name /input.
+    HandOff(task, 1, batch);
+    return CommandResult{task};
+  }
   Emit(task, c.caller.tenant_id, "task.queued", "{}", batch);
   Index(task);
   ++batch.made_ready[IndexKey(task)];
@@ -250,14 +275,83 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, Batch& batch) {
            .Str("lease_id", options_.ids->Next("lease_"))
            .Str("worker_id", c.worker_id)
            .Str("key_id", c.caller.key_id)
-           .Int("attempt", task.attempt + 1)
+           // A hand-off between runners continues the attempt; a retry starts one.
+           .Int("attempt", task.handed_off ? task.attempt : task.attempt + 1)
            .Int("lease_expires_at_ms", expires)
            .Int("lease_ms", c.lease_ms)
            .Build(),
        batch);
   lease_expiry_.emplace(expires, task.id);
+  if (task.executor && !c.executor) StartWorkerStep(task, expires, batch);
   PublishSummary();
   return CommandResult{task};
+}
+
+namespace {
+// Step `index` of the task's plan, in `plan` (parsed here), or null.
+const json::Value* PlanStep(const Task& t, int64_t index, json::Document& plan) {
+  if (t.plan.empty() || !json::Parse(t.plan, &plan)) return nullptr;
+  const json::Value* steps = json::Find(plan, "steps");
+  if (steps == nullptr || !steps->IsArray() || index < 1 || index > steps->Size()) return nullptr;
+  return &(*steps)[static_cast<rapidjson::SizeType>(index - 1)];
+}
+
+// A plan step's input with its references resolved.
+Result<std::string> StepInput(const Task& t, int64_t index) {
+  json::Document plan;
+  const json::Value* step = PlanStep(t, index, plan);
+  const json::Value* input = step != nullptr ? json::FindSet(*step, "input") : nullptr;
+  if (input == nullptr) return std::string("{}");
+  return ResolveInput(*input, t, index);
+}
+}  // namespace
+
+void PartitionWriter::StartWorkerStep(Task& t, int64_t expires, Batch& batch) {
+  const int64_t index = events::NextStep(t);
+  json::Document plan;
+  const json::Value* step = PlanStep(t, index, plan);
+  auto input = StepInput(t, index);  // resolved when it was handed off, so it resolves
+  Emit(t, t.tenant_id, "step.started",
+       Payload()
+           .Int("step_index", index)
+           .Str("tool", step != nullptr ? json::String(*step, "tool") : "agent")
+           .Str("tool_version", step != nullptr ? json::String(*step, "tool_version", "1") : "1")
+           .Raw("input", input ? *input : "{}")
+           .Int("attempt", t.attempt)
+           .Int("lease_expires_at_ms", expires)
+           .Str("runner", "worker")
+           .Build(),
+       batch);
+}
+
+void PartitionWriter::HandOff(Task& t, int64_t index, Batch& batch) {
+  const bool worker =
+      index <= static_cast<int64_t>(t.step_runners.size()) && t.step_runners[index - 1] == 'w';
+  if (worker) {
+    if (auto input = StepInput(t, index); !input) {
+      json::Document plan;
+      const json::Value* step = PlanStep(t, index, plan);
+      const std::string message = input.error().message;
+      End(t, "", Payload().Str("code", input.error().code).Str("message", message).Build(),
+          Payload()
+              .Str("code", input.error().code)
+              .Int("index", index)
+              .Str("message", message)
+              .Str("step", step != nullptr ? json::String(*step, "tool") : "")
+              .Build(),
+          0, batch);
+      return;
+    }
+  }
+  if (t.status == TaskStatus::kPlanned) {
+    Emit(t, t.tenant_id, "task.queued", "{}", batch);
+  } else {
+    Emit(t, t.tenant_id, "task.handed_off",
+         Payload().Int("step_index", index).Str("runner", worker ? "worker" : "executor").Build(),
+         batch);
+  }
+  Index(t);
+  ++batch.made_ready[IndexKey(t)];
 }
 
 // The task whose lease `ref` names, if the caller holds it now.
@@ -275,10 +369,9 @@ Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& r
     }
     return Terminal(task);
   }
-  if (task.executor != caller.key_id.empty()) {
-    return Fail(codes::kLeaseMismatch, task.executor
-                                           ? "task " + task.id + " is run by runlog's executors"
-                                           : "task " + task.id + " is run by a worker");
+  if (const bool worker = events::WorkerRunsNext(task); worker == caller.key_id.empty()) {
+    return Fail(codes::kLeaseMismatch, worker ? "task " + task.id + "'s next step is a worker's"
+                                              : "task " + task.id + "'s next step is runlog's own");
   }
   const Lease& lease = task.lease;
   const bool holder = ref.lease_id.empty()
@@ -310,6 +403,14 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
   auto task = HeldLease(c.caller, c.lease, batch);
   if (!task) return std::unexpected(task.error());
   Task& t = **task;
+  if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
+    if (auto s = CheckCanonical(c.result, "the result"); !s) return std::unexpected(s.error());
+    AfterStep(t, index,
+              {true, c.result, "", "", c.tokens,
+               options_.clock->NowMillis() - t.steps[index - 1].started_at_ms, false},
+              batch);
+    return CommandResult{t};
+  }
   const int64_t max_tokens = LimitOf(t, "max_tokens");
   if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
     const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
@@ -334,6 +435,14 @@ Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
   Task& t = **task;
   if (c.retryable && t.attempt < t.max_attempts) {
     Requeue(t, "retryable_failure", c.error, batch);
+  } else if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
+    json::ScratchDocument scratch;
+    (void)json::Parse(c.error, &scratch.doc());
+    AfterStep(
+        t, index,
+        {false, "", json::String(scratch.doc(), "code"), json::String(scratch.doc(), "message"), 0,
+         options_.clock->NowMillis() - t.steps[index - 1].started_at_ms, false},
+        batch);
   } else {
     End(t, "", c.error, c.failure, 0, batch);
   }
@@ -399,21 +508,10 @@ void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
   const std::string error =
       Payload().Str("code", "LEASE_EXPIRED").Str("message", "the worker's lease expired").Build();
   if (t.attempt < t.max_attempts) {
-    Requeue(t, t.executor ? "executor_lost" : "lease_expired", error, batch);
+    Requeue(t, events::WorkerRunsNext(t) ? "lease_expired" : "executor_lost", error, batch);
   } else {
     End(t, "", error, "", 0, batch);
   }
-}
-
-// Text from outside the writer must be canonical JSON within the nesting limit
-// before it goes into an event (the writer aborts on an event it cannot apply).
-Status CheckCanonical(const std::string& text, const char* what) {
-  if (text.empty()) return {};
-  auto canonical = events::Canonicalize(text);
-  if (!canonical || *canonical != text) {
-    return Fail(runlog::codes::kInvalidArgument, std::string(what) + " is not canonical JSON");
-  }
-  return {};
 }
 
 Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& batch) {
@@ -450,44 +548,90 @@ Result<CommandResult> PartitionWriter::DoFinishStep(const FinishStep& c, Batch& 
     return Fail(codes::kStepOutOfOrder,
                 "step " + std::to_string(c.step_index) + " of task " + t.id + " is not running");
   }
-  events::StepRecord step = t.steps[c.step_index - 1];
-  step.status = c.ok ? "succeeded" : "failed";
-  step.output = c.output;
-  step.error_code = c.ok ? "" : c.error_code;
+  AfterStep(t, c.step_index,
+            {c.ok, c.output, c.error_code, c.error_message, c.tokens, c.duration_ms, c.sandboxed},
+            batch);
+  return CommandResult{t};
+}
+
+void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batch) {
+  events::StepRecord step = t.steps[index - 1];
+  // A planner's plan is checked like a given one; its steps follow the plan step.
+  std::string plan, plan_failures;
+  if (end.ok && step.tool == "plan") {
+    json::Document returned;
+    Result<PlanCheck> checked =
+        options_.tools == nullptr
+            ? Fail("PLAN_INVALID", "this runlogd cannot check plans")
+            : (json::Parse(end.output, &returned)
+                   ? CheckPlan(returned, LimitOf(t, "max_steps"), *options_.tools, {}, index + 1)
+                   : Fail("VALIDATION_ERROR", "the plan is not JSON"));
+    if (!checked) {
+      plan_failures = "[" +
+                      Payload()
+                          .Str("code", checked.error().code)
+                          .Str("message", checked.error().message)
+                          .Str("path", "")
+                          .Raw("step_index", "")
+                          .Build() +
+                      "]";
+    } else if (!checked->failures.empty()) {
+      plan_failures = checked->failures;
+    } else {
+      plan = checked->plan;
+      end.output = plan;
+    }
+    if (!plan_failures.empty()) {
+      end.ok = false;
+      end.error_code = "PLAN_INVALID";
+      end.error_message = "the planner's plan failed validation; see plan_validation_failures";
+    }
+  }
+  step.status = end.ok ? "succeeded" : "failed";
+  step.output = end.output;
+  step.error_code = end.ok ? "" : end.error_code;
   const std::string error =
-      c.ok ? "" : Payload().Str("code", c.error_code).Str("message", c.error_message).Build();
+      end.ok ? "" : Payload().Str("code", end.error_code).Str("message", end.error_message).Build();
   Emit(t, t.tenant_id, "step.finished",
        Payload()
-           .Int("step_index", c.step_index)
+           .Int("step_index", index)
            .Str("status", step.status)
-           .Raw("output", c.output)
+           .Raw("output", end.output)
            .Raw("error", error)
-           .Raw("usage", Payload().Int("tokens", c.tokens).Build())
-           .Int("duration_ms", c.duration_ms)
-           .Bool("sandboxed", c.sandboxed)
+           .Raw("usage", Payload().Int("tokens", end.tokens).Build())
+           .Int("duration_ms", end.duration_ms)
+           .Bool("sandboxed", end.sandboxed)
            .Str("step_hash", events::StepHash(step))
            .Build(),
        batch);
   auto failure = [&](const std::string& code, const std::string& message) {
     return Payload()
         .Str("code", code)
-        .Int("index", c.step_index)
+        .Int("index", index)
         .Str("message", message)
         .Str("step", step.tool)
         .Build();
   };
   const int64_t max_tokens = LimitOf(t, "max_tokens");
-  if (!c.ok) {
-    End(t, "", error, failure(c.error_code, c.error_message), 0, batch);
+  if (!end.ok) {
+    if (!plan_failures.empty()) {
+      Emit(t, t.tenant_id, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(),
+           batch);
+    }
+    End(t, "", error, failure(end.error_code, end.error_message), 0, batch);
   } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
     const std::string message = "the plan used " + std::to_string(t.tokens_used) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
     End(t, "", Payload().Str("code", "TOKEN_LIMIT").Str("message", message).Build(),
         failure("TOKEN_LIMIT", message), 0, batch);
-  } else if (c.step_index == t.step_count) {
-    End(t, c.output, "", "", 0, batch);
+  } else {
+    if (!plan.empty()) Emit(t, t.tenant_id, "task.plan_extended", plan, batch);
+    if (index == t.step_count) {
+      End(t, end.output, "", "", 0, batch);
+    } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w') {
+      HandOff(t, index + 1, batch);  // executors run consecutive built-in steps themselves
+    }
   }
-  return CommandResult{t};
 }
 
 void PartitionWriter::End(Task& t, const std::string& result, const std::string& error,
@@ -546,7 +690,7 @@ void PartitionWriter::End(Task& t, const std::string& result, const std::string&
 }
 
 PartitionWriter::TenantType PartitionWriter::IndexKey(const Task& t) {
-  return t.executor ? TenantType{} : TenantType{t.tenant_id, t.type};
+  return events::WorkerRunsNext(t) ? TenantType{t.tenant_id, t.type} : TenantType{};
 }
 
 void PartitionWriter::PublishNextExpiry() {

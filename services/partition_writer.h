@@ -29,6 +29,7 @@
 #include "infra/clock.h"
 #include "infra/ids.h"
 #include "services/commands.h"
+#include "services/tools.h"
 
 namespace runlog::services {
 
@@ -40,6 +41,8 @@ class PartitionWriter {
     infra::Clock* clock = nullptr;
     infra::IdGenerator* ids = nullptr;
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
+    // Checks the plans planner agents return; without it such plans fail PLAN_INVALID.
+    const ToolRegistry* tools = nullptr;
   };
   // How many tasks became ready, by (tenant, type).
   using ReadyCounts = std::map<std::pair<std::string, std::string>, int>;
@@ -107,6 +110,19 @@ class PartitionWriter {
   Result<CommandResult> Cancel(const CancelTask& c, Batch& batch);
   Result<CommandResult> DoStartStep(const StartStep& c, Batch& batch);
   Result<CommandResult> DoFinishStep(const FinishStep& c, Batch& batch);
+  // What follows a finished step `index` (of an executor-run plan): a planner's
+  // plan checked and appended, the task's end, or the next step handed to its runner.
+  struct StepEnd {
+    bool ok = false;
+    std::string output, error_code, error_message;
+    int64_t tokens = 0, duration_ms = 0;
+    bool sandboxed = false;
+  };
+  void AfterStep(Task& task, int64_t index, StepEnd end, Batch& batch);
+  // Queues `task` for the runner of step `index`; a worker step's input must resolve.
+  void HandOff(Task& task, int64_t index, Batch& batch);
+  // Records step.started for the worker step a claim just took.
+  void StartWorkerStep(Task& task, int64_t lease_expires_at_ms, Batch& batch);
   // Ends `task` with task.succeeded (empty `error`) or task.failed, with its hashes.
   void End(Task& task, const std::string& result, const std::string& error,
            const std::string& failure, int64_t tokens, Batch& batch);

@@ -134,7 +134,7 @@ bool Substitute(const json::Value& v, const json::Document& input,
 }  // namespace
 
 Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const ToolRegistry& tools,
-                            const std::set<int64_t>& recorded_agent_steps) {
+                            const std::set<int64_t>& recorded_agent_steps, int64_t first_index) {
   const json::Value* steps = json::Find(plan, "steps");
   if (!plan.IsObject() || steps == nullptr || !steps->IsArray() || steps->Empty()) {
     return Fail("VALIDATION_ERROR", "plan.steps must be a non-empty array of steps",
@@ -147,16 +147,15 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
   PlanCheck out;
   Failures failures;
   const int64_t count = steps->Size();
-  if (count > max_steps) {
+  if (count + first_index - 1 > max_steps) {
     failures.Add(0, "/steps", "TOO_MANY_STEPS",
-                 "the plan has " + std::to_string(count) + " steps; max_steps is " +
-                     std::to_string(max_steps));
+                 "the plan has " + std::to_string(count + first_index - 1) +
+                     " steps; max_steps is " + std::to_string(max_steps));
   }
   std::string text = "{\"steps\":[";
-  bool any_agent = false, all_executor = true;
   for (int64_t i = 0; i < count; ++i) {
     const json::Value& step = (*steps)[i];
-    const int64_t index = i + 1;
+    const int64_t index = i + first_index;
     const std::string path = "/steps/" + std::to_string(i);
     if (!step.IsObject()) {
       return Fail("VALIDATION_ERROR", "plan.steps[" + std::to_string(i) + "] must be an object",
@@ -185,9 +184,9 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
         failures.Add(index, path + "/tool_version", "TOOL_VERSION_MISMATCH",
                      "this runlogd has " + name + " version " + version + ", not " + wanted);
       }
-      if (tool->external()) {
-        any_agent = true;
-        if (!recorded_agent_steps.contains(index)) all_executor = false;
+      if (name == "plan" && (index != 1 || count != 1)) {
+        failures.Add(index, path + "/tool", "UNSUPPORTED_PLAN",
+                     "a plan step must be its plan's only step; the plan it returns follows it");
       }
       if (input != nullptr && !input->IsObject()) {
         failures.Add(index, path + "/input", "SCHEMA_MISMATCH", "a step's input is an object");
@@ -197,10 +196,6 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
         if (refs.size() > kMaxReferences) {
           failures.Add(index, path + "/input", "INVALID_REFERENCE",
                        "a step may hold at most " + std::to_string(kMaxReferences) + " references");
-        }
-        if (tool->external() && !refs.empty()) {
-          failures.Add(index, path + "/input", "INVALID_REFERENCE",
-                       "an agent step's input takes no references");
         }
         for (const auto& [where, ref] : refs) {
           int64_t from = 0;
@@ -231,13 +226,12 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
                 .Str("tool_version", version)
                 .Build();
   }
-  if (any_agent && count > 1) {
-    failures.Add(0, "/steps", "UNSUPPORTED_PLAN",
-                 "an agent step must be its plan's only step (mixed plans are not supported yet)");
-  }
   out.plan = text + "]}";
   out.failures = failures.Build();
-  out.executor = all_executor;
+  // A plan of one agent step is run by a worker alone (no step events); every
+  // other plan is driven by the executors, which hand worker steps out.
+  out.executor = !(count == 1 && first_index == 1 && json::String((*steps)[0], "tool") == "agent" &&
+                   !recorded_agent_steps.contains(1));
   return out;
 }
 

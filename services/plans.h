@@ -24,12 +24,19 @@ struct PlanCheck {
 // Checks `plan` ({"steps": [...]}, as a request gives it). A plan whose shape
 // is wrong (not an object, no steps array, a step that is not an object)
 // answers VALIDATION_ERROR at once; every other problem (unknown tool, input
-// against the tool's schema, too many steps, a bad reference, an agent step
-// among others) becomes a failure and the task fails before it runs.
+// against the tool's schema, too many steps, a bad reference, a `plan` step
+// that is not alone) becomes a failure and the task fails before it runs.
 // `recorded_agent_steps`: step indexes a replay has outputs for.
+// `first_index`: the index of the first step (a planner's plan follows its
+// `plan` step, so its steps are numbered from 2, and max_steps counts that step).
 [[nodiscard]] Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps,
                                           const ToolRegistry& tools,
-                                          const std::set<int64_t>& recorded_agent_steps = {});
+                                          const std::set<int64_t>& recorded_agent_steps = {},
+                                          int64_t first_index = 1);
+
+// The plan of a task whose plan a planner agent writes: one `plan` step.
+inline constexpr char kPlannerPlan[] =
+    R"({"steps":[{"input":{},"step_index":1,"tool":"plan","tool_version":"1"}]})";
 
 // The plan of a task without one: a single `agent` step, done by a worker.
 inline constexpr char kAgentPlan[] =

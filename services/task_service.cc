@@ -9,8 +9,8 @@ namespace runlog::services {
 
 TaskService::TaskService(Options options) : options_(options) {
   for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
-    PartitionWriter::Options w{p, options_.log, options_.clock, options_.ids,
-                               options_.on_append_latency};
+    PartitionWriter::Options w{
+        p, options_.log, options_.clock, options_.ids, options_.on_append_latency, options_.tools};
     writers_.push_back(std::make_unique<PartitionWriter>(
         w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
   }

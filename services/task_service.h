@@ -28,6 +28,7 @@ class TaskService {
     infra::Clock* clock = nullptr;
     infra::IdGenerator* ids = nullptr;
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
+    const ToolRegistry* tools = nullptr;  // checks planners' plans (PartitionWriter::Options)
   };
   explicit TaskService(Options options);
   ~TaskService();

@@ -478,21 +478,28 @@ class TemplateTool : public Tool {
   }
 };
 
-class AgentTool : public Tool {
+// `agent` (the output: whatever the worker completed with) and `plan` (a
+// planner agent's plan, validated by the writer like a given one).
+class WorkerTool : public Tool {
  public:
-  std::string_view name() const override { return "agent"; }
+  WorkerTool(std::string_view name, std::string_view output_schema)
+      : name_(name), output_schema_(output_schema) {}
+  std::string_view name() const override { return name_; }
   std::string_view version() const override { return "1"; }
   bool external() const override { return true; }
   std::string_view input_schema() const override { return R"({"type":"object"})"; }
-  // Whatever the worker completed with (any JSON value).
-  std::string_view output_schema() const override { return "{}"; }
+  std::string_view output_schema() const override { return output_schema_; }
   ToolOutcome Run(const ToolCall& call) const override {
-    // Executors run an agent step only in a replay, from its recorded output.
+    // Executors run a worker step only in a replay, from its recorded output.
     if (call.recorded_output.empty()) {
-      return Error(tool_codes::kToolError, "agent steps are run by external workers");
+      return Error(tool_codes::kToolError, name_ + " steps are run by external workers");
     }
     return Ok(call.recorded_output);
   }
+
+ private:
+  std::string name_;
+  std::string_view output_schema_;
 };
 
 // `s` as valid UTF-8: each invalid byte becomes U+FFFD (a cap may cut a character).
@@ -618,7 +625,10 @@ class SandboxTool : public Tool {
   bool python_;
 };
 
-std::vector<SchemaProblem> Check(const rapidjson::SchemaDocument& schema, const json::Value& v) {
+}  // namespace
+
+std::vector<SchemaProblem> CheckSchema(const rapidjson::SchemaDocument& schema,
+                                       const json::Value& v) {
   rapidjson::SchemaValidator validator(schema);
   if (v.Accept(validator)) return {};
   rapidjson::StringBuffer where;
@@ -631,8 +641,6 @@ std::vector<SchemaProblem> Check(const rapidjson::SchemaDocument& schema, const 
                                   validator.GetInvalidSchemaKeyword() + "' rule at " +
                                   std::string(rule.GetString(), rule.GetSize())}};
 }
-
-}  // namespace
 
 bool EvaluateMath(std::string_view expression, std::string* result, std::string* error) {
   Num v;
@@ -652,7 +660,9 @@ ToolRegistry::ToolRegistry(sandbox::Sandbox* sandbox) {
   tools.push_back(std::make_unique<MathTool>());
   tools.push_back(std::make_unique<JsonTool>());
   tools.push_back(std::make_unique<TemplateTool>());
-  tools.push_back(std::make_unique<AgentTool>());
+  tools.push_back(std::make_unique<WorkerTool>("agent", "{}"));
+  tools.push_back(std::make_unique<WorkerTool>(
+      "plan", R"({"type":"object","required":["steps"],"properties":{"steps":{"type":"array"}}})"));
   tools.push_back(std::make_unique<SandboxTool>(sandbox, true));
   tools.push_back(std::make_unique<SandboxTool>(sandbox, false));
   for (auto& tool : tools) {
@@ -687,12 +697,12 @@ std::vector<std::string> ToolRegistry::Names() const {
 
 std::vector<SchemaProblem> ToolRegistry::CheckInput(const Tool& tool,
                                                     const json::Value& value) const {
-  return Check(*tools_.find(tool.name())->second->input, value);
+  return CheckSchema(*tools_.find(tool.name())->second->input, value);
 }
 
 std::vector<SchemaProblem> ToolRegistry::CheckOutput(const Tool& tool,
                                                      const json::Value& value) const {
-  return Check(*tools_.find(tool.name())->second->output, value);
+  return CheckSchema(*tools_.find(tool.name())->second->output, value);
 }
 
 }  // namespace runlog::services

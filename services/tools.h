@@ -6,6 +6,8 @@
 // worker through the claim protocol (executors only run it in a replay, from
 // the recorded output). docs/tools.md has every tool's input and output.
 
+#include <rapidjson/schema.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -56,6 +58,10 @@ struct SchemaProblem {
   std::string path;  // JSON Pointer into the value
   std::string message;
 };
+
+// Problems of `value` against a JSON Schema (RapidJSON's validator); empty when valid.
+std::vector<SchemaProblem> CheckSchema(const rapidjson::SchemaDocument& schema,
+                                       const json::Value& value);
 
 class ToolRegistry {
  public:

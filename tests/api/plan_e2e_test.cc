@@ -318,6 +318,199 @@ TEST_F(PlanTest, CancelKillsARunningSandboxedStepWithinASecond) {
   EXPECT_EQ(Finished(id).Str("status"), "cancelled");
 }
 
+constexpr char kMixedPlan[] = R"J({
+  "type": "mix", "input": {"who": "ada"},
+  "plan": {"steps": [
+    {"tool": "math", "input": {"expression": "6*7"}},
+    {"tool": "agent", "input": {"question": {"$ref": "/steps/1/output/result"},
+                                "who": {"$ref": "/input/who"}}},
+    {"tool": "template", "input": {"template": "{{who}} says {{a}}",
+                                   "values": {"who": {"$ref": "/input/who"},
+                                              "a": {"$ref": "/steps/2/output/answer"}}}}
+  ]}})J";
+
+// Claims a worker step of `type`, waiting for the executors to hand it out.
+HttpResponse ClaimStep(HttpClient& client, const std::string& type) {
+  return client.Post("/v1/tasks/claim", R"J({"types":[")J" + type + R"J("],"wait_seconds":10})J");
+}
+
+TEST_F(PlanTest, AgentStepsMixWithBuiltInStepsAndReplayFromTheRecord) {
+  const std::string id = Create(kMixedPlan).Str("id");
+  // The executors run step 1, then hand step 2 to a worker, its input resolved.
+  auto claim = ClaimStep(*client_, "mix");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  ASSERT_TRUE(claim["step"].IsObject()) << claim.body;
+  EXPECT_EQ(claim["step"]["step_index"].GetInt(), 2);
+  EXPECT_STREQ(claim["step"]["tool"].GetString(), "agent");
+  EXPECT_EQ(claim["step"]["input"]["question"].GetInt(), 42) << claim.body;
+  EXPECT_STREQ(claim["step"]["input"]["who"].GetString(), "ada");
+  EXPECT_EQ(claim["task"]["attempt"].GetInt(), 1);  // a hand-off is not a new attempt
+  const std::string lease = claim["lease"]["lease_id"].GetString();
+  // Executors may not finish a worker's step; the worker completes it.
+  auto done = client_->Post(
+      "/v1/tasks/" + id + "/complete",
+      R"J({"lease_id":")J" + lease + R"J(","output":{"answer":"yes"},"usage":{"tokens":7}})J");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body;
+  EXPECT_STREQ(task["result"]["result"].GetString(), "ada says yes") << task.body;
+  EXPECT_EQ(task["attempt"].GetInt(), 1);
+  auto trace = Trace(id);
+  const auto& steps = trace["steps"];
+  ASSERT_EQ(steps.Size(), 3u) << trace.body;
+  EXPECT_STREQ(steps[1]["tool_name"].GetString(), "agent");
+  EXPECT_STREQ(steps[1]["status"].GetString(), "succeeded");
+  EXPECT_EQ(steps[1]["usage"]["tokens"].GetInt(), 7);
+  EXPECT_EQ(trace["summary"]["tokens_used"].GetInt(), 7);
+  EXPECT_EQ(trace["summary"]["step_hashes"].Size(), 3u);
+  int handoffs = 0;
+  for (const auto& e : trace["events"].GetArray()) {
+    handoffs += std::string(e["event"].GetString()) == "task.handed_off";
+  }
+  EXPECT_EQ(handoffs, 2);  // to the worker, and back to the executors
+
+  // The replay reuses the agent's recorded output: no worker needed.
+  auto replay = client_->Post("/v1/tasks/" + id + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Finished(replay.Str("id"));
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_TRUE(replayed["replay"]["matches"].GetBool()) << replayed.body;
+  EXPECT_EQ(replayed.Str("task_hash"), task.Str("task_hash"));
+}
+
+TEST_F(PlanTest, AWorkerStepThatFailsHaltsThePlanAtItsIndex) {
+  const std::string id = Create(kMixedPlan).Str("id");
+  auto claim = ClaimStep(*client_, "mix");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  auto failed = client_->Post("/v1/tasks/" + id + "/fail",
+                              R"J({"error":{"code":"NO_ANSWER","message":"gave up"}})J");
+  ASSERT_EQ(failed.status, 200) << failed.body;
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "failed") << task.body;
+  EXPECT_EQ(task["failure"]["index"].GetInt(), 2) << task.body;
+  EXPECT_STREQ(task["failure"]["step"].GetString(), "agent");
+  EXPECT_STREQ(task["failure"]["code"].GetString(), "NO_ANSWER");
+  EXPECT_EQ(Trace(id)["summary"]["succeeded_steps"].GetInt(), 1);
+}
+
+TEST_F(PlanTest, APlannerAgentWritesThePlanAndItIsValidatedLikeAGivenOne) {
+  const std::string id =
+      Create(R"J({"type":"planned","input":{"n":5},"planner":true,"max_steps":3})J").Str("id");
+  auto claim = ClaimStep(*client_, "planned");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  EXPECT_STREQ(claim["step"]["tool"].GetString(), "plan") << claim.body;
+  auto done = client_->Post("/v1/tasks/" + id + "/complete", R"J({"result":{"steps":[
+      {"tool":"math","input":{"expression":"5*5"}},
+      {"tool":"template","input":{"template":"n^2={{x}}",
+                                  "values":{"x":{"$ref":"/steps/2/output/result"}}}}]}})J");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body << Trace(id).body;
+  EXPECT_STREQ(task["result"]["result"].GetString(), "n^2=25") << task.body;
+  ASSERT_EQ(task["plan"]["steps"].Size(), 3u) << task.body;  // the plan step, then its plan
+  EXPECT_STREQ(task["plan"]["steps"][1]["tool"].GetString(), "math");
+  EXPECT_EQ(task["plan"]["steps"][1]["step_index"].GetInt(), 2);
+  auto trace = Trace(id);
+  EXPECT_EQ(trace["summary"]["total_steps"].GetInt(), 3) << trace.body;
+  EXPECT_EQ(trace["summary"]["succeeded_steps"].GetInt(), 3);
+
+  auto replay = client_->Post("/v1/tasks/" + id + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Finished(replay.Str("id"));
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_TRUE(replayed["replay"]["matches"].GetBool()) << replayed.body;
+
+  // A plan over max_steps, or with an unknown tool, fails before any of it runs.
+  const std::string bad = Create(R"J({"type":"planned","planner":true,"max_steps":3})J").Str("id");
+  ASSERT_EQ(ClaimStep(*client_, "planned").status, 200);
+  ASSERT_EQ(client_
+                ->Post("/v1/tasks/" + bad + "/complete", R"J({"result":{"steps":[
+      {"tool":"math","input":{"expression":"1"}},{"tool":"nope"},{"tool":"math"}]}})J")
+                .status,
+            200);
+  auto rejected = Finished(bad);
+  ASSERT_EQ(rejected.Str("status"), "failed") << rejected.body;
+  EXPECT_STREQ(rejected["error"]["code"].GetString(), "PLAN_INVALID");
+  EXPECT_EQ(rejected["failure"]["index"].GetInt(), 1);
+  auto bad_trace = Trace(bad);
+  std::string codes;
+  for (const auto& f : bad_trace["plan_validation_failures"].GetArray()) {
+    codes += std::string(f["code"].GetString()) + " ";
+  }
+  EXPECT_NE(codes.find("TOO_MANY_STEPS"), std::string::npos) << bad_trace.body;
+  EXPECT_NE(codes.find("UNKNOWN_TOOL"), std::string::npos) << bad_trace.body;
+  EXPECT_EQ(bad_trace["steps"].Size(), 1u);  // only the plan step ran
+
+  auto both =
+      client_->Post("/v1/tasks", R"J({"planner":true,"plan":{"steps":[{"tool":"math"}]}})J");
+  EXPECT_EQ(both.status, 400) << both.body;
+}
+
+constexpr char kCalcManifest[] = R"J({"name":"calculator","task_types":{
+  "square":{"input_schema":{"type":"object","required":["n"],
+                            "properties":{"n":{"type":"integer"}}},
+            "plan":{"steps":[
+              {"tool":"template","input":{"template":"{{n}}*{{n}}","values":{"n":{"$ref":"/input/n"}}}},
+              {"tool":"math","input":{"expression":{"$ref":"/steps/1/output/result"}}}],
+                    "limits":{"max_step_seconds":5}}},
+  "think":{"planner":true}}})J";
+
+TEST_F(PlanTest, AnAgentManifestValidatesInputAndGivesItsTypesTheirPlans) {
+  auto put = client_->Put("/v1/agents/calc", kCalcManifest);
+  ASSERT_EQ(put.status, 201) << put.body;
+  EXPECT_STREQ(put["agent_id"].GetString(), "calc");
+  // The type's template is the plan: n*n through template and math.
+  auto created = Create(R"J({"type":"square","input":{"n":7}})J");
+  auto task = Finished(created.Str("id"));
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body;
+  EXPECT_EQ(task["result"]["result"].GetInt(), 49) << task.body;
+  EXPECT_EQ(task["plan"]["limits"]["max_step_seconds"].GetInt(), 5) << task.body;
+  auto trace = Trace(created.Str("id"));
+  for (const auto& e : trace["events"].GetArray()) {
+    if (std::string(e["event"].GetString()) == "task.planned") {
+      EXPECT_STREQ(e["payload"]["source"].GetString(), "template");
+    }
+  }
+  // Input against the type's schema.
+  auto bad = client_->Post("/v1/tasks", R"J({"type":"square","input":{"n":"seven"}})J");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.ErrorCode(), "VALIDATION_ERROR");
+  EXPECT_STREQ(bad["error"]["details"]["field"].GetString(), "input/n") << bad.body;
+  EXPECT_TRUE(bad["agent_contract"].IsObject());
+  // A type the named agent does not declare.
+  auto unknown = client_->Post("/v1/tasks", R"J({"agent_id":"calc","type":"cube"})J");
+  EXPECT_EQ(unknown.status, 422) << unknown.body;
+  EXPECT_EQ(unknown.ErrorCode(), "UNKNOWN_TASK_TYPE");
+  // A planner type: a worker claims its plan step.
+  const std::string think = Create(R"J({"type":"think"})J").Str("id");
+  auto claim = ClaimStep(*client_, "think");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  EXPECT_STREQ(claim["step"]["tool"].GetString(), "plan") << claim.body;
+  EXPECT_EQ(claim["task"]["id"].GetString(), think);
+  // A template that fails plan validation is refused with the failures.
+  auto invalid = client_->Put("/v1/agents/broken",
+                              R"J({"task_types":{"x":{"plan":{"steps":[{"tool":"nope"}]}}}})J");
+  EXPECT_EQ(invalid.status, 422) << invalid.body;
+  EXPECT_EQ(invalid.ErrorCode(), "INVALID_MANIFEST");
+  EXPECT_STREQ(invalid["error"]["details"]["failures"][0]["code"].GetString(), "UNKNOWN_TOOL");
+  auto shape = client_->Put("/v1/agents/broken", R"J({"task_types":[]})J");
+  EXPECT_EQ(shape.status, 400) << shape.body;
+  // Another tenant does not see the agent; the manifest survives a restart.
+  auto other = HttpClient(server_->url());
+  other.SetKey(server_->KeyWithScopes("acct_other", {"read", "write"}));
+  EXPECT_EQ(other.Get("/v1/agents/calc").status, 404);
+  EXPECT_EQ(client_->Get("/v1/agents/nobody").ErrorCode(), "AGENT_NOT_FOUND");
+  Stop();
+  Start();
+  auto got = client_->Get("/v1/agents/calc");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_STREQ(got["manifest"]["name"].GetString(), "calculator");
+  auto again = Finished(Create(R"J({"type":"square","input":{"n":3}})J").Str("id"));
+  EXPECT_EQ(again["result"]["result"].GetInt(), 9) << again.body;
+  auto replaced = client_->Put("/v1/agents/calc", kCalcManifest);
+  EXPECT_EQ(replaced.status, 200) << replaced.body;
+}
+
 TEST_F(PlanTest, AgentTokensOverMaxTokensFailTheTask) {
   const std::string id = Create(R"J({"type":"llm","limits":{"max_tokens":100}})J").Str("id");
   ASSERT_EQ(client_->Post("/v1/tasks/claim", R"J({"types":["llm"]})J").status, 200);
@@ -353,7 +546,25 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
   ASSERT_EQ(client_->Post("/v1/tasks/" + agent + "/complete", R"J({"result":{"a":1}})J").status,
             200);
   ids.push_back(agent);
-  for (const std::string& id : ids) ASSERT_NE(Finished(id).Str("status"), "running");
+  // A plan with a worker step, and a planner's plan (task.plan_extended).
+  const std::string mixed = Create(kMixedPlan).Str("id");
+  ASSERT_EQ(ClaimStep(*client_, "mix").status, 200);
+  ASSERT_EQ(
+      client_->Post("/v1/tasks/" + mixed + "/complete", R"J({"result":{"answer":"no"}})J").status,
+      200);
+  ids.push_back(mixed);
+  const std::string planned = Create(R"J({"type":"planned","planner":true})J").Str("id");
+  ASSERT_EQ(ClaimStep(*client_, "planned").status, 200);
+  ASSERT_EQ(client_
+                ->Post("/v1/tasks/" + planned + "/complete",
+                       R"J({"result":{"steps":[{"tool":"math","input":{"expression":"2**10"}}]}})J")
+                .status,
+            200);
+  ids.push_back(planned);
+  for (const std::string& id : ids) {
+    const std::string status = Finished(id).Str("status");
+    ASSERT_TRUE(status == "succeeded" || status == "failed") << id << " " << status;
+  }
   Stop();
 
   const std::string data = dir_.path();
@@ -364,8 +575,8 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
                   &out),
             0)
       << out;
-  ASSERT_EQ(Shell("python3 " CHECK_HASHES_PY " " + exported + " --expect-tasks 3", &out), 0) << out;
-  EXPECT_NE(out.find("checked 3 tasks"), std::string::npos) << out;
+  ASSERT_EQ(Shell("python3 " CHECK_HASHES_PY " " + exported + " --expect-tasks 5", &out), 0) << out;
+  EXPECT_NE(out.find("checked 5 tasks"), std::string::npos) << out;
   ASSERT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + data, &out), 0)
       << out;
   EXPECT_NE(out.find(": OK"), std::string::npos) << out;

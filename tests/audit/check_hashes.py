@@ -32,7 +32,8 @@ Hash = SHA-256 of the canonical UTF-8 bytes, 64 lowercase hex characters.
 The hashes, per task (aggregate_id), walking its events in sequence order:
   - input = payload.input of task.created; limits = payload.limits of the last
     task.planned if any, else of task.created; plan = payload.plan of the last
-    task.planned, or null if there is none.
+    task.planned, or null if there is none; each task.plan_extended (a planner
+    agent's plan) appends its payload.steps to plan.steps.
   - step.started payload: step_index (int, 1-based), tool, tool_version,
     input (resolved), attempt, ...; the latest step.started per step_index is
     remembered.
@@ -360,6 +361,11 @@ class Checker:
             t.plan = _need(payload, "plan", None, where)
             t.runner = payload.get("runner")
             t.planned_limits = _need(payload, "limits", None, where)
+        elif etype == "task.plan_extended":
+            steps = _need(payload, "steps", list, where)
+            if not isinstance(t.plan, dict) or not isinstance(t.plan.get("steps"), list):
+                raise BadInput("%s: task.plan_extended before a plan" % where)
+            t.plan["steps"].extend(steps)
         elif etype == "task.claimed":
             t.claimed = True
         elif etype == "step.started":

@@ -131,14 +131,34 @@ TEST_F(ToolsTest, EveryPlanProblemIsAFailureWithItsPath) {
   EXPECT_EQ(json::String(failures[2], "path"), "/steps/1/input/expression");
 }
 
-TEST_F(ToolsTest, AgentStepsMustBeAlone) {
+TEST_F(ToolsTest, AgentStepsMixWithBuiltInsAndPlanStepsStandAlone) {
   auto alone = Check(R"({"steps":[{"tool":"agent","input":{"q":1}}]})");
   ASSERT_TRUE(alone);
   EXPECT_EQ(alone->failures, "");
-  EXPECT_FALSE(alone->executor);
-  auto mixed = Check(R"({"steps":[{"tool":"math","input":{"expression":"1"}},{"tool":"agent"}]})");
+  EXPECT_FALSE(alone->executor);  // a worker runs it alone, as before plans
+  auto mixed = Check(
+      R"({"steps":[{"tool":"math","input":{"expression":"1"}},{"tool":"agent","input":{"n":{"$ref":"/steps/1/output/result"}}}]})");
   ASSERT_TRUE(mixed);
-  EXPECT_NE(mixed->failures.find("UNSUPPORTED_PLAN"), std::string::npos);
+  EXPECT_EQ(mixed->failures, "");
+  EXPECT_TRUE(mixed->executor);  // the executors drive it and hand the agent step out
+  auto planner = Check(R"({"steps":[{"tool":"plan"}]})");
+  ASSERT_TRUE(planner);
+  EXPECT_EQ(planner->failures, "");
+  EXPECT_TRUE(planner->executor);
+  auto late = Check(R"({"steps":[{"tool":"math","input":{"expression":"1"}},{"tool":"plan"}]})");
+  ASSERT_TRUE(late);
+  EXPECT_NE(late->failures.find("UNSUPPORTED_PLAN"), std::string::npos);
+  // A planner's plan is numbered after its plan step, which max_steps counts.
+  json::Document d;
+  d.Parse(R"({"steps":[{"tool":"math","input":{"expression":"1"}},
+                       {"tool":"math","step_index":3,"input":{"expression":{"$ref":"/steps/1/output/x"}}}]})");
+  auto after = CheckPlan(d, 3, tools_, {}, 2);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->failures, "");
+  EXPECT_NE(after->plan.find(R"("step_index":2)"), std::string::npos);
+  auto over = CheckPlan(d, 2, tools_, {}, 2);
+  ASSERT_TRUE(over);
+  EXPECT_NE(over->failures.find("TOO_MANY_STEPS"), std::string::npos);
 }
 
 TEST_F(ToolsTest, AMalformedPlanIsAValidationError) {

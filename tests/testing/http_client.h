@@ -41,6 +41,9 @@ class HttpClient {
                     std::vector<std::string> headers = {}) {
     return Do("POST", path, &body, std::move(headers));
   }
+  HttpResponse Put(const std::string& path, const std::string& body) {
+    return Do("PUT", path, &body, {});
+  }
   HttpResponse Do(const std::string& method, const std::string& path, const std::string* body,
                   std::vector<std::string> headers) {
     HttpResponse r;

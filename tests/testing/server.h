@@ -28,9 +28,17 @@ class TestServer {
     options.partitions = 4;
     log_ = std::move(events::OpenEventLog(options).value());
     keys_ = std::make_unique<api::KeyStore>(*log_, clock_, ids_);
+#ifdef SANDBOX_HELPER_PATH
+    sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{SANDBOX_HELPER_PATH});
+#endif
+    tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
     tasks_ = std::make_unique<services::TaskService>(
-        services::TaskService::Options{log_.get(), &clock_, &ids_});
-    auto recovered = tasks_->Recover([this](const events::Event& e) { keys_->Recover(e); });
+        services::TaskService::Options{log_.get(), &clock_, &ids_, nullptr, tools_.get()});
+    manifests_ = std::make_unique<api::ManifestStore>(*log_, clock_, ids_, *tools_);
+    auto recovered = tasks_->Recover([this](const events::Event& e) {
+      keys_->Recover(e);
+      manifests_->Recover(e);
+    });
     if (!recovered) throw std::runtime_error(recovered.error().ToString());
     views_ = std::move(projections::Views::Open(data_dir).value());
     projector_ = std::make_unique<projections::Projector>(*log_, *views_);
@@ -38,17 +46,13 @@ class TestServer {
     projector_->Start();
     tasks_->Start();
     if (!keys_->EnsureAdmin(kAdminKey)) throw std::runtime_error("admin key");
-#ifdef SANDBOX_HELPER_PATH
-    sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{SANDBOX_HELPER_PATH});
-#endif
-    tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
     executor_ = std::make_unique<services::Executor>(
         services::Executor::Options{tasks_.get(), tools_.get(), &clock_, 2});
     tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
     executor_->Start();
     api_ = std::make_unique<api::Api>(
         api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(),
-                     &metrics_, &clock_, tools_.get()},
+                     &metrics_, &clock_, tools_.get(), manifests_.get()},
         api::ApiOptions{});
     api::HttpOptions http;
     http.port = 0;
@@ -85,11 +89,12 @@ class TestServer {
   api::Metrics metrics_;
   std::unique_ptr<events::EventLog> log_;
   std::unique_ptr<api::KeyStore> keys_;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<services::ToolRegistry> tools_;
+  std::unique_ptr<api::ManifestStore> manifests_;
   std::unique_ptr<services::TaskService> tasks_;
   std::unique_ptr<projections::Views> views_;
   std::unique_ptr<projections::Projector> projector_;
-  std::unique_ptr<sandbox::Sandbox> sandbox_;
-  std::unique_ptr<services::ToolRegistry> tools_;
   std::unique_ptr<services::Executor> executor_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> http_;

@@ -1,0 +1,187 @@
+#include "api/manifests.h"
+
+#include "events/canonical_json.h"
+#include "events/partitioner.h"
+#include "events/payload.h"
+#include "services/plans.h"
+
+namespace runlog::api {
+
+bool ValidTypeName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != ':' &&
+        c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::string Key(const std::string& a, const std::string& b) { return a + '\0' + b; }
+
+std::unexpected<Error> Shape(const std::string& field, const std::string& message) {
+  return Fail("VALIDATION_ERROR", field + " " + message,
+              events::Payload().Str("field", field).Build());
+}
+
+}  // namespace
+
+ManifestStore::ManifestStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids,
+                             const services::ToolRegistry& tools)
+    : log_(log), clock_(clock), ids_(ids), tools_(tools) {}
+
+Result<std::string> ManifestStore::Check(const json::Value& body) const {
+  if (!body.IsObject()) return Shape("body", "must be a JSON object");
+  const json::Value* types = json::Find(body, "task_types");
+  if (types == nullptr || !types->IsObject() || types->MemberCount() == 0 ||
+      types->MemberCount() > 100) {
+    return Shape("task_types", "must be an object of 1-100 task types");
+  }
+  for (const auto& m : types->GetObject()) {
+    const std::string type(m.name.GetString(), m.name.GetStringLength());
+    const std::string field = "task_types." + type;
+    if (!ValidTypeName(type)) {
+      return Shape(field, "is not a task type name (1-128 of letters, digits, _ . : -)");
+    }
+    if (!m.value.IsObject()) return Shape(field, "must be an object");
+    const json::Value* schema = json::FindSet(m.value, "input_schema");
+    if (schema != nullptr && !schema->IsObject() && !schema->IsBool()) {
+      return Shape(field + ".input_schema", "must be a JSON Schema (an object)");
+    }
+    const json::Value* planner = json::FindSet(m.value, "planner");
+    if (planner != nullptr && !planner->IsBool())
+      return Shape(field + ".planner", "must be a bool");
+    const json::Value* plan = json::FindSet(m.value, "plan");
+    if (plan != nullptr && planner != nullptr && planner->GetBool()) {
+      return Shape(field, "has a plan template and a planner; give one");
+    }
+    if (plan == nullptr) continue;
+    if (const json::Value* limits = json::FindSet(*plan, "limits");
+        limits != nullptr && !limits->IsObject()) {
+      return Shape(field + ".plan.limits", "must be an object");
+    }
+    auto checked = services::CheckPlan(*plan, 100, tools_);
+    if (!checked) return Shape(field + ".plan", checked.error().message);
+    if (!checked->failures.empty()) {
+      return Fail("INVALID_MANIFEST",
+                  "the plan template of " + type + " fails plan validation; see details.failures",
+                  events::Payload()
+                      .Str("field", field + ".plan")
+                      .Raw("failures", checked->failures)
+                      .Build());
+    }
+  }
+  std::string text;
+  if (auto s = events::WriteCanonical(body, &text); !s) return Shape("body", s.error().message);
+  return text;
+}
+
+Result<std::shared_ptr<const Manifest>> ManifestStore::Build(const std::string& agent_id,
+                                                             const std::string& text,
+                                                             int64_t registered_at_ms) const {
+  json::Document body;
+  if (!json::Parse(text, &body)) return Fail(runlog::codes::kInvalidArgument, "manifest not JSON");
+  if (auto checked = Check(body); !checked) return std::unexpected(checked.error());
+  auto manifest = std::make_shared<Manifest>();
+  manifest->agent_id = agent_id;
+  manifest->text = text;
+  manifest->registered_at_ms = registered_at_ms;
+  for (const auto& m : body["task_types"].GetObject()) {
+    TaskTypeSpec spec;
+    if (const json::Value* schema = json::FindSet(m.value, "input_schema")) {
+      auto doc = std::make_shared<json::Document>();
+      doc->CopyFrom(*schema, doc->GetAllocator());
+      spec.input_schema = std::make_shared<rapidjson::SchemaDocument>(*doc);
+      spec.input_schema_doc = std::move(doc);
+    }
+    if (const json::Value* plan = json::FindSet(m.value, "plan")) {
+      spec.plan = events::CanonicalText(*plan);
+    }
+    spec.planner = json::Bool(m.value, "planner");
+    manifest->task_types.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
+                                 std::move(spec));
+  }
+  return manifest;
+}
+
+void ManifestStore::Insert(const std::string& tenant_id, std::shared_ptr<const Manifest> manifest) {
+  std::lock_guard lock(mu_);
+  for (const auto& [type, spec] : manifest->task_types) {
+    by_type_[Key(tenant_id, type)] = manifest->agent_id;
+  }
+  by_agent_[Key(tenant_id, manifest->agent_id)] = std::move(manifest);
+}
+
+void ManifestStore::Recover(const events::Event& e) {
+  if (e.type != "agent.registered") return;
+  json::Document p;
+  if (!json::Parse(e.payload, &p)) return;
+  const json::Value* manifest = json::Find(p, "manifest");
+  if (manifest == nullptr) return;
+  // A manifest that no longer checks (a tool since removed) is skipped, not fatal.
+  if (auto built =
+          Build(json::String(p, "agent_id"), events::CanonicalText(*manifest), e.timestamp_ms)) {
+    Insert(e.tenant_id, std::move(*built));
+  }
+}
+
+void ManifestStore::Register(const std::string& tenant_id, const std::string& agent_id,
+                             std::string manifest, RegisterCallback done) {
+  const int64_t now = clock_.NowMillis();
+  auto built = Build(agent_id, manifest, now);
+  if (!built) return done(std::unexpected(built.error()));
+  events::Event e;
+  e.type = "agent.registered";
+  e.event_id = ids_.Next("evt_");
+  e.aggregate_id = "agent:" + tenant_id + "/" + agent_id;
+  e.tenant_id = tenant_id;
+  e.sequence = 1;
+  e.timestamp_ms = now;
+  e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
+  const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
+  log_.AppendAsync(p, std::span(&e, 1),
+                   [this, tenant_id, manifest = std::move(*built),
+                    done = std::move(done)](Result<std::vector<uint64_t>> r) mutable {
+                     if (!r) return done(std::unexpected(r.error()));
+                     Insert(tenant_id, manifest);
+                     done(std::move(manifest));
+                   });
+}
+
+std::shared_ptr<const Manifest> ManifestStore::Find(const std::string& tenant_id,
+                                                    const std::string& agent_id) const {
+  std::lock_guard lock(mu_);
+  auto it = by_agent_.find(Key(tenant_id, agent_id));
+  return it == by_agent_.end() ? nullptr : it->second;
+}
+
+Result<const TaskTypeSpec*> ManifestStore::Spec(const std::string& tenant_id,
+                                                const std::string& agent_id,
+                                                const std::string& type,
+                                                std::shared_ptr<const Manifest>* keep) const {
+  std::lock_guard lock(mu_);
+  std::string agent = agent_id;
+  if (agent.empty()) {
+    auto t = by_type_.find(Key(tenant_id, type));
+    if (t == by_type_.end()) return nullptr;
+    agent = t->second;
+  }
+  auto it = by_agent_.find(Key(tenant_id, agent));
+  if (it == by_agent_.end()) return nullptr;  // an agent without a manifest takes any type
+  auto spec = it->second->task_types.find(type);
+  if (spec == it->second->task_types.end()) {
+    std::string known;
+    for (const auto& [name, s] : it->second->task_types)
+      known += (known.empty() ? "" : ", ") + name;
+    return Fail("UNKNOWN_TASK_TYPE",
+                "agent " + agent + " has no task type " + type + "; its types: " + known,
+                events::Payload().Str("field", "type").Str("agent_id", agent).Build());
+  }
+  *keep = it->second;
+  return &spec->second;
+}
+
+}  // namespace runlog::api
