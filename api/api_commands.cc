@@ -434,6 +434,17 @@ void Api::RegisterAgent(std::shared_ptr<Exchange> x, const std::string& path_id)
     f.Problem("VALIDATION_ERROR", "agent_id",
               "must be 1-128 of letters, digits and _ . : - (in the path or the body)");
   }
+  // A template's limits obey the same caps as a request's.
+  if (const json::Value* types = json::Find(x->body, "task_types"); types && types->IsObject()) {
+    for (const auto& m : types->GetObject()) {
+      const json::Value* plan = json::FindSet(m.value, "plan");
+      const json::Value* limits = plan != nullptr ? json::FindSet(*plan, "limits") : nullptr;
+      if (limits == nullptr || !limits->IsObject()) continue;
+      for (const LimitSpec& spec : kLimits) {
+        (void)f.Int(Names(spec.names), 0, 1, INT32_MAX, spec.cap, limits);
+      }
+    }
+  }
   if (!f.ok()) return f.Fail(*x);
   auto checked = deps_.manifests->Check(x->body);
   if (!checked) return x->ErrorFrom(checked.error());

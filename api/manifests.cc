@@ -22,6 +22,24 @@ namespace {
 
 std::string Key(const std::string& a, const std::string& b) { return a + '\0' + b; }
 
+// True if `v` holds a "$ref" anywhere: a schema may refer to itself, and
+// RapidJSON's validator would then recurse without end.
+bool HasRef(const json::Value& v) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == "$ref" ||
+          HasRef(m.value)) {
+        return true;
+      }
+    }
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) {
+      if (HasRef(e)) return true;
+    }
+  }
+  return false;
+}
+
 std::unexpected<Error> Shape(const std::string& field, const std::string& message) {
   return Fail("VALIDATION_ERROR", field + " " + message,
               events::Payload().Str("field", field).Build());
@@ -50,6 +68,9 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
     const json::Value* schema = json::FindSet(m.value, "input_schema");
     if (schema != nullptr && !schema->IsObject() && !schema->IsBool()) {
       return Shape(field + ".input_schema", "must be a JSON Schema (an object)");
+    }
+    if (schema != nullptr && HasRef(*schema)) {
+      return Shape(field + ".input_schema", "may not use $ref (write the schema out)");
     }
     const json::Value* planner = json::FindSet(m.value, "planner");
     if (planner != nullptr && !planner->IsBool())

@@ -393,6 +393,34 @@ TEST_F(PlanTest, AWorkerStepThatFailsHaltsThePlanAtItsIndex) {
   EXPECT_EQ(Trace(id)["summary"]["succeeded_steps"].GetInt(), 1);
 }
 
+TEST_F(PlanTest, AWorkerStepWhoseLeaseExpiresGoesBackToWorkersAsACountedRetry) {
+  std::string body = kMixedPlan;
+  body.insert(1, R"J("max_attempts":2,)J");
+  const std::string id = Create(body).Str("id");
+  auto first = client_->Post("/v1/tasks/claim",
+                             R"J({"types":["mix"],"wait_seconds":10,"lease_seconds":1})J");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first["task"]["attempt"].GetInt(), 1);
+  // Not completed: after the lease runs out the step is claimable again.
+  auto second = ClaimStep(*client_, "mix");
+  ASSERT_EQ(second.status, 200) << second.body;
+  ASSERT_TRUE(second["task"].IsObject()) << second.body;
+  EXPECT_EQ(second["task"]["attempt"].GetInt(), 2);
+  EXPECT_EQ(second["task"]["retry_count"].GetInt(), 1);
+  EXPECT_EQ(second["step"]["step_index"].GetInt(), 2);
+  auto late =
+      client_->Post("/v1/tasks/" + id + "/complete",
+                    R"J({"lease_id":")J" + std::string(first["lease"]["lease_id"].GetString()) +
+                        R"J(","result":{"answer":"late"}})J");
+  EXPECT_EQ(late.status, 409) << late.body;
+  ASSERT_EQ(
+      client_->Post("/v1/tasks/" + id + "/complete", R"J({"result":{"answer":"ok"}})J").status,
+      200);
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body;
+  EXPECT_STREQ(task["result"]["result"].GetString(), "ada says ok");
+}
+
 TEST_F(PlanTest, APlannerAgentWritesThePlanAndItIsValidatedLikeAGivenOne) {
   const std::string id =
       Create(R"J({"type":"planned","input":{"n":5},"planner":true,"max_steps":3})J").Str("id");
@@ -495,6 +523,17 @@ TEST_F(PlanTest, AnAgentManifestValidatesInputAndGivesItsTypesTheirPlans) {
   EXPECT_STREQ(invalid["error"]["details"]["failures"][0]["code"].GetString(), "UNKNOWN_TOOL");
   auto shape = client_->Put("/v1/agents/broken", R"J({"task_types":[]})J");
   EXPECT_EQ(shape.status, 400) << shape.body;
+  auto capped = client_->Put(
+      "/v1/agents/broken",
+      R"J({"task_types":{"x":{"plan":{"steps":[{"tool":"math","input":{"expression":"1"}}],
+                                       "limits":{"max_step_seconds":100000}}}}})J");
+  EXPECT_EQ(capped.status, 422) << capped.body;
+  EXPECT_EQ(capped["error"]["details"]["cap"].GetInt(), 600);
+  // A schema that refers to itself would make the validator recurse forever.
+  auto loop =
+      client_->Put("/v1/agents/broken", R"J({"task_types":{"x":{"input_schema":{"$ref":"#"}}}})J");
+  EXPECT_EQ(loop.status, 400) << loop.body;
+  EXPECT_STREQ(loop["error"]["details"]["field"].GetString(), "task_types.x.input_schema");
   // Another tenant does not see the agent; the manifest survives a restart.
   auto other = HttpClient(server_->url());
   other.SetKey(server_->KeyWithScopes("acct_other", {"read", "write"}));
