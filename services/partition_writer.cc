@@ -44,7 +44,11 @@ int64_t RunningWorkerStep(const Task& t) {
              : 0;
 }
 
-std::unexpected<Error> Terminal(const Task& t) {
+// What a lease command on an ended task answers.
+std::unexpected<Error> EndedLease(const Task& t) {
+  if (t.status == TaskStatus::kFailed && t.error_code == codes::kLeaseExpired) {
+    return Fail(codes::kLeaseExpired, "the lease on task " + t.id + " expired");
+  }
   if (t.status == TaskStatus::kCancelled) {
     return Fail(codes::kTaskCancelled, "task " + t.id + " was cancelled");
   }
@@ -61,7 +65,46 @@ PartitionWriter::~PartitionWriter() { Stop(); }
 
 Status PartitionWriter::Recover(const events::Event& event) {
   Task& task = tasks_[event.aggregate_id];
-  return ApplyEvent(task, event);
+  if (auto s = ApplyEvent(task, event); !s) return s;
+  if (IsTerminal(task.status)) Retire({event.aggregate_id});
+  return {};
+}
+
+// How long an ended task is remembered: idempotency keys live at least 24 h.
+constexpr int64_t kEndedRetentionMs = 25LL * 3600 * 1000;
+
+void PartitionWriter::Retire(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || !IsTerminal(it->second.status)) continue;
+    const Task& t = it->second;
+    Unindex(t);
+    ended_[id] = Ended{t.tenant_id, t.status, t.error_code, t.execution_finished_at_ms,
+                       t.idempotency_key.empty() ? nullptr : std::make_unique<const Task>(t)};
+    ended_order_.emplace_back(t.execution_finished_at_ms, id);
+    tasks_.erase(it);
+  }
+}
+
+void PartitionWriter::ForgetOldEnded(int64_t now_ms) {
+  while (!ended_order_.empty() && ended_order_.front().first < now_ms - kEndedRetentionMs) {
+    auto it = ended_.find(ended_order_.front().second);
+    if (it != ended_.end() && it->second.ended_at_ms == ended_order_.front().first)
+      ended_.erase(it);
+    ended_order_.pop_front();
+  }
+}
+
+std::optional<Task> PartitionWriter::EndedStub(const std::string& id,
+                                               const std::string& tenant) const {
+  auto it = ended_.find(id);
+  if (it == ended_.end() || it->second.tenant_id != tenant) return std::nullopt;
+  Task t;
+  t.id = id;
+  t.tenant_id = it->second.tenant_id;
+  t.status = it->second.status;
+  t.error_code = it->second.error_code;
+  return t;
 }
 
 void PartitionWriter::FinishRecovery(uint64_t end_offset) {
@@ -122,10 +165,13 @@ void PartitionWriter::Run(Command* command, CommandCallback* done) {
                                         "the log failed under this writer; runlogd must restart")});
       }
     } else {
+      ForgetOldEnded(options_.clock->NowMillis());
       ExpireLeases(batch);
       if (command != nullptr) Decide(*command, *done, batch);
       if (!batch.made_ready.empty()) PublishSummary();
       PublishNextExpiry();
+      // Answers hold copies: ended tasks can leave the live state now.
+      Retire(batch.ended);
       t_inline_append = &inline_append;
       Flush(batch, now);
       t_inline_append = nullptr;
@@ -186,6 +232,7 @@ void PartitionWriter::Emit(Task& task, const std::string& tenant, std::string ty
     std::fprintf(stderr, "runlogd: writer bug: %s\n", s.error().message.c_str());
     std::abort();
   }
+  if (IsTerminal(task.status)) batch.ended.push_back(task.id);
   batch.events.push_back(std::move(e));
 }
 
@@ -198,6 +245,16 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
                       " was used with a different request; use a new key for a new task");
     }
     return CommandResult{existing, false, true};
+  }
+  if (auto it = ended_.find(c.task_id); it != ended_.end()) {
+    const Task* keyed = it->second.keyed.get();
+    if (keyed == nullptr || keyed->tenant_id != c.caller.tenant_id ||
+        keyed->request_hash != c.request_hash) {
+      return Fail(codes::kIdempotencyConflict,
+                  "Idempotency-Key " + c.idempotency_key +
+                      " was used with a different request; use a new key for a new task");
+    }
+    return CommandResult{*keyed, false, true};
   }
   Task& task = tasks_[c.task_id];
   task.id = c.task_id;
@@ -357,18 +414,18 @@ void PartitionWriter::HandOff(Task& t, int64_t index, Batch& batch) {
 // The task whose lease `ref` names, if the caller holds it now.
 Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& ref, Batch& batch) {
   auto it = tasks_.find(ref.task_id);
-  if (it == tasks_.end() || it->second.tenant_id != caller.tenant_id) return NotFound(ref.task_id);
+  if (it == tasks_.end()) {
+    std::optional<Task> ended = EndedStub(ref.task_id, caller.tenant_id);
+    if (!ended) return NotFound(ref.task_id);
+    return EndedLease(*ended);
+  }
+  if (it->second.tenant_id != caller.tenant_id) return NotFound(ref.task_id);
   Task& task = it->second;
   if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty() &&
       task.lease.expires_at_ms <= options_.clock->NowMillis()) {
     ExpireLease(task, batch);  // its time is up even if the timer has not fired yet
   }
-  if (IsTerminal(task.status)) {
-    if (task.status == TaskStatus::kFailed && task.error_code == codes::kLeaseExpired) {
-      return Fail(codes::kLeaseExpired, "the lease on task " + task.id + " expired");
-    }
-    return Terminal(task);
-  }
+  if (IsTerminal(task.status)) return EndedLease(task);
   if (const bool worker = events::WorkerRunsNext(task); worker == caller.key_id.empty()) {
     return Fail(codes::kLeaseMismatch, worker ? "task " + task.id + "'s next step is a worker's"
                                               : "task " + task.id + "'s next step is runlog's own");
@@ -451,12 +508,13 @@ Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
 
 Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch) {
   auto it = tasks_.find(c.task_id);
-  if (it == tasks_.end() || it->second.tenant_id != c.caller.tenant_id) return NotFound(c.task_id);
-  Task& t = it->second;
-  if (IsTerminal(t.status)) {
+  if (it == tasks_.end() || it->second.tenant_id != c.caller.tenant_id) {
+    std::optional<Task> ended = EndedStub(c.task_id, c.caller.tenant_id);
+    if (!ended) return NotFound(c.task_id);
     return Fail(codes::kTaskTerminal,
-                "task " + t.id + " is already " + std::string(StatusName(t.status)));
+                "task " + ended->id + " is already " + std::string(StatusName(ended->status)));
   }
+  Task& t = it->second;
   const std::string revoked = t.lease.lease_id;
   Unindex(t);
   Emit(t, t.tenant_id, "task.cancel_requested",

@@ -22,6 +22,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -95,6 +96,17 @@ class PartitionWriter {
     std::vector<events::Event> events;
     std::vector<Answer> answers;
     ReadyCounts made_ready;
+    std::vector<std::string> ended;  // tasks that reached a terminal state
+  };
+  // A task that ended, kept small once it leaves `tasks_`: enough to answer a
+  // late command (409, not 404). One created with an Idempotency-Key is kept
+  // whole, to answer a repeated create with the task.
+  struct Ended {
+    std::string tenant_id;
+    TaskStatus status;
+    std::string error_code;
+    int64_t ended_at_ms;
+    std::unique_ptr<const Task> keyed;
   };
 
   // Under the lock: expires due leases, decides `command` (if any), appends
@@ -134,6 +146,12 @@ class PartitionWriter {
   void Emit(Task& task, const std::string& tenant, std::string type, std::string payload,
             Batch& batch);
   void Requeue(Task& task, const std::string& reason, const std::string& error, Batch& batch);
+  // Moves ended tasks out of `tasks_` into `ended_`, and forgets ended ones
+  // older than kEndedRetentionMs (requires mu_).
+  void Retire(const std::vector<std::string>& ids);
+  void ForgetOldEnded(int64_t now_ms);
+  // An ended task of `tenant` as a stub (id, tenant, status, error code), if known.
+  std::optional<Task> EndedStub(const std::string& id, const std::string& tenant) const;
   void Index(Task& task);
   void Unindex(const Task& task);
   void PublishSummary();
@@ -148,7 +166,9 @@ class PartitionWriter {
 
   // Guards the task state below and orders the appends.
   std::mutex mu_;
-  std::unordered_map<std::string, Task> tasks_;
+  std::unordered_map<std::string, Task> tasks_;  // live (unfinished) tasks
+  std::unordered_map<std::string, Ended> ended_;
+  std::deque<std::pair<int64_t, std::string>> ended_order_;  // (ended_at_ms, id), oldest first
   std::map<TenantType, std::set<ReadyKey>> ready_;
   std::unordered_map<std::string, ReadyKey> ready_key_;  // task id -> its key in ready_
   std::multimap<int64_t, std::string> lease_expiry_;     // expires_at_ms -> task id

@@ -108,6 +108,17 @@ TEST_F(ApiTest, OrchestrionSeedFlow) {
   ASSERT_EQ(done.status, 200) << done.body;
   EXPECT_STREQ(done["task"]["status"].GetString(), "succeeded");
   EXPECT_STREQ(done["agent_contract"]["next_actions"][0]["action"].GetString(), "claim_next");
+  // An ended task leaves the writer's live state; the key still answers with it,
+  // and late commands still get 409s.
+  auto after = worker.Post("/v1/tasks", body, {"Idempotency-Key: job-001-attempt-1"});
+  EXPECT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(after.Str("status"), "succeeded");
+  EXPECT_STREQ(after["result"]["output_id"].GetString(), "out_01J");
+  ExpectError(
+      worker.Post("/v1/tasks", R"({"type":"other"})", {"Idempotency-Key: job-001-attempt-1"}), 409,
+      "IDEMPOTENCY_CONFLICT");
+  ExpectError(worker.Post("/v1/tasks/" + id + "/complete", "{}"), 409, "TASK_TERMINAL");
+  ExpectError(worker.Post("/v1/tasks/" + id + "/cancel", "{}"), 409, "TASK_TERMINAL");
   auto empty = worker.Post("/v1/tasks/claim", "");
   EXPECT_EQ(empty.status, 200);
   EXPECT_TRUE(empty["task"].IsNull());

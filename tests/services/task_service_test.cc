@@ -268,6 +268,42 @@ TEST_F(TaskServiceTest, CancelRevokesTheLeaseAndTerminalTasksRefuse) {
             codes::kTaskNotFound);
 }
 
+TEST_F(TaskServiceTest, EndedTasksLeaveTheLiveStateButAnswerLateCommandsFor25Hours) {
+  auto keyed = Create("t", "acct_a", 1, "job-9").value();
+  auto claimed = Claim({"t"}).value();
+  ASSERT_EQ(claimed.task.id, keyed.task.id);
+  ASSERT_TRUE(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), R"({"ok":1})"}));
+  auto plain = Create("t").value();
+  ASSERT_TRUE(Send(CancelTask{{"acct_a", "key_acct_a"}, plain.task.id, ""}));
+  auto check = [&](const std::string& when) {
+    // Late commands: 409s from what is kept of ended tasks, not 404s.
+    EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), "{}"}).error().code,
+              codes::kTaskTerminal)
+        << when;
+    EXPECT_EQ(Send(CancelTask{{"acct_a", "key_acct_a"}, plain.task.id, ""}).error().code,
+              codes::kTaskTerminal)
+        << when;
+    EXPECT_EQ(Send(CancelTask{{"acct_b", "key_acct_b"}, plain.task.id, ""}).error().code,
+              codes::kTaskNotFound)
+        << when;
+    // The key still answers with the whole ended task.
+    auto again = Create("t", "acct_a", 1, "job-9");
+    ASSERT_TRUE(again.has_value()) << when;
+    EXPECT_TRUE(again->replayed);
+    EXPECT_EQ(again->task.status, TaskStatus::kSucceeded);
+    EXPECT_EQ(again->task.result, R"({"ok":1})");
+    EXPECT_EQ(Create("t", "acct_a", 1, "job-9", R"({"n":2})").error().code,
+              codes::kIdempotencyConflict);
+  };
+  check("live");
+  Restart();
+  check("after a restart");
+  // Past the retention an ended task is forgotten: its id is unknown again.
+  clock_.Advance(25LL * 3600 * 1000 + 1);
+  EXPECT_EQ(Send(CancelTask{{"acct_a", "key_acct_a"}, plain.task.id, ""}).error().code,
+            codes::kTaskNotFound);
+}
+
 TEST_F(TaskServiceTest, ConcurrentCompletesOfOneTaskHaveOneWinner) {
   Create("t");
   auto claimed = Claim({"t"}).value();
