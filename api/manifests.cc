@@ -66,7 +66,7 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
     }
     if (!m.value.IsObject()) return Shape(field, "must be an object");
     const json::Value* schema = json::FindSet(m.value, "input_schema");
-    if (schema != nullptr && !schema->IsObject() && !schema->IsBool()) {
+    if (schema != nullptr && !schema->IsObject()) {
       return Shape(field + ".input_schema", "must be a JSON Schema (an object)");
     }
     if (schema != nullptr && HasRef(*schema)) {
