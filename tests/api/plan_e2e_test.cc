@@ -378,6 +378,22 @@ TEST_F(PlanTest, AgentStepsMixWithBuiltInStepsAndReplayFromTheRecord) {
   EXPECT_EQ(replayed.Str("task_hash"), task.Str("task_hash"));
 }
 
+TEST_F(PlanTest, AMixedPlanSurvivesARestartBetweenClaimAndComplete) {
+  const std::string id = Create(kMixedPlan).Str("id");
+  auto claim = ClaimStep(*client_, "mix");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  const std::string lease = claim["lease"]["lease_id"].GetString();
+  Stop();
+  Start();  // the writer recovers the handed-off step and the worker's lease from the log
+  auto done = client_->Post("/v1/tasks/" + id + "/complete",
+                            R"J({"lease_id":")J" + lease + R"J(","result":{"answer":"after"}})J");
+  ASSERT_EQ(done.status, 200) << done.body;
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded") << task.body;
+  EXPECT_STREQ(task["result"]["result"].GetString(), "ada says after");
+  EXPECT_EQ(task["attempt"].GetInt(), 1);
+}
+
 TEST_F(PlanTest, AWorkerStepThatFailsHaltsThePlanAtItsIndex) {
   const std::string id = Create(kMixedPlan).Str("id");
   auto claim = ClaimStep(*client_, "mix");
