@@ -131,7 +131,9 @@ void PartitionWriter::Stop() {
     stopping_ = true;
   }
   std::unique_lock lock(pending_mu_);
-  pending_cv_.wait(lock, [&] { return pending_.empty(); });
+  // Not only no append in flight: no OnAppended still delivering one (it reads
+  // this writer's members until it ends).
+  pending_cv_.wait(lock, [&] { return pending_.empty() && delivering_ == 0; });
 }
 
 namespace {
@@ -811,6 +813,7 @@ void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
   std::vector<Pending> ready;
   {
     std::lock_guard lock(pending_mu_);
+    ++delivering_;
     ready.push_back(std::move(pending_.front()));  // this append's batch
     pending_.pop_front();
     while (!pending_.empty() && !pending_.front().has_append) {
@@ -837,7 +840,8 @@ void PartitionWriter::OnAppended(Result<std::vector<uint64_t>> result) {
   }
   if (!made_ready.empty() && result && on_ready_) on_ready_(options_.partition, made_ready);
   std::lock_guard lock(pending_mu_);
-  if (pending_.empty()) pending_cv_.notify_all();
+  --delivering_;
+  if (pending_.empty() && delivering_ == 0) pending_cv_.notify_all();
 }
 
 void PartitionWriter::Deliver(std::vector<Answer>& answers) {

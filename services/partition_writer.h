@@ -182,6 +182,7 @@ class PartitionWriter {
   std::mutex pending_mu_;
   std::condition_variable pending_cv_;
   std::deque<Pending> pending_;  // guarded by pending_mu_
+  int delivering_ = 0;           // guarded by pending_mu_: OnAppended calls under way
 
   std::atomic<uint64_t> acked_end_{0};
   std::atomic<bool> failed_{false};
