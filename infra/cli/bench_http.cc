@@ -31,6 +31,8 @@ struct BenchOptions {
   double seconds = 5;
   double rate = 2000;
   bool json = false;
+  std::vector<std::string> phases = {"create", "claim", "e2e"};
+  std::string e2e_samples;  // file for one line per e2e task: index, sent at (ms), latency (ms)
 };
 
 struct Stats {
@@ -195,6 +197,7 @@ class Bench {
   Stats EndToEnd(const std::vector<HttpLoad::Conn*>& producers,
                  const std::vector<HttpLoad::Conn*>& workers, uint64_t* offered) {
     Stats s;
+    std::FILE* samples = o_.e2e_samples.empty() ? nullptr : std::fopen(o_.e2e_samples.c_str(), "w");
     const std::string type = type_ + "-e2e";
     const uint64_t total = static_cast<uint64_t>(o_.rate * o_.seconds);
     std::vector<Clock::time_point> sent(total);
@@ -211,6 +214,11 @@ class Bench {
           done[index] = true;
           ++completed;
           s.ms.push_back(Since(sent[index]));
+          if (samples != nullptr) {
+            std::fprintf(samples, "%lld %.3f %.3f\n", static_cast<long long>(index),
+                         std::chrono::duration<double, std::milli>(sent[index] - start).count(),
+                         s.ms.back());
+          }
         } else if (st != 200 && st >= 0) {
           ++s.errors;
         }
@@ -237,6 +245,8 @@ class Bench {
     }
     *offered = next_task;
     s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (samples != nullptr) std::fclose(samples);
+    samples = nullptr;  // completions during the drain below are not written
     // Let the long polls end before the connections go away.
     auto all = producers;
     all.insert(all.end(), workers.begin(), workers.end());
@@ -284,12 +294,21 @@ int RunBench(BenchOptions o) {
       !bench.Connect(std::max(1, o.clients / 4), &workers)) {
     return 1;
   }
-  Stats create = bench.Creates(conns);
-  double settled = bench.Settle(conns[0]);
-  Stats claim_complete = bench.ClaimComplete(conns);
-  settled += bench.Settle(conns[0]);
+  auto wanted = [&](const char* phase) {
+    return std::find(o.phases.begin(), o.phases.end(), phase) != o.phases.end();
+  };
+  Stats create, claim_complete, e2e;
+  double settled = 0;
+  if (wanted("create")) {
+    create = bench.Creates(conns);
+    settled += bench.Settle(conns[0]);
+  }
+  if (wanted("claim")) {
+    claim_complete = bench.ClaimComplete(conns);
+    settled += bench.Settle(conns[0]);
+  }
   uint64_t offered = 0;
-  Stats e2e = bench.EndToEnd(producers, workers, &offered);
+  if (wanted("e2e")) e2e = bench.EndToEnd(producers, workers, &offered);
   const uint64_t errors = create.errors + claim_complete.errors + e2e.errors;
   char e2e_extra[200];
   std::snprintf(
@@ -320,6 +339,15 @@ Runner AddBench(CLI::App& app) {
   sub->add_option("--rate", o->rate, "offered tasks/s in the end-to-end phase")
       ->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object (always JSON for now)");
+  sub->add_option("--phases", o->phases,
+                  "phases to run, in this order: create, claim (claim+complete of what create "
+                  "left), e2e")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"create", "claim", "e2e"}))
+      ->capture_default_str();
+  sub->add_option("--e2e-samples", o->e2e_samples,
+                  "write each end-to-end task to this file: index, sent at (ms from the phase's "
+                  "start), create-to-complete latency (ms)");
   return [o] { return RunBench(*o); };
 }
 

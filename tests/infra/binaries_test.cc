@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <fstream>
@@ -96,6 +97,56 @@ TEST(Runlogd, BadConfigurationExitsTwoWithOneLine) {
     EXPECT_TRUE(err.starts_with("runlogd: ")) << err;
     EXPECT_NE(err.find(c.message), std::string::npos) << err;
   }
+}
+
+// `runlog bench` against a real runlogd: only the phases asked for run, every
+// request succeeds, and --e2e-samples writes one line per completed task.
+TEST(RunlogBench, RunsTheChosenPhasesAndWritesTheEndToEndSamples) {
+  TempDir dir;
+  Process server({RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", dir / "data"});
+  static const std::regex kAdmin(R"(admin key \(shown once[^:]*: (\S+))");
+  static const std::regex kServing(R"(serving (http://127\.0\.0\.1:\d+))");
+  std::string key, base;
+  while (auto line = server.ReadStderrLine(20s)) {
+    std::smatch m;
+    if (std::regex_search(*line, m, kAdmin)) key = m[1];
+    if (std::regex_search(*line, m, kServing)) {
+      base = m[1];
+      break;
+    }
+  }
+  ASSERT_FALSE(key.empty());
+  ASSERT_FALSE(base.empty()) << server.DrainStderr();
+  const std::string samples = dir / "samples.txt";
+  const std::string command = std::string(RUNLOG_PATH) + " bench --url " + base + " --key " + key +
+                              " --clients 4 --seconds 0.5 --rate 200 --phases create,e2e" +
+                              " --e2e-samples " + samples + " --json 2>&1";
+  std::FILE* p = ::popen(command.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0) << out;
+  rapidjson::Document d;
+  d.Parse(out.c_str());
+  ASSERT_TRUE(d.IsObject()) << out;
+  EXPECT_GT(d["create"]["n"].GetUint64(), 0u) << out;
+  EXPECT_EQ(d["claim_complete"]["n"].GetUint64(), 0u) << out;  // not asked for
+  const uint64_t done = d["e2e"]["n"].GetUint64();
+  EXPECT_EQ(done, 100u) << out;  // 0.5 s at 200/s
+  EXPECT_EQ(d["errors"].GetUint64(), 0u) << out;
+  std::ifstream lines(samples);
+  uint64_t count = 0;
+  for (std::string line; std::getline(lines, line);) {
+    long long index;
+    double sent, latency;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%lld %lf %lf", &index, &sent, &latency), 3) << line;
+    EXPECT_GT(latency, 0.0);
+    ++count;
+  }
+  EXPECT_EQ(count, done);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0);
 }
 
 TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
