@@ -100,17 +100,14 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
   return text;
 }
 
-Result<std::shared_ptr<const Manifest>> ManifestStore::Build(const std::string& agent_id,
-                                                             const std::string& text,
-                                                             int64_t registered_at_ms) const {
-  json::Document body;
-  if (!json::Parse(text, &body)) return Fail(runlog::codes::kInvalidArgument, "manifest not JSON");
-  if (auto checked = Check(body); !checked) return std::unexpected(checked.error());
+std::shared_ptr<const Manifest> ManifestStore::Build(const std::string& agent_id,
+                                                     const json::Value& body, std::string text,
+                                                     int64_t registered_at_ms) {
   auto manifest = std::make_shared<Manifest>();
   manifest->agent_id = agent_id;
-  manifest->text = text;
+  manifest->text = std::move(text);
   manifest->registered_at_ms = registered_at_ms;
-  for (const auto& m : body["task_types"].GetObject()) {
+  for (const auto& m : json::Find(body, "task_types")->GetObject()) {
     TaskTypeSpec spec;
     if (const json::Value* schema = json::FindSet(m.value, "input_schema")) {
       auto doc = std::make_shared<json::Document>();
@@ -143,17 +140,20 @@ void ManifestStore::Recover(const events::Event& e) {
   const json::Value* manifest = json::Find(p, "manifest");
   if (manifest == nullptr) return;
   // A manifest that no longer checks (a tool since removed) is skipped, not fatal.
-  if (auto built =
-          Build(json::String(p, "agent_id"), events::CanonicalText(*manifest), e.timestamp_ms)) {
-    Insert(e.tenant_id, std::move(*built));
+  if (auto text = Check(*manifest)) {
+    Insert(e.tenant_id,
+           Build(json::String(p, "agent_id"), *manifest, std::move(*text), e.timestamp_ms));
   }
 }
 
 void ManifestStore::Register(const std::string& tenant_id, const std::string& agent_id,
                              std::string manifest, RegisterCallback done) {
   const int64_t now = clock_.NowMillis();
-  auto built = Build(agent_id, manifest, now);
-  if (!built) return done(std::unexpected(built.error()));
+  json::Document body;
+  if (!json::Parse(manifest, &body)) {
+    return done(Fail(runlog::codes::kInvalidArgument, "the manifest is not JSON"));
+  }
+  std::shared_ptr<const Manifest> built = Build(agent_id, body, manifest, now);
   events::Event e;
   e.type = "agent.registered";
   e.event_id = ids_.Next("evt_");
@@ -164,7 +164,7 @@ void ManifestStore::Register(const std::string& tenant_id, const std::string& ag
   e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
   const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
   log_.AppendAsync(p, std::span(&e, 1),
-                   [this, tenant_id, manifest = std::move(*built),
+                   [this, tenant_id, manifest = std::move(built),
                     done = std::move(done)](Result<std::vector<uint64_t>> r) mutable {
                      if (!r) return done(std::unexpected(r.error()));
                      Insert(tenant_id, manifest);

@@ -54,7 +54,7 @@ class ManifestStore {
   // plan validation. Answers the canonical manifest.
   [[nodiscard]] Result<std::string> Check(const json::Value& body) const;
 
-  // Stores a checked manifest (replacing the agent's earlier one) once durable.
+  // Stores a manifest Check() answered (replacing the agent's earlier one) once durable.
   using RegisterCallback = std::function<void(Result<std::shared_ptr<const Manifest>>)>;
   void Register(const std::string& tenant_id, const std::string& agent_id, std::string manifest,
                 RegisterCallback done);
@@ -70,9 +70,9 @@ class ManifestStore {
                                                  std::shared_ptr<const Manifest>* keep) const;
 
  private:
-  Result<std::shared_ptr<const Manifest>> Build(const std::string& agent_id,
-                                                const std::string& text,
-                                                int64_t registered_at_ms) const;
+  // The manifest of a checked `body`, whose canonical text is `text`.
+  static std::shared_ptr<const Manifest> Build(const std::string& agent_id, const json::Value& body,
+                                               std::string text, int64_t registered_at_ms);
   void Insert(const std::string& tenant_id, std::shared_ptr<const Manifest> manifest);
 
   events::EventLog& log_;

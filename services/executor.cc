@@ -3,13 +3,10 @@
 #include <future>
 
 #include "events/canonical_json.h"
-#include "events/payload.h"
 #include "services/plans.h"
 
 namespace runlog::services {
 namespace {
-
-using events::Payload;
 
 std::string Problems(const std::string& what, const std::vector<SchemaProblem>& problems) {
   std::string out = what;
@@ -116,14 +113,8 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
           tool == nullptr ? "no tool " + tool_name + " in this runlogd"
                           : "TASK_TIMEOUT: max_total_seconds (" + std::to_string(total_ms / 1000) +
                                 ") ran out before step " + std::to_string(index);
-      (void)Call(FailTask{caller, ref, Payload().Str("code", code).Str("message", message).Build(),
-                          false,
-                          Payload()
-                              .Str("code", code)
-                              .Int("index", index)
-                              .Str("message", message)
-                              .Str("step", tool_name)
-                              .Build()});
+      (void)Call(FailTask{caller, ref, ErrorJson(code, message), false,
+                          FailureJson(code, index, message, tool_name)});
       break;
     }
     const int64_t wall = std::min(step_ms, left);

@@ -77,11 +77,12 @@ void PartitionWriter::Retire(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {
     auto it = tasks_.find(id);
     if (it == tasks_.end() || !IsTerminal(it->second.status)) continue;
-    const Task& t = it->second;
+    Task& t = it->second;
     Unindex(t);
-    ended_[id] = Ended{t.tenant_id, t.status, t.error_code, t.execution_finished_at_ms,
-                       t.idempotency_key.empty() ? nullptr : std::make_unique<const Task>(t)};
-    ended_order_.emplace_back(t.execution_finished_at_ms, id);
+    Ended ended{t.tenant_id, t.status, t.error_code, t.execution_finished_at_ms, nullptr};
+    if (!t.idempotency_key.empty()) ended.keyed = std::make_unique<const Task>(std::move(t));
+    ended_order_.emplace_back(ended.ended_at_ms, id);
+    ended_[id] = std::move(ended);
     tasks_.erase(it);
   }
 }
@@ -281,10 +282,8 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
     Emit(task, c.caller.tenant_id, "task.plan_rejected",
          Payload().Raw("failures", c.plan_failures).Build(), batch);
     End(task, "",
-        Payload()
-            .Str("code", "PLAN_INVALID")
-            .Str("message", "the plan failed validation; see plan_validation_failures")
-            .Build(),
+        ErrorJson(tool_codes::kPlanInvalid,
+                  "the plan failed validation; see plan_validation_failures"),
         "", 0, batch);
     return CommandResult{task};
   }
@@ -355,10 +354,8 @@ const json::Value* PlanStep(const Task& t, int64_t index, json::Document& plan) 
   return &(*steps)[static_cast<rapidjson::SizeType>(index - 1)];
 }
 
-// A plan step's input with its references resolved.
-Result<std::string> StepInput(const Task& t, int64_t index) {
-  json::Document plan;
-  const json::Value* step = PlanStep(t, index, plan);
+// The input of plan step `step` (number `index`) with its references resolved.
+Result<std::string> StepInput(const Task& t, int64_t index, const json::Value* step) {
   const json::Value* input = step != nullptr ? json::FindSet(*step, "input") : nullptr;
   if (input == nullptr) return std::string("{}");
   return ResolveInput(*input, t, index);
@@ -369,7 +366,7 @@ void PartitionWriter::StartWorkerStep(Task& t, int64_t expires, Batch& batch) {
   const int64_t index = events::NextStep(t);
   json::Document plan;
   const json::Value* step = PlanStep(t, index, plan);
-  auto input = StepInput(t, index);  // resolved when it was handed off, so it resolves
+  auto input = StepInput(t, index, step);  // resolved when it was handed off, so it resolves
   Emit(t, t.tenant_id, "step.started",
        Payload()
            .Int("step_index", index)
@@ -387,18 +384,11 @@ void PartitionWriter::HandOff(Task& t, int64_t index, Batch& batch) {
   const bool worker =
       index <= static_cast<int64_t>(t.step_runners.size()) && t.step_runners[index - 1] == 'w';
   if (worker) {
-    if (auto input = StepInput(t, index); !input) {
-      json::Document plan;
-      const json::Value* step = PlanStep(t, index, plan);
-      const std::string message = input.error().message;
-      End(t, "", Payload().Str("code", input.error().code).Str("message", message).Build(),
-          Payload()
-              .Str("code", input.error().code)
-              .Int("index", index)
-              .Str("message", message)
-              .Str("step", step != nullptr ? json::String(*step, "tool") : "")
-              .Build(),
-          0, batch);
+    json::Document plan;
+    const json::Value* step = PlanStep(t, index, plan);
+    if (auto input = StepInput(t, index, step); !input) {
+      EndFailed(t, input.error().code, index, input.error().message,
+                step != nullptr ? json::String(*step, "tool") : "", 0, batch);
       return;
     }
   }
@@ -474,14 +464,7 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
   if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
     const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
-    End(t, "", Payload().Str("code", "TOKEN_LIMIT").Str("message", message).Build(),
-        Payload()
-            .Str("code", "TOKEN_LIMIT")
-            .Int("index", 1)
-            .Str("message", message)
-            .Str("step", "agent")
-            .Build(),
-        c.tokens, batch);
+    EndFailed(t, tool_codes::kTokenLimit, 1, message, "agent", c.tokens, batch);
     return CommandResult{t};
   }
   End(t, c.result, "", "", c.tokens, batch);
@@ -622,7 +605,7 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
     json::Document returned;
     Result<PlanCheck> checked =
         options_.tools == nullptr
-            ? Fail("PLAN_INVALID", "this runlogd cannot check plans")
+            ? Fail(tool_codes::kPlanInvalid, "this runlogd cannot check plans")
             : (json::Parse(end.output, &returned)
                    ? CheckPlan(returned, LimitOf(t, "max_steps"), *options_.tools, {}, index + 1)
                    : Fail("VALIDATION_ERROR", "the plan is not JSON"));
@@ -643,47 +626,36 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
     }
     if (!plan_failures.empty()) {
       end.ok = false;
-      end.error_code = "PLAN_INVALID";
+      end.error_code = tool_codes::kPlanInvalid;
       end.error_message = "the planner's plan failed validation; see plan_validation_failures";
     }
   }
   step.status = end.ok ? "succeeded" : "failed";
   step.output = end.output;
   step.error_code = end.ok ? "" : end.error_code;
-  const std::string error =
-      end.ok ? "" : Payload().Str("code", end.error_code).Str("message", end.error_message).Build();
   Emit(t, t.tenant_id, "step.finished",
        Payload()
            .Int("step_index", index)
            .Str("status", step.status)
            .Raw("output", end.output)
-           .Raw("error", error)
+           .Raw("error", end.ok ? "" : ErrorJson(end.error_code, end.error_message))
            .Raw("usage", Payload().Int("tokens", end.tokens).Build())
            .Int("duration_ms", end.duration_ms)
            .Bool("sandboxed", end.sandboxed)
            .Str("step_hash", events::StepHash(step))
            .Build(),
        batch);
-  auto failure = [&](const std::string& code, const std::string& message) {
-    return Payload()
-        .Str("code", code)
-        .Int("index", index)
-        .Str("message", message)
-        .Str("step", step.tool)
-        .Build();
-  };
   const int64_t max_tokens = LimitOf(t, "max_tokens");
   if (!end.ok) {
     if (!plan_failures.empty()) {
       Emit(t, t.tenant_id, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(),
            batch);
     }
-    End(t, "", error, failure(end.error_code, end.error_message), 0, batch);
+    EndFailed(t, end.error_code, index, end.error_message, step.tool, 0, batch);
   } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
     const std::string message = "the plan used " + std::to_string(t.tokens_used) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
-    End(t, "", Payload().Str("code", "TOKEN_LIMIT").Str("message", message).Build(),
-        failure("TOKEN_LIMIT", message), 0, batch);
+    EndFailed(t, tool_codes::kTokenLimit, index, message, step.tool, 0, batch);
   } else {
     if (!plan.empty()) Emit(t, t.tenant_id, "task.plan_extended", plan, batch);
     if (index == t.step_count) {
@@ -692,6 +664,12 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
       HandOff(t, index + 1, batch);  // executors run consecutive built-in steps themselves
     }
   }
+}
+
+void PartitionWriter::EndFailed(Task& t, const std::string& code, int64_t index,
+                                const std::string& message, const std::string& step, int64_t tokens,
+                                Batch& batch) {
+  End(t, "", ErrorJson(code, message), FailureJson(code, index, message, step), tokens, batch);
 }
 
 void PartitionWriter::End(Task& t, const std::string& result, const std::string& error,

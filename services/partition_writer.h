@@ -135,6 +135,9 @@ class PartitionWriter {
   void HandOff(Task& task, int64_t index, Batch& batch);
   // Records step.started for the worker step a claim just took.
   void StartWorkerStep(Task& task, int64_t lease_expires_at_ms, Batch& batch);
+  // Ends `task` with task.failed, its error {code, message} and failure at step `index`.
+  void EndFailed(Task& task, const std::string& code, int64_t index, const std::string& message,
+                 const std::string& step, int64_t tokens, Batch& batch);
   // Ends `task` with task.succeeded (empty `error`) or task.failed, with its hashes.
   void End(Task& task, const std::string& result, const std::string& error,
            const std::string& failure, int64_t tokens, Batch& batch);

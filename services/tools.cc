@@ -486,7 +486,6 @@ class WorkerTool : public Tool {
       : name_(name), output_schema_(output_schema) {}
   std::string_view name() const override { return name_; }
   std::string_view version() const override { return "1"; }
-  bool external() const override { return true; }
   std::string_view input_schema() const override { return R"({"type":"object"})"; }
   std::string_view output_schema() const override { return output_schema_; }
   ToolOutcome Run(const ToolCall& call) const override {
@@ -626,6 +625,20 @@ class SandboxTool : public Tool {
 };
 
 }  // namespace
+
+std::string ErrorJson(const std::string& code, const std::string& message) {
+  return Payload().Str("code", code).Str("message", message).Build();
+}
+
+std::string FailureJson(const std::string& code, int64_t index, const std::string& message,
+                        const std::string& step) {
+  return Payload()
+      .Str("code", code)
+      .Int("index", index)
+      .Str("message", message)
+      .Str("step", step)
+      .Build();
+}
 
 std::vector<SchemaProblem> CheckSchema(const rapidjson::SchemaDocument& schema,
                                        const json::Value& v) {

@@ -46,8 +46,6 @@ class Tool {
   virtual ~Tool() = default;
   virtual std::string_view name() const = 0;
   virtual std::string_view version() const = 0;
-  // Run by an external worker (the claim protocol), not by runlog's executors.
-  virtual bool external() const { return false; }
   virtual std::string_view input_schema() const = 0;
   virtual std::string_view output_schema() const = 0;
   virtual ToolOutcome Run(const ToolCall& call) const = 0;
@@ -92,7 +90,14 @@ inline constexpr char kTaskTimeout[] = "TASK_TIMEOUT";
 inline constexpr char kTokenLimit[] = "TOKEN_LIMIT";
 inline constexpr char kSchemaMismatch[] = "SCHEMA_MISMATCH";
 inline constexpr char kCancelled[] = "CANCELLED";
+inline constexpr char kPlanInvalid[] = "PLAN_INVALID";
 }  // namespace tool_codes
+
+// A task's `error` {"code","message"} and a failed step's `failure`
+// {"code","index","message","step"}, as canonical JSON.
+std::string ErrorJson(const std::string& code, const std::string& message);
+std::string FailureJson(const std::string& code, int64_t index, const std::string& message,
+                        const std::string& step);
 
 // The math tool's evaluator, exposed for tests: the canonical JSON number of
 // `expression`, or an error message.
