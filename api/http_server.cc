@@ -1,72 +1,145 @@
 #include "api/http_server.h"
 
+#include <fcntl.h>
 #include <pistache/endpoint.h>
 #include <pistache/http_header.h>
+#include <pistache/peer.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <mutex>
 #include <thread>
 
 namespace runlog::api {
 namespace {
-
-using Pistache::Http::Header::Header;
-
-// Extra response headers must be classes: Pistache drops addRaw ones.
-#define RUNLOG_TEXT_HEADER(Class, header_name)                      \
-  class Class final : public Header {                               \
-   public:                                                          \
-    NAME(header_name)                                               \
-    Class() = default;                                              \
-    explicit Class(std::string value) : value_(std::move(value)) {} \
-    void parse(const std::string& data) override { value_ = data; } \
-    void write(std::ostream& os) const override { os << value_; }   \
-                                                                    \
-   private:                                                         \
-    std::string value_;                                             \
-  };
-RUNLOG_TEXT_HEADER(RetryAfter, "Retry-After")
-RUNLOG_TEXT_HEADER(IdempotentReplayed, "Idempotent-Replayed")
-RUNLOG_TEXT_HEADER(TextContentType, "Content-Type")
-#undef RUNLOG_TEXT_HEADER
 
 std::string RawHeader(const Pistache::Http::Request& request, const char* name) {
   auto raw = request.headers().tryGetRaw(name);
   return raw ? raw->value() : std::string();
 }
 
+// A connection's socket under a descriptor of our own (a dup of Pistache's).
+// Answers are written straight to it from whichever thread finishes the
+// command: handing each one to Pistache's reactor costs an eventfd write and
+// read and three epoll_ctl calls per answer. Owning the descriptor means a
+// number Pistache closed and the kernel reused for a new client can never
+// receive another client's answer: the socket lives until the last answer in
+// flight lets go of it.
+struct Connection {
+  explicit Connection(int fd) : fd(fd) {}
+  ~Connection() {
+    if (fd >= 0) ::close(fd);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const int fd;  // -1: the dup failed; every answer goes through Pistache
+  std::mutex mu;
+  // Answers handed to Pistache's reactor (the socket was full) and not yet
+  // written: while there are any, later answers queue behind them there.
+  int queued = 0;
+};
+
+constexpr char kConnectionKey[] = "runlog.connection";
+
+std::shared_ptr<Connection> ConnectionOf(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  auto conn = std::static_pointer_cast<Connection>(peer->tryGetData(kConnectionKey));
+  if (!conn) {
+    conn = std::make_shared<Connection>(::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0));
+    peer->putData(kConnectionKey, conn);
+  }
+  return conn;
+}
+
+// Status line and headers, as Pistache writes them, then the body.
+std::string Serialize(int status, const std::string& content_type, const std::string& body,
+                      bool keep_alive,
+                      const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string out;
+  out.reserve(body.size() + 160);
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += Pistache::Http::codeString(static_cast<Pistache::Http::Code>(status));
+  out += "\r\nContent-Type: ";
+  out += content_type;
+  out += keep_alive ? "\r\nConnection: Keep-Alive" : "\r\nConnection: Close";
+  for (const auto& [name, value] : headers) {
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  out += "\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n\r\n";
+  out += body;
+  return out;
+}
+
 class PistacheReply final : public Reply {
  public:
-  PistacheReply(Pistache::Http::ResponseWriter writer, bool keep_alive,
-                std::shared_ptr<HttpServer::State> state)
-      : writer_(std::move(writer)), keep_alive_(keep_alive), state_(std::move(state)) {}
+  PistacheReply(Pistache::Http::ResponseWriter writer, std::shared_ptr<Connection> conn,
+                bool keep_alive, std::shared_ptr<HttpServer::State> state)
+      : writer_(std::move(writer)),
+        conn_(std::move(conn)),
+        keep_alive_(keep_alive),
+        state_(std::move(state)) {}
 
   void Send(int status, const std::string& content_type, std::string body,
             const std::vector<std::pair<std::string, std::string>>& headers) override {
-    auto& h = writer_.headers();
-    h.remove<Pistache::Http::Header::Connection>();
-    h.add<Pistache::Http::Header::Connection>(keep_alive_
-                                                  ? Pistache::Http::ConnectionControl::KeepAlive
-                                                  : Pistache::Http::ConnectionControl::Close);
-    h.add<TextContentType>(content_type);
-    for (const auto& [name, value] : headers) {
-      if (name == "Retry-After") h.add<RetryAfter>(value);
-      if (name == "Idempotent-Replayed") h.add<IdempotentReplayed>(value);
-    }
-    // An answer is done when Pistache has written it, not when it is queued
-    // for its reactor: Stop() must not shut the reactor down before that.
+    const std::string wire = Serialize(status, content_type, body, keep_alive_, headers);
+    // An answer is done when it is written, not when it is queued for
+    // Pistache's reactor: Stop() must not shut the reactor down before that.
     auto state = state_;
     auto finished = [state] { state->in_flight.fetch_sub(1); };
+    std::unique_lock lock(conn_->mu);
+    size_t written = 0;
+    if (conn_->queued == 0 && conn_->fd >= 0) {
+      while (written < wire.size()) {
+        const ssize_t n =
+            ::send(conn_->fd, wire.data() + written, wire.size() - written, MSG_NOSIGNAL);
+        if (n > 0) {
+          written += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          break;  // the socket is full: the reactor writes the rest when it drains
+        } else {
+          return finished();  // the client went away: nothing left to tell it
+        }
+      }
+      if (written == wire.size()) return finished();
+    }
+    std::shared_ptr<Pistache::Tcp::Peer> peer;
     try {
-      writer_.send(static_cast<Pistache::Http::Code>(status), body)
-          .then([finished](ssize_t) { finished(); },
-                [finished](std::exception_ptr) { finished(); });
+      peer = writer_.peer();
     } catch (const std::exception&) {
-      finished();  // the client went away before its answer: nothing left to tell it
+    }
+    if (!peer) return finished();  // the client went away
+    ++conn_->queued;
+    lock.unlock();
+    auto conn = conn_;
+    auto done = [conn, finished] {
+      {
+        std::lock_guard relock(conn->mu);
+        --conn->queued;
+      }
+      finished();
+    };
+    try {
+      peer->send(Pistache::RawBuffer(wire.substr(written), wire.size() - written))
+          .then([done](ssize_t) { done(); }, [done](std::exception_ptr) { done(); });
+    } catch (const std::exception&) {
+      done();
     }
   }
 
  private:
   Pistache::Http::ResponseWriter writer_;
+  std::shared_ptr<Connection> conn_;
   const bool keep_alive_;
   std::shared_ptr<HttpServer::State> state_;
 };
@@ -84,7 +157,15 @@ class Handler final : public Pistache::Http::Handler {
     for (char& c : connection) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     const bool http11 = request.version() == Pistache::Http::Version::Http11;
     const bool keep_alive = http11 ? connection != "close" : connection == "keep-alive";
-    auto reply = std::make_shared<PistacheReply>(std::move(response), keep_alive, state_);
+    std::shared_ptr<Connection> conn;
+    try {
+      conn = ConnectionOf(response.peer());
+    } catch (const std::exception&) {
+      state_->in_flight.fetch_sub(1);
+      return;  // the client is already gone
+    }
+    auto reply =
+        std::make_shared<PistacheReply>(std::move(response), std::move(conn), keep_alive, state_);
     Call call;
     call.method = Pistache::Http::methodString(request.method());
     call.path = request.resource();

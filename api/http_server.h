@@ -4,7 +4,9 @@
 // Pistache 0.0.5 needs care (docs/decisions/0005-pistache.md): it answers
 // "Connection: Close" unless told otherwise, so every answer sets keep-alive
 // for HTTP/1.1 clients that did not ask to close; headers added with addRaw are
-// dropped, so extra headers are classes; and shutdown() does not wait for
+// dropped; and each answer handed to its reactor from another thread costs
+// five system calls, so answers are serialized here and written straight to
+// a dup of the connection's socket (decision 0012); shutdown() does not wait for
 // requests in flight, so Stop() first refuses new requests (503) and waits for
 // the answers in flight, which matters because commands answer later, from
 // the log's threads.

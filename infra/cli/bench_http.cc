@@ -35,10 +35,32 @@ struct BenchOptions {
   std::string e2e_samples;  // file for one line per e2e task: index, sent at (ms), latency (ms)
 };
 
+// Busy and total CPU seconds of the whole host so far (/proc/stat), for the
+// CPU each task costs server and load generator together: on a shared,
+// noisy machine a steadier figure than throughput. Zeros if unreadable.
+struct HostCpu {
+  double busy = 0, total = 0;
+  static HostCpu Now() {
+    HostCpu out;
+    FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) return out;
+    unsigned long long v[8] = {};
+    if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                    &v[4], &v[5], &v[6], &v[7]) == 8) {
+      const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+      for (unsigned long long x : v) out.total += static_cast<double>(x) / tick;
+      out.busy = out.total - static_cast<double>(v[3] + v[4]) / tick;  // minus idle and iowait
+    }
+    std::fclose(f);
+    return out;
+  }
+};
+
 struct Stats {
   std::vector<double> ms;
   uint64_t errors = 0;
   double seconds = 0;
+  double host_busy_seconds = 0;  // CPU seconds the host spent busy during the phase
   double Percentile(double p) {
     if (ms.empty()) return 0;
     std::sort(ms.begin(), ms.end());
@@ -50,9 +72,10 @@ struct Stats {
     std::snprintf(
         buf, sizeof buf,
         "\"%s\":{\"n\":%zu,\"per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-        "\"errors\":%llu}",
+        "\"errors\":%llu,\"host_cpu_us_per_task\":%.1f}",
         name, ms.size(), seconds > 0 ? ms.size() / seconds : 0.0, Percentile(0.5), Percentile(0.99),
-        ms.empty() ? 0.0 : ms.back(), static_cast<unsigned long long>(errors));
+        ms.empty() ? 0.0 : ms.back(), static_cast<unsigned long long>(errors),
+        ms.empty() ? 0.0 : host_busy_seconds * 1e6 / static_cast<double>(ms.size()));
     return buf;
   }
 };
@@ -299,16 +322,22 @@ int RunBench(BenchOptions o) {
   };
   Stats create, claim_complete, e2e;
   double settled = 0;
+  auto measured = [](auto phase) {
+    const HostCpu before = HostCpu::Now();
+    Stats stats = phase();
+    stats.host_busy_seconds = HostCpu::Now().busy - before.busy;
+    return stats;
+  };
   if (wanted("create")) {
-    create = bench.Creates(conns);
+    create = measured([&] { return bench.Creates(conns); });
     settled += bench.Settle(conns[0]);
   }
   if (wanted("claim")) {
-    claim_complete = bench.ClaimComplete(conns);
+    claim_complete = measured([&] { return bench.ClaimComplete(conns); });
     settled += bench.Settle(conns[0]);
   }
   uint64_t offered = 0;
-  if (wanted("e2e")) e2e = bench.EndToEnd(producers, workers, &offered);
+  if (wanted("e2e")) e2e = measured([&] { return bench.EndToEnd(producers, workers, &offered); });
   const uint64_t errors = create.errors + claim_complete.errors + e2e.errors;
   char e2e_extra[200];
   std::snprintf(

@@ -1,7 +1,11 @@
 // The API end to end over real HTTP on loopback: every endpoint, the seeds'
 // example requests, every error code, long polls, leases, tenants, keep-alive.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
 #include <random>
@@ -359,6 +363,72 @@ TEST_F(ApiTest, KeepsTheConnectionAlive) {
   EXPECT_EQ(first.headers["connection"], "Keep-Alive");
   EXPECT_EQ(second.new_connections, 0);
   EXPECT_EQ(third.new_connections, 0);
+}
+
+// Answers are written straight to the socket; one bigger than the socket
+// can take goes on through Pistache's reactor, and a later answer on the same
+// connection waits behind it instead of cutting into it.
+TEST_F(ApiTest, AnAnswerTooBigForTheSocketArrivesWholeAndBeforeTheNext) {
+  const std::string input =
+      "{\"type\":\"big\",\"input\":{\"blob\":\"" + std::string(450'000, 'b') + "\"}}";
+  for (int i = 0; i < 10; ++i) CreateId(input);  // the list below is ~9 MB, over tcp_wmem's 4 MB
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 4096;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  const timeval patience{10, 0};  // a lost answer fails the test instead of hanging it
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(server_->url().substr(17))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto send_all = [&](const std::string& request) {
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+  };
+  const std::string auth = "Authorization: Bearer " + std::string(runlog::testing::kAdminKey);
+  send_all("GET /v1/tasks?type=big&limit=10 HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n\r\n");
+  std::this_thread::sleep_for(300ms);  // the server fills the socket and queues the rest
+  send_all("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+
+  std::string received;
+  auto read_answer = [&]() -> std::string {  // one whole answer: headers and Content-Length bytes
+    size_t header_end;
+    while ((header_end = received.find("\r\n\r\n")) == std::string::npos) {
+      char buf[65536];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      received.append(buf, static_cast<size_t>(n));
+    }
+    const size_t at = received.find("Content-Length: ");
+    if (at == std::string::npos || at > header_end) return "";
+    const size_t length = std::stoul(received.substr(at + 16));
+    while (received.size() < header_end + 4 + length) {
+      char buf[65536];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      received.append(buf, static_cast<size_t>(n));
+    }
+    std::string answer = received.substr(0, header_end + 4 + length);
+    received.erase(0, answer.size());
+    return answer;
+  };
+  const std::string list = read_answer();
+  const std::string health = read_answer();
+  ::close(fd);
+
+  ASSERT_TRUE(list.starts_with("HTTP/1.1 200 OK\r\n")) << list.substr(0, 200);
+  rapidjson::Document doc;
+  doc.Parse(list.c_str() + list.find("\r\n\r\n") + 4);
+  ASSERT_FALSE(doc.HasParseError());
+  ASSERT_TRUE(doc["tasks"].IsArray());
+  EXPECT_EQ(doc["tasks"].Size(), 10u);
+  EXPECT_GT(list.size(), 4u << 20);
+  ASSERT_TRUE(health.starts_with("HTTP/1.1 200 OK\r\n")) << health.substr(0, 200);
+  EXPECT_NE(health.find("\"status\":\"ok\""), std::string::npos);
+  EXPECT_TRUE(received.empty());
 }
 
 TEST_F(ApiTest, HealthReadinessAndMetrics) {
