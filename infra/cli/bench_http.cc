@@ -2,8 +2,11 @@
 // connections from one epoll thread, in three bounded phases:
 //   create          N clients create tasks back to back for S seconds;
 //   claim+complete  N workers claim and complete those tasks until none is left (at most S s);
-//   e2e@R           producers offer R tasks/s for S seconds while workers long-poll;
-//                   latency = create sent -> complete acknowledged.
+//   e2e@R           producers offer R tasks/s for W + S seconds while workers long-poll;
+//                   latency = when the create was due (start + i/R, so a producer
+//                   that falls behind does not hide the delay) -> complete
+//                   acknowledged; tasks due in the first W seconds (--warmup) are
+//                   reported apart, as "warmup".
 // Prints one JSON object with --json.
 
 #include <rapidjson/document.h>
@@ -30,9 +33,10 @@ struct BenchOptions {
   int clients = 64;
   double seconds = 5;
   double rate = 2000;
+  double warmup = 1;  // seconds of the end-to-end phase kept out of its statistics
   bool json = false;
   std::vector<std::string> phases = {"create", "claim", "e2e"};
-  std::string e2e_samples;  // file for one line per e2e task: index, sent at (ms), latency (ms)
+  std::string e2e_samples;  // file for one line per e2e task: index, due at (ms), latency (ms)
 };
 
 // Busy and total CPU seconds of the whole host so far (/proc/stat), for the
@@ -218,16 +222,17 @@ class Bench {
 
   // Open-loop producers at o_.rate, long-polling workers; latency per task.
   Stats EndToEnd(const std::vector<HttpLoad::Conn*>& producers,
-                 const std::vector<HttpLoad::Conn*>& workers, uint64_t* offered) {
+                 const std::vector<HttpLoad::Conn*>& workers, uint64_t* offered, Stats* warm) {
     Stats s;
     std::FILE* samples = o_.e2e_samples.empty() ? nullptr : std::fopen(o_.e2e_samples.c_str(), "w");
     const std::string type = type_ + "-e2e";
-    const uint64_t total = static_cast<uint64_t>(o_.rate * o_.seconds);
+    const uint64_t warm_tasks = static_cast<uint64_t>(o_.rate * o_.warmup);
+    const uint64_t total = warm_tasks + static_cast<uint64_t>(o_.rate * o_.seconds);
     std::vector<Clock::time_point> sent(total);
     std::vector<bool> done(total, false);
     uint64_t next_task = 0, completed = 0;
     const auto start = Clock::now();
-    const auto stop_workers = start + std::chrono::duration<double>(o_.seconds + 10);
+    const auto stop_workers = start + std::chrono::duration<double>(o_.warmup + o_.seconds + 10);
     const std::string claim = "{\"types\":[\"" + type + "\"],\"wait_seconds\":1}";
     std::function<void(HttpLoad::Conn*)> work = [&](HttpLoad::Conn* c) {
       if (completed >= total || Clock::now() >= stop_workers) return;
@@ -236,11 +241,12 @@ class Bench {
         if (st == 200 && index >= 0 && static_cast<uint64_t>(index) < total && !done[index]) {
           done[index] = true;
           ++completed;
-          s.ms.push_back(Since(sent[index]));
+          const double ms = Since(sent[index]);
+          (static_cast<uint64_t>(index) < warm_tasks ? warm->ms : s.ms).push_back(ms);
           if (samples != nullptr) {
             std::fprintf(samples, "%lld %.3f %.3f\n", static_cast<long long>(index),
                          std::chrono::duration<double, std::milli>(sent[index] - start).count(),
-                         s.ms.back());
+                         ms);
           }
         } else if (st != 200 && st >= 0) {
           ++s.errors;
@@ -257,7 +263,8 @@ class Bench {
         if (next_task >= due) break;
         if (load_.Busy(p)) continue;
         const uint64_t i = next_task++;
-        sent[i] = Clock::now();
+        sent[i] = start + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(static_cast<double>(i) / o_.rate));
         load_.Send(p, "POST", "/v1/tasks", TaskBody(type, i), [&](int st, auto) {
           if (st != 201) ++s.errors;
         });
@@ -267,7 +274,8 @@ class Bench {
       load_.Poll(next_task < total ? 1 : 100);
     }
     *offered = next_task;
-    s.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.seconds = std::chrono::duration<double>(Clock::now() - start).count() - o_.warmup;
+    warm->seconds = o_.warmup;
     if (samples != nullptr) std::fclose(samples);
     samples = nullptr;  // completions during the drain below are not written
     // Let the long polls end before the connections go away.
@@ -337,15 +345,22 @@ int RunBench(BenchOptions o) {
     settled += bench.Settle(conns[0]);
   }
   uint64_t offered = 0;
-  if (wanted("e2e")) e2e = measured([&] { return bench.EndToEnd(producers, workers, &offered); });
+  Stats warm;
+  if (wanted("e2e")) {
+    e2e = measured([&] { return bench.EndToEnd(producers, workers, &offered, &warm); });
+  }
   const uint64_t errors = create.errors + claim_complete.errors + e2e.errors;
+  // The host CPU of the phase is spread over every task of it, warm-up too.
+  e2e.host_busy_seconds *= static_cast<double>(e2e.ms.size()) /
+                           static_cast<double>(std::max<size_t>(1, e2e.ms.size() + warm.ms.size()));
   char e2e_extra[200];
-  std::snprintf(
-      e2e_extra, sizeof e2e_extra,
-      ",\"rate\":%.0f,\"offered\":%llu,\"completed\":%zu,\"producers\":%d,\"workers\":%zu", o.rate,
-      static_cast<unsigned long long>(offered), e2e.ms.size(), e2e_producers, workers.size());
+  std::snprintf(e2e_extra, sizeof e2e_extra,
+                ",\"rate\":%.0f,\"offered\":%llu,\"completed\":%zu,\"producers\":%d,"
+                "\"workers\":%zu,\"warmup_seconds\":%.1f,",
+                o.rate, static_cast<unsigned long long>(offered), e2e.ms.size() + warm.ms.size(),
+                e2e_producers, workers.size(), o.warmup);
   std::string e2e_json = e2e.Json("e2e");
-  e2e_json.insert(e2e_json.size() - 1, e2e_extra);
+  e2e_json.insert(e2e_json.size() - 1, e2e_extra + warm.Json("warmup"));
   std::printf(
       "{\"url\":\"%s\",\"clients\":%d,\"seconds\":%.1f,%s,%s,%s,\"settle_seconds\":%.2f,"
       "\"errors\":%llu}\n",
@@ -366,6 +381,11 @@ Runner AddBench(CLI::App& app) {
   sub->add_option("--seconds", o->seconds, "length of each phase (at most 300)")
       ->capture_default_str();
   sub->add_option("--rate", o->rate, "offered tasks/s in the end-to-end phase")
+      ->capture_default_str();
+  sub->add_option("--warmup", o->warmup,
+                  "seconds at the start of the end-to-end phase whose tasks are reported apart "
+                  "(\"warmup\"), not in its statistics")
+      ->check(CLI::Range(0.0, 60.0))
       ->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object (always JSON for now)");
   sub->add_option("--phases", o->phases,
