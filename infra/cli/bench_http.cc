@@ -395,7 +395,7 @@ Runner AddBench(CLI::App& app) {
       ->check(CLI::IsMember({"create", "claim", "e2e"}))
       ->capture_default_str();
   sub->add_option("--e2e-samples", o->e2e_samples,
-                  "write each end-to-end task to this file: index, sent at (ms from the phase's "
+                  "write each end-to-end task to this file: index, due at (ms from the phase's "
                   "start), create-to-complete latency (ms)");
   return [o] { return RunBench(*o); };
 }
