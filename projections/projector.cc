@@ -60,7 +60,11 @@ void Projector::Start() {
 }
 
 void Projector::Stop() {
-  stopping_.store(true);
+  {
+    std::lock_guard lock(mu_);
+    stopping_.store(true);
+  }
+  nudge_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
@@ -87,8 +91,14 @@ void Projector::Loop(std::vector<uint32_t> partitions) {
       log_.WaitAny(from, std::chrono::milliseconds(50));
     }
     // A small batch means the next records are close behind: wait a moment so
-    // they share one views write instead of one write (and wake-up) per sync.
-    if (applied > 0 && applied < 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // they share one views write instead of one write (and wake-up) per sync,
+    // and a task's created, claimed and completed often become one update.
+    // A reader waiting for its own write (WaitApplied) ends the wait at once.
+    if (applied > 0 && applied < kFullBatch) {
+      std::unique_lock lock(mu_);
+      const uint64_t seen = nudges_;
+      nudge_cv_.wait_for(lock, kBatchWait, [&] { return nudges_ != seen || stopping_.load(); });
+    }
   }
 }
 
@@ -101,6 +111,10 @@ void Projector::MarkFailed(uint32_t p, const Error& error) {
 
 bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
+  if (applied_[p] < offset && !failed_.load()) {
+    ++nudges_;
+    nudge_cv_.notify_all();
+  }
   return applied_cv_.wait_for(lock, timeout, [&] {
     return applied_[p] >= offset || failed_.load();
   }) && applied_[p] >= offset;

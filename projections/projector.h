@@ -56,6 +56,13 @@ class Projector {
 
   mutable std::mutex mu_;
   std::condition_variable applied_cv_;
+  // Small batches wait up to kBatchWait for more records, so that a task's
+  // next events (often its whole life) share one views write; a reader
+  // waiting for its own write cuts the wait short by bumping nudges_.
+  static constexpr std::chrono::milliseconds kBatchWait{5};
+  static constexpr size_t kFullBatch = 256;
+  std::condition_variable nudge_cv_;
+  uint64_t nudges_ = 0;            // guarded by mu_
   std::vector<uint64_t> applied_;  // guarded by mu_
   std::string failure_;            // guarded by mu_
 };
