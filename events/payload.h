@@ -27,8 +27,14 @@ class Payload {
   }
 
   std::string Build() {
-    std::sort(members_.begin(), members_.end());
-    std::string out = "{";
+    // By key alone: keys are unique, and comparing pairs would compare values.
+    std::sort(members_.begin(), members_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    size_t size = 2;
+    for (const auto& [key, value] : members_) size += key.size() + value.size() + 4;
+    std::string out;
+    out.reserve(size);  // keys needing escapes may still grow it
+    out.push_back('{');
     for (size_t i = 0; i < members_.size(); ++i) {
       if (i > 0) out.push_back(',');
       AppendCanonicalString(members_[i].first, &out);
