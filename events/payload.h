@@ -27,9 +27,7 @@ class Payload {
   }
 
   std::string Build() {
-    // By key alone: keys are unique, and comparing pairs would compare values.
-    std::sort(members_.begin(), members_.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(members_.begin(), members_.end());  // by key (then value: stays deterministic)
     size_t size = 2;
     for (const auto& [key, value] : members_) size += key.size() + value.size() + 4;
     std::string out;
