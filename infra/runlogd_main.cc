@@ -4,6 +4,8 @@
 // and stops them in reverse, draining HTTP first so nothing acknowledged is
 // lost. A bad config or an unreachable dependency exits 2 with one line.
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -99,6 +101,13 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Every connection holds two descriptors (Pistache's and the dup answers are
+  // written to, decision 0012) and RocksDB keeps its files open: take the
+  // whole hard limit, as servers commonly do, instead of a soft 1024.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   infra::SystemClock clock;
   infra::RandomIds ids;
