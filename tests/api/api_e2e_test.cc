@@ -361,6 +361,8 @@ TEST_F(ApiTest, KeepsTheConnectionAlive) {
   auto second = client_->Get("/healthz");
   auto third = client_->Post("/v1/tasks", R"({"type":"t"})");
   EXPECT_EQ(first.headers["connection"], "Keep-Alive");
+  EXPECT_EQ(first.headers["content-type"], "application/json");
+  EXPECT_EQ(first.headers["content-length"], std::to_string(first.body.size()));
   EXPECT_EQ(second.new_connections, 0);
   EXPECT_EQ(third.new_connections, 0);
 }
@@ -440,6 +442,8 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   CreateId();
   auto metrics = client_->Get("/metrics");
   EXPECT_EQ(metrics.status, 200);
+  EXPECT_TRUE(metrics.headers["content-type"].starts_with("text/plain"))
+      << metrics.headers["content-type"];
   EXPECT_NE(metrics.body.find("runlog_http_requests_total{code=\"201\",route=\"create_task\"} 1"),
             std::string::npos)
       << metrics.body.substr(0, 2000);
