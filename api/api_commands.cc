@@ -12,6 +12,7 @@
 #include "api/render.h"
 #include "events/canonical_json.h"
 #include "services/plans.h"
+#include "services/tools.h"
 
 namespace runlog::api {
 namespace {
@@ -197,19 +198,17 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     c.executor = true;
     c.source = "planner";
   }
-  if (plan != nullptr && f.ok()) {
-    auto checked = services::CheckPlan(*plan, max_steps, *deps_.tools);
+  // The request's plan, else (unless a planner writes it) the manifest's template.
+  const json::Value* given = plan != nullptr                              ? plan
+                             : c.plan.empty() && template_plan.IsObject() ? &template_plan
+                                                                          : nullptr;
+  if (given != nullptr && f.ok()) {
+    auto checked = services::CheckPlan(*given, max_steps, *deps_.tools);
     if (!checked) return x->ErrorFrom(checked.error());
     c.plan = std::move(checked->plan);
     c.plan_failures = std::move(checked->failures);
     c.executor = checked->executor;
-  } else if (plan == nullptr && c.plan.empty() && template_plan.IsObject() && f.ok()) {
-    auto checked = services::CheckPlan(template_plan, max_steps, *deps_.tools);
-    if (!checked) return x->ErrorFrom(checked.error());
-    c.plan = std::move(checked->plan);
-    c.plan_failures = std::move(checked->failures);
-    c.executor = checked->executor;
-    c.source = "template";
+    if (given == &template_plan) c.source = "template";
   }
   if (!x->call.idempotency_key.empty()) {
     if (x->call.idempotency_key.size() > 255) {
@@ -284,13 +283,11 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     std::string error = R"({"code":"TASK_FAILED","message":"the worker reported a failure"})";
     if (const json::Value* e = f.Any({"error"})) {
       if (e->IsString()) {
-        error = events::Payload().Str("code", "TASK_FAILED").Str("message", e->GetString()).Build();
+        error = services::ErrorJson("TASK_FAILED", e->GetString());
       } else if (e->IsObject()) {
-        error = events::Payload()
-                    .Str("code", json::String(*e, "code").empty() ? "TASK_FAILED"
-                                                                  : json::String(*e, "code"))
-                    .Str("message", json::String(*e, "message", "the worker reported a failure"))
-                    .Build();
+        const std::string code = json::String(*e, "code");
+        error = services::ErrorJson(code.empty() ? "TASK_FAILED" : code,
+                                    json::String(*e, "message", "the worker reported a failure"));
       } else {
         f.Problem("VALIDATION_ERROR", "error", "must be a string or {code, message}");
       }

@@ -59,23 +59,20 @@ std::string RenderLease(const events::Task& t, int64_t now_ms) {
 }
 
 std::string RenderWorkerStep(const events::Task& t) {
-  if (!t.executor) {
+  auto step = [](int64_t index, const std::string& tool, const std::string& version,
+                 const std::string& input) {
     return Payload()
-        .Int("step_index", 1)
-        .Str("tool", "agent")
-        .Str("tool_version", t.agent_step_version.empty() ? "1" : t.agent_step_version)
-        .Raw("input", t.agent_step_input.empty() ? "{}" : t.agent_step_input)
+        .Int("step_index", index)
+        .Str("tool", tool)
+        .Str("tool_version", version.empty() ? "1" : version)
+        .Raw("input", input.empty() ? "{}" : input)
         .Build();
-  }
+  };
+  if (!t.executor) return step(1, "agent", t.agent_step_version, t.agent_step_input);
   const int64_t index = events::NextStep(t);
   if (index > static_cast<int64_t>(t.steps.size())) return "null";
   const events::StepRecord& s = t.steps[index - 1];
-  return Payload()
-      .Int("step_index", s.index)
-      .Str("tool", s.tool)
-      .Str("tool_version", s.tool_version)
-      .Raw("input", s.input.empty() ? "{}" : s.input)
-      .Build();
+  return step(s.index, s.tool, s.tool_version, s.input);
 }
 
 std::string RenderTask(const events::Task& t) {

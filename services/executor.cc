@@ -155,21 +155,33 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
       outcome = tool->Run(call);
       if (stopping_.load() && cancel->load()) break;  // killed by Stop: left to the lease
       if (outcome.ok) {
+        auto reject = [&](const char* code, std::string message) {
+          outcome.ok = false;
+          outcome.error_code = code;
+          outcome.error_message = std::move(message);
+        };
+        // Parsed once, iteratively (a tool's output is untrusted): no deep recursion.
         json::Document output;
-        if (outcome.output.size() > kMaxToolOutputBytes || !events::Canonicalize(outcome.output)) {
-          outcome.ok = false;
-          outcome.error_code = tool_codes::kToolError;
-          outcome.error_message = "the output is larger than " +
-                                  std::to_string(kMaxToolOutputBytes) + " bytes or nests too deep";
+        std::string canonical;
+        if (outcome.output.size() > kMaxToolOutputBytes) {
+          reject(tool_codes::kToolError,
+                 "the output is larger than " + std::to_string(kMaxToolOutputBytes) + " bytes");
           outcome.output.clear();
-        } else if (!json::Parse(outcome.output, &output)) {
-          outcome.ok = false;
-          outcome.error_code = tool_codes::kToolError;
-          outcome.error_message = "the tool's output is not JSON";
-        } else if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
-          outcome.ok = false;
-          outcome.error_code = tool_codes::kSchemaMismatch;
-          outcome.error_message = Problems("output", problems);
+        } else if (output
+                       .Parse<rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
+                           outcome.output.data(), outcome.output.size())
+                       .HasParseError()) {
+          reject(tool_codes::kToolError, "the tool's output is not JSON");
+          outcome.output.clear();
+        } else if (!events::WriteCanonical(output, &canonical)) {
+          reject(tool_codes::kToolError, "the tool's output nests too deep");
+          outcome.output.clear();
+        } else {
+          outcome.output = std::move(canonical);  // as the step's event records it
+          if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
+            reject(tool_codes::kSchemaMismatch, Problems("output", problems));
+          }
         }
       } else if (outcome.timed_out) {
         const bool task_limit = wall < step_ms;

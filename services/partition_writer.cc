@@ -44,6 +44,11 @@ int64_t RunningWorkerStep(const Task& t) {
              : 0;
 }
 
+// Milliseconds since step `index` of `t` started.
+int64_t StepElapsedMs(const Task& t, int64_t index, const infra::Clock& clock) {
+  return clock.NowMillis() - t.steps[index - 1].started_at_ms;
+}
+
 // What a lease command on an ended task answers.
 std::unexpected<Error> EndedLease(const Task& t) {
   if (t.status == TaskStatus::kFailed && t.error_code == codes::kLeaseExpired) {
@@ -455,8 +460,7 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
   if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
     if (auto s = CheckCanonical(c.result, "the result"); !s) return std::unexpected(s.error());
     AfterStep(t, index,
-              {true, c.result, "", "", c.tokens,
-               options_.clock->NowMillis() - t.steps[index - 1].started_at_ms, false},
+              {true, c.result, "", "", c.tokens, StepElapsedMs(t, index, *options_.clock), false},
               batch);
     return CommandResult{t};
   }
@@ -483,7 +487,7 @@ Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
     AfterStep(
         t, index,
         {false, "", json::String(scratch.doc(), "code"), json::String(scratch.doc(), "message"), 0,
-         options_.clock->NowMillis() - t.steps[index - 1].started_at_ms, false},
+         StepElapsedMs(t, index, *options_.clock), false},
         batch);
   } else {
     End(t, "", c.error, c.failure, 0, batch);
@@ -505,10 +509,7 @@ Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch)
   Emit(t, t.tenant_id, "task.cancel_requested",
        Payload().Str("reason", c.reason).Str("requested_by", c.caller.key_id).Build(), batch);
   Payload cancelled;
-  cancelled.Raw("error", Payload()
-                             .Str("code", "CANCELLED")
-                             .Str("message", c.reason.empty() ? "cancelled" : c.reason)
-                             .Build());
+  cancelled.Raw("error", ErrorJson("CANCELLED", c.reason.empty() ? "cancelled" : c.reason));
   if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
   Emit(t, t.tenant_id, "task.cancelled", cancelled.Build(), batch);
   PublishSummary();
@@ -548,8 +549,7 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
 void PartitionWriter::ExpireLease(Task& t, Batch& batch) {
   Emit(t, t.tenant_id, "task.lease_expired",
        Payload().Str("lease_id", t.lease.lease_id).Int("attempt", t.attempt).Build(), batch);
-  const std::string error =
-      Payload().Str("code", "LEASE_EXPIRED").Str("message", "the worker's lease expired").Build();
+  const std::string error = ErrorJson(codes::kLeaseExpired, "the worker's lease expired");
   if (t.attempt < t.max_attempts) {
     Requeue(t, events::WorkerRunsNext(t) ? "lease_expired" : "executor_lost", error, batch);
   } else {
@@ -610,14 +610,7 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
                    ? CheckPlan(returned, LimitOf(t, "max_steps"), *options_.tools, {}, index + 1)
                    : Fail("VALIDATION_ERROR", "the plan is not JSON"));
     if (!checked) {
-      plan_failures = "[" +
-                      Payload()
-                          .Str("code", checked.error().code)
-                          .Str("message", checked.error().message)
-                          .Str("path", "")
-                          .Raw("step_index", "")
-                          .Build() +
-                      "]";
+      plan_failures = PlanFailureJson(checked.error().code, checked.error().message);
     } else if (!checked->failures.empty()) {
       plan_failures = checked->failures;
     } else {

@@ -259,4 +259,10 @@ Result<std::string> ResolveInput(const json::Value& input, const events::Task& t
   return text;
 }
 
+std::string PlanFailureJson(const std::string& code, const std::string& message) {
+  Failures failures;
+  failures.Add(0, "", code, message);
+  return failures.Build();
+}
+
 }  // namespace runlog::services

@@ -34,6 +34,9 @@ struct PlanCheck {
                                           const std::set<int64_t>& recorded_agent_steps = {},
                                           int64_t first_index = 1);
 
+// A failures array (as in PlanCheck) of one problem with the plan as a whole.
+std::string PlanFailureJson(const std::string& code, const std::string& message);
+
 // The plan of a task whose plan a planner agent writes: one `plan` step.
 inline constexpr char kPlannerPlan[] =
     R"({"steps":[{"input":{},"step_index":1,"tool":"plan","tool_version":"1"}]})";

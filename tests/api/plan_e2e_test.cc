@@ -593,6 +593,20 @@ void RewriteRecord(const std::string& data_dir, uint32_t partition, uint64_t off
   ASSERT_TRUE(db->Put(wo, key, value).ok());
 }
 
+// Changes the character `shift` bytes into `needle` in one event's payload and
+// writes the event back with a good checksum: only the hashes can tell.
+void RewritePayload(const std::string& data_dir, uint32_t partition, uint64_t offset,
+                    const std::string& needle, size_t shift, char replacement) {
+  RewriteRecord(data_dir, partition, offset, [&](std::string& v) {
+    auto event = events::DecodeEvent(v);
+    ASSERT_TRUE(event);
+    const size_t at = event->payload.find(needle);
+    ASSERT_NE(at, std::string::npos);
+    event->payload[at + shift] = replacement;
+    v = events::EncodeEvent(*event);
+  });
+}
+
 TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFails) {
   std::vector<std::string> ids = {Create(kSucceedingPlan).Str("id"),
                                   Create(kArtexionPlan).Str("id")};
@@ -676,27 +690,13 @@ TEST_F(PlanTest, TheLogPassesTheIndependentCheckerAndTheAuditAndATamperedCopyFai
   // The same change with the checksum made good again: the step hash names the event.
   const std::string copy2 = data + "-tampered-event";
   std::filesystem::copy(data, copy2, std::filesystem::copy_options::recursive);
-  RewriteRecord(copy2, partition, offset, [](std::string& v) {
-    auto event = events::DecodeEvent(v);
-    ASSERT_TRUE(event);
-    const size_t at = event->payload.find("{\"result\":42}");
-    ASSERT_NE(at, std::string::npos);
-    event->payload[at + 10] = '3';
-    v = events::EncodeEvent(*event);
-  });
+  RewritePayload(copy2, partition, offset, "{\"result\":42}", 10, '3');
   EXPECT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + copy2, &out), 1)
       << out;
   EXPECT_NE(out.find(event_id), std::string::npos) << out;
   EXPECT_NE(out.find("step_hash mismatch"), std::string::npos) << out;
   // A worker's result changed: the implied agent step's hash names the task's end.
-  RewriteRecord(copy2, agent_partition, agent_offset, [](std::string& v) {
-    auto event = events::DecodeEvent(v);
-    ASSERT_TRUE(event);
-    const size_t at = event->payload.find("\"result\":{\"a\":1}");
-    ASSERT_NE(at, std::string::npos);
-    event->payload[at + 14] = '2';
-    v = events::EncodeEvent(*event);
-  });
+  RewritePayload(copy2, agent_partition, agent_offset, "\"result\":{\"a\":1}", 14, '2');
   EXPECT_EQ(Shell(std::string(RUNLOG_PATH) + " audit --partitions 4 --data " + copy2, &out), 1)
       << out;
   EXPECT_NE(out.find(agent_event_id + " (task.succeeded"), std::string::npos) << out;
