@@ -103,7 +103,7 @@ size_t TaskService::parked_claims() const {
 void TaskService::Create(CreateTask command, CommandCallback done) {
   if (command.task_id.empty()) {
     command.task_id = command.idempotency_key.empty()
-                          ? options_.ids->Next("task_")
+                          ? options_.ids->NextSortable("task_")
                           : TaskIdFor(command.caller.tenant_id, command.idempotency_key);
   }
   writers_[PartitionOf(command.task_id)]->Submit(std::move(command), std::move(done));
