@@ -11,12 +11,24 @@
 namespace runlog::events {
 namespace {
 
+// True if one of the 8 bytes of `w` is a control character, '"' or '\\'
+// (bit tricks: a byte below 0x20, or equal to either once xor-ed to zero).
+bool NeedsEscape8(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t below = (w - 0x20 * kOnes) & ~w & kHigh;
+  const uint64_t q = w ^ ('"' * kOnes), b = w ^ ('\\' * kOnes);
+  return (below | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh)) != 0;
+}
+
 void WriteStringImpl(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->reserve(out->size() + s.size() + 2);
   out->push_back('"');
   size_t plain = 0;  // start of the run of characters copied as they are
   for (size_t i = 0; i < s.size(); ++i) {
+    uint64_t word;
+    while (i + 8 <= s.size() && (std::memcpy(&word, s.data() + i, 8), !NeedsEscape8(word))) i += 8;
+    if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out->append(s.data() + plain, i - plain);

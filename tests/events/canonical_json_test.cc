@@ -28,6 +28,44 @@ TEST(CanonicalJson, EscapesMinimally) {
   EXPECT_EQ(Canon(R"("\u2028")"), "\"\xe2\x80\xa8\"");
 }
 
+// AppendCanonicalString skips 8 plain bytes at a time: every position of an
+// escape, in strings of every length around the word size, against the rules
+// one character at a time.
+TEST(CanonicalJson, EscapesAtEveryPositionOfLongStrings) {
+  auto reference = [](std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c < 0x20 && c != '\b' && c != '\f' && c != '\r' && c != '\t') {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else if (c == '\b' || c == '\f' || c == '\r' || c == '\t') {
+        out += c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\r' ? "\\r" : "\\t";
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    return out + "\"";
+  };
+  const std::string specials = std::string("\"\\\n\x01\x1f\x7f\xc3\xa9 ", 9);
+  for (size_t len = 0; len <= 26; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (char special : specials) {
+        std::string s(len, 'x');
+        s[at] = special;
+        std::string out;
+        AppendCanonicalString(s, &out);
+        ASSERT_EQ(out, reference(s)) << "length " << len << ", at " << at;
+      }
+    }
+  }
+}
+
 TEST(CanonicalJson, IntegersAreExact) {
   EXPECT_EQ(Canon("[0,-0,1,-1,9007199254740993,18446744073709551615,-9223372036854775808]"),
             "[0,0,1,-1,9007199254740993,18446744073709551615,-9223372036854775808]");

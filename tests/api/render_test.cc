@@ -1,0 +1,34 @@
+// The small renderers every answer uses: times and canonical payloads.
+
+#include "api/render.h"
+
+#include <gtest/gtest.h>
+
+namespace runlog::api {
+namespace {
+
+TEST(RenderTest, IsoTimeIsUtcWithMilliseconds) {
+  EXPECT_EQ(IsoTime(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(IsoTime(1'790'000'000'050), "2026-09-21T14:13:20.050Z");
+  EXPECT_EQ(IsoTime(1'700'000'000'999), "2023-11-14T22:13:20.999Z");
+  EXPECT_EQ(IsoTime(253'402'300'799'999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(IsoTimeJson(0), "null");
+  EXPECT_EQ(IsoTimeJson(1'790'000'000'050), "\"2026-09-21T14:13:20.050Z\"");
+}
+
+TEST(RenderTest, PayloadSortsKeysWhateverTheirCommonPrefix) {
+  // Keys that agree on their first 8 bytes, and one shorter than 8.
+  const std::string built = events::Payload()
+                                .Int("execution_started_at", 2)
+                                .Str("execution", "x")
+                                .Raw("execution_finished_at", "")
+                                .Bool("exec", true)
+                                .Str("a\"b", "q\"\n")
+                                .Build();
+  EXPECT_EQ(built, R"({"a\"b":"q\"\n","exec":true,"execution":"x","execution_finished_at":null,)"
+                   R"("execution_started_at":2})");
+  EXPECT_EQ(events::Payload().Build(), "{}");
+}
+
+}  // namespace
+}  // namespace runlog::api
