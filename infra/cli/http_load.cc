@@ -19,6 +19,7 @@ struct HttpLoad::Conn {
   std::string in;
   Callback done;
   bool busy = false;
+  bool want_out = false;  // EPOLLOUT is in the socket's epoll interest
 };
 
 HttpLoad::HttpLoad(std::string host, uint16_t port, std::string auth_header)
@@ -82,18 +83,18 @@ bool HttpLoad::Send(Conn* c, std::string_view method, std::string_view path, std
 void HttpLoad::OnWritable(Conn* c) {
   while (c->out_off < c->out.size()) {
     ssize_t n = ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT;
-      ev.data.ptr = c;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
-      return;
-    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return WantOut(c, true);
     if (n <= 0) return Fail(c);
     c->out_off += static_cast<size_t>(n);
   }
+  WantOut(c, false);
+}
+
+void HttpLoad::WantOut(Conn* c, bool want) {
+  if (c->want_out == want) return;  // a system call saved per request: they are dear here
+  c->want_out = want;
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = want ? EPOLLIN | EPOLLOUT : EPOLLIN;
   ev.data.ptr = c;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -116,6 +117,9 @@ void HttpLoad::OnReadable(Conn* c) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n <= 0) return Fail(c);
     c->in.append(buf, static_cast<size_t>(n));
+    // A short read emptied the socket: no second recv just to hear EAGAIN
+    // (epoll is level-triggered, so anything arriving later wakes us again).
+    if (static_cast<size_t>(n) < sizeof buf) break;
   }
   size_t header_end = c->in.find("\r\n\r\n");
   if (header_end == std::string::npos) return;

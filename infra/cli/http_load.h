@@ -35,6 +35,7 @@ class HttpLoad {
  private:
   void OnReadable(Conn* c);
   void OnWritable(Conn* c);
+  void WantOut(Conn* c, bool want);  // adds or drops EPOLLOUT, if it changes
   void Fail(Conn* c);
 
   std::string host_;
