@@ -45,9 +45,9 @@ class Payload {
     return Value(at);
   }
 
-  std::string Build() const {
-    std::vector<Member> sorted = members_;
-    // By key (then value: stays deterministic).
+  std::string Build() {
+    std::vector<Member>& sorted = members_;
+    // By key (then value: stays deterministic). In place: no copy to allocate.
     std::sort(sorted.begin(), sorted.end(), [&](const Member& a, const Member& b) {
       if (a.key_head != b.key_head) return a.key_head < b.key_head;
       const std::string_view ka = View(a.key_at, a.key_len), kb = View(b.key_at, b.key_len);

@@ -8,11 +8,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include <future>
-#include <latch>
-
 #include "projections/views.h"
 #include "services/task_service.h"
+#include "tests/testing/task_lifecycles.h"
 #include "tests/testing/temp_dir.h"
 
 namespace runlog::projections {
@@ -45,23 +43,7 @@ std::vector<std::vector<events::LogRecord>> MakeLog(bool sortable) {
       {log.get(), &clock, sortable ? static_cast<infra::IdGenerator*>(&sorted) : &unsorted});
   (void)service.Recover(nullptr);
   service.Start();
-  const services::Caller caller{"acct_bench", "key_bench"};
-  std::latch created(kTasks);
-  for (int i = 0; i < kTasks; ++i) {
-    services::CreateTask c{caller, "", "bench", "", "{\"i\":" + std::to_string(i) + "}", "{}", ""};
-    service.Create(std::move(c), [&](auto) { created.count_down(); });
-  }
-  created.wait();
-  std::latch done(kTasks);
-  for (int i = 0; i < kTasks; ++i) {
-    service.Claim({caller, "w", {"bench"}, 300'000}, std::chrono::milliseconds(0),
-                  [&](Result<services::CommandResult> r) {
-                    services::CompleteTask complete{
-                        caller, {r->task.id, r->task.lease.lease_id, ""}, "{\"ok\":true}"};
-                    service.Submit(std::move(complete), [&](auto) { done.count_down(); });
-                  });
-  }
-  done.wait();
+  runlog::testing::CreateClaimComplete(service, {"acct_bench", "key_bench"}, kTasks);
   service.Stop();
   std::vector<std::vector<events::LogRecord>> out(kPartitions);
   for (uint32_t p = 0; p < kPartitions; ++p) {

@@ -8,9 +8,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include <latch>
-
 #include "services/task_service.h"
+#include "tests/testing/task_lifecycles.h"
 #include "tests/testing/temp_dir.h"
 
 namespace runlog::services {
@@ -31,25 +30,9 @@ void BM_CreateClaimComplete(benchmark::State& state) {
     TaskService service({log.get(), &clock, &ids});
     (void)service.Recover(nullptr);
     service.Start();
-    const Caller caller{"acct_bench", "key_bench"};
     state.ResumeTiming();
 
-    std::latch created(kTasks);
-    for (int i = 0; i < kTasks; ++i) {
-      CreateTask c{caller, "", "bench", "", "{\"i\":" + std::to_string(i) + "}", "{}", ""};
-      service.Create(std::move(c), [&](auto) { created.count_down(); });
-    }
-    created.wait();
-    std::latch done(kTasks);
-    for (int i = 0; i < kTasks; ++i) {
-      service.Claim({caller, "w", {"bench"}, 300'000}, std::chrono::milliseconds(0),
-                    [&](Result<CommandResult> r) {
-                      CompleteTask complete{
-                          caller, {r->task.id, r->task.lease.lease_id, ""}, "{\"ok\":true}"};
-                      service.Submit(std::move(complete), [&](auto) { done.count_down(); });
-                    });
-    }
-    done.wait();
+    runlog::testing::CreateClaimComplete(service, {"acct_bench", "key_bench"}, kTasks);
 
     state.PauseTiming();
     service.Stop();
