@@ -96,13 +96,9 @@ EmbeddedLog::EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint3
       next_offset_(ends),
       appended_cv_(new std::condition_variable[partitions]),
       end_offset_(std::move(ends)) {
-  committer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rl-log-commit");
-    CommitLoop();
-  });
-  syncer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "rl-log-sync");
-    SyncLoop();
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "rl-log");
+    Loop();
   });
 }
 
@@ -114,8 +110,7 @@ EmbeddedLog::~EmbeddedLog() {
   queue_cv_.notify_all();
   for (uint32_t p = 0; p < partitions_; ++p) appended_cv_[p].notify_all();
   appended_any_cv_.notify_all();
-  committer_.join();  // writes what is queued, then wakes the syncer to finish
-  syncer_.join();
+  thread_.join();  // writes and syncs what is queued, then ends
 }
 
 void EmbeddedLog::AppendAsync(uint32_t partition, std::span<const Event> events,
@@ -145,81 +140,49 @@ void EmbeddedLog::Latch(const rocksdb::Status& status, const char* what) {
                   "); the log refuses appends until it is reopened";
 }
 
-void EmbeddedLog::CommitLoop() {
-  rocksdb::WriteOptions no_sync;  // durability comes from the syncer's SyncWAL
+void EmbeddedLog::Loop() {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
   while (true) {
-    Written group;
+    std::vector<Request> group;
+    bool latched;
     {
       std::unique_lock lock(mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping, nothing left
+      if (queue_.empty()) return;  // stopping, nothing left
       size_t bytes = 0;
       while (!queue_.empty() && bytes < kMaxGroupBytes) {
         for (const auto& r : queue_.front().records) bytes += r.size();
-        group.requests.push_back(std::move(queue_.front()));
+        group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      latched = latched_;
     }
     rocksdb::WriteBatch batch;
-    group.offsets.resize(group.requests.size());
-    for (size_t i = 0; i < group.requests.size(); ++i) {
-      const Request& r = group.requests[i];
-      for (const std::string& record : r.records) {
-        uint64_t offset = next_offset_[r.partition]++;
-        group.offsets[i].push_back(offset);
-        batch.Put(EmbeddedLogKey(r.partition, offset), record);
+    std::vector<std::vector<uint64_t>> offsets(group.size());
+    for (size_t i = 0; i < group.size(); ++i) {
+      for (const std::string& record : group[i].records) {
+        const uint64_t offset = next_offset_[group[i].partition]++;
+        offsets[i].push_back(offset);
+        batch.Put(EmbeddedLogKey(group[i].partition, offset), record);
       }
     }
     if (ack_before_write_) {  // deliberately unsafe, for the crash test's self-check
-      for (size_t i = 0; i < group.requests.size(); ++i) {
-        group.requests[i].done(group.offsets[i]);
-      }
+      for (size_t i = 0; i < group.size(); ++i) group[i].done(offsets[i]);
     }
-    bool latched;
-    {
-      std::lock_guard lock(mu_);
-      latched = latched_;
-    }
-    rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->Write(no_sync, &batch);
-    {
-      std::lock_guard lock(mu_);
-      if (!s.ok()) Latch(s, "log write");
-      written_.push_back(std::move(group));
-    }
-    written_cv_.notify_one();
-  }
-  std::lock_guard lock(mu_);
-  committer_done_ = true;
-  written_cv_.notify_one();
-}
-
-void EmbeddedLog::SyncLoop() {
-  while (true) {
-    std::deque<Written> groups;
-    bool latched;
-    {
-      std::unique_lock lock(mu_);
-      written_cv_.wait(lock, [&] { return committer_done_ || !written_.empty(); });
-      if (written_.empty()) return;
-      groups.swap(written_);
-      latched = latched_;
-    }
-    rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->SyncWAL();
+    // One write and one fdatasync for the whole group.
+    rocksdb::Status s = latched ? rocksdb::Status::OK() : db_->Write(sync, &batch);
     std::string failure;
     std::vector<uint32_t> touched;
     {
       std::lock_guard lock(mu_);
-      if (!s.ok()) Latch(s, "log sync");
-      // Groups written before a latch and covered by a good sync are durable,
-      // even if a later group's write latched the log meanwhile.
+      if (!s.ok()) Latch(s, "log write and sync");
       if (latched || !s.ok()) {
         failure = latch_reason_;
       } else {
-        for (const Written& g : groups) {
-          for (size_t i = 0; i < g.requests.size(); ++i) {
-            end_offset_[g.requests[i].partition] = g.offsets[i].back() + 1;
-            touched.push_back(g.requests[i].partition);
-          }
+        for (size_t i = 0; i < group.size(); ++i) {
+          end_offset_[group[i].partition] = offsets[i].back() + 1;
+          touched.push_back(group[i].partition);
         }
       }
     }
@@ -228,13 +191,11 @@ void EmbeddedLog::SyncLoop() {
     for (uint32_t p : touched) appended_cv_[p].notify_all();
     if (!touched.empty()) appended_any_cv_.notify_all();
     if (ack_before_write_) continue;
-    for (Written& g : groups) {
-      for (size_t i = 0; i < g.requests.size(); ++i) {
-        if (failure.empty()) {
-          g.requests[i].done(std::move(g.offsets[i]));
-        } else {
-          g.requests[i].done(Fail(codes::kLogLatched, failure));
-        }
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (failure.empty()) {
+        group[i].done(std::move(offsets[i]));
+      } else {
+        group[i].done(Fail(codes::kLogLatched, failure));
       }
     }
   }

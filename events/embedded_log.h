@@ -5,20 +5,19 @@
 // value = the codec's checksummed record; key 'M' "partitions" holds the
 // partition count.
 //
-// Durability and group commit, in two pipelined stages:
-//  1. the committer thread takes every queued append, assigns offsets and
-//     writes them as one WriteBatch to the WAL and memtable, without sync;
-//  2. the syncer thread takes every group written so far, syncs the WAL once
-//     (fdatasync), then publishes the new end offsets and answers the appenders.
-// While one sync runs, the next groups are written, so each fdatasync covers
-// all appends that arrived during the previous one. Offsets follow WAL order,
-// so a crash loses at most an unacknowledged suffix, never leaves a gap.
-// Readers see only published (synced) offsets. A failed write or sync latches
-// the log: every later append fails with LOG_LATCHED.
+// Durability and group commit (docs/decisions/0001-embedded-group-commit.md):
+// one thread takes every queued append, assigns offsets, writes them as one
+// WriteBatch and syncs the WAL once (fdatasync), then publishes the new end
+// offsets and answers the appenders. While it writes, syncs and answers, the
+// next appends queue up, so each fdatasync covers all appends that arrived
+// during the previous one. Offsets follow WAL order, so a crash loses at most
+// an unacknowledged suffix, never leaves a gap. Readers see only published
+// (synced) offsets. A failed write or sync latches the log: every later
+// append fails with LOG_LATCHED.
 //
 // Thread contract: public methods are thread-safe, but none may be running
 // when the log is destroyed (and never destroy it from its own callback). The
-// committer thread alone owns next_offset_; mu_ guards every field below it.
+// log thread alone owns next_offset_; mu_ guards every field below it.
 
 #include <rocksdb/db.h>
 
@@ -56,39 +55,28 @@ class EmbeddedLog final : public EventLog {
     AppendCallback done;
   };
 
-  // A group written to the WAL, waiting for the sync that makes it durable.
-  struct Written {
-    std::vector<Request> requests;
-    std::vector<std::vector<uint64_t>> offsets;
-  };
-
   EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint32_t partitions,
               std::vector<uint64_t> ends, bool ack_before_write);
-  void CommitLoop();
-  void SyncLoop();
+  void Loop();
   void Latch(const rocksdb::Status& status, const char* what);  // requires mu_
 
   const std::unique_ptr<rocksdb::DB> db_;
   const std::string dir_;
   const uint32_t partitions_;
   const bool ack_before_write_;
-  std::vector<uint64_t> next_offset_;  // committer thread only
+  std::vector<uint64_t> next_offset_;  // the log thread only
 
   std::mutex mu_;
-  std::condition_variable queue_cv_;    // work for the committer
-  std::condition_variable written_cv_;  // work for the syncer
+  std::condition_variable queue_cv_;  // work for the log thread
   // One per partition, so an append wakes only that partition's tailers.
   std::unique_ptr<std::condition_variable[]> appended_cv_;
   std::condition_variable appended_any_cv_;  // for WaitAny: any partition grew
   std::deque<Request> queue_;                // appends not yet written
-  std::deque<Written> written_;              // written, not yet synced
-  bool committer_done_ = false;
-  std::vector<uint64_t> end_offset_;  // guarded by mu_
-  bool latched_ = false;              // guarded by mu_
-  std::string latch_reason_;          // guarded by mu_
-  bool stopping_ = false;             // guarded by mu_
-  std::thread committer_;
-  std::thread syncer_;
+  std::vector<uint64_t> end_offset_;         // guarded by mu_
+  bool latched_ = false;                     // guarded by mu_
+  std::string latch_reason_;                 // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::thread thread_;
 };
 
 }  // namespace runlog::events
