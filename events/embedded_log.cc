@@ -39,6 +39,9 @@ Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options
   db_options.create_if_missing = true;
   db_options.use_fsync = false;  // fdatasync
   db_options.write_buffer_size = 64 << 20;
+  // Flushes and compactions write back 1 MB at a time instead of in one burst
+  // at the end of a file, which would stall the WAL's fdatasync behind it.
+  db_options.bytes_per_sync = 1 << 20;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 3;
   db_options.info_log_level = rocksdb::WARN_LEVEL;
