@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace runlog::api {
@@ -27,6 +29,11 @@ std::string RawHeader(const Pistache::Http::Request& request, const char* name) 
 // number Pistache closed and the kernel reused for a new client can never
 // receive another client's answer: the socket lives until the last answer in
 // flight lets go of it.
+//
+// Commands finish in any order (a create on one partition, a long poll, a GET
+// that waits for the views), but HTTP/1.1 answers pipelined requests in the
+// order they came: each request takes a number, and an answer that is ready
+// before an earlier one waits here until that one is written.
 struct Connection {
   explicit Connection(int fd) : fd(fd) {}
   ~Connection() {
@@ -40,6 +47,10 @@ struct Connection {
   // Answers handed to Pistache's reactor (the socket was full) and not yet
   // written: while there are any, later answers queue behind them there.
   int queued = 0;
+  uint64_t next_request = 0;  // the number the next request takes
+  uint64_t next_answer = 0;   // the number of the next answer to write
+  // Answers ready before an earlier one, by number; none: nothing to write.
+  std::map<uint64_t, std::optional<std::string>> waiting;
 };
 
 constexpr char kConnectionKey[] = "runlog.connection";
@@ -82,20 +93,51 @@ std::string Serialize(int status, const std::string& content_type, const std::st
 class PistacheReply final : public Reply {
  public:
   PistacheReply(Pistache::Http::ResponseWriter writer, std::shared_ptr<Connection> conn,
-                bool keep_alive, std::shared_ptr<HttpServer::State> state)
+                uint64_t number, bool keep_alive, std::shared_ptr<HttpServer::State> state)
       : writer_(std::move(writer)),
         conn_(std::move(conn)),
+        number_(number),
         keep_alive_(keep_alive),
         state_(std::move(state)) {}
+  // A request dropped without an answer must not hold up the ones after it.
+  ~PistacheReply() override {
+    if (!answered_) Answer(std::nullopt);
+  }
 
   void Send(int status, const std::string& content_type, std::string body,
             const std::vector<std::pair<std::string, std::string>>& headers) override {
-    const std::string wire = Serialize(status, content_type, body, keep_alive_, headers);
+    answered_ = true;
+    Answer(Serialize(status, content_type, body, keep_alive_, headers));
+  }
+
+ private:
+  // Writes this answer and every later one that was waiting for it, in order.
+  void Answer(std::optional<std::string> wire) {
+    std::unique_lock lock(conn_->mu);
+    if (number_ != conn_->next_answer) {
+      conn_->waiting.emplace(number_, std::move(wire));
+      return;
+    }
+    while (true) {
+      ++conn_->next_answer;
+      if (wire) {
+        Write(*wire, lock);
+      } else {
+        state_->in_flight.fetch_sub(1);  // nothing to write: no longer in flight
+      }
+      auto next = conn_->waiting.find(conn_->next_answer);
+      if (next == conn_->waiting.end()) return;
+      wire = std::move(next->second);
+      conn_->waiting.erase(next);
+    }
+  }
+
+  // Writes one answer (requires conn_->mu, held by `lock` on return too).
+  void Write(const std::string& wire, std::unique_lock<std::mutex>& lock) {
     // An answer is done when it is written, not when it is queued for
     // Pistache's reactor: Stop() must not shut the reactor down before that.
     auto state = state_;
     auto finished = [state] { state->in_flight.fetch_sub(1); };
-    std::unique_lock lock(conn_->mu);
     size_t written = 0;
     if (conn_->queued == 0 && conn_->fd >= 0) {
       while (written < wire.size()) {
@@ -120,7 +162,6 @@ class PistacheReply final : public Reply {
     }
     if (!peer) return finished();  // the client went away
     ++conn_->queued;
-    lock.unlock();
     auto conn = conn_;
     auto done = [conn, finished] {
       {
@@ -129,19 +170,23 @@ class PistacheReply final : public Reply {
       }
       finished();
     };
+    // Pistache may run `done` at once on this thread, which takes the lock.
+    lock.unlock();
     try {
       peer->send(Pistache::RawBuffer(wire.substr(written), wire.size() - written))
           .then([done](ssize_t) { done(); }, [done](std::exception_ptr) { done(); });
     } catch (const std::exception&) {
       done();
     }
+    lock.lock();
   }
 
- private:
   Pistache::Http::ResponseWriter writer_;
   std::shared_ptr<Connection> conn_;
+  const uint64_t number_;
   const bool keep_alive_;
   std::shared_ptr<HttpServer::State> state_;
+  bool answered_ = false;
 };
 
 class Handler final : public Pistache::Http::Handler {
@@ -164,8 +209,13 @@ class Handler final : public Pistache::Http::Handler {
       state_->in_flight.fetch_sub(1);
       return;  // the client is already gone
     }
-    auto reply =
-        std::make_shared<PistacheReply>(std::move(response), std::move(conn), keep_alive, state_);
+    uint64_t number;
+    {
+      std::lock_guard lock(conn->mu);
+      number = conn->next_request++;
+    }
+    auto reply = std::make_shared<PistacheReply>(std::move(response), std::move(conn), number,
+                                                 keep_alive, state_);
     Call call;
     call.method = Pistache::Http::methodString(request.method());
     call.path = request.resource();
