@@ -390,6 +390,17 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     std::string id;
     if (x->call.path.starts_with("/tasks/"))
       id = x->call.path.substr(7, x->call.path.find('/', 7) - 7);
+    // The writer forgets most ended tasks a minute after they end; the task
+    // view keeps them, so a late command still hears how the task ended (409).
+    // No wait for the view here (this may run on the log's thread): a minute
+    // after the end, it has long caught up.
+    if (r.error().code == services::codes::kTaskNotFound && !id.empty() && kind != "create" &&
+        kind != "claim") {
+      auto ended = deps_.views->GetTask(id, x->key->tenant_id);
+      if (ended && *ended && events::IsTerminal((*ended)->status)) {
+        return x->ErrorFrom(services::EndedTaskError(**ended, kind != "cancel").error(), id);
+      }
+    }
     return x->ErrorFrom(r.error(), id);
   }
   const events::Task& t = r->task;

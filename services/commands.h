@@ -133,4 +133,9 @@ inline constexpr char kWriterFailed[] = "WRITER_FAILED";
 inline constexpr char kStepOutOfOrder[] = "STEP_OUT_OF_ORDER";
 }  // namespace codes
 
+// What a command on the ended task `t` answers: a lease command (heartbeat,
+// complete, fail) LEASE_EXPIRED, TASK_CANCELLED or TASK_TERMINAL by how the
+// task ended; a cancel TASK_TERMINAL.
+std::unexpected<Error> EndedTaskError(const Task& t, bool lease_command);
+
 }  // namespace runlog::services

@@ -49,19 +49,18 @@ int64_t StepElapsedMs(const Task& t, int64_t index, const infra::Clock& clock) {
   return clock.NowMillis() - t.steps[index - 1].started_at_ms;
 }
 
-// What a lease command on an ended task answers.
-std::unexpected<Error> EndedLease(const Task& t) {
-  if (t.status == TaskStatus::kFailed && t.error_code == codes::kLeaseExpired) {
+}  // namespace
+
+std::unexpected<Error> EndedTaskError(const Task& t, bool lease_command) {
+  if (lease_command && t.status == TaskStatus::kFailed && t.error_code == codes::kLeaseExpired) {
     return Fail(codes::kLeaseExpired, "the lease on task " + t.id + " expired");
   }
-  if (t.status == TaskStatus::kCancelled) {
+  if (lease_command && t.status == TaskStatus::kCancelled) {
     return Fail(codes::kTaskCancelled, "task " + t.id + " was cancelled");
   }
   return Fail(codes::kTaskTerminal,
               "task " + t.id + " is already " + std::string(StatusName(t.status)));
 }
-
-}  // namespace
 
 PartitionWriter::PartitionWriter(Options options, ReadyListener on_ready)
     : options_(options), on_ready_(std::move(on_ready)) {}
@@ -75,30 +74,42 @@ Status PartitionWriter::Recover(const events::Event& event) {
   return {};
 }
 
-// How long an ended task is remembered: idempotency keys live at least 24 h.
-constexpr int64_t kEndedRetentionMs = 25LL * 3600 * 1000;
+// How long an ended task is remembered: one with an idempotency key whole,
+// for at least the promised 24 h; others as a stub for a minute, long enough
+// for a late command to find it here, after which the API answers late
+// commands from the task view (docs/decisions/0010-ended-tasks-leave-the-writer.md).
+constexpr int64_t kEndedKeyedRetentionMs = 25LL * 3600 * 1000;
+constexpr int64_t kEndedStubRetentionMs = 60 * 1000;
 
 void PartitionWriter::Retire(const std::vector<std::string>& ids) {
+  const int64_t now = options_.clock->NowMillis();
   for (const std::string& id : ids) {
     auto it = tasks_.find(id);
     if (it == tasks_.end() || !IsTerminal(it->second.status)) continue;
     Task& t = it->second;
     Unindex(t);
     Ended ended{t.tenant_id, t.status, t.error_code, t.execution_finished_at_ms, nullptr};
-    if (!t.idempotency_key.empty()) ended.keyed = std::make_unique<const Task>(std::move(t));
-    ended_order_.emplace_back(ended.ended_at_ms, id);
-    ended_[id] = std::move(ended);
+    const bool keyed = !t.idempotency_key.empty();
+    // Recovery retires tasks that ended long ago: those are not kept at all.
+    if (ended.ended_at_ms >= now - (keyed ? kEndedKeyedRetentionMs : kEndedStubRetentionMs)) {
+      if (keyed) ended.keyed = std::make_unique<const Task>(std::move(t));
+      (keyed ? keyed_order_ : stub_order_).emplace_back(ended.ended_at_ms, id);
+      ended_[id] = std::move(ended);
+    }
     tasks_.erase(it);
   }
 }
 
 void PartitionWriter::ForgetOldEnded(int64_t now_ms) {
-  while (!ended_order_.empty() && ended_order_.front().first < now_ms - kEndedRetentionMs) {
-    auto it = ended_.find(ended_order_.front().second);
-    if (it != ended_.end() && it->second.ended_at_ms == ended_order_.front().first)
-      ended_.erase(it);
-    ended_order_.pop_front();
-  }
+  auto forget = [&](std::deque<std::pair<int64_t, std::string>>& order, int64_t retention) {
+    while (!order.empty() && order.front().first < now_ms - retention) {
+      auto it = ended_.find(order.front().second);
+      if (it != ended_.end() && it->second.ended_at_ms == order.front().first) ended_.erase(it);
+      order.pop_front();
+    }
+  };
+  forget(keyed_order_, kEndedKeyedRetentionMs);
+  forget(stub_order_, kEndedStubRetentionMs);
 }
 
 std::optional<Task> PartitionWriter::EndedStub(const std::string& id,
@@ -414,7 +425,7 @@ Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& r
   if (it == tasks_.end()) {
     std::optional<Task> ended = EndedStub(ref.task_id, caller.tenant_id);
     if (!ended) return NotFound(ref.task_id);
-    return EndedLease(*ended);
+    return EndedTaskError(*ended, true);
   }
   if (it->second.tenant_id != caller.tenant_id) return NotFound(ref.task_id);
   Task& task = it->second;
@@ -422,7 +433,7 @@ Result<Task*> PartitionWriter::HeldLease(const Caller& caller, const LeaseRef& r
       task.lease.expires_at_ms <= options_.clock->NowMillis()) {
     ExpireLease(task, batch);  // its time is up even if the timer has not fired yet
   }
-  if (IsTerminal(task.status)) return EndedLease(task);
+  if (IsTerminal(task.status)) return EndedTaskError(task, true);
   if (const bool worker = events::WorkerRunsNext(task); worker == caller.key_id.empty()) {
     return Fail(codes::kLeaseMismatch, worker ? "task " + task.id + "'s next step is a worker's"
                                               : "task " + task.id + "'s next step is runlog's own");
@@ -500,8 +511,7 @@ Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch)
   if (it == tasks_.end() || it->second.tenant_id != c.caller.tenant_id) {
     std::optional<Task> ended = EndedStub(c.task_id, c.caller.tenant_id);
     if (!ended) return NotFound(c.task_id);
-    return Fail(codes::kTaskTerminal,
-                "task " + ended->id + " is already " + std::string(StatusName(ended->status)));
+    return EndedTaskError(*ended, false);
   }
   Task& t = it->second;
   const std::string revoked = t.lease.lease_id;

@@ -72,6 +72,11 @@ class PartitionWriter {
   // One past the last offset whose append was acknowledged to clients.
   uint64_t acked_end() const { return acked_end_.load(); }
   bool failed() const { return failed_.load(); }
+  // Ended tasks still remembered here (for tests: a bounded number).
+  size_t remembered_ended() {
+    std::lock_guard lock(mu_);
+    return ended_.size();
+  }
 
  private:
   struct ReadyKey {
@@ -150,7 +155,7 @@ class PartitionWriter {
             Batch& batch);
   void Requeue(Task& task, const std::string& reason, const std::string& error, Batch& batch);
   // Moves ended tasks out of `tasks_` into `ended_`, and forgets ended ones
-  // older than kEndedRetentionMs (requires mu_).
+  // past their retention (requires mu_).
   void Retire(const std::vector<std::string>& ids);
   void ForgetOldEnded(int64_t now_ms);
   // An ended task of `tenant` as a stub (id, tenant, status, error code), if known.
@@ -171,7 +176,8 @@ class PartitionWriter {
   std::mutex mu_;
   std::unordered_map<std::string, Task> tasks_;  // live (unfinished) tasks
   std::unordered_map<std::string, Ended> ended_;
-  std::deque<std::pair<int64_t, std::string>> ended_order_;  // (ended_at_ms, id), oldest first
+  // (ended_at_ms, id) of the ended tasks kept with a key and as stubs, oldest first.
+  std::deque<std::pair<int64_t, std::string>> keyed_order_, stub_order_;
   std::map<TenantType, std::set<ReadyKey>> ready_;
   std::unordered_map<std::string, ReadyKey> ready_key_;  // task id -> its key in ready_
   std::multimap<int64_t, std::string> lease_expiry_;     // expires_at_ms -> task id

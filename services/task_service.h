@@ -60,6 +60,12 @@ class TaskService {
   uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
   bool healthy() const;
   size_t parked_claims() const;  // of workers (executors park too, and are not counted)
+  // Ended tasks the writers still remember (for tests).
+  size_t remembered_ended() const {
+    size_t n = 0;
+    for (const auto& w : writers_) n += w->remembered_ended();
+    return n;
+  }
 
   static std::string TaskIdFor(const std::string& tenant_id, const std::string& idempotency_key);
 

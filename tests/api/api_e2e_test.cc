@@ -316,6 +316,32 @@ TEST_F(ApiTest, FailWithRetryableRequeuesUntilAttemptsRunOut) {
   EXPECT_STREQ(failed["task"]["error"]["code"].GetString(), "BAD_INPUT");
 }
 
+// The writers forget most ended tasks a minute after they end; a late
+// command still hears how its task ended, from the task view.
+TEST_F(ApiTest, LateCommandsOnLongEndedTasksAnswer409) {
+  const std::string done = CreateId(R"({"type":"late"})");
+  auto claim = client_->Post("/v1/tasks/claim", R"({"types":["late"]})");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  const std::string lease =
+      "{\"lease_id\":\"" + std::string(claim["lease"]["lease_id"].GetString()) + "\"}";
+  ASSERT_EQ(client_->Post("/v1/tasks/" + done + "/complete", lease).status, 200);
+  const std::string cancelled = CreateId(R"({"type":"late"})");
+  ASSERT_EQ(client_->Post("/v1/tasks/" + cancelled + "/cancel", "").status, 200);
+  // What a minute does to the views (they catch up in milliseconds), then to the writers.
+  ASSERT_EQ(client_->Get("/v1/tasks/" + done).status, 200);
+  ASSERT_EQ(client_->Get("/v1/tasks/" + cancelled).status, 200);
+  clock_.Advance(120'000);
+  ExpectError(client_->Post("/v1/tasks/" + done + "/complete", lease), 409, "TASK_TERMINAL");
+  ExpectError(client_->Post("/v1/tasks/" + done + "/heartbeat", lease), 409, "TASK_TERMINAL");
+  ExpectError(client_->Post("/v1/tasks/" + done + "/cancel", ""), 409, "TASK_TERMINAL");
+  ExpectError(client_->Post("/v1/tasks/" + cancelled + "/fail", lease), 409, "TASK_CANCELLED");
+  ExpectError(client_->Post("/v1/tasks/" + cancelled + "/cancel", ""), 409, "TASK_TERMINAL");
+  HttpClient other(server_->url());
+  other.SetKey(server_->KeyWithScopes("acct_other", {"worker", "write"}));
+  ExpectError(other.Post("/v1/tasks/" + done + "/complete", lease), 404, "TASK_NOT_FOUND");
+  ExpectError(other.Post("/v1/tasks/" + cancelled + "/cancel", ""), 404, "TASK_NOT_FOUND");
+}
+
 TEST_F(ApiTest, AnotherTenantsTaskIsNotFound) {
   const std::string id = CreateId();
   HttpClient other(server_->url());

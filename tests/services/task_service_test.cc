@@ -268,7 +268,7 @@ TEST_F(TaskServiceTest, CancelRevokesTheLeaseAndTerminalTasksRefuse) {
             codes::kTaskNotFound);
 }
 
-TEST_F(TaskServiceTest, EndedTasksLeaveTheLiveStateButAnswerLateCommandsFor25Hours) {
+TEST_F(TaskServiceTest, EndedTasksLeaveTheLiveStateAndAreRememberedAMinuteOrWithAKey25Hours) {
   auto keyed = Create("t", "acct_a", 1, "job-9").value();
   auto claimed = Claim({"t"}).value();
   ASSERT_EQ(claimed.task.id, keyed.task.id);
@@ -298,9 +298,20 @@ TEST_F(TaskServiceTest, EndedTasksLeaveTheLiveStateButAnswerLateCommandsFor25Hou
   check("live");
   Restart();
   check("after a restart");
-  // Past the retention an ended task is forgotten: its id is unknown again.
-  clock_.Advance(25LL * 3600 * 1000 + 1);
+  EXPECT_EQ(service_->remembered_ended(), 2u);
+  // A minute on, the writer forgets the plain task (the API then answers late
+  // commands from the task view) and keeps the keyed one whole for 25 hours.
+  clock_.Advance(60'001);
   EXPECT_EQ(Send(CancelTask{{"acct_a", "key_acct_a"}, plain.task.id, ""}).error().code,
+            codes::kTaskNotFound);
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), "{}"}).error().code,
+            codes::kTaskTerminal);
+  EXPECT_TRUE(Create("t", "acct_a", 1, "job-9")->replayed);
+  Restart();  // recovery keeps no stub of a task that ended over a minute ago
+  EXPECT_EQ(service_->remembered_ended(), 1u);
+  // Past 25 hours the keyed task is forgotten too: its id is unknown again.
+  clock_.Advance(25LL * 3600 * 1000 + 1);
+  EXPECT_EQ(Send(CompleteTask{{"acct_a", "key_acct_a"}, Ref(claimed), "{}"}).error().code,
             codes::kTaskNotFound);
 }
 
