@@ -291,21 +291,28 @@ Status ApplyEvent(Task& task, const events::Event& e) {
 std::string TaskToJson(const Task& t) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  // A field at its default (empty, 0, false, no JSON) is left out: TaskFromJson
+  // reads it back as that default. Views are rewritten on every state change,
+  // and most fields are empty most of the time.
   auto str = [&](const char* key, const std::string& v) {
+    if (v.empty()) return;
     w.Key(key);
     w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
   };
   auto num = [&](const char* key, int64_t v) {
+    if (v == 0) return;
     w.Key(key);
     w.Int64(v);
   };
   auto raw = [&](const char* key, const std::string& v) {
+    if (v.empty()) return;
     w.Key(key);
-    if (v.empty()) {
-      w.Null();
-    } else {
-      w.RawValue(v.data(), v.size(), rapidjson::kObjectType);
-    }
+    w.RawValue(v.data(), v.size(), rapidjson::kObjectType);
+  };
+  auto flag = [&](const char* key, bool v) {
+    if (!v) return;
+    w.Key(key);
+    w.Bool(true);
   };
   w.StartObject();
   str("id", t.id);
@@ -315,7 +322,8 @@ std::string TaskToJson(const Task& t) {
   raw("input", t.input);
   raw("limits", t.limits);
   raw("plan", t.plan);
-  num("max_attempts", t.max_attempts);
+  w.Key("max_attempts");  // always: it reads back as 1 when left out
+  w.Int64(t.max_attempts);
   num("priority", t.priority);
   str("idempotency_key", t.idempotency_key);
   str("request_hash", t.request_hash);
@@ -324,8 +332,7 @@ std::string TaskToJson(const Task& t) {
   num("sequence", static_cast<int64_t>(t.sequence));
   num("attempt", t.attempt);
   num("retry_count", t.retry_count);
-  w.Key("cancel_requested");
-  w.Bool(t.cancel_requested);
+  flag("cancel_requested", t.cancel_requested);
   str("lease_id", t.lease.lease_id);
   str("lease_worker_id", t.lease.worker_id);
   str("lease_key_id", t.lease.key_id);
@@ -342,42 +349,41 @@ std::string TaskToJson(const Task& t) {
   num("claimed_at_ms", t.claimed_at_ms);
   raw("replay_of", t.replay_of);
   raw("recorded_outputs", t.recorded_outputs);
-  w.Key("executor");
-  w.Bool(t.executor);
+  flag("executor", t.executor);
   raw("plan_failures", t.plan_failures);
   num("step_count", t.step_count);
   raw("agent_step_input", t.agent_step_input);
   str("agent_step_version", t.agent_step_version);
   str("step_runners", t.step_runners);
-  w.Key("handed_off");
-  w.Bool(t.handed_off);
+  flag("handed_off", t.handed_off);
   num("tokens_used", t.tokens_used);
   raw("step_hashes", t.step_hashes);
   str("task_hash", t.task_hash);
   raw("replay", t.replay);
-  w.Key("steps");
-  w.StartArray();
-  for (const StepRecord& step : t.steps) {
-    w.StartObject();
-    num("index", step.index);
-    str("tool", step.tool);
-    str("tool_version", step.tool_version);
-    raw("input", step.input);
-    str("status", step.status);
-    raw("output", step.output);
-    raw("error", step.error);
-    str("error_code", step.error_code);
-    str("step_hash", step.step_hash);
-    num("attempt", step.attempt);
-    num("tokens", step.tokens);
-    w.Key("sandboxed");
-    w.Bool(step.sandboxed);
-    num("started_at_ms", step.started_at_ms);
-    num("finished_at_ms", step.finished_at_ms);
-    num("duration_ms", step.duration_ms);
-    w.EndObject();
+  if (!t.steps.empty()) {
+    w.Key("steps");
+    w.StartArray();
+    for (const StepRecord& step : t.steps) {
+      w.StartObject();
+      num("index", step.index);
+      str("tool", step.tool);
+      str("tool_version", step.tool_version);
+      raw("input", step.input);
+      str("status", step.status);
+      raw("output", step.output);
+      raw("error", step.error);
+      str("error_code", step.error_code);
+      str("step_hash", step.step_hash);
+      num("attempt", step.attempt);
+      num("tokens", step.tokens);
+      flag("sandboxed", step.sandboxed);
+      num("started_at_ms", step.started_at_ms);
+      num("finished_at_ms", step.finished_at_ms);
+      num("duration_ms", step.duration_ms);
+      w.EndObject();
+    }
+    w.EndArray();
   }
-  w.EndArray();
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

@@ -117,7 +117,8 @@ bool WorkerRunsNext(const Task& task);
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).
 [[nodiscard]] Status ApplyEvent(Task& task, const Event& event);
 
-// The task as stored in views: a JSON object with every field above.
+// The task as stored in views: a JSON object of the fields above, those at
+// their defaults left out (TaskFromJson reads them back as the defaults).
 std::string TaskToJson(const Task& task);
 [[nodiscard]] Result<Task> TaskFromJson(std::string_view json);
 

@@ -19,7 +19,7 @@ using events::Task;
 
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
-constexpr char kFormat[] = "4";
+constexpr char kFormat[] = "5";  // 5: tasks without their default fields
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
