@@ -212,12 +212,29 @@ void Api::Route(Exchange& x) {
   LeaseCommand(shared, id, match->route);
 }
 
-void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
-  const uint32_t p = deps_.tasks->PartitionOf(id);
-  if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
-                                    options_.read_your_writes_timeout)) {
-    return x.Error("VIEW_LAGGING", "the task view is catching up; retry shortly", "", id, 1);
+void Api::AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const std::string& id,
+                         std::function<void(Exchange&)> read) {
+  std::vector<uint64_t> ends(deps_.log->partition_count(), 0);
+  for (uint32_t p = 0; p < ends.size(); ++p) {
+    if (!partition || *partition == p) ends[p] = deps_.tasks->AckedEnd(p);
   }
+  deps_.projector->WhenApplied(
+      std::move(ends), options_.read_your_writes_timeout,
+      [x = x.shared_from_this(), id, read = std::move(read)](bool applied) {
+        if (!applied) {
+          return x->Error("VIEW_LAGGING", "the task views are catching up; retry shortly", "", id,
+                          1);
+        }
+        read(*x);
+      });
+}
+
+void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
+  AfterOwnWrites(x, deps_.tasks->PartitionOf(id), id,
+                 [this, id, trace](Exchange& x) { ReadTask(x, id, trace); });
+}
+
+void Api::ReadTask(Exchange& x, const std::string& id, bool trace) {
   auto task = deps_.views->GetTask(id, x.key->tenant_id);
   if (!task) return x.ErrorFrom(task.error(), id);
   if (!*task) return x.Error("TASK_NOT_FOUND", "no task " + id, "", id);
@@ -264,12 +281,10 @@ void Api::ListTasks(Exchange& x) {
     return x.Error("VALIDATION_ERROR", "cursor is not one this server gave",
                    R"({"field":"cursor"})");
   }
-  for (uint32_t p = 0; p < deps_.log->partition_count(); ++p) {
-    if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
-                                      options_.read_your_writes_timeout)) {
-      return x.Error("VIEW_LAGGING", "the task views are catching up; retry shortly", "", "", 1);
-    }
-  }
+  AfterOwnWrites(x, std::nullopt, "", [this, q](Exchange& x) { ListPage(x, q); });
+}
+
+void Api::ListPage(Exchange& x, const projections::ListQuery& q) {
   auto page = deps_.views->List(q);
   if (!page) return x.ErrorFrom(page.error());
   std::string tasks = "[";

@@ -6,8 +6,10 @@
 //
 // Thread contract: Handle may be called from many threads at once.
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,8 +82,18 @@ class Api {
   void RegisterAgent(std::shared_ptr<Exchange> x, const std::string& agent_id);
   void GetAgent(Exchange& x, const std::string& agent_id);
   static events::Payload RenderAgent(const Manifest& manifest);
+  // Runs `read` once the views have applied every write already acknowledged
+  // on `partition` (on every partition if none), so that a client reads its
+  // own writes; answers VIEW_LAGGING after read_your_writes_timeout. Never
+  // blocks the HTTP thread: when the views must catch up first, `read` runs
+  // later on the projector's thread.
+  void AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const std::string& id,
+                      std::function<void(Exchange&)> read);
   void GetTask(Exchange& x, const std::string& id, bool trace);
+  void ReadTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);
+  void ListPage(Exchange& x, const projections::ListQuery& q);
+  void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
   void Readyz(Exchange& x);
   void AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,

@@ -319,11 +319,11 @@ void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
 // its hashes match the original's (task.replay).
 void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
-  const uint32_t p = deps_.tasks->PartitionOf(id);
-  if (!deps_.projector->WaitApplied(p, deps_.tasks->AckedEnd(p),
-                                    options_.read_your_writes_timeout)) {
-    return x->Error("VIEW_LAGGING", "the task view is catching up; retry shortly", "", id, 1);
-  }
+  AfterOwnWrites(*x, deps_.tasks->PartitionOf(id), id,
+                 [this, id](Exchange& e) { ReplayRead(e.shared_from_this(), id); });
+}
+
+void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
   auto found = deps_.views->GetTask(id, x->key->tenant_id);
   if (!found) return x->ErrorFrom(found.error(), id);
   if (!*found) return x->Error("TASK_NOT_FOUND", "no task " + id, "", id);

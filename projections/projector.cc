@@ -26,6 +26,7 @@ Result<size_t> Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
     applied_[p] = next_[p];
   }
   applied_cv_.notify_all();
+  AnswerWaiters();
   return records->size();
 }
 
@@ -67,6 +68,7 @@ void Projector::Stop() {
   nudge_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  AnswerWaiters();  // stopping: whoever still waits hears false
 }
 
 void Projector::Loop(std::vector<uint32_t> partitions) {
@@ -85,6 +87,7 @@ void Projector::Loop(std::vector<uint32_t> partitions) {
       applied += *s;
       ++i;
     }
+    if (applied == 0) AnswerWaiters();  // deadlines pass while nothing arrives
     if (applied == 0 && !alone) {
       std::vector<uint64_t> from(next_.size(), UINT64_MAX);  // failed partitions: never
       for (uint32_t p : partitions) from[p] = next_[p];
@@ -103,10 +106,52 @@ void Projector::Loop(std::vector<uint32_t> partitions) {
 }
 
 void Projector::MarkFailed(uint32_t p, const Error& error) {
-  std::lock_guard lock(mu_);
-  failed_.store(true);
-  if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + error.message;
+  {
+    std::lock_guard lock(mu_);
+    failed_.store(true);
+    if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + error.message;
+  }
   applied_cv_.notify_all();
+  AnswerWaiters();
+}
+
+void Projector::WhenApplied(std::vector<uint64_t> ends, std::chrono::milliseconds timeout,
+                            std::function<void(bool)> done) {
+  bool applied = true;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t p = 0; p < ends.size() && p < applied_.size(); ++p) {
+      applied = applied && applied_[p] >= ends[p];
+    }
+    if (!applied && !failed_.load() && !stopping_.load()) {
+      waiters_.push_back(
+          {std::move(ends), std::chrono::steady_clock::now() + timeout, std::move(done)});
+      ++nudges_;  // a reader is waiting: no batching pause
+      nudge_cv_.notify_all();
+      return;
+    }
+  }
+  done(applied);
+}
+
+void Projector::AnswerWaiters() {
+  std::vector<std::pair<std::function<void(bool)>, bool>> answers;
+  {
+    std::lock_guard lock(mu_);
+    if (waiters_.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool give_up = failed_.load() || stopping_.load();
+    std::erase_if(waiters_, [&](Waiter& w) {
+      bool applied = true;
+      for (size_t p = 0; p < w.ends.size() && p < applied_.size(); ++p) {
+        applied = applied && applied_[p] >= w.ends[p];
+      }
+      if (!applied && !give_up && now < w.deadline) return false;
+      answers.emplace_back(std::move(w.done), applied);
+      return true;
+    });
+  }
+  for (auto& [done, applied] : answers) done(applied);
 }
 
 bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::milliseconds timeout) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,6 +34,12 @@ class Projector {
 
   // True once `partition` is applied up to `offset` (exclusive), waiting up to `timeout`.
   bool WaitApplied(uint32_t partition, uint64_t offset, std::chrono::milliseconds timeout);
+  // Calls `done(true)` once every partition p is applied up to `ends[p]`
+  // (exclusive), or `done(false)` after `timeout`, if the projector fails, or
+  // when it stops. Never blocks: `done` runs at once on the caller's thread if
+  // nothing is to wait for, else later on a projector thread.
+  void WhenApplied(std::vector<uint64_t> ends, std::chrono::milliseconds timeout,
+                   std::function<void(bool)> done);
   uint64_t applied(uint32_t partition) const;
   // True once every partition is applied up to the log's end as of the call.
   bool CaughtUp();
@@ -44,6 +51,9 @@ class Projector {
   [[nodiscard]] Result<size_t> Step(uint32_t partition, std::chrono::milliseconds wait);
   void Loop(std::vector<uint32_t> partitions);
   void MarkFailed(uint32_t partition, const Error& error);
+  // Answers the waiters that are applied (true), or past their deadline, or
+  // all of them (false) once failed or stopping.
+  void AnswerWaiters();
 
   events::EventLog& log_;
   Views& views_;
@@ -69,6 +79,12 @@ class Projector {
   uint64_t nudges_ = 0;            // guarded by mu_
   std::vector<uint64_t> applied_;  // guarded by mu_
   std::string failure_;            // guarded by mu_
+  struct Waiter {
+    std::vector<uint64_t> ends;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+  std::vector<Waiter> waiters_;  // guarded by mu_
 };
 
 }  // namespace runlog::projections

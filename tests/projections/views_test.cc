@@ -8,6 +8,7 @@
 #include <rocksdb/db.h>
 
 #include <future>
+#include <thread>
 
 #include "projections/projector.h"
 #include "services/task_service.h"
@@ -90,6 +91,53 @@ TEST_F(ViewsTest, ReadYourWritesThroughTheProjector) {
   EXPECT_EQ(trace[0].event.type, "task.created");
   EXPECT_EQ(trace[2].event.type, "task.queued");
   EXPECT_EQ(trace[2].event.sequence, 3u);
+}
+
+// The non-blocking wait for a reader's own writes: at once when applied, on a
+// projector thread once the records are applied, false after the timeout or
+// when the projector stops.
+TEST_F(ViewsTest, WhenAppliedAnswersAtOnceLaterOrFalse) {
+  const std::string first = Create("acct_a", "t");
+  const uint32_t p = service_->PartitionOf(first);
+  WaitAllApplied();
+  std::vector<uint64_t> ends(4, 0);
+  ends[p] = service_->AckedEnd(p);
+  bool at_once = false;
+  projector_->WhenApplied(ends, 5s, [&](bool applied) { at_once = applied; });
+  EXPECT_TRUE(at_once);  // already applied: answered before WhenApplied returned
+
+  // The next task of partition p: its three events are not in the log yet.
+  ends[p] = service_->AckedEnd(p) + 3;
+  std::promise<std::pair<bool, std::thread::id>> later;
+  projector_->WhenApplied(ends, 5s, [&](bool applied) {
+    later.set_value({applied, std::this_thread::get_id()});
+  });
+  auto answer = later.get_future();
+  EXPECT_EQ(answer.wait_for(0ms), std::future_status::timeout);
+  while (service_->PartitionOf(Create("acct_a", "t")) != p) {
+  }
+  ASSERT_EQ(answer.wait_for(5s), std::future_status::ready);
+  const auto [applied, thread] = answer.get();
+  EXPECT_TRUE(applied);
+  EXPECT_NE(thread, std::this_thread::get_id());
+
+  // Records that never come: false once the timeout has passed.
+  ends[p] = service_->AckedEnd(p) + 1000;
+  std::promise<bool> timed_out;
+  const auto asked = std::chrono::steady_clock::now();
+  projector_->WhenApplied(ends, 100ms, [&](bool applied) { timed_out.set_value(applied); });
+  auto late = timed_out.get_future();
+  ASSERT_EQ(late.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(late.get());
+  EXPECT_GE(std::chrono::steady_clock::now() - asked, 100ms);
+
+  // Waiting when the projector stops: false.
+  std::promise<bool> stopped;
+  projector_->WhenApplied(ends, 60s, [&](bool applied) { stopped.set_value(applied); });
+  projector_->Stop();
+  auto at_stop = stopped.get_future();
+  ASSERT_EQ(at_stop.wait_for(0ms), std::future_status::ready);
+  EXPECT_FALSE(at_stop.get());
 }
 
 TEST_F(ViewsTest, ListsNewestFirstWithFiltersAndCursor) {
