@@ -117,12 +117,10 @@ void Projector::MarkFailed(uint32_t p, const Error& error) {
 
 void Projector::WhenApplied(std::vector<uint64_t> ends, std::chrono::milliseconds timeout,
                             std::function<void(bool)> done) {
-  bool applied = true;
+  bool applied;
   {
     std::lock_guard lock(mu_);
-    for (size_t p = 0; p < ends.size() && p < applied_.size(); ++p) {
-      applied = applied && applied_[p] >= ends[p];
-    }
+    applied = Reached(ends);
     if (!applied && !failed_.load() && !stopping_.load()) {
       waiters_.push_back(
           {std::move(ends), std::chrono::steady_clock::now() + timeout, std::move(done)});
@@ -134,6 +132,13 @@ void Projector::WhenApplied(std::vector<uint64_t> ends, std::chrono::millisecond
   done(applied);
 }
 
+bool Projector::Reached(const std::vector<uint64_t>& ends) const {
+  for (size_t p = 0; p < ends.size() && p < applied_.size(); ++p) {
+    if (applied_[p] < ends[p]) return false;
+  }
+  return true;
+}
+
 void Projector::AnswerWaiters() {
   std::vector<std::pair<std::function<void(bool)>, bool>> answers;
   {
@@ -142,10 +147,7 @@ void Projector::AnswerWaiters() {
     const auto now = std::chrono::steady_clock::now();
     const bool give_up = failed_.load() || stopping_.load();
     std::erase_if(waiters_, [&](Waiter& w) {
-      bool applied = true;
-      for (size_t p = 0; p < w.ends.size() && p < applied_.size(); ++p) {
-        applied = applied && applied_[p] >= w.ends[p];
-      }
+      const bool applied = Reached(w.ends);
       if (!applied && !give_up && now < w.deadline) return false;
       answers.emplace_back(std::move(w.done), applied);
       return true;

@@ -54,6 +54,8 @@ class Projector {
   // Answers the waiters that are applied (true), or past their deadline, or
   // all of them (false) once failed or stopping.
   void AnswerWaiters();
+  // True if every partition p is applied up to ends[p] (requires mu_).
+  bool Reached(const std::vector<uint64_t>& ends) const;
 
   events::EventLog& log_;
   Views& views_;
