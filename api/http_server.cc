@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <map>
@@ -46,7 +47,8 @@ struct Connection {
   std::mutex mu;
   // Answers handed to Pistache's reactor (the socket was full) and not yet
   // written: while there are any, later answers queue behind them there.
-  int queued = 0;
+  // Counted down by the reactor without `mu`.
+  std::atomic<int> queued{0};
   uint64_t next_request = 0;  // the number the next request takes
   uint64_t next_answer = 0;   // the number of the next answer to write
   // Answers ready before an earlier one, by number; none: nothing to write.
@@ -113,7 +115,7 @@ class PistacheReply final : public Reply {
  private:
   // Writes this answer and every later one that was waiting for it, in order.
   void Answer(std::optional<std::string> wire) {
-    std::unique_lock lock(conn_->mu);
+    std::lock_guard lock(conn_->mu);
     if (number_ != conn_->next_answer) {
       conn_->waiting.emplace(number_, std::move(wire));
       return;
@@ -121,7 +123,7 @@ class PistacheReply final : public Reply {
     while (true) {
       ++conn_->next_answer;
       if (wire) {
-        Write(*wire, lock);
+        Write(*wire);
       } else {
         state_->in_flight.fetch_sub(1);  // nothing to write: no longer in flight
       }
@@ -132,8 +134,8 @@ class PistacheReply final : public Reply {
     }
   }
 
-  // Writes one answer (requires conn_->mu, held by `lock` on return too).
-  void Write(const std::string& wire, std::unique_lock<std::mutex>& lock) {
+  // Writes one answer (requires conn_->mu).
+  void Write(const std::string& wire) {
     // An answer is done when it is written, not when it is queued for
     // Pistache's reactor: Stop() must not shut the reactor down before that.
     auto state = state_;
@@ -164,21 +166,16 @@ class PistacheReply final : public Reply {
     ++conn_->queued;
     auto conn = conn_;
     auto done = [conn, finished] {
-      {
-        std::lock_guard relock(conn->mu);
-        --conn->queued;
-      }
+      conn->queued.fetch_sub(1);
       finished();
     };
-    // Pistache may run `done` at once on this thread, which takes the lock.
-    lock.unlock();
+    // Still under `mu`, so no later answer can reach Pistache's queue first.
     try {
       peer->send(Pistache::RawBuffer(wire.substr(written), wire.size() - written))
           .then([done](ssize_t) { done(); }, [done](std::exception_ptr) { done(); });
     } catch (const std::exception&) {
       done();
     }
-    lock.lock();
   }
 
   Pistache::Http::ResponseWriter writer_;
