@@ -1,5 +1,7 @@
 #include "projections/projector.h"
 
+#include <future>
+
 namespace runlog::projections {
 
 Projector::Projector(events::EventLog& log, Views& views, Views::Observer observer)
@@ -25,7 +27,6 @@ Result<size_t> Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
     std::lock_guard lock(mu_);
     applied_[p] = next_[p];
   }
-  applied_cv_.notify_all();
   AnswerWaiters();
   return records->size();
 }
@@ -96,7 +97,7 @@ void Projector::Loop(std::vector<uint32_t> partitions) {
     // A small batch means the next records are close behind: wait a moment so
     // they share one views write instead of one write (and wake-up) per sync,
     // and a task's created, claimed and completed often become one update.
-    // A reader waiting for its own write (WaitApplied) ends the wait at once.
+    // A reader waiting for its own write (WhenApplied) ends the wait at once.
     if (applied > 0 && applied < kFullBatch) {
       std::unique_lock lock(mu_);
       const uint64_t seen = nudges_;
@@ -111,7 +112,6 @@ void Projector::MarkFailed(uint32_t p, const Error& error) {
     failed_.store(true);
     if (failure_.empty()) failure_ = "partition " + std::to_string(p) + ": " + error.message;
   }
-  applied_cv_.notify_all();
   AnswerWaiters();
 }
 
@@ -157,14 +157,12 @@ void Projector::AnswerWaiters() {
 }
 
 bool Projector::WaitApplied(uint32_t p, uint64_t offset, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  if (applied_[p] < offset && !failed_.load()) {
-    ++nudges_;
-    nudge_cv_.notify_all();
-  }
-  return applied_cv_.wait_for(lock, timeout, [&] {
-    return applied_[p] >= offset || failed_.load();
-  }) && applied_[p] >= offset;
+  std::vector<uint64_t> ends(applied_.size(), 0);
+  ends[p] = offset;
+  std::promise<bool> applied;
+  auto answer = applied.get_future();
+  WhenApplied(std::move(ends), timeout, [&applied](bool ok) { applied.set_value(ok); });
+  return answer.get();
 }
 
 uint64_t Projector::applied(uint32_t p) const {

@@ -32,7 +32,8 @@ class Projector {
   void Start();
   void Stop();
 
-  // True once `partition` is applied up to `offset` (exclusive), waiting up to `timeout`.
+  // True once `partition` is applied up to `offset` (exclusive), waiting up to
+  // `timeout`: WhenApplied, blocking. Never call it from a projector thread.
   bool WaitApplied(uint32_t partition, uint64_t offset, std::chrono::milliseconds timeout);
   // Calls `done(true)` once every partition p is applied up to `ends[p]`
   // (exclusive), or `done(false)` after `timeout`, if the projector fails, or
@@ -67,7 +68,6 @@ class Projector {
   std::atomic<bool> failed_{false};
 
   mutable std::mutex mu_;
-  std::condition_variable applied_cv_;
   // Batches under kFullBatch records wait up to kBatchWait for more, so that
   // a task's next events (a claim and its completion, often its whole life)
   // share one views write: fewer task rewrites, less for RocksDB to flush and
