@@ -38,10 +38,18 @@ struct Call {
 
 class Reply {
  public:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
   virtual ~Reply() = default;
-  // `headers`: extra response headers (Retry-After, Idempotent-Replayed).
-  virtual void Send(int status, const std::string& content_type, std::string body,
-                    const std::vector<std::pair<std::string, std::string>>& headers) = 0;
+  // The answer as it goes on the wire. `headers`: extra response headers
+  // (Retry-After, Idempotent-Replayed). Any thread, any time before sending.
+  virtual std::string Serialize(int status, const std::string& content_type,
+                                const std::string& body, const Headers& headers) const = 0;
+  // Sends what Serialize returned; once per reply.
+  virtual void SendSerialized(std::string wire) = 0;
+  void Send(int status, const std::string& content_type, const std::string& body,
+            const Headers& headers) {
+    SendSerialized(Serialize(status, content_type, body, headers));
+  }
 };
 
 struct ApiOptions {
@@ -96,8 +104,15 @@ class Api {
   void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
   void Readyz(Exchange& x);
+  // Answers a command of `kind` ("create", "claim", "heartbeat", …) once it
+  // is durable: with what AnswerPrepare rendered for it, if anything.
   void AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,
                      const std::string& kind);
+  // The services::PrepareCallback of a command of `kind`: renders its answer early.
+  services::PrepareCallback AnswerPrepare(std::shared_ptr<Exchange> x, std::string kind);
+  // The answer to a command that succeeded: sent now, or only prepared.
+  void AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const std::string& kind,
+                     bool prepare_only);
 
   ApiDeps deps_;
   ApiOptions options_;

@@ -218,9 +218,11 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     c.request_hash = request_hash;
   }
   if (!f.ok()) return f.Fail(*x);
-  deps_.tasks->Create(std::move(c), [this, x](Result<services::CommandResult> r) {
-    AnswerCommand(x, std::move(r), "create");
-  });
+  x->DropBody();
+  deps_.tasks->Create(
+      std::move(c),
+      [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "create"); },
+      AnswerPrepare(x, "create"));
 }
 
 void Api::ClaimTask(std::shared_ptr<Exchange> x) {
@@ -245,8 +247,10 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
                             options_.max_lease_seconds);
   const int64_t wait = f.Int({"wait_seconds"}, 0, 0, INT32_MAX, options_.max_wait_seconds);
   if (!f.ok()) return f.Fail(*x);
+  x->DropBody();
   deps_.tasks->Claim(
-      std::move(c), std::chrono::seconds(wait), [this, x, wait](Result<services::CommandResult> r) {
+      std::move(c), std::chrono::seconds(wait),
+      [this, x, wait](Result<services::CommandResult> r) {
         if (r && r->empty) {
           ContractContext contract;
           contract.actions = {
@@ -254,7 +258,8 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
           return x->Send(200, events::Payload().Raw("task", "").Raw("lease", ""), contract);
         }
         AnswerCommand(x, std::move(r), "claim");
-      });
+      },
+      AnswerPrepare(x, "claim"));
 }
 
 void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
@@ -299,9 +304,11 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     command = services::FailTask{caller, ref, error, retryable != nullptr && retryable->GetBool()};
   }
   if (!f.ok()) return f.Fail(*x);
-  deps_.tasks->Submit(std::move(command), [this, x, verb](Result<services::CommandResult> r) {
-    AnswerCommand(x, std::move(r), verb);
-  });
+  x->DropBody();
+  deps_.tasks->Submit(
+      std::move(command),
+      [this, x, verb](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), verb); },
+      AnswerPrepare(x, verb));
 }
 
 void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
@@ -311,7 +318,8 @@ void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
   if (!f.ok()) return f.Fail(*x);
   deps_.tasks->Submit(
       services::CancelTask{{x->key->tenant_id, x->key->key_id}, id, reason},
-      [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "cancel"); });
+      [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "cancel"); },
+      AnswerPrepare(x, "cancel"));
 }
 
 // A new task with the same type, input, plan and limits; deterministic steps
@@ -379,9 +387,11 @@ void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
     return x->Error("TASK_NOT_REPLAYABLE",
                     "task " + id + " has an agent step without a recorded output to reuse", "", id);
   }
-  deps_.tasks->Create(std::move(c), [this, x](Result<services::CommandResult> r) {
-    AnswerCommand(x, std::move(r), "create");
-  });
+  x->DropBody();
+  deps_.tasks->Create(
+      std::move(c),
+      [this, x](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), "create"); },
+      AnswerPrepare(x, "create"));
 }
 
 void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,
@@ -403,18 +413,29 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     }
     return x->ErrorFrom(r.error(), id);
   }
-  const events::Task& t = r->task;
+  if (x->prepared()) return x->SendPrepared();
+  AnswerSuccess(*x, r->task, r->replayed, kind, false);
+}
+
+services::PrepareCallback Api::AnswerPrepare(std::shared_ptr<Exchange> x, std::string kind) {
+  return [this, x, kind](const events::Task& t, bool replayed) {
+    AnswerSuccess(*x, t, replayed, kind, true);
+  };
+}
+
+void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const std::string& kind,
+                        bool prepare_only) {
   ContractContext contract;
   contract.task = &t;
-  contract.caller_holds_lease = t.lease.key_id == x->key->key_id;
+  contract.caller_holds_lease = t.lease.key_id == x.key->key_id;
   const std::string base = "/v1/tasks/" + t.id;
   events::Payload body;
   std::vector<std::pair<std::string, std::string>> headers;
   int status = 200;
   if (kind == "create") {
     RenderTaskInto(t, body);
-    status = r->replayed ? 200 : 201;
-    if (r->replayed) headers.emplace_back("Idempotent-Replayed", "true");
+    status = replayed ? 200 : 201;
+    if (replayed) headers.emplace_back("Idempotent-Replayed", "true");
     contract.actions = {Act("get_task", true, "GET", base),
                         Act("cancel_task", false, "POST", base + "/cancel")};
   } else {
@@ -429,7 +450,8 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
       contract.actions = {Act("claim_next", true, "POST", "/v1/tasks/claim")};
     }
   }
-  x->Send(status, std::move(body), contract, headers);
+  if (prepare_only) return x.Prepare(status, std::move(body), contract, headers);
+  x.Send(status, std::move(body), contract, headers);
 }
 
 // PUT /v1/agents/{agent_id} (or POST /v1/agents with "agent_id"): the

@@ -24,14 +24,29 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   // Answers with `body` plus "version" and the agent_contract.
   void Send(int status, events::Payload body, ContractContext contract,
             std::vector<std::pair<std::string, std::string>> headers = {}) {
-    contract.now_ms = deps_.clock->NowMillis();
-    if (key) {
-      contract.plan = key->plan;
-      contract.rate_limit_per_minute = PlanNamed(key->plan).requests_per_minute;
-      contract.requests_this_minute = requests_this_minute;
-    }
-    body.Str("version", kApiVersion).Raw("agent_contract", AgentContract(contract));
-    Finish(status, "application/json", body.Build(), headers);
+    Finish(status, "application/json", Complete(std::move(body), std::move(contract)), headers);
+  }
+
+  // Renders the answer Send would give, to be sent later by SendPrepared: the
+  // caller's thread does the work, not the log's (services::PrepareCallback).
+  void Prepare(int status, events::Payload body, ContractContext contract,
+               std::vector<std::pair<std::string, std::string>> headers = {}) {
+    prepared_status_ = status;
+    prepared_ = reply_->Serialize(status, "application/json",
+                                  Complete(std::move(body), std::move(contract)), headers);
+  }
+  bool prepared() const { return prepared_.has_value(); }
+  void SendPrepared() {
+    Measure(prepared_status_);
+    reply_->SendSerialized(std::move(*prepared_));
+    prepared_.reset();
+  }
+
+  // Frees the request's body once the command is built from it, on the
+  // thread that parsed it (else the answering thread frees it).
+  void DropBody() {
+    body = json::Document();
+    std::string().swap(call.body);
   }
 
   // {"error":{"code","message","details"}, …}
@@ -55,14 +70,10 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
     Error(e.code, e.message, e.details, task_id);
   }
 
-  void Finish(int status, const std::string& content_type, std::string body,
+  void Finish(int status, const std::string& content_type, const std::string& body,
               const std::vector<std::pair<std::string, std::string>>& headers) {
-    if (deps_.metrics) {
-      deps_.metrics->Request(
-          route, status,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
-    }
-    reply_->Send(status, content_type, std::move(body), headers);
+    Measure(status);
+    reply_->Send(status, content_type, body, headers);
   }
 
   Call call;
@@ -72,7 +83,28 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   json::Document body;  // set by ParseBody
 
  private:
+  // The body plus "version" and the agent_contract, as JSON.
+  std::string Complete(events::Payload body, ContractContext contract) {
+    contract.now_ms = deps_.clock->NowMillis();
+    if (key) {
+      contract.plan = key->plan;
+      contract.rate_limit_per_minute = PlanNamed(key->plan).requests_per_minute;
+      contract.requests_this_minute = requests_this_minute;
+    }
+    body.Str("version", kApiVersion).Raw("agent_contract", AgentContract(contract));
+    return body.Build();
+  }
+  void Measure(int status) {
+    if (deps_.metrics) {
+      deps_.metrics->Request(
+          route, status,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    }
+  }
+
   std::shared_ptr<Reply> reply_;
+  std::optional<std::string> prepared_;  // the wire bytes Prepare rendered
+  int prepared_status_ = 0;
   const ApiDeps& deps_;
   std::chrono::steady_clock::time_point start_;
 };

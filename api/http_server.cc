@@ -106,10 +106,13 @@ class PistacheReply final : public Reply {
     if (!answered_) Answer(std::nullopt);
   }
 
-  void Send(int status, const std::string& content_type, std::string body,
-            const std::vector<std::pair<std::string, std::string>>& headers) override {
+  std::string Serialize(int status, const std::string& content_type, const std::string& body,
+                        const Headers& headers) const override {
+    return api::Serialize(status, content_type, body, keep_alive_, headers);
+  }
+  void SendSerialized(std::string wire) override {
     answered_ = true;
-    Answer(Serialize(status, content_type, body, keep_alive_, headers));
+    Answer(std::move(wire));
   }
 
  private:

@@ -121,6 +121,16 @@ struct CommandResult {
 
 using CommandCallback = std::function<void(Result<CommandResult>)>;
 
+// Optional: lets a caller render its answer before the command is durable, on
+// the thread that decided it, so the log's thread (which delivers answers)
+// only sends it. Called at most once, under the writer's lock, with the task
+// of a command that succeeded (never for an empty claim) and `replayed`: it
+// must only compute, and take no lock of the services. The answer still goes
+// out through the CommandCallback once durable: with a result whose task then
+// holds only its id, tenant and status, or with an error (WRITER_FAILED)
+// that was not prepared. docs/decisions/0015-answers-rendered-where-decided.md
+using PrepareCallback = std::function<void(const Task& task, bool replayed)>;
+
 // Error codes the writer answers with (api/ maps them to HTTP).
 namespace codes {
 inline constexpr char kTaskNotFound[] = "TASK_NOT_FOUND";

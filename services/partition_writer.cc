@@ -163,14 +163,16 @@ struct InlineAppend {
 thread_local InlineAppend* t_inline_append = nullptr;
 }  // namespace
 
-void PartitionWriter::Submit(Command command, CommandCallback done) { Run(&command, &done); }
+void PartitionWriter::Submit(Command command, CommandCallback done, PrepareCallback prepare) {
+  Run(&command, &done, &prepare);
+}
 
 void PartitionWriter::ExpireDue() {
   if (next_expiry_ms_.load() > options_.clock->NowMillis()) return;
-  Run(nullptr, nullptr);  // Run expires due leases before deciding anything
+  Run(nullptr, nullptr, nullptr);  // Run expires due leases before deciding anything
 }
 
-void PartitionWriter::Run(Command* command, CommandCallback* done) {
+void PartitionWriter::Run(Command* command, CommandCallback* done, const PrepareCallback* prepare) {
   std::vector<Answer> now;
   InlineAppend inline_append{this, std::nullopt};
   {
@@ -186,7 +188,7 @@ void PartitionWriter::Run(Command* command, CommandCallback* done) {
     } else {
       ForgetOldEnded(options_.clock->NowMillis());
       ExpireLeases(batch);
-      if (command != nullptr) Decide(*command, *done, batch);
+      if (command != nullptr) Decide(*command, *done, *prepare, batch);
       if (!batch.made_ready.empty()) PublishSummary();
       PublishNextExpiry();
       // Answers hold copies: ended tasks can leave the live state now.
@@ -219,7 +221,9 @@ int64_t PartitionWriter::OldestReady(const std::string& tenant,
   return best;
 }
 
-void PartitionWriter::Decide(Command& command, CommandCallback& done, Batch& batch) {
+void PartitionWriter::Decide(Command& command, CommandCallback& done,
+                             const PrepareCallback& prepare, Batch& batch) {
+  prepare_ = prepare ? &prepare : nullptr;  // for Answered
   Result<CommandResult> result = std::visit(
       [&](auto& c) -> Result<CommandResult> {
         using T = std::decay_t<decltype(c)>;
@@ -233,7 +237,22 @@ void PartitionWriter::Decide(Command& command, CommandCallback& done, Batch& bat
         if constexpr (std::is_same_v<T, FinishStep>) return DoFinishStep(c, batch);
       },
       command);
+  prepare_ = nullptr;
   batch.answers.push_back({std::move(done), std::move(result)});
+}
+
+CommandResult PartitionWriter::Answered(const Task& task, bool replayed) {
+  if (prepare_ == nullptr) return CommandResult{task, false, replayed};
+  // Rendered here, on the caller's thread, and not on the log's thread, which
+  // delivers every answer of the partition one after the other; and the
+  // answer needs no copy of the whole task.
+  (*prepare_)(task, replayed);
+  prepare_ = nullptr;
+  Task slim;
+  slim.id = task.id;
+  slim.tenant_id = task.tenant_id;
+  slim.status = task.status;
+  return CommandResult{std::move(slim), false, replayed};
 }
 
 void PartitionWriter::Emit(Task& task, const std::string& tenant, std::string type,
@@ -263,7 +282,7 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
                   "Idempotency-Key " + c.idempotency_key +
                       " was used with a different request; use a new key for a new task");
     }
-    return CommandResult{existing, false, true};
+    return Answered(existing, true);
   }
   if (auto it = ended_.find(c.task_id); it != ended_.end()) {
     const Task* keyed = it->second.keyed.get();
@@ -273,7 +292,7 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
                   "Idempotency-Key " + c.idempotency_key +
                       " was used with a different request; use a new key for a new task");
     }
-    return CommandResult{*keyed, false, true};
+    return Answered(*keyed, true);
   }
   Task& task = tasks_[c.task_id];
   task.id = c.task_id;
@@ -301,7 +320,7 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
         ErrorJson(tool_codes::kPlanInvalid,
                   "the plan failed validation; see plan_validation_failures"),
         "", 0, batch);
-    return CommandResult{task};
+    return Answered(task);
   }
   // Without a plan the task is one step done by an external worker (tool "agent").
   const bool agent = c.plan.empty();
@@ -316,12 +335,12 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
   if (task.executor && events::WorkerRunsNext(task)) {
     // A plan that opens with a worker step: its input may only name /input.
     HandOff(task, 1, batch);
-    return CommandResult{task};
+    return Answered(task);
   }
   Emit(task, c.caller.tenant_id, "task.queued", "{}", batch);
   Index(task);
   ++batch.made_ready[IndexKey(task)];
-  return CommandResult{task};
+  return Answered(task);
 }
 
 Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, Batch& batch) {
@@ -358,7 +377,7 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, Batch& batch) {
   lease_expiry_.emplace(expires, task.id);
   if (task.executor && !c.executor) StartWorkerStep(task, expires, batch);
   PublishSummary();
-  return CommandResult{task};
+  return Answered(task);
 }
 
 namespace {
@@ -461,7 +480,7 @@ Result<CommandResult> PartitionWriter::DoHeartbeat(const Heartbeat& c, Batch& ba
        Payload().Str("lease_id", t.lease.lease_id).Int("lease_expires_at_ms", expires).Build(),
        batch);
   lease_expiry_.emplace(expires, t.id);
-  return CommandResult{t};
+  return Answered(t);
 }
 
 Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& batch) {
@@ -473,17 +492,17 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
     AfterStep(t, index,
               {true, c.result, "", "", c.tokens, StepElapsedMs(t, index, *options_.clock), false},
               batch);
-    return CommandResult{t};
+    return Answered(t);
   }
   const int64_t max_tokens = LimitOf(t, "max_tokens");
   if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
     const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
     EndFailed(t, tool_codes::kTokenLimit, 1, message, "agent", c.tokens, batch);
-    return CommandResult{t};
+    return Answered(t);
   }
   End(t, c.result, "", "", c.tokens, batch);
-  return CommandResult{t};
+  return Answered(t);
 }
 
 Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
@@ -503,7 +522,7 @@ Result<CommandResult> PartitionWriter::DoFail(const FailTask& c, Batch& batch) {
   } else {
     End(t, "", c.error, c.failure, 0, batch);
   }
-  return CommandResult{t};
+  return Answered(t);
 }
 
 Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch) {
@@ -523,7 +542,7 @@ Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch)
   if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
   Emit(t, t.tenant_id, "task.cancelled", cancelled.Build(), batch);
   PublishSummary();
-  return CommandResult{t};
+  return Answered(t);
 }
 
 void PartitionWriter::Requeue(Task& t, const std::string& reason, const std::string& error,
@@ -588,7 +607,7 @@ Result<CommandResult> PartitionWriter::DoStartStep(const StartStep& c, Batch& ba
            .Build(),
        batch);
   lease_expiry_.emplace(expires, t.id);
-  return CommandResult{t};
+  return Answered(t);
 }
 
 Result<CommandResult> PartitionWriter::DoFinishStep(const FinishStep& c, Batch& batch) {
@@ -604,7 +623,7 @@ Result<CommandResult> PartitionWriter::DoFinishStep(const FinishStep& c, Batch& 
   AfterStep(t, c.step_index,
             {c.ok, c.output, c.error_code, c.error_message, c.tokens, c.duration_ms, c.sandboxed},
             batch);
-  return CommandResult{t};
+  return Answered(t);
 }
 
 void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batch) {

@@ -13,7 +13,8 @@
 // when a command is decided, but every answer — a refusal included — is sent
 // only after all appends issued before it are durable, in order, so no client
 // ever sees a state the log might not keep. Answers run on a log thread, or on
-// the caller's thread after the lock is released; never under the lock. A
+// the caller's thread after the lock is released; never under the lock
+// (only a caller's PrepareCallback, which renders, runs under it). A
 // failed append latches the writer: it answers WRITER_FAILED from then on, and
 // runlogd must restart (recovery rebuilds the state from the log).
 
@@ -60,7 +61,8 @@ class PartitionWriter {
   // Refuses new commands, then waits until every append in flight is answered.
   void Stop();
 
-  void Submit(Command command, CommandCallback done);
+  // `prepare` (optional) renders the answer early: see PrepareCallback.
+  void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);
   // Expires the leases whose time is up (commands do it too, for their task).
   void ExpireDue();
   // The clock time of the next lease expiry, or INT64_MAX if no lease is held.
@@ -116,8 +118,9 @@ class PartitionWriter {
 
   // Under the lock: expires due leases, decides `command` (if any), appends
   // what they emitted. Then answers what it can answer at once.
-  void Run(Command* command, CommandCallback* done);
-  void Decide(Command& command, CommandCallback& done, Batch& batch);
+  void Run(Command* command, CommandCallback* done, const PrepareCallback* prepare);
+  void Decide(Command& command, CommandCallback& done, const PrepareCallback& prepare,
+              Batch& batch);
   Result<CommandResult> Create(CreateTask& c, Batch& batch);
   Result<CommandResult> Claim(const ClaimTask& c, Batch& batch);
   Result<Task*> HeldLease(const Caller& caller, const LeaseRef& ref, Batch& batch);
@@ -150,6 +153,10 @@ class PartitionWriter {
   static TenantType IndexKey(const Task& task);
   void ExpireLeases(Batch& batch);
   void ExpireLease(Task& task, Batch& batch);
+  // The result of a command that succeeded with `task` (requires mu_). If its
+  // caller prepares answers, that happens here, and the result then carries
+  // only the task's id, tenant and status.
+  CommandResult Answered(const Task& task, bool replayed = false);
   // Builds the next event of `task`, applies it, and adds it to the batch.
   void Emit(Task& task, const std::string& tenant, std::string type, std::string payload,
             Batch& batch);
@@ -183,6 +190,7 @@ class PartitionWriter {
   std::multimap<int64_t, std::string> lease_expiry_;     // expires_at_ms -> task id
   uint64_t next_ready_seq_ = 0;
   bool stopping_ = false;
+  const PrepareCallback* prepare_ = nullptr;        // the deciding command's, while Decide runs
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // lease_expiry_'s first key
 
   mutable std::mutex summary_mu_;

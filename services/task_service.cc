@@ -100,16 +100,17 @@ size_t TaskService::parked_claims() const {
                        [](const auto& w) { return !w->command.executor; });
 }
 
-void TaskService::Create(CreateTask command, CommandCallback done) {
+void TaskService::Create(CreateTask command, CommandCallback done, PrepareCallback prepare) {
   if (command.task_id.empty()) {
     command.task_id = command.idempotency_key.empty()
                           ? options_.ids->NextSortable("task_")
                           : TaskIdFor(command.caller.tenant_id, command.idempotency_key);
   }
-  writers_[PartitionOf(command.task_id)]->Submit(std::move(command), std::move(done));
+  writers_[PartitionOf(command.task_id)]->Submit(std::move(command), std::move(done),
+                                                 std::move(prepare));
 }
 
-void TaskService::Submit(Command command, CommandCallback done) {
+void TaskService::Submit(Command command, CommandCallback done, PrepareCallback prepare) {
   std::string task_id = std::visit(
       [](const auto& c) -> std::string {
         using T = std::decay_t<decltype(c)>;
@@ -127,7 +128,7 @@ void TaskService::Submit(Command command, CommandCallback done) {
       done(std::move(r));
     };
   }
-  writers_[PartitionOf(task_id)]->Submit(std::move(command), std::move(done));
+  writers_[PartitionOf(task_id)]->Submit(std::move(command), std::move(done), std::move(prepare));
 }
 
 std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
@@ -142,9 +143,11 @@ std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
   return out;
 }
 
-void TaskService::Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done) {
-  auto waiter = std::make_shared<Waiter>(
-      Waiter{std::move(command), std::chrono::steady_clock::now() + wait, std::move(done)});
+void TaskService::Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done,
+                        PrepareCallback prepare) {
+  auto waiter =
+      std::make_shared<Waiter>(Waiter{std::move(command), std::chrono::steady_clock::now() + wait,
+                                      std::move(done), std::move(prepare)});
   TryClaim(std::move(waiter), {}, 0);
 }
 
@@ -168,10 +171,14 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t>
     next = 0;
   }
   const uint32_t p = candidates[next];
-  writers_[p]->Submit(waiter->command, [this, waiter, candidates, next](Result<CommandResult> r) {
-    if (r && r->empty) return TryClaim(waiter, candidates, next + 1);  // raced: try the next one
-    waiter->done(std::move(r));
-  });
+  // The writer prepares only a claim that took a task: that one is final.
+  writers_[p]->Submit(
+      waiter->command,
+      [this, waiter, candidates, next](Result<CommandResult> r) {
+        if (r && r->empty) return TryClaim(waiter, candidates, next + 1);  // raced: try the next
+        waiter->done(std::move(r));
+      },
+      waiter->prepare);
 }
 
 // Wakes, oldest first, as many parked claims as tasks became ready, among

@@ -44,11 +44,12 @@ class TaskService {
 
   // Chooses the task id (derived from the tenant and Idempotency-Key, so a
   // retried create reaches the same writer and finds the same task).
-  void Create(CreateTask command, CommandCallback done);
+  void Create(CreateTask command, CommandCallback done, PrepareCallback prepare = nullptr);
   // Answers the oldest ready task, or waits up to `wait` for one; `empty` if none.
-  void Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done);
+  void Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done,
+             PrepareCallback prepare = nullptr);
   // Heartbeat, complete, fail and cancel.
-  void Submit(Command command, CommandCallback done);
+  void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);
 
   // Called (once, after it is durable) for every task a cancel ended; must be quick.
   void SetCancelListener(std::function<void(const std::string& task_id)> listener) {
@@ -74,6 +75,7 @@ class TaskService {
     ClaimTask command;
     std::chrono::steady_clock::time_point deadline;
     CommandCallback done;
+    PrepareCallback prepare;
   };
   void TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates, size_t next);
   std::vector<uint32_t> Candidates(const ClaimTask& command) const;

@@ -413,5 +413,47 @@ TEST_F(TaskServiceTest, RefusedAppendLatchesItsWriterAndAnswersWriterFailed) {
   service_.reset();  // before `refusing` goes away
 }
 
+// A caller that prepares its answer gets the whole task once, on the deciding
+// thread, and then a result with only the task's id, tenant and status; never
+// for an empty claim; and if the append fails, the answer is WRITER_FAILED.
+TEST_F(TaskServiceTest, PreparedAnswersSeeTheWholeTaskOnceAndGiveWayToAFailedAppend) {
+  std::vector<events::Task> prepared;
+  auto prepare = [&](const events::Task& t, bool) { prepared.push_back(t); };
+  CreateTask c{{"acct_a", "key_acct_a"}, "", "t", "", R"({"n":1})", R"({"max_steps":1})"};
+  auto created = Call([&](auto done) { service_->Create(c, done, prepare); });
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  ASSERT_EQ(prepared.size(), 1u);
+  EXPECT_EQ(prepared[0].id, created->task.id);
+  EXPECT_EQ(prepared[0].type, "t");
+  EXPECT_EQ(prepared[0].input, R"({"n":1})");
+  EXPECT_EQ(prepared[0].status, events::TaskStatus::kQueued);
+  EXPECT_EQ(created->task.tenant_id, "acct_a");
+  EXPECT_EQ(created->task.status, events::TaskStatus::kQueued);
+  EXPECT_TRUE(created->task.input.empty());  // not copied: the answer was rendered
+
+  ClaimTask claim{{"acct_a", "key_acct_a"}, "w1", {"t"}, 30'000};
+  auto claimed = Call([&](auto done) { service_->Claim(claim, 0ms, done, prepare); });
+  ASSERT_TRUE(claimed.has_value() && !claimed->empty);
+  ASSERT_EQ(prepared.size(), 2u);
+  EXPECT_EQ(prepared[1].status, events::TaskStatus::kRunning);
+  EXPECT_FALSE(prepared[1].lease.lease_id.empty());
+  auto none = Call([&](auto done) { service_->Claim(claim, 0ms, done, prepare); });
+  ASSERT_TRUE(none.has_value() && none->empty);
+  EXPECT_EQ(prepared.size(), 2u);
+
+  service_.reset();
+  RefusingLog refusing(*log_);
+  service_ = std::make_unique<TaskService>(TaskService::Options{&refusing, &clock_, &ids_});
+  ASSERT_TRUE(service_->Recover(nullptr).has_value());
+  service_->Start();
+  refusing.refuse.store(true);
+  CreateTask second{{"acct_a", "key_acct_a"}, "", "t", "", R"({"n":2})", R"({"max_steps":1})"};
+  auto refused = Call([&](auto done) { service_->Create(second, done, prepare); });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kWriterFailed);
+  EXPECT_EQ(prepared.size(), 3u);  // rendered at the decision, then not used
+  service_.reset();                // before `refusing` goes away
+}
+
 }  // namespace
 }  // namespace runlog::services
