@@ -132,7 +132,12 @@ class ClaimReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Claim
   bool Uint(unsigned v) { return Int64(v); }
   bool Uint64(uint64_t v) { return Int64(static_cast<int64_t>(v)); }
   bool Int64(int64_t v) {
-    if (depth_ == 3 && in_payload_ && key_ == "i") *index_ = v;
+    if (depth_ == 3 && in_payload_ && key_ == "i") {
+      *index_ = v;
+      // The answer's keys are sorted, and "payload" comes after the task's
+      // "id" and "lease_id": the rest need not be read.
+      if (found_ && !lease_->empty()) return false;
+    }
     return true;
   }
   bool Default() { return true; }
@@ -152,7 +157,8 @@ bool ParseClaim(std::string_view body, std::string* id, std::string* lease, int6
   ClaimReader handler(id, lease, index);
   rapidjson::Reader reader;
   rapidjson::MemoryStream stream(body.data(), body.size());
-  if (reader.Parse(stream, handler).IsError()) return false;
+  const rapidjson::ParseResult parsed = reader.Parse(stream, handler);
+  if (parsed.IsError() && parsed.Code() != rapidjson::kParseErrorTermination) return false;
   return handler.found() && !lease->empty();
 }
 
