@@ -196,6 +196,23 @@ TEST_F(ApiTest, EveryErrorCodeIsJsonWithAContract) {
   ExpectError(nobody.Get("/v1/tasks"), 401, "UNAUTHENTICATED");
   nobody.SetKey("rl_live_wrong");
   ExpectError(nobody.Get("/v1/tasks"), 401, "UNAUTHENTICATED");
+  // HTTP threads remember recent keys' hashes: one a character off a
+  // remembered key is still refused, and the key still works after it.
+  const std::string good = server_->KeyWithScopes("acct_near", {"read"});
+  std::string off = good;
+  off.back() = off.back() == 'a' ? 'b' : 'a';
+  HttpClient near(server_->url());
+  for (const std::string* key :
+       std::initializer_list<const std::string*>{&good, &good, &off, &off, &good}) {
+    near.SetKey(*key);
+    for (int i = 0; i < 3; ++i) {
+      if (key == &good) {
+        EXPECT_EQ(near.Get("/v1/tasks").status, 200);
+      } else {
+        ExpectError(near.Get("/v1/tasks"), 401, "UNAUTHENTICATED");
+      }
+    }
+  }
 
   HttpClient reader(server_->url());
   reader.SetKey(server_->KeyWithScopes("acct_r", {"read"}));
