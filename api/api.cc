@@ -331,16 +331,36 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
                        });
 }
 
+// Ready once the views have applied what the log held when asked. Under load
+// they always trail it by a moment (the projector batches), so asking for no
+// lag at all would answer 503 to almost every probe of a busy server: the
+// check waits, at most kReadyWait, for the views to reach that point instead.
+// A rebuild from the log, a stuck projector or a failed writer is not ready.
 void Api::Readyz(Exchange& x) {
-  std::string reason;
-  if (!deps_.tasks->healthy()) reason = "a partition writer failed; restart runlogd";
-  if (deps_.projector->failed()) reason = "projection failed: " + deps_.projector->failure();
-  if (reason.empty() && !deps_.projector->CaughtUp()) reason = "views are catching up";
-  if (!reason.empty()) {
-    return x.Send(503, events::Payload().Str("status", "not_ready").Str("reason", reason),
-                  ContractContext{.actions = {Act("retry_after_wait", true, "GET", "/readyz", 1)}});
+  static constexpr std::chrono::milliseconds kReadyWait{500};
+  auto not_ready = [](Exchange& x, const std::string& reason) {
+    x.Send(503, events::Payload().Str("status", "not_ready").Str("reason", reason),
+           ContractContext{.actions = {Act("retry_after_wait", true, "GET", "/readyz", 1)}});
+  };
+  auto unhealthy = [this]() -> std::string {
+    if (!deps_.tasks->healthy()) return "a partition writer failed; restart runlogd";
+    if (deps_.projector->failed()) return "projection failed: " + deps_.projector->failure();
+    return "";
+  };
+  if (std::string reason = unhealthy(); !reason.empty()) return not_ready(x, reason);
+  std::vector<uint64_t> ends(deps_.log->partition_count(), 0);
+  for (uint32_t p = 0; p < ends.size(); ++p) {
+    auto end = deps_.log->EndOffset(p);
+    if (!end) return not_ready(x, "the log cannot be read: " + end.error().message);
+    ends[p] = *end;
   }
-  x.Send(200, events::Payload().Str("status", "ready"), {});
+  deps_.projector->WhenApplied(std::move(ends), kReadyWait,
+                               [x = x.shared_from_this(), not_ready, unhealthy](bool applied) {
+                                 std::string reason = unhealthy();
+                                 if (reason.empty() && !applied) reason = "views are catching up";
+                                 if (!reason.empty()) return not_ready(*x, reason);
+                                 x->Send(200, events::Payload().Str("status", "ready"), {});
+                               });
 }
 
 }  // namespace runlog::api

@@ -170,14 +170,6 @@ uint64_t Projector::applied(uint32_t p) const {
   return applied_[p];
 }
 
-bool Projector::CaughtUp() {
-  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
-    auto end = log_.EndOffset(p);
-    if (!end || applied(p) < *end) return false;
-  }
-  return !failed();
-}
-
 std::string Projector::failure() const {
   std::lock_guard lock(mu_);
   return failure_;

@@ -42,8 +42,6 @@ class Projector {
   void WhenApplied(std::vector<uint64_t> ends, std::chrono::milliseconds timeout,
                    std::function<void(bool)> done);
   uint64_t applied(uint32_t partition) const;
-  // True once every partition is applied up to the log's end as of the call.
-  bool CaughtUp();
   bool failed() const { return failed_.load(); }
   std::string failure() const;
 
