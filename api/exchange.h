@@ -7,7 +7,7 @@
 
 #include "api/api.h"
 #include "events/payload.h"
-#include "infra/json.h"
+#include "infra/base/json.h"
 
 namespace runlog::api {
 

@@ -19,7 +19,7 @@
 #include <string>
 
 #include "api/api.h"
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace Pistache::Http {
 class Endpoint;

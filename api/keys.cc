@@ -6,7 +6,7 @@
 #include "events/partitioner.h"
 #include "events/payload.h"
 #include "events/sha256.h"
-#include "infra/json.h"
+#include "infra/base/json.h"
 
 namespace runlog::api {
 namespace {

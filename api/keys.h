@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "events/event_log.h"
-#include "infra/clock.h"
-#include "infra/ids.h"
+#include "infra/base/clock.h"
+#include "infra/base/ids.h"
 
 namespace runlog::api {
 

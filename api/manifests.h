@@ -15,10 +15,10 @@
 #include <unordered_map>
 
 #include "events/event_log.h"
-#include "infra/clock.h"
-#include "infra/ids.h"
-#include "infra/json.h"
-#include "infra/result.h"
+#include "infra/base/clock.h"
+#include "infra/base/ids.h"
+#include "infra/base/json.h"
+#include "infra/base/result.h"
 #include "services/tools.h"
 
 namespace runlog::api {

@@ -3,7 +3,7 @@
 #include <ctime>
 
 #include "events/payload.h"
-#include "infra/json.h"
+#include "infra/base/json.h"
 
 namespace runlog::api {
 

@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "events/event.h"
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::events {
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;

@@ -5,7 +5,7 @@
 
 #include "events/canonical_json.h"
 #include "events/hashes.h"
-#include "infra/json.h"
+#include "infra/base/json.h"
 
 namespace runlog::events {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "events/event.h"
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::events {
 

@@ -4,6 +4,11 @@
 
 namespace runlog::projections {
 
+namespace {
+// How long one read of the catch-up may wait for records it knows are there.
+constexpr std::chrono::milliseconds kCatchUpWait{500};
+}  // namespace
+
 Projector::Projector(events::EventLog& log, Views& views, Views::Observer observer)
     : log_(log),
       views_(views),
@@ -31,13 +36,17 @@ Result<size_t> Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
   return records->size();
 }
 
-Status Projector::CatchUp() {
+Status Projector::CatchUp(const events::ReadWatch& watch) {
+  events::ReadProgress progress(watch, "catching up");
   for (uint32_t p = 0; p < log_.partition_count(); ++p) {
     auto end = log_.EndOffset(p);
     if (!end) return std::unexpected(end.error());
-    do {
-      if (auto s = Step(p, std::chrono::milliseconds(0)); !s) return std::unexpected(s.error());
-    } while (applied(p) < *end);
+    while (applied(p) < *end) {
+      if (auto s = progress.At(p, applied(p), *end); !s) return s;
+      // Not a zero wait: on Kafka a read needs time for its fetch, and with
+      // none it returns nothing, for ever.
+      if (auto s = Step(p, kCatchUpWait); !s) return std::unexpected(s.error());
+    }
   }
   return {};
 }

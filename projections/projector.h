@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "events/event_log.h"
+#include "events/read_watch.h"
 #include "projections/views.h"
 
 namespace runlog::projections {
@@ -28,7 +29,9 @@ class Projector {
   Projector(events::EventLog& log, Views& views, Views::Observer observer = nullptr);
   ~Projector();
 
-  [[nodiscard]] Status CatchUp();
+  // Applies what the log holds now, partition by partition; stops with
+  // CANCELLED once `watch` says so.
+  [[nodiscard]] Status CatchUp(const events::ReadWatch& watch = {});
   void Start();
   void Stop();
 

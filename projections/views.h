@@ -33,7 +33,7 @@
 #include "events/event.h"
 #include "events/event_log.h"
 #include "events/task.h"
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::projections {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "infra/result.h"
+#include "infra/base/result.h"
 #include "sandbox/sandbox.h"
 
 namespace runlog::sandbox::wire {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::sandbox {
 

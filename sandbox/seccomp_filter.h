@@ -11,7 +11,7 @@
 
 #include <string>
 
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::sandbox {
 

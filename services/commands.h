@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "events/task.h"
-#include "infra/result.h"
+#include "infra/base/result.h"
 
 namespace runlog::services {
 

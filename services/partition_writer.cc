@@ -5,7 +5,7 @@
 #include "events/canonical_json.h"
 #include "events/hashes.h"
 #include "events/payload.h"
-#include "infra/json.h"
+#include "infra/base/json.h"
 #include "services/plans.h"
 
 namespace runlog::services {

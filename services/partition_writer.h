@@ -28,8 +28,8 @@
 #include <unordered_map>
 
 #include "events/event_log.h"
-#include "infra/clock.h"
-#include "infra/ids.h"
+#include "infra/base/clock.h"
+#include "infra/base/ids.h"
 #include "services/commands.h"
 #include "services/tools.h"
 

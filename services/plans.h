@@ -7,8 +7,8 @@
 #include <string>
 
 #include "events/task.h"
-#include "infra/json.h"
-#include "infra/result.h"
+#include "infra/base/json.h"
+#include "infra/base/result.h"
 #include "services/tools.h"
 
 namespace runlog::services {

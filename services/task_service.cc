@@ -18,11 +18,14 @@ TaskService::TaskService(Options options) : options_(options) {
 
 TaskService::~TaskService() { Stop(); }
 
-Status TaskService::Recover(const std::function<void(const events::Event&)>& other) {
+Status TaskService::Recover(const std::function<void(const events::Event&)>& other,
+                            const events::ReadWatch& watch) {
+  events::ReadProgress progress(watch, "recovering");
   for (uint32_t p = 0; p < writers_.size(); ++p) {
     auto end = options_.log->EndOffset(p);
     if (!end) return std::unexpected(end.error());
     for (uint64_t offset = 0; offset < *end;) {
+      if (auto s = progress.At(p, offset, *end); !s) return s;
       auto records = options_.log->Read(p, offset, 4096);
       if (!records) return std::unexpected(records.error());
       if (records->empty())

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "events/read_watch.h"
 #include "services/partition_writer.h"
 
 namespace runlog::services {
@@ -34,8 +35,10 @@ class TaskService {
   ~TaskService();
 
   // Reads the whole log: task events go to their writers, every other event to
-  // `other` (keys, …). Fails on a record the state machine refuses.
-  [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other);
+  // `other` (keys, …). Fails on a record the state machine refuses; stops
+  // with CANCELLED once `watch` says so.
+  [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other,
+                               const events::ReadWatch& watch = {});
   void Start();
   // Answers every parked claim now (with nothing) and parks no new ones: the
   // first step of a graceful stop, so no answer outlives the HTTP server.

@@ -4,7 +4,7 @@
 // step: the deterministic built-ins in process (math, json, template), code in
 // the sandbox (python_sandbox, shell_sandbox), and `agent` by an external
 // worker through the claim protocol (executors only run it in a replay, from
-// the recorded output). docs/tools.md has every tool's input and output.
+// the recorded output). docs/plans.md, "Tools", has every tool's input and output.
 
 #include <rapidjson/schema.h>
 
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "infra/json.h"
+#include "infra/base/json.h"
 
 namespace runlog::sandbox {
 class Sandbox;

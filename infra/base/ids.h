@@ -2,7 +2,7 @@
 // Random identifiers enter runlog through an IdGenerator so that tests can
 // inject deterministic ones. Ids are a prefix plus 26 lowercase base32 chars
 // (130 bits, of which 128 are random): "evt_…", "key_…". Task ids are sortable
-// ones (the time, then 80 random bits): docs/decisions/0013-sortable-task-ids.md.
+// ones (the time, then 80 random bits): docs/decisions/0013-memtable-friendly-view-writes.md.
 
 #include <atomic>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "infra/thread_priority.h"
+#include "infra/base/thread_priority.h"
 
 #include <sys/resource.h>
 

@@ -1,4 +1,4 @@
-#include "infra/ids.h"
+#include "infra/base/ids.h"
 
 #include <openssl/rand.h>
 

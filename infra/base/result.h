@@ -38,6 +38,7 @@ inline constexpr char kFailedPrecondition[] = "FAILED_PRECONDITION";
 inline constexpr char kLogCorrupt[] = "LOG_CORRUPT";
 inline constexpr char kLogLatched[] = "LOG_LATCHED";
 inline constexpr char kInternal[] = "INTERNAL";
+inline constexpr char kCancelled[] = "CANCELLED";  // the caller asked to stop
 }  // namespace codes
 
 }  // namespace runlog

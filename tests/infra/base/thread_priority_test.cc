@@ -1,6 +1,6 @@
 // NiceThreadsNamed lowers the priority of the threads it names, and only those.
 
-#include "infra/thread_priority.h"
+#include "infra/base/thread_priority.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>

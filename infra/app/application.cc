@@ -1,0 +1,99 @@
+#include "infra/app/application.h"
+
+#include "infra/base/thread_priority.h"
+
+namespace runlog::app {
+
+Application::Application(Config config)
+    : config_(std::move(config)),
+      clock_(config_.clock != nullptr ? config_.clock : &system_clock_) {}
+
+Application::~Application() { Stop(); }
+
+Status Application::Start() {
+  auto failed = [this](const std::string& what, const Error& e) -> Status {
+    Stop();
+    if (e.code == codes::kCancelled) return std::unexpected(e);
+    return Fail(e.code, what + e.message);
+  };
+  auto log = events::OpenEventLog(config_.log);
+  if (!log) return failed("", log.error());
+  log_ = std::move(*log);
+  keys_ = std::make_unique<api::KeyStore>(*log_, *clock_, ids_);
+  if (!config_.sandbox_helper.empty()) {
+    sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{config_.sandbox_helper});
+  }
+  // Code steps run in the sandbox; plans of built-in tools on the executors.
+  tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
+  tasks_ = std::make_unique<services::TaskService>(services::TaskService::Options{
+      log_.get(), clock_, &ids_, [this](double seconds) { metrics_.AppendLatency(seconds); },
+      tools_.get()});
+  manifests_ = std::make_unique<api::ManifestStore>(*log_, *clock_, ids_, *tools_);
+  if (auto s = tasks_->Recover(
+          [this](const events::Event& e) {
+            keys_->Recover(e);
+            manifests_->Recover(e);
+          },
+          config_.watch);
+      !s) {
+    return failed("cannot recover from the log: ", s.error());
+  }
+  auto views = projections::Views::Open(config_.log.data_dir);
+  if (!views) return failed("", views.error());
+  views_ = std::move(*views);
+  projector_ = std::make_unique<projections::Projector>(
+      *log_, *views_, [this](const events::Event& e, const events::Task& t) {
+        metrics_.TaskEvent(e.type, static_cast<double>(e.timestamp_ms - t.queued_at_ms) / 1000.0);
+      });
+  if (auto s = projector_->CatchUp(config_.watch); !s) {
+    return failed("cannot build views: ", s.error());
+  }
+  projector_->Start();
+  tasks_->Start();
+  started_ = true;
+  // Both RocksDBs are open and the projector runs: their threads exist now.
+  if (config_.background_nice != 0) {
+    infra::NiceThreadsNamed({"rl-project", "rocksdb:"}, config_.background_nice);
+  }
+  auto admin = keys_->EnsureAdmin(config_.admin_key);
+  if (!admin) return failed("cannot store the admin key: ", admin.error());
+  generated_admin_key_ = *admin;
+
+  executor_ = std::make_unique<services::Executor>(services::Executor::Options{
+      tasks_.get(), tools_.get(), clock_, config_.executor_slots, config_.executor_lease_margin});
+  tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
+  if (config_.executor_slots > 0) executor_->Start();
+
+  api_ = std::make_unique<api::Api>(
+      api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(), &metrics_,
+                   clock_, tools_.get(), manifests_.get()},
+      config_.api);
+  http_ = std::make_unique<api::HttpServer>(config_.http, *api_);
+  if (auto s = http_->Start(); !s) return failed("", s.error());
+  return {};
+}
+
+void Application::Stop() {
+  if (http_) {
+    http_->BeginDrain();  // new requests get 503
+  }
+  if (tasks_ && started_) tasks_->StopParking();  // parked long polls are answered now
+  if (http_) http_->Stop();                       // waits for the answers in flight
+  if (executor_) executor_->Stop();               // a long step is left to its lease
+  if (tasks_) tasks_->Stop();
+  if (projector_) projector_->Stop();
+  started_ = false;
+  http_.reset();
+  api_.reset();
+  executor_.reset();
+  projector_.reset();
+  views_.reset();
+  manifests_.reset();
+  tasks_.reset();
+  tools_.reset();
+  sandbox_.reset();
+  keys_.reset();
+  log_.reset();  // waits for appends in flight
+}
+
+}  // namespace runlog::app

@@ -1,0 +1,96 @@
+#pragma once
+// Application: the one composition root, used by runlogd and by the tests'
+// in-process server alike, so the order things start and stop in is the
+// order that is tested. Start() builds every service in dependency order —
+// the log; the writers recovered from it (keys and manifests with them);
+// the views caught up; the projector; the executors; the API and HTTP — and
+// Stop() takes them down in reverse, draining HTTP first so that nothing
+// acknowledged is lost.
+//
+// Lifecycle: construct, Start() once, Stop() (the destructor calls it). A
+// Start that failed has already stopped what it started. Start polls
+// Config::watch.cancelled while it recovers and catches up, and returns
+// CANCELLED once it is set: a stop asked for before serving, not a failure.
+// Thread contract: Start and Stop on one thread; the accessors are valid
+// from a successful Start until Stop.
+
+#include <memory>
+#include <string>
+
+#include "api/api.h"
+#include "api/http_server.h"
+#include "api/keys.h"
+#include "api/manifests.h"
+#include "api/metrics.h"
+#include "events/event_log.h"
+#include "events/read_watch.h"
+#include "infra/base/clock.h"
+#include "infra/base/ids.h"
+#include "projections/projector.h"
+#include "sandbox/sandbox.h"
+#include "services/executor.h"
+#include "services/task_service.h"
+
+namespace runlog::app {
+
+struct Config {
+  events::LogOptions log;
+  api::ApiOptions api;
+  api::HttpOptions http;
+  int executor_slots = 2;
+  std::chrono::milliseconds executor_lease_margin{30'000};
+  // The runlog-sandbox executable; empty: no sandbox, code steps fail.
+  std::string sandbox_helper;
+  // The admin key to make sure of; empty: one is generated if none exists
+  // (admin_key_generated() then returns it, once).
+  std::string admin_key;
+  // The nice value of the projector and of RocksDB's background threads; 0 leaves them be.
+  int background_nice = 0;
+  // Progress and cancellation of the recovery and catch-up in Start.
+  events::ReadWatch watch;
+  // Injected time (tests); null: the system clock.
+  infra::Clock* clock = nullptr;
+};
+
+class Application {
+ public:
+  explicit Application(Config config);
+  ~Application();
+
+  [[nodiscard]] Status Start();
+  void Stop();
+
+  // The admin key Start generated, if it generated one (shown once).
+  const std::string& admin_key_generated() const { return generated_admin_key_; }
+  uint16_t port() const { return http_->port(); }
+  std::string Describe() const { return log_->Describe(); }
+  uint32_t partition_count() const { return log_->partition_count(); }
+  events::EventLog& log() { return *log_; }
+  api::KeyStore& keys() { return *keys_; }
+  api::HttpServer& http() { return *http_; }
+  services::TaskService& tasks() { return *tasks_; }
+  projections::Projector& projector() { return *projector_; }
+
+ private:
+  Config config_;
+  infra::SystemClock system_clock_;
+  infra::Clock* clock_;
+  infra::RandomIds ids_;
+  api::Metrics metrics_;
+  std::string generated_admin_key_;
+  bool started_ = false;
+  // In dependency order; Stop() releases them in reverse.
+  std::unique_ptr<events::EventLog> log_;
+  std::unique_ptr<api::KeyStore> keys_;
+  std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<services::ToolRegistry> tools_;
+  std::unique_ptr<services::TaskService> tasks_;
+  std::unique_ptr<api::ManifestStore> manifests_;
+  std::unique_ptr<projections::Views> views_;
+  std::unique_ptr<projections::Projector> projector_;
+  std::unique_ptr<services::Executor> executor_;
+  std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::HttpServer> http_;
+};
+
+}  // namespace runlog::app

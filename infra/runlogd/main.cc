@@ -1,0 +1,182 @@
+// runlogd: the runlog server. Parses one typed config (app::Config), hands
+// it to the Application (infra/app), which starts every service in
+// dependency order, waits for SIGINT or SIGTERM and stops them in reverse. A
+// stop signal during recovery or catch-up exits 0 at once. A bad config or
+// an unreachable dependency exits 2 with one line.
+
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "infra/app/application.h"
+
+// jemalloc's options when it is linked (decision 0008; ignored otherwise):
+// transparent huge pages for its extents, so RocksDB's memtable arenas fault
+// in 2 MB at a time, not 4 KB (page faults are dear on paravirtualised VMs).
+// The environment's MALLOC_CONF is applied after this and wins.
+extern "C" {
+// NOLINTNEXTLINE: the name jemalloc looks for
+const char* malloc_conf = "thp:always,metadata_thp:auto";
+}
+
+namespace {
+
+// The nice value of the projector and of RocksDB's background threads (0 is
+// the request threads'): at +5 each gets about a third of a request thread's
+// share of a busy core, and all of an idle one.
+constexpr int kBackgroundNice = 5;
+
+int Die(const std::string& message) {
+  std::fprintf(stderr, "runlogd: %s\n", message.c_str());
+  return 2;
+}
+
+// A thread that waits for the first stop signal (blocked in every thread, so
+// only sigwait sees it) and records it.
+class StopSignal {
+ public:
+  explicit StopSignal(sigset_t signals)
+      : thread_([this, signals] {
+          int signal = 0;
+          sigwait(&signals, &signal);
+          std::lock_guard lock(mu_);
+          signal_ = signal;
+          cv_.notify_all();
+        }) {
+    thread_.detach();  // it may still wait when main returns
+  }
+  bool requested() const {
+    std::lock_guard lock(mu_);
+    return signal_ != 0;
+  }
+  int signal() const {
+    std::lock_guard lock(mu_);
+    return signal_;
+  }
+  void Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return signal_ != 0; });
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int signal_ = 0;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace runlog;
+  CLI::App cli{"runlogd: the runlog server (all roles, embedded log by default)"};
+  app::Config config;
+  std::string listen = "127.0.0.1:8080";
+  bool no_register = false;
+  int http_threads = 2;
+  cli.add_option("--listen", listen, "HOST:PORT to serve HTTP on")->capture_default_str();
+  cli.add_option("--data", config.log.data_dir, "data directory")->capture_default_str();
+  cli.add_option("--log", config.log.uri, "embedded, or kafka://HOST:PORT[,HOST:PORT]")
+      ->capture_default_str();
+  cli.add_option("--partitions", config.log.partitions, "log partitions (fixed at creation)")
+      ->capture_default_str();
+  cli.add_option("--kafka-topic", config.log.kafka_topic, "Kafka topic of the log")
+      ->capture_default_str();
+  int64_t kafka_connect_ms = config.log.kafka_connect_timeout.count();
+  cli.add_option("--kafka-connect-timeout-ms", kafka_connect_ms,
+                 "how long to wait for Kafka brokers at start")
+      ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
+      ->capture_default_str();
+  cli.add_flag("--no-register", no_register, "turn off POST /v1/keys/register");
+  cli.add_option("--http-threads", http_threads, "HTTP worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cli.add_option("--max-body-bytes", config.api.max_body_bytes, "largest request body")
+      ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
+      ->capture_default_str();
+  cli.add_option("--executors", config.executor_slots,
+                 "steps run at once by this runlogd's executors (0: none)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  int64_t executor_lease_margin_ms = config.executor_lease_margin.count();
+  cli.add_option("--executor-lease-margin-ms", executor_lease_margin_ms,
+                 "added to a step's time for its lease: how soon a dead executor's task is retried")
+      ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
+      ->capture_default_str();
+  cli.add_option("--sandbox-helper", config.sandbox_helper,
+                 "the runlog-sandbox executable (default: next to runlogd)");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Die(std::string(e.what()) + " (see --help)");
+  }
+  config.log.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
+  config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
+  config.api.allow_register = !no_register;
+  auto http_options = api::ParseListen(listen);
+  if (!http_options) return Die(http_options.error().message);
+  http_options->threads = http_threads;
+  http_options->max_body_bytes = config.api.max_body_bytes;
+  config.http = *http_options;
+  const std::string host = config.http.host;
+
+  // Block the stop signals before any thread starts, so only the signal
+  // thread sees them. It is there from the start: a stop asked for during a
+  // long recovery or catch-up is heard at once, not after it.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  // Every connection holds two descriptors (Pistache's and the dup answers are
+  // written to, decision 0012) and RocksDB keeps its files open: take the
+  // whole hard limit, as servers commonly do, instead of a soft 1024.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  StopSignal stop(stop_signals);
+
+  config.watch.cancelled = [&stop] { return stop.requested(); };
+  config.watch.report = [](const std::string& what, uint32_t partition, uint64_t offset,
+                           uint64_t end) {
+    std::fprintf(stderr, "runlogd: %s partition %u: offset %llu of %llu\n", what.c_str(), partition,
+                 static_cast<unsigned long long>(offset), static_cast<unsigned long long>(end));
+  };
+  const char* configured = std::getenv("RUNLOG_ADMIN_KEY");
+  config.admin_key = configured == nullptr ? "" : configured;
+  if (config.sandbox_helper.empty()) config.sandbox_helper = sandbox::DefaultHelperPath();
+  config.background_nice = kBackgroundNice;
+
+  app::Application app(std::move(config));
+  if (auto s = app.Start(); !s) {
+    if (s.error().code == codes::kCancelled) {
+      std::fprintf(stderr, "runlogd: stopped on signal %d before serving (%s)\n", stop.signal(),
+                   s.error().message.c_str());
+      return 0;
+    }
+    return Die(s.error().message);
+  }
+  if (!app.admin_key_generated().empty()) {
+    std::fprintf(stderr,
+                 "runlogd: admin key (shown once, stored only as a hash): %s\n"
+                 "runlogd: set RUNLOG_ADMIN_KEY to choose your own\n",
+                 app.admin_key_generated().c_str());
+  }
+  std::fprintf(stderr, "runlogd: serving http://%s:%u on %s (%u partitions)\n", host.c_str(),
+               app.port(), app.Describe().c_str(), app.partition_count());
+
+  stop.Wait();
+  std::fprintf(stderr, "runlogd: stopping on signal %d\n", stop.signal());
+  app.Stop();
+  return 0;
+}
