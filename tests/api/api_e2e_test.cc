@@ -4,15 +4,21 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <future>
 #include <random>
 #include <thread>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/server.h"
+#include "tests/testing/wait.h"
 
 namespace runlog::api {
 namespace {
@@ -20,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using runlog::testing::HttpClient;
 using runlog::testing::HttpResponse;
+using runlog::testing::WaitFor;
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -270,7 +277,9 @@ TEST_F(ApiTest, LongPollClaimIsAnsweredWhenATaskArrives) {
     auto r = worker.Post("/v1/tasks/claim", R"({"types":["late"],"wait_seconds":20})");
     return std::make_pair(std::move(r), std::chrono::steady_clock::now() - start);
   });
-  std::this_thread::sleep_for(200ms);
+  // The task must arrive while the claim waits for it, not before.
+  ASSERT_TRUE(WaitFor([&] { return server_->tasks().parked_claims() > 0; }))
+      << "the long poll did not park within 10 s";
   const std::string id = CreateId(R"({"type":"late"})");
   auto [claim, took] = waiting.get();
   ASSERT_EQ(claim.status, 200) << claim.body;
@@ -286,10 +295,8 @@ TEST_F(ApiTest, StoppingAnswersParkedLongPollsAtOnce) {
     worker.SetKey(runlog::testing::kAdminKey);
     return worker.Post("/v1/tasks/claim", R"({"types":["never"],"wait_seconds":25})");
   });
-  const auto parked_by = std::chrono::steady_clock::now() + 10s;
-  while (server_->tasks().parked_claims() == 0 && std::chrono::steady_clock::now() < parked_by) {
-    std::this_thread::sleep_for(5ms);
-  }
+  ASSERT_TRUE(WaitFor([&] { return server_->tasks().parked_claims() > 0; }))
+      << "the long poll did not park within 10 s";
   ASSERT_EQ(server_->tasks().parked_claims(), 1u);
   const auto start = std::chrono::steady_clock::now();
   server_.reset();  // the graceful stop: drain, release parked claims, stop
@@ -452,6 +459,20 @@ class RawConnection {
   }
   // Bytes received beyond the answers read.
   const std::string& rest() const { return received_; }
+  // Whether the server has sent something (or closed) within `timeout`,
+  // without taking it off the socket.
+  bool WaitReadable(std::chrono::milliseconds timeout) {
+    if (!received_.empty()) return true;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+      if (n > 0) return (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+      if (n == 0 || errno != EINTR) return false;
+    }
+  }
 
  private:
   bool Receive() {
@@ -481,7 +502,12 @@ TEST_F(ApiTest, AnAnswerTooBigForTheSocketArrivesWholeAndBeforeTheNext) {
   ASSERT_TRUE(conn.connected());
   ASSERT_TRUE(conn.Send("GET /v1/tasks?type=big&limit=10 HTTP/1.1\r\nHost: x\r\n" + kAuthHeader +
                         "\r\n\r\n"));
-  std::this_thread::sleep_for(300ms);  // the server fills the socket and queues the rest
+  // The first bytes of the list show that the server is writing it: it holds
+  // the connection's lock from the first byte until it has filled the socket
+  // and queued the rest, so the health check's answer, whenever it is ready,
+  // comes after that. (Sent only now, the health check is also a segment of
+  // its own: Pistache 0.0.5 reads only the first request of a segment.)
+  ASSERT_TRUE(conn.WaitReadable(10s)) << "no byte of the list's answer within 10 s";
   ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
   const std::string list = conn.ReadAnswer();
   const std::string health = conn.ReadAnswer();
@@ -501,8 +527,9 @@ TEST_F(ApiTest, AnAnswerTooBigForTheSocketArrivesWholeAndBeforeTheNext) {
 // Requests sent before the previous answer came (pipelined) are answered in
 // the order they came, even when a later one is done first: here a long poll
 // that waits a second for work, then a health check that is done at once,
-// then a create. Each goes in its own segment, a moment apart: Pistache 0.0.5
-// reads only the first request of a segment (pistacheio/pistache#1034).
+// then a create. Each goes in its own segment, sent once the server has read
+// the one before: Pistache 0.0.5 reads only the first request of a segment
+// (pistacheio/pistache#1034).
 TEST_F(ApiTest, PipelinedRequestsAreAnsweredInOrder) {
   RawConnection conn(server_->url());
   ASSERT_TRUE(conn.connected());
@@ -511,9 +538,21 @@ TEST_F(ApiTest, PipelinedRequestsAreAnsweredInOrder) {
   ASSERT_TRUE(conn.Send("POST /v1/tasks/claim HTTP/1.1\r\nHost: x\r\n" + kAuthHeader +
                         "\r\nContent-Length: " + std::to_string(claim.size()) + "\r\n\r\n" +
                         claim));
-  std::this_thread::sleep_for(100ms);
+  // Read by the server: the claim is parked (for its second).
+  ASSERT_TRUE(WaitFor([&] { return server_->tasks().parked_claims() > 0; }))
+      << "the pipelined claim did not park within 10 s";
   ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
-  std::this_thread::sleep_for(100ms);
+  // Read by the server: the health check is counted in /metrics (when it is
+  // done, before its answer waits behind the claim's). Asked on client_'s own
+  // connection, so as not to add to the pipeline.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return client_->Get("/metrics")
+                   .body.find("runlog_http_requests_total{code=\"200\",route=\"healthz\"}") !=
+               std::string::npos;
+      },
+      10s, 5ms))
+      << "the pipelined health check was not counted in /metrics within 10 s";
   ASSERT_TRUE(conn.Send("POST /v1/tasks HTTP/1.1\r\nHost: x\r\n" + kAuthHeader +
                         "\r\nContent-Length: " + std::to_string(create.size()) + "\r\n\r\n" +
                         create));

@@ -7,15 +7,18 @@
 
 #include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
 
 #include "events/partitioner.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace runlog::services {
 namespace {
 
 using namespace std::chrono_literals;
+using runlog::testing::WaitFor;
 
 class TaskServiceTest : public ::testing::Test {
  protected:
@@ -154,12 +157,16 @@ TEST_F(TaskServiceTest, LongPollIsAnsweredWhenWorkArrivesOrTheWaitEnds) {
   EXPECT_TRUE(Claim({"x"}, "acct_a", 150ms).value().empty);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
 
-  std::promise<Result<CommandResult>> parked;
+  // Shared with the callback: if the wait below fails, the test returns while
+  // the claim may still be parked, and TearDown's Stop() answers it.
+  auto parked = std::make_shared<std::promise<Result<CommandResult>>>();
   service_->Claim(ClaimTask{{"acct_a", "key_acct_a"}, "w", {"x"}, 30'000}, 10s,
-                  [&](Result<CommandResult> r) { parked.set_value(std::move(r)); });
-  while (service_->parked_claims() == 0) std::this_thread::sleep_for(1ms);
+                  [parked](Result<CommandResult> r) { parked->set_value(std::move(r)); });
+  // The task must arrive while the claim waits for it, not before.
+  ASSERT_TRUE(WaitFor([&] { return service_->parked_claims() > 0; }, 5s))
+      << "the claim did not park within 5 s";
   auto created = Create("x").value();
-  auto future = parked.get_future();
+  auto future = parked->get_future();
   ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
   auto got = future.get();
   ASSERT_TRUE(got.has_value());
@@ -224,11 +231,10 @@ TEST_F(TaskServiceTest, LeaseExpiresOnTheWritersTimerToo) {
   auto claimed = Claim({"t"}).value();
   clock_.Advance(30'001);
   // No command touches the task: the writer's timer (at most 1 s) must expire it.
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (EventsOf(claimed.task.id).back().type != "task.failed" &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(
+      WaitFor([&] { return EventsOf(claimed.task.id).back().type == "task.failed"; }, 5s, 20ms))
+      << "the writer's timer did not end the task within 5 s; its last event is "
+      << EventsOf(claimed.task.id).back().type;
   auto events = EventsOf(claimed.task.id);
   EXPECT_EQ(events.back().type, "task.failed");
   EXPECT_NE(events.back().payload.find("LEASE_EXPIRED"), std::string::npos);
