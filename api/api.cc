@@ -68,17 +68,17 @@ std::vector<NextAction> TaskActions(const events::Task& t) {
 
 bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* request_hash) {
   if (x.call.body_too_large || x.call.body.size() > max_bytes) {
-    x.Error("PAYLOAD_TOO_LARGE", "the body is over " + std::to_string(max_bytes) + " bytes");
+    x.Error(codes::kPayloadTooLarge, "the body is over " + std::to_string(max_bytes) + " bytes");
     return false;
   }
   if (!AcceptableContentType(x.call.content_type)) {
-    x.Error("UNSUPPORTED_MEDIA_TYPE",
+    x.Error(codes::kUnsupportedMediaType,
             "send JSON (Content-Type: application/json), not " + x.call.content_type);
     return false;
   }
   if (x.call.body.empty()) {
     if (required) {
-      x.Error("VALIDATION_ERROR", "a JSON object body is required", R"({"field":"$"})");
+      x.Error(codes::kValidationError, "a JSON object body is required", R"({"field":"$"})");
       return false;
     }
     x.body.SetObject();
@@ -89,19 +89,19 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
                rapidjson::kParseFullPrecisionFlag>(x.call.body.data(), x.call.body.size());
   if (x.body.HasParseError()) {
     const size_t at = x.body.GetErrorOffset();
-    x.Error("INVALID_JSON", "the body is not valid JSON (byte " + std::to_string(at) + ")",
+    x.Error(codes::kInvalidJson, "the body is not valid JSON (byte " + std::to_string(at) + ")",
             "{\"position\":" + std::to_string(at) + "}");
     return false;
   }
   if (!x.body.IsObject()) {
-    x.Error("VALIDATION_ERROR", "the body must be a JSON object", R"({"field":"$"})");
+    x.Error(codes::kValidationError, "the body must be a JSON object", R"({"field":"$"})");
     return false;
   }
   // Canonical form checks depth, duplicate keys and surrogates for every body;
   // its hash is only needed to match an Idempotency-Key.
   std::string canonical;
   if (auto s = events::WriteCanonical(x.body, &canonical); !s) {
-    x.Error("VALIDATION_ERROR", s.error().message, R"({"field":"$"})");
+    x.Error(codes::kValidationError, s.error().message, R"({"field":"$"})");
     return false;
   }
   if (request_hash) *request_hash = events::Sha256Hex(canonical);
@@ -114,7 +114,7 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     x->route = path.substr(1);
-    if (x->call.method != "GET") return x->Error("METHOD_NOT_ALLOWED", "use GET " + path);
+    if (x->call.method != "GET") return x->Error(codes::kMethodNotAllowed, "use GET " + path);
     if (path == "/healthz") {
       return x->Send(200,
                      events::Payload()
@@ -137,7 +137,7 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
       return Route(*x);
     }
   }
-  x->Error("NOT_FOUND", "no route " + path + " (the API is under /v1)");
+  x->Error(codes::kNotFound, "no route " + path + " (the API is under /v1)");
 }
 
 void Api::Route(Exchange& x) {
@@ -175,25 +175,25 @@ void Api::Route(Exchange& x) {
     if (verb == "cancel") match = Match{"cancel", "POST", "write"};
     if (verb == "replay") match = Match{"replay", "POST", "write"};
   }
-  if (!match) return x.Error("NOT_FOUND", "no route " + m + " " + x.call.path);
+  if (!match) return x.Error(codes::kNotFound, "no route " + m + " " + x.call.path);
   x.route = match->route;
   if (m != match->method) {
-    return x.Error("METHOD_NOT_ALLOWED", "use " + match->method + " /v1" + x.call.path);
+    return x.Error(codes::kMethodNotAllowed, "use " + match->method + " /v1" + x.call.path);
   }
   if (match->route == "register_key") return RegisterKey(x.shared_from_this());
   // Authenticate: Authorization: Bearer <key>.
   const std::string& auth = x.call.authorization;
   if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
-    return x.Error("UNAUTHENTICATED", "send Authorization: Bearer <api key>");
+    return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
   }
   x.key = deps_.keys->Lookup(auth.substr(7));
-  if (!x.key) return x.Error("UNAUTHENTICATED", "unknown or revoked API key");
+  if (!x.key) return x.Error(codes::kUnauthenticated, "unknown or revoked API key");
   if (!KeyStore::HasScope(*x.key, match->scope)) {
-    return x.Error("FORBIDDEN", "this key lacks the " + match->scope + " scope");
+    return x.Error(codes::kForbidden, "this key lacks the " + match->scope + " scope");
   }
   int64_t retry_after = 0;
   if (!deps_.keys->Admit(*x.key, &x.requests_this_minute, &retry_after)) {
-    return x.Error("RATE_LIMITED",
+    return x.Error(codes::kRateLimited,
                    "plan " + x.key->plan + " allows " +
                        std::to_string(PlanNamed(x.key->plan).requests_per_minute) +
                        " requests a minute",
@@ -222,8 +222,8 @@ void Api::AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const s
       std::move(ends), options_.read_your_writes_timeout,
       [x = x.shared_from_this(), id, read = std::move(read)](bool applied) {
         if (!applied) {
-          return x->Error("VIEW_LAGGING", "the task views are catching up; retry shortly", "", id,
-                          1);
+          return x->Error(codes::kViewLagging, "the task views are catching up; retry shortly", "",
+                          id, 1);
         }
         read(*x);
       });
@@ -237,7 +237,7 @@ void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
 void Api::ReadTask(Exchange& x, const std::string& id, bool trace) {
   auto task = deps_.views->GetTask(id, x.key->tenant_id);
   if (!task) return x.ErrorFrom(task.error(), id);
-  if (!*task) return x.Error("TASK_NOT_FOUND", "no task " + id, "", id);
+  if (!*task) return x.Error(codes::kTaskNotFound, "no task " + id, "", id);
   const events::Task& t = **task;
   ContractContext contract;
   contract.task = &t;
@@ -267,18 +267,18 @@ void Api::ListTasks(Exchange& x) {
   q.type = get("type").empty() ? get("task_type") : get("type");
   events::TaskStatus parsed;
   if (!q.status.empty() && !events::ParseStatus(q.status, &parsed)) {
-    return x.Error("VALIDATION_ERROR", "unknown status " + q.status, R"({"field":"status"})");
+    return x.Error(codes::kValidationError, "unknown status " + q.status, R"({"field":"status"})");
   }
   if (const std::string limit = get("limit"); !limit.empty()) {
     char* end = nullptr;
     long v = std::strtol(limit.c_str(), &end, 10);
     if (*end != '\0' || v < 1 || v > 200) {
-      return x.Error("VALIDATION_ERROR", "limit must be 1-200", R"({"field":"limit"})");
+      return x.Error(codes::kValidationError, "limit must be 1-200", R"({"field":"limit"})");
     }
     q.limit = static_cast<size_t>(v);
   }
   if (const std::string cursor = get("cursor"); !cursor.empty() && !HexDecode(cursor, &q.cursor)) {
-    return x.Error("VALIDATION_ERROR", "cursor is not one this server gave",
+    return x.Error(codes::kValidationError, "cursor is not one this server gave",
                    R"({"field":"cursor"})");
   }
   AfterOwnWrites(x, std::nullopt, "", [this, q](Exchange& x) { ListPage(x, q); });
@@ -309,7 +309,8 @@ void Api::ListPage(Exchange& x, const projections::ListQuery& q) {
 
 void Api::RegisterKey(std::shared_ptr<Exchange> x) {
   if (!options_.allow_register) {
-    return x->Error("REGISTRATION_DISABLED", "self-service key registration is off on this server");
+    return x->Error(codes::kRegistrationDisabled,
+                    "self-service key registration is off on this server");
   }
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
   deps_.keys->Register("", {"write", "read", "worker"}, "free",

@@ -55,7 +55,7 @@ class Fields {
     const json::Value* v = Any(names, &which);
     if (v == nullptr) return fallback;
     if (!v->IsString() || v->GetStringLength() == 0 || v->GetStringLength() > max_len) {
-      Problem("VALIDATION_ERROR", which,
+      Problem(codes::kValidationError, which,
               "must be a string of 1-" + std::to_string(max_len) + " characters");
       return fallback;
     }
@@ -84,16 +84,18 @@ class Fields {
     if (v == nullptr) return fallback;
     if (!v->IsInt64() || v->GetInt64() < min || v->GetInt64() > hard_max) {
       if (cap >= 0 && v->IsNumber() && v->GetDouble() > static_cast<double>(cap)) {
-        Problem("LIMIT_EXCEEDED", which, "is over the server's cap of " + std::to_string(cap), cap);
+        Problem(codes::kLimitExceeded, which, "is over the server's cap of " + std::to_string(cap),
+                cap);
       } else {
         Problem(
-            "VALIDATION_ERROR", which,
+            codes::kValidationError, which,
             "must be an integer from " + std::to_string(min) + " to " + std::to_string(hard_max));
       }
       return fallback;
     }
     if (cap >= 0 && v->GetInt64() > cap) {
-      Problem("LIMIT_EXCEEDED", which, "is over the server's cap of " + std::to_string(cap), cap);
+      Problem(codes::kLimitExceeded, which, "is over the server's cap of " + std::to_string(cap),
+              cap);
       return fallback;
     }
     return v->GetInt64();
@@ -131,13 +133,13 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   c.caller = {x->key->tenant_id, x->key->key_id};
   c.type = f.Str({"type", "task_type"}, 128, "default");
   if (f.ok() && !ValidTypeName(c.type)) {
-    f.Problem("VALIDATION_ERROR", "type", "may hold letters, digits and _ . : - only");
+    f.Problem(codes::kValidationError, "type", "may hold letters, digits and _ . : - only");
   }
   c.agent_id = f.Str({"agent_id"}, 128);
   std::string input_field;
   const json::Value* input = f.Any({"input", "payload", "task_definition"}, &input_field);
   if (input != nullptr && !input->IsObject()) {
-    f.Problem("VALIDATION_ERROR", input_field, "must be a JSON object");
+    f.Problem(codes::kValidationError, input_field, "must be a JSON object");
   }
   c.input = input == nullptr ? "{}" : events::CanonicalText(*input);
   c.max_attempts = f.Int({"max_attempts"}, 1, 1, 100);
@@ -152,7 +154,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   }
   if (spec != nullptr && spec->input_schema != nullptr && input != nullptr && input->IsObject()) {
     if (auto problems = services::CheckSchema(*spec->input_schema, *input); !problems.empty()) {
-      return x->Error("VALIDATION_ERROR",
+      return x->Error(codes::kValidationError,
                       input_field + problems[0].path + " does not match the input schema of " +
                           c.type + ": " + problems[0].message,
                       events::Payload()
@@ -171,7 +173,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
       template_plan.IsObject() ? json::FindSet(template_plan, "limits") : nullptr;
   for (const json::Value* v : {limits, plan_limits}) {
     if (v != nullptr && !v->IsObject())
-      f.Problem("VALIDATION_ERROR", "limits", "must be an object");
+      f.Problem(codes::kValidationError, "limits", "must be an object");
   }
   events::Payload limit_payload;
   int64_t max_steps = 0;
@@ -190,10 +192,11 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   // "planner": true — a planner agent (a worker claiming the `plan` step) writes the plan.
   const json::Value* planner = json::FindSet(x->body, "planner");
   if (planner != nullptr && !planner->IsBool()) {
-    f.Problem("VALIDATION_ERROR", "planner", "must be true or false");
+    f.Problem(codes::kValidationError, "planner", "must be true or false");
   } else if ((planner != nullptr && planner->GetBool()) ||
              (planner == nullptr && plan == nullptr && spec != nullptr && spec->planner)) {
-    if (plan != nullptr) f.Problem("VALIDATION_ERROR", "planner", "cannot be given with a plan");
+    if (plan != nullptr)
+      f.Problem(codes::kValidationError, "planner", "cannot be given with a plan");
     c.plan = services::kPlannerPlan;
     c.executor = true;
     c.source = "planner";
@@ -212,7 +215,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   }
   if (!x->call.idempotency_key.empty()) {
     if (x->call.idempotency_key.size() > 255) {
-      f.Problem("VALIDATION_ERROR", "Idempotency-Key", "must be at most 255 characters");
+      f.Problem(codes::kValidationError, "Idempotency-Key", "must be at most 255 characters");
     }
     c.idempotency_key = x->call.idempotency_key;
     c.request_hash = request_hash;
@@ -232,10 +235,10 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
   c.caller = {x->key->tenant_id, x->key->key_id};
   if (const json::Value* types = f.Any({"types", "task_types"})) {
     if (!types->IsArray() || types->Size() > 100) {
-      f.Problem("VALIDATION_ERROR", "types", "must be an array of up to 100 type names");
+      f.Problem(codes::kValidationError, "types", "must be an array of up to 100 type names");
     } else {
       for (const auto& t : types->GetArray()) {
-        if (!t.IsString()) f.Problem("VALIDATION_ERROR", "types", "must hold strings");
+        if (!t.IsString()) f.Problem(codes::kValidationError, "types", "must hold strings");
         if (t.IsString()) c.types.emplace_back(t.GetString(), t.GetStringLength());
       }
     }
@@ -277,7 +280,7 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     if (const json::Value* usage = f.Any({"usage"})) {
       const json::Value* t = json::Find(*usage, "tokens");
       if (!usage->IsObject() || (t != nullptr && (!t->IsInt64() || t->GetInt64() < 0))) {
-        f.Problem("VALIDATION_ERROR", "usage", "must be {\"tokens\": a whole number >= 0}");
+        f.Problem(codes::kValidationError, "usage", "must be {\"tokens\": a whole number >= 0}");
       } else if (t != nullptr) {
         tokens = t->GetInt64();
       }
@@ -285,21 +288,21 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     command = services::CompleteTask{
         caller, ref, result == nullptr ? "{}" : events::CanonicalText(*result), tokens};
   } else {
-    std::string error = R"({"code":"TASK_FAILED","message":"the worker reported a failure"})";
+    std::string error = services::ErrorJson(codes::kTaskFailed, "the worker reported a failure");
     if (const json::Value* e = f.Any({"error"})) {
       if (e->IsString()) {
-        error = services::ErrorJson("TASK_FAILED", e->GetString());
+        error = services::ErrorJson(codes::kTaskFailed, e->GetString());
       } else if (e->IsObject()) {
         const std::string code = json::String(*e, "code");
-        error = services::ErrorJson(code.empty() ? "TASK_FAILED" : code,
+        error = services::ErrorJson(code.empty() ? codes::kTaskFailed : code,
                                     json::String(*e, "message", "the worker reported a failure"));
       } else {
-        f.Problem("VALIDATION_ERROR", "error", "must be a string or {code, message}");
+        f.Problem(codes::kValidationError, "error", "must be a string or {code, message}");
       }
     }
     const json::Value* retryable = f.Any({"retryable"});
     if (retryable != nullptr && !retryable->IsBool()) {
-      f.Problem("VALIDATION_ERROR", "retryable", "must be true or false");
+      f.Problem(codes::kValidationError, "retryable", "must be true or false");
     }
     command = services::FailTask{caller, ref, error, retryable != nullptr && retryable->GetBool()};
   }
@@ -334,16 +337,17 @@ void Api::ReplayTask(std::shared_ptr<Exchange> x, const std::string& id) {
 void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
   auto found = deps_.views->GetTask(id, x->key->tenant_id);
   if (!found) return x->ErrorFrom(found.error(), id);
-  if (!*found) return x->Error("TASK_NOT_FOUND", "no task " + id, "", id);
+  if (!*found) return x->Error(codes::kTaskNotFound, "no task " + id, "", id);
   const events::Task& t = **found;
   if (t.status != events::TaskStatus::kSucceeded && t.status != events::TaskStatus::kFailed) {
-    return x->Error("TASK_NOT_FINISHED",
+    return x->Error(codes::kTaskNotFinished,
                     "only a succeeded or failed task can be replayed; task " + id + " is " +
                         std::string(events::StatusName(t.status)),
                     "", id);
   }
   if (t.plan.empty()) {
-    return x->Error("TASK_NOT_REPLAYABLE", "task " + id + " failed before it had a plan", "", id);
+    return x->Error(codes::kTaskNotReplayable, "task " + id + " failed before it had a plan", "",
+                    id);
   }
   services::CreateTask c;
   c.caller = {x->key->tenant_id, x->key->key_id};
@@ -384,7 +388,7 @@ void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
   c.plan_failures = std::move(checked->failures);
   c.executor = checked->executor;
   if (!c.executor && c.plan_failures.empty()) {
-    return x->Error("TASK_NOT_REPLAYABLE",
+    return x->Error(codes::kTaskNotReplayable,
                     "task " + id + " has an agent step without a recorded output to reuse", "", id);
   }
   x->DropBody();
@@ -404,7 +408,7 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     // view keeps them, so a late command still hears how the task ended (409).
     // No wait for the view here (this may run on the log's thread): a minute
     // after the end, it has long caught up.
-    if (r.error().code == services::codes::kTaskNotFound && !id.empty() && kind != "create" &&
+    if (r.error().code == runlog::codes::kTaskNotFound && !id.empty() && kind != "create" &&
         kind != "claim") {
       auto ended = deps_.views->GetTask(id, x->key->tenant_id);
       if (ended && *ended && events::IsTerminal((*ended)->status)) {
@@ -461,7 +465,7 @@ void Api::RegisterAgent(std::shared_ptr<Exchange> x, const std::string& path_id)
   Fields f(x->body);
   const std::string agent_id = path_id.empty() ? f.Str({"agent_id"}, 128) : path_id;
   if (f.ok() && !ValidTypeName(agent_id)) {
-    f.Problem("VALIDATION_ERROR", "agent_id",
+    f.Problem(codes::kValidationError, "agent_id",
               "must be 1-128 of letters, digits and _ . : - (in the path or the body)");
   }
   // A template's limits obey the same caps as a request's.
@@ -490,7 +494,7 @@ void Api::RegisterAgent(std::shared_ptr<Exchange> x, const std::string& path_id)
 
 void Api::GetAgent(Exchange& x, const std::string& agent_id) {
   auto manifest = deps_.manifests->Find(x.key->tenant_id, agent_id);
-  if (manifest == nullptr) return x.Error("AGENT_NOT_FOUND", "no agent " + agent_id);
+  if (manifest == nullptr) return x.Error(codes::kAgentNotFound, "no agent " + agent_id);
   ContractContext contract;
   contract.actions = {Act("create_task", true, "POST", "/v1/tasks")};
   x.Send(200, RenderAgent(*manifest), contract);

@@ -7,24 +7,9 @@
 namespace runlog::api {
 
 ErrorInfo LookupError(const std::string& code) {
-  static const std::unordered_map<std::string, ErrorInfo> kTable = {
-      {"INVALID_JSON", {400, false}},        {"VALIDATION_ERROR", {400, false}},
-      {"UNAUTHENTICATED", {401, false}},     {"FORBIDDEN", {403, false}},
-      {"NOT_FOUND", {404, false}},           {"TASK_NOT_FOUND", {404, false}},
-      {"METHOD_NOT_ALLOWED", {405, false}},  {"TASK_TERMINAL", {409, false}},
-      {"TASK_CANCELLED", {409, false}},      {"LEASE_EXPIRED", {409, false}},
-      {"LEASE_MISMATCH", {409, false}},      {"IDEMPOTENCY_CONFLICT", {409, false}},
-      {"PAYLOAD_TOO_LARGE", {413, false}},   {"UNSUPPORTED_MEDIA_TYPE", {415, false}},
-      {"LIMIT_EXCEEDED", {422, false}},      {"TASK_NOT_FINISHED", {409, false}},
-      {"TASK_NOT_REPLAYABLE", {422, false}}, {"STEP_OUT_OF_ORDER", {409, false}},
-      {"RATE_LIMITED", {429, true}},         {"REGISTRATION_DISABLED", {403, false}},
-      {"UNAVAILABLE", {503, true}},          {"VIEW_LAGGING", {503, true}},
-      {"WRITER_FAILED", {503, true}},        {"LOG_LATCHED", {503, true}},
-      {"DEADLINE_EXCEEDED", {503, true}},    {"INVALID_MANIFEST", {422, false}},
-      {"UNKNOWN_TASK_TYPE", {422, false}},   {"AGENT_NOT_FOUND", {404, false}},
-  };
-  auto it = kTable.find(code);
-  return it == kTable.end() ? ErrorInfo{500, true} : it->second;
+  const codes::CodeInfo* info = codes::FindCode(code);
+  // Unreachable while every code comes from the table (error_codes_test).
+  return info == nullptr ? ErrorInfo{500, true} : ErrorInfo{info->http_status, info->retryable};
 }
 
 NextAction Act(std::string action, bool recommended, std::string method, std::string endpoint,
@@ -43,22 +28,23 @@ std::vector<NextAction> LeaseActions(const std::string& id) {
 std::vector<NextAction> ActionsForError(const std::string& code, const std::string& id,
                                         int64_t retry_after) {
   const std::string task = "/v1/tasks/" + id;
-  if (code == "LEASE_EXPIRED" || code == "LEASE_MISMATCH" || code == "TASK_CANCELLED") {
-    return {Act("claim_next", true, "POST", "/v1/tasks/claim")};
-  }
-  if (code == "TASK_TERMINAL") return {Act("get_task", true, "GET", task)};
-  if (code == "TASK_NOT_FOUND" || code == "NOT_FOUND") {
-    return {Act("list_tasks", true, "GET", "/v1/tasks")};
-  }
-  if (code == "IDEMPOTENCY_CONFLICT") {
-    return {Act("get_task", true, "GET", task),
-            Act("create_task_with_new_key", false, "POST", "/v1/tasks")};
-  }
-  if (code == "UNAUTHENTICATED") {
-    return {Act("register_key", true, "POST", "/v1/keys/register")};
-  }
-  if (code == "RATE_LIMITED" || LookupError(code).retryable) {
-    return {Act("retry_after_wait", true, "", "", retry_after < 0 ? 1 : retry_after)};
+  const codes::CodeInfo* info = codes::FindCode(code);
+  switch (info == nullptr ? codes::NextStep::kRetryLater : info->next) {
+    case codes::NextStep::kClaimNext:
+      return {Act("claim_next", true, "POST", "/v1/tasks/claim")};
+    case codes::NextStep::kGetTask:
+      return {Act("get_task", true, "GET", task)};
+    case codes::NextStep::kListTasks:
+      return {Act("list_tasks", true, "GET", "/v1/tasks")};
+    case codes::NextStep::kGetOrNewKey:
+      return {Act("get_task", true, "GET", task),
+              Act("create_task_with_new_key", false, "POST", "/v1/tasks")};
+    case codes::NextStep::kRegisterKey:
+      return {Act("register_key", true, "POST", "/v1/keys/register")};
+    case codes::NextStep::kRetryLater:
+      return {Act("retry_after_wait", true, "", "", retry_after < 0 ? 1 : retry_after)};
+    case codes::NextStep::kFixRequest:
+      break;
   }
   return {Act("fix_request", true)};
 }

@@ -231,9 +231,10 @@ class Handler final : public Pistache::Http::Handler {
     if (state_->draining.load()) {
       reply->Send(
           503, "application/json",
-          R"({"error":{"code":"UNAVAILABLE","message":"the server is stopping","details":{}},)"
-          R"("agent_contract":{"version":"1","lease_valid":false,"retryable":true,)"
-          R"("next_actions":[{"action":"retry_after_wait","recommended":true,"retry_after_seconds":1}]}})",
+          std::string(R"({"error":{"code":")") + codes::kUnavailable +
+              R"(","message":"the server is stopping","details":{}},)"
+              R"("agent_contract":{"version":"1","lease_valid":false,"retryable":true,)"
+              R"("next_actions":[{"action":"retry_after_wait","recommended":true,"retry_after_seconds":1}]}})",
           {{"Retry-After", "1"}});
       return;
     }

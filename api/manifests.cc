@@ -41,7 +41,7 @@ bool HasRef(const json::Value& v) {
 }
 
 std::unexpected<Error> Shape(const std::string& field, const std::string& message) {
-  return Fail("VALIDATION_ERROR", field + " " + message,
+  return Fail(codes::kValidationError, field + " " + message,
               events::Payload().Str("field", field).Build());
 }
 
@@ -87,7 +87,7 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
     auto checked = services::CheckPlan(*plan, 100, tools_);
     if (!checked) return Shape(field + ".plan", checked.error().message);
     if (!checked->failures.empty()) {
-      return Fail("INVALID_MANIFEST",
+      return Fail(codes::kInvalidManifest,
                   "the plan template of " + type + " fails plan validation; see details.failures",
                   events::Payload()
                       .Str("field", field + ".plan")
@@ -197,7 +197,7 @@ Result<const TaskTypeSpec*> ManifestStore::Spec(const std::string& tenant_id,
     std::string known;
     for (const auto& [name, s] : it->second->task_types)
       known += (known.empty() ? "" : ", ") + name;
-    return Fail("UNKNOWN_TASK_TYPE",
+    return Fail(codes::kUnknownTaskType,
                 "agent " + agent + " has no task type " + type + "; its types: " + known,
                 events::Payload().Str("field", "type").Str("agent_id", agent).Build());
   }

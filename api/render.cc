@@ -199,7 +199,7 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
                     .Raw("finished_at", IsoTimeJson(s.finished_at_ms))
                     .Int("duration_ms", s.duration_ms)
                     .Build();
-    if (s.error_code == "SCHEMA_MISMATCH") {
+    if (s.error_code == codes::kSchemaMismatch) {
       if (schema_failures.size() > 1) schema_failures += ",";
       json::Document error;
       (void)json::Parse(s.error, &error);

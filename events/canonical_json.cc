@@ -213,7 +213,7 @@ Result<std::string> Canonicalize(std::string_view json) {
   doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag |
             rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError()) {
-    return Fail("INVALID_JSON",
+    return Fail(codes::kInvalidJson,
                 std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
                     std::to_string(doc.GetErrorOffset()),
                 "{\"position\":" + std::to_string(doc.GetErrorOffset()) + "}");

@@ -26,7 +26,7 @@
 
 namespace runlog::sandbox {
 
-inline constexpr char kSandboxError[] = "SANDBOX_ERROR";
+using codes::kSandboxError;
 
 struct Limits {
   std::chrono::milliseconds wall{10'000};  // whole tree killed at this deadline

@@ -131,18 +131,6 @@ using CommandCallback = std::function<void(Result<CommandResult>)>;
 // that was not prepared. docs/decisions/0015-answers-rendered-where-decided.md
 using PrepareCallback = std::function<void(const Task& task, bool replayed)>;
 
-// Error codes the writer answers with (api/ maps them to HTTP).
-namespace codes {
-inline constexpr char kTaskNotFound[] = "TASK_NOT_FOUND";
-inline constexpr char kTaskTerminal[] = "TASK_TERMINAL";
-inline constexpr char kTaskCancelled[] = "TASK_CANCELLED";
-inline constexpr char kLeaseExpired[] = "LEASE_EXPIRED";
-inline constexpr char kLeaseMismatch[] = "LEASE_MISMATCH";
-inline constexpr char kIdempotencyConflict[] = "IDEMPOTENCY_CONFLICT";
-inline constexpr char kWriterFailed[] = "WRITER_FAILED";
-inline constexpr char kStepOutOfOrder[] = "STEP_OUT_OF_ORDER";
-}  // namespace codes
-
 // What a command on the ended task `t` answers: a lease command (heartbeat,
 // complete, fail) LEASE_EXPIRED, TASK_CANCELLED or TASK_TERMINAL by how the
 // task ended; a cancel TASK_TERMINAL.

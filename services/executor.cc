@@ -108,7 +108,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     const Tool* tool = options_.tools->Find(tool_name);
     const int64_t left = deadline - options_.clock->NowMillis();
     if (left <= 0 || tool == nullptr) {
-      const std::string code = tool == nullptr ? tool_codes::kToolError : tool_codes::kTaskTimeout;
+      const std::string code = tool == nullptr ? codes::kToolError : codes::kTaskTimeout;
       const std::string message =
           tool == nullptr ? "no tool " + tool_name + " in this runlogd"
                           : "TASK_TIMEOUT: max_total_seconds (" + std::to_string(total_ms / 1000) +
@@ -135,14 +135,14 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
       outcome.error_code = resolved.error().code;
       outcome.error_message = resolved.error().message;
     } else if (resolved->size() > kMaxToolOutputBytes) {
-      outcome.error_code = tool_codes::kToolError;
+      outcome.error_code = codes::kToolError;
       outcome.error_message =
           "the resolved input is larger than " + std::to_string(kMaxToolOutputBytes) + " bytes";
     } else if (!json::Parse(*resolved, &input)) {
-      outcome.error_code = tool_codes::kToolError;
+      outcome.error_code = codes::kToolError;
       outcome.error_message = "the step's input is not JSON";
     } else if (auto problems = options_.tools->CheckInput(*tool, input); !problems.empty()) {
-      outcome.error_code = tool_codes::kSchemaMismatch;
+      outcome.error_code = codes::kSchemaMismatch;
       outcome.error_message = Problems("input", problems);
     } else {
       ToolCall call;
@@ -164,7 +164,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
         json::Document output;
         std::string canonical;
         if (outcome.output.size() > kMaxToolOutputBytes) {
-          reject(tool_codes::kToolError,
+          reject(codes::kToolError,
                  "the output is larger than " + std::to_string(kMaxToolOutputBytes) + " bytes");
           outcome.output.clear();
         } else if (output
@@ -172,20 +172,20 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
                               rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
                            outcome.output.data(), outcome.output.size())
                        .HasParseError()) {
-          reject(tool_codes::kToolError, "the tool's output is not JSON");
+          reject(codes::kToolError, "the tool's output is not JSON");
           outcome.output.clear();
         } else if (!events::WriteCanonical(output, &canonical)) {
-          reject(tool_codes::kToolError, "the tool's output nests too deep");
+          reject(codes::kToolError, "the tool's output nests too deep");
           outcome.output.clear();
         } else {
           outcome.output = std::move(canonical);  // as the step's event records it
           if (auto problems = options_.tools->CheckOutput(*tool, output); !problems.empty()) {
-            reject(tool_codes::kSchemaMismatch, Problems("output", problems));
+            reject(codes::kSchemaMismatch, Problems("output", problems));
           }
         }
       } else if (outcome.timed_out) {
         const bool task_limit = wall < step_ms;
-        outcome.error_code = task_limit ? tool_codes::kTaskTimeout : tool_codes::kTimeout;
+        outcome.error_code = task_limit ? codes::kTaskTimeout : codes::kTimeout;
         outcome.error_message =
             task_limit ? "TASK_TIMEOUT: max_total_seconds (" + std::to_string(total_ms / 1000) +
                              ") ran out during the step"

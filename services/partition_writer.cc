@@ -317,8 +317,7 @@ Result<CommandResult> PartitionWriter::Create(CreateTask& c, Batch& batch) {
     Emit(task, c.caller.tenant_id, "task.plan_rejected",
          Payload().Raw("failures", c.plan_failures).Build(), batch);
     End(task, "",
-        ErrorJson(tool_codes::kPlanInvalid,
-                  "the plan failed validation; see plan_validation_failures"),
+        ErrorJson(codes::kPlanInvalid, "the plan failed validation; see plan_validation_failures"),
         "", 0, batch);
     return Answered(task);
   }
@@ -498,7 +497,7 @@ Result<CommandResult> PartitionWriter::Complete(const CompleteTask& c, Batch& ba
   if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
     const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
-    EndFailed(t, tool_codes::kTokenLimit, 1, message, "agent", c.tokens, batch);
+    EndFailed(t, codes::kTokenLimit, 1, message, "agent", c.tokens, batch);
     return Answered(t);
   }
   End(t, c.result, "", "", c.tokens, batch);
@@ -538,7 +537,7 @@ Result<CommandResult> PartitionWriter::Cancel(const CancelTask& c, Batch& batch)
   Emit(t, t.tenant_id, "task.cancel_requested",
        Payload().Str("reason", c.reason).Str("requested_by", c.caller.key_id).Build(), batch);
   Payload cancelled;
-  cancelled.Raw("error", ErrorJson("CANCELLED", c.reason.empty() ? "cancelled" : c.reason));
+  cancelled.Raw("error", ErrorJson(codes::kCancelled, c.reason.empty() ? "cancelled" : c.reason));
   if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
   Emit(t, t.tenant_id, "task.cancelled", cancelled.Build(), batch);
   PublishSummary();
@@ -634,10 +633,10 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
     json::Document returned;
     Result<PlanCheck> checked =
         options_.tools == nullptr
-            ? Fail(tool_codes::kPlanInvalid, "this runlogd cannot check plans")
+            ? Fail(codes::kPlanInvalid, "this runlogd cannot check plans")
             : (json::Parse(end.output, &returned)
                    ? CheckPlan(returned, LimitOf(t, "max_steps"), *options_.tools, {}, index + 1)
-                   : Fail("VALIDATION_ERROR", "the plan is not JSON"));
+                   : Fail(codes::kValidationError, "the plan is not JSON"));
     if (!checked) {
       plan_failures = PlanFailureJson(checked.error().code, checked.error().message);
     } else if (!checked->failures.empty()) {
@@ -648,7 +647,7 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
     }
     if (!plan_failures.empty()) {
       end.ok = false;
-      end.error_code = tool_codes::kPlanInvalid;
+      end.error_code = codes::kPlanInvalid;
       end.error_message = "the planner's plan failed validation; see plan_validation_failures";
     }
   }
@@ -677,7 +676,7 @@ void PartitionWriter::AfterStep(Task& t, int64_t index, StepEnd end, Batch& batc
   } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
     const std::string message = "the plan used " + std::to_string(t.tokens_used) +
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
-    EndFailed(t, tool_codes::kTokenLimit, index, message, step.tool, 0, batch);
+    EndFailed(t, codes::kTokenLimit, index, message, step.tool, 0, batch);
   } else {
     if (!plan.empty()) Emit(t, t.tenant_id, "task.plan_extended", plan, batch);
     if (index == t.step_count) {

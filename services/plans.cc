@@ -137,18 +137,18 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
                             const std::set<int64_t>& recorded_agent_steps, int64_t first_index) {
   const json::Value* steps = json::Find(plan, "steps");
   if (!plan.IsObject() || steps == nullptr || !steps->IsArray() || steps->Empty()) {
-    return Fail("VALIDATION_ERROR", "plan.steps must be a non-empty array of steps",
+    return Fail(codes::kValidationError, "plan.steps must be a non-empty array of steps",
                 R"({"field":"plan.steps"})");
   }
   if (steps->Size() > 1000) {
-    return Fail("VALIDATION_ERROR", "plan.steps has more than 1000 steps",
+    return Fail(codes::kValidationError, "plan.steps has more than 1000 steps",
                 R"({"field":"plan.steps"})");
   }
   PlanCheck out;
   Failures failures;
   const int64_t count = steps->Size();
   if (count + first_index - 1 > max_steps) {
-    failures.Add(0, "/steps", "TOO_MANY_STEPS",
+    failures.Add(0, "/steps", codes::kTooManySteps,
                  "the plan has " + std::to_string(count + first_index - 1) +
                      " steps; max_steps is " + std::to_string(max_steps));
   }
@@ -158,7 +158,8 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
     const int64_t index = i + first_index;
     const std::string path = "/steps/" + std::to_string(i);
     if (!step.IsObject()) {
-      return Fail("VALIDATION_ERROR", "plan.steps[" + std::to_string(i) + "] must be an object",
+      return Fail(codes::kValidationError,
+                  "plan.steps[" + std::to_string(i) + "] must be an object",
                   Payload().Str("field", "plan" + path).Build());
     }
     const std::string name = json::String(step, "tool");
@@ -166,7 +167,7 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
     const std::string input_text = input == nullptr ? "{}" : events::CanonicalText(*input);
     if (const json::Value* given = json::Find(step, "step_index");
         given != nullptr && !(given->IsInt64() && given->GetInt64() == index)) {
-      failures.Add(index, path + "/step_index", "BAD_STEP_INDEX",
+      failures.Add(index, path + "/step_index", codes::kBadStepIndex,
                    "step_index must be " + std::to_string(index) + " (1-based, in order)");
     }
     const Tool* tool = tools.Find(name);
@@ -174,34 +175,34 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
     if (tool == nullptr) {
       std::string known;
       for (const std::string& n : tools.Names()) known += (known.empty() ? "" : ", ") + n;
-      failures.Add(index, path + "/tool", "UNKNOWN_TOOL",
+      failures.Add(index, path + "/tool", codes::kUnknownTool,
                    (name.empty() ? std::string("a step needs a tool") : "no tool '" + name + "'") +
                        "; tools: " + known);
     } else {
       version = std::string(tool->version());
       const std::string wanted = json::String(step, "tool_version", version);
       if (wanted != version) {
-        failures.Add(index, path + "/tool_version", "TOOL_VERSION_MISMATCH",
+        failures.Add(index, path + "/tool_version", codes::kToolVersionMismatch,
                      "this runlogd has " + name + " version " + version + ", not " + wanted);
       }
       if (name == "plan" && (index != 1 || count != 1)) {
-        failures.Add(index, path + "/tool", "UNSUPPORTED_PLAN",
+        failures.Add(index, path + "/tool", codes::kUnsupportedPlan,
                      "a plan step must be its plan's only step; the plan it returns follows it");
       }
       if (input != nullptr && !input->IsObject()) {
-        failures.Add(index, path + "/input", "SCHEMA_MISMATCH", "a step's input is an object");
+        failures.Add(index, path + "/input", codes::kSchemaMismatch, "a step's input is an object");
       } else {
         std::vector<std::pair<std::string, std::string>> refs;
         if (input != nullptr) FindRefs(*input, path + "/input", &refs);
         if (refs.size() > kMaxReferences) {
-          failures.Add(index, path + "/input", "INVALID_REFERENCE",
+          failures.Add(index, path + "/input", codes::kInvalidReference,
                        "a step may hold at most " + std::to_string(kMaxReferences) + " references");
         }
         for (const auto& [where, ref] : refs) {
           int64_t from = 0;
           std::string rest;
           if (!SplitRef(ref, &from, &rest) || from >= index) {
-            failures.Add(index, where, "INVALID_REFERENCE",
+            failures.Add(index, where, codes::kInvalidReference,
                          "reference " + ref +
                              " must name /input/... or /steps/N/output/... of "
                              "an earlier step");
@@ -212,7 +213,7 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
         empty.SetObject();
         if (refs.empty()) {
           for (const SchemaProblem& p : tools.CheckInput(*tool, input ? *input : empty)) {
-            failures.Add(index, path + "/input" + p.path, "SCHEMA_MISMATCH",
+            failures.Add(index, path + "/input" + p.path, codes::kSchemaMismatch,
                          "input of " + name + " " + p.message);
           }
         }
@@ -250,11 +251,12 @@ Result<std::string> ResolveInput(const json::Value& input, const events::Task& t
   json::Document out;
   std::string error;
   if (!Substitute(input, task_input, outputs, out, out.GetAllocator(), &error)) {
-    return Fail(kReferenceError, error);
+    return Fail(codes::kReferenceError, error);
   }
   std::string text;
   if (auto s = events::WriteCanonical(out, &text); !s) {
-    return Fail(kReferenceError, "the resolved input cannot be stored: " + s.error().message);
+    return Fail(codes::kReferenceError,
+                "the resolved input cannot be stored: " + s.error().message);
   }
   return text;
 }

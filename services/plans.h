@@ -51,7 +51,6 @@ inline constexpr char kAgentPlan[] =
 [[nodiscard]] Result<std::string> ResolveInput(const json::Value& input, const events::Task& task,
                                                int64_t index);
 
-inline constexpr char kReferenceError[] = "REFERENCE_ERROR";
 inline constexpr size_t kMaxReferences = 100;  // per step: bounds what resolving may copy
 
 }  // namespace runlog::services

@@ -355,7 +355,7 @@ class MathTool : public Tool {
   ToolOutcome Run(const ToolCall& call) const override {
     std::string result, error;
     if (!EvaluateMath(json::String(*call.input, "expression"), &result, &error)) {
-      return Error(tool_codes::kToolError, "math: " + error);
+      return Error(codes::kToolError, "math: " + error);
     }
     return Ok(Payload().Raw("result", result).Build());
   }
@@ -400,13 +400,13 @@ class JsonTool : public Tool {
     const std::string op = json::String(in, "op");
     if (op == "get") {
       const json::Value* value = json::Find(in, "value");
-      if (value == nullptr) return Error(tool_codes::kToolError, "json get: needs a value");
+      if (value == nullptr) return Error(codes::kToolError, "json get: needs a value");
       const std::string pointer = json::String(in, "pointer");
       rapidjson::Pointer p(pointer.c_str(), pointer.size());
-      if (!p.IsValid()) return Error(tool_codes::kToolError, "json get: bad pointer " + pointer);
+      if (!p.IsValid()) return Error(codes::kToolError, "json get: bad pointer " + pointer);
       const json::Value* found = p.Get(*value);
       if (found == nullptr) {
-        return Error(tool_codes::kToolError, "json get: nothing at " + pointer);
+        return Error(codes::kToolError, "json get: nothing at " + pointer);
       }
       return Ok(Payload().Raw("result", events::CanonicalText(*found)).Build());
     }
@@ -445,7 +445,7 @@ class TemplateTool : public Tool {
       if (open == std::string::npos) break;
       const size_t close = text.find("}}", open + 2);
       if (close == std::string::npos) {
-        return Error(tool_codes::kToolError,
+        return Error(codes::kToolError,
                      "template: '{{' at offset " + std::to_string(open) + " is never closed");
       }
       out.append(text, pos, open - pos);
@@ -460,7 +460,7 @@ class TemplateTool : public Tool {
         start = dot + 1;
       }
       if (v == nullptr || path.empty()) {
-        return Error(tool_codes::kToolError, "template: no value for {{" + path + "}}");
+        return Error(codes::kToolError, "template: no value for {{" + path + "}}");
       }
       if (v->IsString()) {
         out.append(v->GetString(), v->GetStringLength());
@@ -468,8 +468,8 @@ class TemplateTool : public Tool {
         out += events::CanonicalText(*v);
       }
       if (out.size() > kMaxToolOutputBytes) {
-        return Error(tool_codes::kToolError, "template: the result passed " +
-                                                 std::to_string(kMaxToolOutputBytes) + " bytes");
+        return Error(codes::kToolError, "template: the result passed " +
+                                            std::to_string(kMaxToolOutputBytes) + " bytes");
       }
       pos = close + 2;
     }
@@ -491,7 +491,7 @@ class WorkerTool : public Tool {
   ToolOutcome Run(const ToolCall& call) const override {
     // Executors run a worker step only in a replay, from its recorded output.
     if (call.recorded_output.empty()) {
-      return Error(tool_codes::kToolError, name_ + " steps are run by external workers");
+      return Error(codes::kToolError, name_ + " steps are run by external workers");
     }
     return Ok(call.recorded_output);
   }
@@ -562,7 +562,7 @@ class SandboxTool : public Tool {
   }
   ToolOutcome Run(const ToolCall& call) const override {
     if (sandbox_ == nullptr) {
-      return Error(tool_codes::kSandboxError, "this runlogd has no sandbox for code steps");
+      return Error(codes::kSandboxError, "this runlogd has no sandbox for code steps");
     }
     sandbox::Request request;
     if (python_) {
@@ -575,7 +575,7 @@ class SandboxTool : public Tool {
     request.limits.cpu_seconds = std::max<int64_t>(1, call.wall.count() / 1000 + 1);
     auto outcome = sandbox_->Run(request, call.cancel);
     if (!outcome) {
-      ToolOutcome o = Error(tool_codes::kSandboxError, outcome.error().message);
+      ToolOutcome o = Error(codes::kSandboxError, outcome.error().message);
       o.sandboxed = true;
       return o;
     }
@@ -598,16 +598,16 @@ class SandboxTool : public Tool {
     o.sandboxed = true;
     if (outcome->timed_out) {
       o.timed_out = true;
-      o.error_code = tool_codes::kTimeout;
+      o.error_code = codes::kTimeout;
       o.error_message = "step execution timed out";
     } else if (outcome->cancelled) {
-      o.error_code = tool_codes::kCancelled;
+      o.error_code = codes::kCancelled;
       o.error_message = "the task was cancelled";
     } else if (outcome->exit_code != 0) {
       std::string last = outcome->stderr_data.substr(
           outcome->stderr_data.size() > 300 ? outcome->stderr_data.size() - 300 : 0);
       while (!last.empty() && last.back() == '\n') last.pop_back();
-      o.error_code = tool_codes::kToolError;
+      o.error_code = codes::kToolError;
       o.error_message = outcome->term_signal != 0
                             ? "killed by signal " + std::to_string(outcome->term_signal) +
                                   (outcome->memory_exceeded ? " (memory limit)" : "")

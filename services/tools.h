@@ -81,18 +81,6 @@ class ToolRegistry {
 // The largest output (and resolved input) a step may have; past it the step fails.
 inline constexpr size_t kMaxToolOutputBytes = 1 << 20;
 
-// Tool error codes (step failure codes; docs/events.md lists them all).
-namespace tool_codes {
-inline constexpr char kToolError[] = "TOOL_ERROR";
-inline constexpr char kSandboxError[] = "SANDBOX_ERROR";
-inline constexpr char kTimeout[] = "TIMEOUT";
-inline constexpr char kTaskTimeout[] = "TASK_TIMEOUT";
-inline constexpr char kTokenLimit[] = "TOKEN_LIMIT";
-inline constexpr char kSchemaMismatch[] = "SCHEMA_MISMATCH";
-inline constexpr char kCancelled[] = "CANCELLED";
-inline constexpr char kPlanInvalid[] = "PLAN_INVALID";
-}  // namespace tool_codes
-
 // A task's `error` {"code","message"} and a failed step's `failure`
 // {"code","index","message","step"}, as canonical JSON.
 std::string ErrorJson(const std::string& code, const std::string& message);

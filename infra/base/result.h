@@ -7,10 +7,12 @@
 #include <string>
 #include <utility>
 
+#include "infra/base/error_codes.h"
+
 namespace runlog {
 
 struct Error {
-  std::string code;     // e.g. "LOG_CORRUPT", "UNAVAILABLE", "INVALID_ARGUMENT"
+  std::string code;     // one of infra/base/error_codes.h, e.g. "LOG_CORRUPT"
   std::string message;  // one line, says what the caller should do
   std::string details;  // optional JSON object text with structured context
 
@@ -26,19 +28,10 @@ inline std::unexpected<Error> Fail(std::string code, std::string message,
   return std::unexpected<Error>(Error{std::move(code), std::move(message), std::move(details)});
 }
 
-// Common codes. Callers decide by code what to do next, in the spirit of
-// absl::Status: retry the call (UNAVAILABLE), fix the input (INVALID_ARGUMENT),
-// stop and page someone (DATA_LOSS, LOG_CORRUPT).
-namespace codes {
-inline constexpr char kInvalidArgument[] = "INVALID_ARGUMENT";
-inline constexpr char kNotFound[] = "NOT_FOUND";
-inline constexpr char kUnavailable[] = "UNAVAILABLE";
-inline constexpr char kDeadlineExceeded[] = "DEADLINE_EXCEEDED";
-inline constexpr char kFailedPrecondition[] = "FAILED_PRECONDITION";
-inline constexpr char kLogCorrupt[] = "LOG_CORRUPT";
-inline constexpr char kLogLatched[] = "LOG_LATCHED";
-inline constexpr char kInternal[] = "INTERNAL";
-inline constexpr char kCancelled[] = "CANCELLED";  // the caller asked to stop
-}  // namespace codes
+// Codes: the constants of infra/base/error_codes.h (runlog::codes::k…), one
+// table with each code's HTTP status, retryability and next step. Callers
+// decide by code what to do next, in the spirit of absl::Status: retry the
+// call (UNAVAILABLE), fix the input (INVALID_ARGUMENT), stop and page someone
+// (LOG_CORRUPT).
 
 }  // namespace runlog

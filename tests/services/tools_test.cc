@@ -181,9 +181,9 @@ TEST(ResolveInput, ReferencesNameTheInputAndEarlierOutputs) {
   ASSERT_TRUE(resolved) << resolved.error().ToString();
   EXPECT_EQ(*resolved, R"({"a":20,"b":["tea"],"c":{"$ref":1,"d":2}})");
   input.Parse(R"({"a":{"$ref":"/steps/1/output/nope"}})");
-  EXPECT_EQ(ResolveInput(input, task, 2).error().code, kReferenceError);
+  EXPECT_EQ(ResolveInput(input, task, 2).error().code, codes::kReferenceError);
   input.Parse(R"({"a":{"$ref":"/steps/2/output"}})");
-  EXPECT_EQ(ResolveInput(input, task, 2).error().code, kReferenceError);
+  EXPECT_EQ(ResolveInput(input, task, 2).error().code, codes::kReferenceError);
 }
 
 // The vectors of docs/hashing.md; tests/audit/check_hashes.py computes the same.
