@@ -1,5 +1,6 @@
 #include "events/embedded_log.h"
 
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
@@ -50,6 +51,8 @@ Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options
   // key of each partition ('L' + partition) went makes the next insert into
   // the memtable nearly free instead of a search from the top.
   db_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(5));
+  // Tests only: a fault-injecting filesystem under the log.
+  if (options.embedded_env_for_test != nullptr) db_options.env = options.embedded_env_for_test;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, &raw);
   if (!s.ok()) return Fail(codes::kUnavailable, "cannot open log at " + dir + ": " + s.ToString());

@@ -28,6 +28,10 @@
 #include "events/event.h"
 #include "infra/base/result.h"
 
+namespace rocksdb {
+class Env;  // LogOptions::embedded_env_for_test; this header stays free of RocksDB
+}  // namespace rocksdb
+
 namespace runlog::events {
 
 class EventLog {
@@ -87,6 +91,12 @@ struct LogOptions {
   // Fault injection for the crash test only: acknowledge an append before it
   // is written. Never set outside tests.
   bool unsafe_ack_before_write_for_test = false;
+  // Fault injection for the embedded log's tests only: its RocksDB does all
+  // its file I/O (and reads the clock) through this Env instead of the
+  // default, so a test can make the WAL's writes and syncs fail
+  // (tests/events/embedded_fault_test.cc). Not owned; must outlive the log.
+  // Never set outside tests.
+  rocksdb::Env* embedded_env_for_test = nullptr;
 };
 
 // Opens (creating if needed) the log the options name. A log remembers its
