@@ -111,15 +111,17 @@ void KeyStore::Append(const std::string& plaintext, KeyRecord record, RegisterCa
                   .Str("plan", record.plan)
                   .Build();
   const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
-  log_.AppendAsync(p, std::span(&e, 1),
-                   [this, hash, plaintext, record, done](Result<std::vector<uint64_t>> r) mutable {
-                     if (!r) return done(std::unexpected(r.error()));
-                     {
-                       std::lock_guard lock(mu_);
-                       Insert(hash, record);
-                     }
-                     done(std::make_pair(plaintext, std::move(record)));
-                   });
+  auto appended = log_.AppendAsync(
+      p, std::span(&e, 1),
+      [this, hash, plaintext, record, done](Result<std::vector<uint64_t>> r) mutable {
+        if (!r) return done(std::unexpected(r.error()));
+        {
+          std::lock_guard lock(mu_);
+          Insert(hash, record);
+        }
+        done(std::make_pair(plaintext, std::move(record)));
+      });
+  if (!appended) done(std::unexpected(appended.error()));
 }
 
 void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,

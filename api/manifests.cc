@@ -163,13 +163,14 @@ void ManifestStore::Register(const std::string& tenant_id, const std::string& ag
   e.timestamp_ms = now;
   e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
   const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
-  log_.AppendAsync(p, std::span(&e, 1),
-                   [this, tenant_id, manifest = std::move(built),
-                    done = std::move(done)](Result<std::vector<uint64_t>> r) mutable {
-                     if (!r) return done(std::unexpected(r.error()));
-                     Insert(tenant_id, manifest);
-                     done(std::move(manifest));
-                   });
+  auto appended = log_.AppendAsync(
+      p, std::span(&e, 1),
+      [this, tenant_id, manifest = std::move(built), done](Result<std::vector<uint64_t>> r) mutable {
+        if (!r) return done(std::unexpected(r.error()));
+        Insert(tenant_id, manifest);
+        done(std::move(manifest));
+      });
+  if (!appended) done(std::unexpected(appended.error()));
 }
 
 std::shared_ptr<const Manifest> ManifestStore::Find(const std::string& tenant_id,

@@ -119,24 +119,19 @@ EmbeddedLog::~EmbeddedLog() {
   thread_.join();  // writes and syncs what is queued, then ends
 }
 
-void EmbeddedLog::AppendAsync(uint32_t partition, std::span<const Event> events,
-                              AppendCallback done) {
-  if (auto s = ValidateAppend(partition, partitions_, events); !s) {
-    return done(std::unexpected(s.error()));
-  }
+Status EmbeddedLog::AppendAsync(uint32_t partition, std::span<const Event> events,
+                                AppendCallback done) {
+  if (auto s = ValidateAppend(partition, partitions_, events); !s) return s;
   Request req{partition, {}, std::move(done)};
   req.records.reserve(events.size());
   for (const Event& e : events) req.records.push_back(EncodeEvent(e));
   std::unique_lock lock(mu_);
-  if (stopping_ || latched_) {
-    auto error = stopping_ ? Error{codes::kUnavailable, "log is closing", {}}
-                           : Error{codes::kLogLatched, latch_reason_, {}};
-    lock.unlock();
-    return req.done(std::unexpected(std::move(error)));
-  }
+  if (stopping_) return Fail(codes::kUnavailable, "log is closing");
+  if (latched_) return Fail(codes::kLogLatched, latch_reason_);
   queue_.push_back(std::move(req));
   lock.unlock();
   queue_cv_.notify_one();
+  return {};
 }
 
 void EmbeddedLog::Latch(const rocksdb::Status& status, const char* what) {

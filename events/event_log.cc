@@ -12,8 +12,12 @@ namespace runlog::events {
 Result<std::vector<uint64_t>> EventLog::Append(uint32_t partition, std::span<const Event> events) {
   std::promise<Result<std::vector<uint64_t>>> promise;
   auto future = promise.get_future();
-  AppendAsync(partition, events,
-              [&promise](Result<std::vector<uint64_t>> r) { promise.set_value(std::move(r)); });
+  if (auto s = AppendAsync(
+          partition, events,
+          [&promise](Result<std::vector<uint64_t>> r) { promise.set_value(std::move(r)); });
+      !s) {
+    return std::unexpected(s.error());
+  }
   return future.get();
 }
 

@@ -48,11 +48,13 @@ class EventLog {
   // offsets once they are durable (embedded: the WAL is synced; Kafka:
   // acks=all), or with the error. Every event's aggregate must belong to
   // `partition`. On the embedded backend a batch is atomic; on Kafka a failed
-  // append may have landed in part. `done` runs exactly once, on a thread of
-  // the log (or inline for a refused append); it must be quick and must not
-  // block, but it may call AppendAsync again.
-  virtual void AppendAsync(uint32_t partition, std::span<const Event> events,
-                           AppendCallback done) = 0;
+  // append may have landed in part. An append refused at once (bad input, a
+  // latched or closing log) returns its error and never calls `done`;
+  // otherwise `done` runs exactly once, on a thread of the log: it must be
+  // quick and must not block, but it may call AppendAsync again. So a caller
+  // holding a lock while it appends never hears back under that lock.
+  [[nodiscard]] virtual Status AppendAsync(uint32_t partition, std::span<const Event> events,
+                                           AppendCallback done) = 0;
 
   // AppendAsync, waiting for the answer.
   [[nodiscard]] Result<std::vector<uint64_t>> Append(uint32_t partition,

@@ -166,15 +166,13 @@ KafkaLog::~KafkaLog() {
   }
 }
 
-void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, AppendCallback done) {
-  if (auto s = ValidateAppend(partition, partitions_, events); !s) {
-    return done(std::unexpected(s.error()));
-  }
-  if (stopping_.load()) return done(Fail(codes::kUnavailable, "log is closing"));
+Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
+                             AppendCallback done) {
+  if (auto s = ValidateAppend(partition, partitions_, events); !s) return s;
+  if (stopping_.load()) return Fail(codes::kUnavailable, "log is closing");
   if (latched_.load()) {
-    return done(
-        Fail(codes::kLogLatched,
-             "a Kafka append failed earlier; the log refuses appends until it is reopened"));
+    return Fail(codes::kLogLatched,
+                "a Kafka append failed earlier; the log refuses appends until it is reopened");
   }
   auto* pending =
       new PendingAppend(events.size(), topic_ + "/" + std::to_string(partition), std::move(done));
@@ -194,12 +192,19 @@ void KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events, Ap
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (rc != RdKafka::ERR_NO_ERROR) {
-      if (i > 0) latched_.store(true);  // part of the batch may land: stop guessing
+      if (i == 0) {  // nothing was queued: refused at once
+        delete pending;
+        return Fail(codes::kUnavailable, "Kafka append to " + topic_ + "/" +
+                                             std::to_string(partition) +
+                                             " refused: " + RdKafka::err2str(rc));
+      }
+      latched_.store(true);  // part of the batch may land: stop guessing
       pending->SetError(RdKafka::err2str(rc));
       pending->Finish(events.size() - i);  // the rest were never queued
-      return;
+      return {};
     }
   }
+  return {};
 }
 
 Result<uint64_t> KafkaLog::EndOffset(uint32_t partition) {

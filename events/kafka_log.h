@@ -31,7 +31,8 @@ class KafkaLog final : public EventLog {
 
   uint32_t partition_count() const override { return partitions_; }
   std::string Describe() const override { return "kafka:" + brokers_ + "/" + topic_; }
-  void AppendAsync(uint32_t partition, std::span<const Event> events, AppendCallback done) override;
+  [[nodiscard]] Status AppendAsync(uint32_t partition, std::span<const Event> events,
+                                   AppendCallback done) override;
   Result<std::vector<LogRecord>> Read(uint32_t partition, uint64_t from,
                                       size_t max_records) override;
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     e.payload = "{\"id\":\"" + e.event_id + "\"}";
     uint32_t p = runlog::events::PartitionFor(e.aggregate_id, options.partitions);
     std::string id = e.event_id;
-    (*log)->AppendAsync(p, std::span(&e, 1), [&, a, n, p, id](auto r) {
+    auto appended = (*log)->AppendAsync(p, std::span(&e, 1), [&, a, n, p, id](auto r) {
       if (!r) {
         std::fprintf(stderr, "crash_child: %s\n", r.error().ToString().c_str());
         std::_Exit(1);
@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
       if (::write(1, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::_Exit(1);
       issue(a, n + 1);
     });
+    if (!appended) {
+      std::fprintf(stderr, "crash_child: %s\n", appended.error().ToString().c_str());
+      std::_Exit(1);
+    }
   };
   for (int a = 0; a < kAppenders; ++a) issue(a, 0);
   std::this_thread::sleep_for(std::chrono::seconds(60));  // bounded: the test kills it long before

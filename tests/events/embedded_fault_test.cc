@@ -226,9 +226,11 @@ TEST_P(EmbeddedFault, LatchesWithARetryableErrorAndLosesNothingAcknowledged) {
   }
   std::vector<std::promise<Result<std::vector<uint64_t>>>> answers(attempted.size());
   for (size_t i = 0; i < attempted.size(); ++i) {
-    log_->AppendAsync(1, attempted[i], [&answer = answers[i]](Result<std::vector<uint64_t>> r) {
-      answer.set_value(std::move(r));
-    });
+    auto appended =
+        log_->AppendAsync(1, attempted[i], [&answer = answers[i]](Result<std::vector<uint64_t>> r) {
+          answer.set_value(std::move(r));
+        });
+    if (!appended) answers[i].set_value(std::unexpected(appended.error()));  // refused at once
   }
   std::vector<Result<std::vector<uint64_t>>> results;
   for (auto& answer : answers) results.push_back(answer.get_future().get());

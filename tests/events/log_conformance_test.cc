@@ -185,10 +185,25 @@ TEST_P(LogConformance, AsyncAppendCallsBackOnceWithOffsets) {
   const std::string agg = AggregateOn(2, kPartitions);
   std::promise<Result<std::vector<uint64_t>>> done;
   std::vector<Event> batch = {TestEvent(agg, 1), TestEvent(agg, 2)};
-  log_->AppendAsync(2, batch, [&](Result<std::vector<uint64_t>> r) { done.set_value(r); });
+  ASSERT_TRUE(
+      log_->AppendAsync(2, batch, [&](Result<std::vector<uint64_t>> r) { done.set_value(r); }));
   auto r = done.get_future().get();
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   EXPECT_EQ(*r, (std::vector<uint64_t>{0, 1}));
+}
+
+// A refused append returns its error and never calls back, so a caller that
+// appends under a lock never hears back under it.
+TEST_P(LogConformance, RefusedAsyncAppendReturnsItsErrorAndNeverCallsBack) {
+  bool called = false;
+  std::vector<Event> batch = {TestEvent(AggregateOn(1, kPartitions), 1)};
+  auto refused = log_->AppendAsync(kPartitions, batch, [&](auto) { called = true; });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kInvalidArgument);
+  refused = log_->AppendAsync(1, std::span<const Event>(), [&](auto) { called = true; });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kInvalidArgument);
+  EXPECT_FALSE(called);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, LogConformance, ::testing::Values("embedded", "kafka"),

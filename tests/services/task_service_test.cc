@@ -368,10 +368,10 @@ class RefusingLog final : public events::EventLog {
 
   uint32_t partition_count() const override { return log_.partition_count(); }
   std::string Describe() const override { return log_.Describe(); }
-  void AppendAsync(uint32_t partition, std::span<const events::Event> events,
-                   AppendCallback done) override {
-    if (refuse.load()) return done(Fail(runlog::codes::kLogLatched, "refused for the test"));
-    log_.AppendAsync(partition, events, std::move(done));
+  Status AppendAsync(uint32_t partition, std::span<const events::Event> events,
+                     AppendCallback done) override {
+    if (refuse.load()) return Fail(runlog::codes::kLogLatched, "refused for the test");
+    return log_.AppendAsync(partition, events, std::move(done));
   }
   Result<std::vector<events::LogRecord>> Read(uint32_t p, uint64_t from, size_t max) override {
     return log_.Read(p, from, max);
@@ -386,9 +386,9 @@ class RefusingLog final : public events::EventLog {
   events::EventLog& log_;
 };
 
-// A refused append answers on the caller's thread, inside the writer's lock:
-// the answer must still come (no deadlock), say WRITER_FAILED, and latch
-// the writer of that partition only.
+// An append the log refuses at once: the answer must still come, after the
+// writer's lock is released (no deadlock), say WRITER_FAILED, and latch the
+// writer of that partition only.
 TEST_F(TaskServiceTest, RefusedAppendLatchesItsWriterAndAnswersWriterFailed) {
   service_.reset();
   RefusingLog refusing(*log_);

@@ -1,0 +1,462 @@
+#include "services/writer/decider.h"
+
+#include "events/canonical_json.h"
+#include "events/hashes.h"
+#include "events/payload.h"
+#include "infra/base/json.h"
+#include "services/plans.h"
+
+namespace runlog::services {
+namespace {
+
+using events::Payload;
+using events::Task;
+using events::TaskStatus;
+
+// A limit of the task (limits are a small canonical object), or 0 if unset.
+int64_t LimitOf(const Task& t, std::string_view name) {
+  json::ScratchDocument scratch;
+  if (t.limits.empty() || !json::Parse(t.limits, &scratch.doc())) return 0;
+  return json::Int(scratch.doc(), name);
+}
+
+// Text from outside the writer must be canonical JSON within the nesting limit
+// before it goes into an event (the writer aborts on an event it cannot apply).
+Status CheckCanonical(const std::string& text, const char* what) {
+  if (text.empty()) return {};
+  auto canonical = events::Canonicalize(text);
+  if (!canonical || *canonical != text) {
+    return runlog::Fail(codes::kInvalidArgument, std::string(what) + " is not canonical JSON");
+  }
+  return {};
+}
+
+// The running worker step of an executor-run plan, or 0.
+int64_t RunningWorkerStep(const Task& t) {
+  if (!t.executor || !events::WorkerRunsNext(t)) return 0;
+  const int64_t index = events::NextStep(t);
+  return index <= static_cast<int64_t>(t.steps.size()) && t.steps[index - 1].status == "running"
+             ? index
+             : 0;
+}
+
+// Step `index` of the task's plan, in `plan` (parsed here), or null.
+const json::Value* PlanStep(const Task& t, int64_t index, json::Document& plan) {
+  if (t.plan.empty() || !json::Parse(t.plan, &plan)) return nullptr;
+  const json::Value* steps = json::Find(plan, "steps");
+  if (steps == nullptr || !steps->IsArray() || index < 1 || index > steps->Size()) return nullptr;
+  return &(*steps)[static_cast<rapidjson::SizeType>(index - 1)];
+}
+
+// The input of plan step `step` (number `index`) with its references resolved.
+Result<std::string> StepInput(const Task& t, int64_t index, const json::Value* step) {
+  const json::Value* input = step != nullptr ? json::FindSet(*step, "input") : nullptr;
+  if (input == nullptr) return std::string("{}");
+  return ResolveInput(*input, t, index);
+}
+
+}  // namespace
+
+std::unexpected<Error> EndedTaskError(const Task& t, bool lease_command) {
+  if (lease_command && t.status == TaskStatus::kFailed && t.error_code == codes::kLeaseExpired) {
+    return runlog::Fail(codes::kLeaseExpired, "the lease on task " + t.id + " expired");
+  }
+  if (lease_command && t.status == TaskStatus::kCancelled) {
+    return runlog::Fail(codes::kTaskCancelled, "task " + t.id + " was cancelled");
+  }
+  return runlog::Fail(codes::kTaskTerminal,
+                      "task " + t.id + " is already " + std::string(StatusName(t.status)));
+}
+
+void Decider::Emit(Task& task, std::string type, std::string payload,
+                   std::vector<events::Event>& out) {
+  events::Event e;
+  e.type = std::move(type);
+  e.event_id = options_.ids->Next("evt_");
+  e.aggregate_id = task.id;
+  e.tenant_id = task.tenant_id;
+  e.sequence = task.sequence + 1;
+  e.timestamp_ms = options_.clock->NowMillis();
+  e.payload = std::move(payload);
+  if (auto s = ApplyEvent(task, e); !s) {
+    // The writer decided an event its own state machine refuses: a bug.
+    std::fprintf(stderr, "runlogd: decider bug: %s\n", s.error().message.c_str());
+    std::abort();
+  }
+  out.push_back(std::move(e));
+}
+
+Status Decider::Create(Task& task, const CreateTask& c, std::vector<events::Event>& out) {
+  task.id = c.task_id;
+  task.tenant_id = c.caller.tenant_id;  // Emit stamps each event with it
+  Payload created;
+  created.Str("type", c.type)
+      .Raw("input", c.input)
+      .Raw("limits", c.limits)
+      .Int("max_attempts", c.max_attempts)
+      .Int("priority", c.priority)
+      .Raw("plan", c.plan);
+  if (!c.agent_id.empty()) created.Str("agent_id", c.agent_id);
+  if (!c.idempotency_key.empty()) {
+    created.Str("idempotency_key", c.idempotency_key).Str("request_hash", c.request_hash);
+  }
+  if (!c.replay_of_task_id.empty()) {
+    created.Str("replay_of_task_id", c.replay_of_task_id)
+        .Raw("replay_of", c.replay_of)
+        .Raw("recorded_outputs", c.recorded_outputs.empty() ? "{}" : c.recorded_outputs);
+  }
+  Emit(task, "task.created", created.Build(), out);
+  if (!c.plan_failures.empty()) {
+    Emit(task, "task.plan_rejected", Payload().Raw("failures", c.plan_failures).Build(), out);
+    End(task, "",
+        ErrorJson(codes::kPlanInvalid, "the plan failed validation; see plan_validation_failures"),
+        "", 0, out);
+    return {};
+  }
+  // Without a plan the task is one step done by an external worker (tool "agent").
+  const bool agent = c.plan.empty();
+  Emit(task, "task.planned",
+       Payload()
+           .Raw("plan", agent ? kAgentPlan : c.plan)
+           .Raw("limits", c.limits)
+           .Str("source", agent ? "agent" : c.source)
+           .Str("runner", c.executor && !agent ? "executor" : "worker")
+           .Build(),
+       out);
+  if (task.executor && events::WorkerRunsNext(task)) {
+    // A plan that opens with a worker step: its input may only name /input.
+    HandOff(task, 1, out);
+    return {};
+  }
+  Emit(task, "task.queued", "{}", out);
+  return {};
+}
+
+Status Decider::Claim(Task& task, const ClaimTask& c, std::vector<events::Event>& out) {
+  if (task.status != TaskStatus::kQueued) {
+    return runlog::Fail(codes::kFailedPrecondition, "task " + task.id + " is not queued");
+  }
+  const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
+  Emit(task, "task.claimed",
+       Payload()
+           .Str("lease_id", options_.ids->Next("lease_"))
+           .Str("worker_id", c.worker_id)
+           .Str("key_id", c.caller.key_id)
+           // A hand-off between runners continues the attempt; a retry starts one.
+           .Int("attempt", task.handed_off ? task.attempt : task.attempt + 1)
+           .Int("lease_expires_at_ms", expires)
+           .Int("lease_ms", c.lease_ms)
+           .Build(),
+       out);
+  if (task.executor && !c.executor) StartWorkerStep(task, expires, out);
+  return {};
+}
+
+void Decider::StartWorkerStep(Task& t, int64_t expires, std::vector<events::Event>& out) {
+  const int64_t index = events::NextStep(t);
+  json::Document plan;
+  const json::Value* step = PlanStep(t, index, plan);
+  auto input = StepInput(t, index, step);  // resolved when it was handed off, so it resolves
+  Emit(t, "step.started",
+       Payload()
+           .Int("step_index", index)
+           .Str("tool", step != nullptr ? json::String(*step, "tool") : "agent")
+           .Str("tool_version", step != nullptr ? json::String(*step, "tool_version", "1") : "1")
+           .Raw("input", input ? *input : "{}")
+           .Int("attempt", t.attempt)
+           .Int("lease_expires_at_ms", expires)
+           .Str("runner", "worker")
+           .Build(),
+       out);
+}
+
+void Decider::HandOff(Task& t, int64_t index, std::vector<events::Event>& out) {
+  const bool worker =
+      index <= static_cast<int64_t>(t.step_runners.size()) && t.step_runners[index - 1] == 'w';
+  if (worker) {
+    json::Document plan;
+    const json::Value* step = PlanStep(t, index, plan);
+    if (auto input = StepInput(t, index, step); !input) {
+      EndFailed(t, input.error().code, index, input.error().message,
+                step != nullptr ? json::String(*step, "tool") : "", 0, out);
+      return;
+    }
+  }
+  if (t.status == TaskStatus::kPlanned) {
+    Emit(t, "task.queued", "{}", out);
+  } else {
+    Emit(t, "task.handed_off",
+         Payload().Int("step_index", index).Str("runner", worker ? "worker" : "executor").Build(),
+         out);
+  }
+}
+
+Status Decider::HeldLease(Task& task, const Caller& caller, const LeaseRef& ref,
+                          std::vector<events::Event>& out) {
+  if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty() &&
+      task.lease.expires_at_ms <= options_.clock->NowMillis()) {
+    ExpireLease(task, out);  // its time is up even if the timer has not fired yet
+  }
+  if (IsTerminal(task.status)) return EndedTaskError(task, true);
+  if (const bool worker = events::WorkerRunsNext(task); worker == caller.key_id.empty()) {
+    return runlog::Fail(codes::kLeaseMismatch,
+                        worker ? "task " + task.id + "'s next step is a worker's"
+                               : "task " + task.id + "'s next step is runlog's own");
+  }
+  const events::Lease& lease = task.lease;
+  const bool holder = ref.lease_id.empty()
+                          ? lease.key_id == caller.key_id && lease.worker_id == ref.worker_id
+                          : lease.lease_id == ref.lease_id;
+  if (task.status != TaskStatus::kRunning || lease.lease_id.empty()) {
+    return runlog::Fail(codes::kLeaseExpired,
+                        "task " + task.id + " holds no lease now; claim again");
+  }
+  if (!holder) {
+    return runlog::Fail(codes::kLeaseMismatch,
+                        "the lease on task " + task.id + " belongs to another claim");
+  }
+  return {};
+}
+
+Status Decider::Heartbeat(Task& t, const services::Heartbeat& c, std::vector<events::Event>& out) {
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  const int64_t expires = options_.clock->NowMillis() + t.lease.duration_ms;
+  Emit(t, "task.heartbeat",
+       Payload().Str("lease_id", t.lease.lease_id).Int("lease_expires_at_ms", expires).Build(),
+       out);
+  return {};
+}
+
+Status Decider::Complete(Task& t, const CompleteTask& c, std::vector<events::Event>& out) {
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
+    if (auto s = CheckCanonical(c.result, "the result"); !s) return s;
+    const int64_t elapsed = options_.clock->NowMillis() - t.steps[index - 1].started_at_ms;
+    AfterStep(t, index, {true, c.result, "", "", c.tokens, elapsed, false}, out);
+    return {};
+  }
+  const int64_t max_tokens = LimitOf(t, "max_tokens");
+  if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
+    const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
+                                " tokens; max_tokens is " + std::to_string(max_tokens);
+    EndFailed(t, codes::kTokenLimit, 1, message, "agent", c.tokens, out);
+    return {};
+  }
+  End(t, c.result, "", "", c.tokens, out);
+  return {};
+}
+
+Status Decider::Fail(Task& t, const FailTask& c, std::vector<events::Event>& out) {
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  if (c.retryable && t.attempt < t.max_attempts) {
+    Requeue(t, "retryable_failure", c.error, out);
+  } else if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
+    json::ScratchDocument scratch;
+    (void)json::Parse(c.error, &scratch.doc());
+    const int64_t elapsed = options_.clock->NowMillis() - t.steps[index - 1].started_at_ms;
+    AfterStep(t, index,
+              {false, "", json::String(scratch.doc(), "code"),
+               json::String(scratch.doc(), "message"), 0, elapsed, false},
+              out);
+  } else {
+    End(t, "", c.error, c.failure, 0, out);
+  }
+  return {};
+}
+
+Status Decider::Cancel(Task& t, const CancelTask& c, std::vector<events::Event>& out) {
+  if (IsTerminal(t.status)) return EndedTaskError(t, false);
+  const std::string revoked = t.lease.lease_id;
+  Emit(t, "task.cancel_requested",
+       Payload().Str("reason", c.reason).Str("requested_by", c.caller.key_id).Build(), out);
+  Payload cancelled;
+  cancelled.Raw("error", ErrorJson(codes::kCancelled, c.reason.empty() ? "cancelled" : c.reason));
+  if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
+  Emit(t, "task.cancelled", cancelled.Build(), out);
+  return {};
+}
+
+void Decider::Requeue(Task& t, const std::string& reason, const std::string& error,
+                      std::vector<events::Event>& out) {
+  Emit(t, "task.retry_scheduled",
+       Payload()
+           .Str("reason", reason)
+           .Int("next_attempt", t.attempt + 1)
+           .Int("retry_count", t.retry_count + 1)
+           .Raw("error", error)
+           .Build(),
+       out);
+  Emit(t, "task.queued", "{}", out);
+}
+
+void Decider::ExpireLease(Task& t, std::vector<events::Event>& out) {
+  Emit(t, "task.lease_expired",
+       Payload().Str("lease_id", t.lease.lease_id).Int("attempt", t.attempt).Build(), out);
+  const std::string error = ErrorJson(codes::kLeaseExpired, "the worker's lease expired");
+  if (t.attempt < t.max_attempts) {
+    Requeue(t, events::WorkerRunsNext(t) ? "lease_expired" : "executor_lost", error, out);
+  } else {
+    End(t, "", error, "", 0, out);
+  }
+}
+
+Status Decider::StartStep(Task& t, const services::StartStep& c, std::vector<events::Event>& out) {
+  if (auto s = CheckCanonical(c.input, "the step input"); !s) return s;
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  if (const int64_t next = events::NextStep(t); c.step_index != next || next > t.step_count) {
+    return runlog::Fail(codes::kStepOutOfOrder, "task " + t.id + " runs step " +
+                                                    std::to_string(next) + " next, not step " +
+                                                    std::to_string(c.step_index));
+  }
+  const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
+  Emit(t, "step.started",
+       Payload()
+           .Int("step_index", c.step_index)
+           .Str("tool", c.tool)
+           .Str("tool_version", c.tool_version)
+           .Raw("input", c.input)
+           .Int("attempt", t.attempt)
+           .Int("lease_expires_at_ms", expires)
+           .Build(),
+       out);
+  return {};
+}
+
+Status Decider::FinishStep(Task& t, const services::FinishStep& c,
+                           std::vector<events::Event>& out) {
+  if (auto s = CheckCanonical(c.output, "the step output"); !s) return s;
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  if (c.step_index < 1 || c.step_index > static_cast<int64_t>(t.steps.size()) ||
+      t.steps[c.step_index - 1].status != "running") {
+    return runlog::Fail(codes::kStepOutOfOrder, "step " + std::to_string(c.step_index) +
+                                                    " of task " + t.id + " is not running");
+  }
+  AfterStep(t, c.step_index,
+            {c.ok, c.output, c.error_code, c.error_message, c.tokens, c.duration_ms, c.sandboxed},
+            out);
+  return {};
+}
+void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events::Event>& out) {
+  events::StepRecord step = t.steps[index - 1];
+  // A planner's plan is checked like a given one; its steps follow the plan step.
+  std::string plan, plan_failures;
+  if (end.ok && step.tool == "plan") {
+    json::Document returned;
+    Result<PlanCheck> checked =
+        options_.tools == nullptr
+            ? runlog::Fail(codes::kPlanInvalid, "this runlogd cannot check plans")
+            : (json::Parse(end.output, &returned)
+                   ? CheckPlan(returned, LimitOf(t, "max_steps"), *options_.tools, {}, index + 1)
+                   : runlog::Fail(codes::kValidationError, "the plan is not JSON"));
+    if (!checked) {
+      plan_failures = PlanFailureJson(checked.error().code, checked.error().message);
+    } else if (!checked->failures.empty()) {
+      plan_failures = checked->failures;
+    } else {
+      plan = checked->plan;
+      end.output = plan;
+    }
+    if (!plan_failures.empty()) {
+      end.ok = false;
+      end.error_code = codes::kPlanInvalid;
+      end.error_message = "the planner's plan failed validation; see plan_validation_failures";
+    }
+  }
+  step.status = end.ok ? "succeeded" : "failed";
+  step.output = end.output;
+  step.error_code = end.ok ? "" : end.error_code;
+  Emit(t, "step.finished",
+       Payload()
+           .Int("step_index", index)
+           .Str("status", step.status)
+           .Raw("output", end.output)
+           .Raw("error", end.ok ? "" : ErrorJson(end.error_code, end.error_message))
+           .Raw("usage", Payload().Int("tokens", end.tokens).Build())
+           .Int("duration_ms", end.duration_ms)
+           .Bool("sandboxed", end.sandboxed)
+           .Str("step_hash", events::StepHash(step))
+           .Build(),
+       out);
+  const int64_t max_tokens = LimitOf(t, "max_tokens");
+  if (!end.ok) {
+    if (!plan_failures.empty()) {
+      Emit(t, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(),
+           out);
+    }
+    EndFailed(t, end.error_code, index, end.error_message, step.tool, 0, out);
+  } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
+    const std::string message = "the plan used " + std::to_string(t.tokens_used) +
+                                " tokens; max_tokens is " + std::to_string(max_tokens);
+    EndFailed(t, codes::kTokenLimit, index, message, step.tool, 0, out);
+  } else {
+    if (!plan.empty()) Emit(t, "task.plan_extended", plan, out);
+    if (index == t.step_count) {
+      End(t, end.output, "", "", 0, out);
+    } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w') {
+      HandOff(t, index + 1, out);  // executors run consecutive built-in steps themselves
+    }
+  }
+}
+
+void Decider::EndFailed(Task& t, const std::string& code, int64_t index,
+                                const std::string& message, const std::string& step, int64_t tokens,
+                                std::vector<events::Event>& out) {
+  End(t, "", ErrorJson(code, message), FailureJson(code, index, message, step), tokens, out);
+}
+
+void Decider::End(Task& t, const std::string& result, const std::string& error,
+                          const std::string& failure, int64_t tokens, std::vector<events::Event>& out) {
+  const bool succeeded = error.empty();
+  std::string error_code;
+  if (!succeeded) {
+    json::ScratchDocument scratch;
+    if (json::Parse(error, &scratch.doc())) error_code = json::String(scratch.doc(), "code");
+  }
+  // A worker-run task's one step is implied by its claim and its end.
+  std::vector<std::string> mine;
+  if (!t.executor && t.steps.empty() && t.attempt > 0) {
+    mine.push_back(events::StepHash(events::ImpliedAgentStep(t, succeeded ? "succeeded" : "failed",
+                                                             result, error, error_code)));
+  } else {
+    for (const events::StepRecord& s : t.steps) {
+      if (!s.step_hash.empty()) mine.push_back(s.step_hash);
+    }
+  }
+  const std::string step_hashes = events::HashListJson(mine);
+  const std::string task_hash =
+      events::TaskHash(t, succeeded ? "succeeded" : "failed", step_hashes, error_code);
+  Payload p;
+  p.Raw("step_hashes", step_hashes).Str("task_hash", task_hash);
+  if (succeeded) {
+    p.Raw("result", result.empty() ? "{}" : result);
+  } else {
+    p.Raw("error", error).Raw("failure", failure);
+  }
+  if (!t.executor) p.Raw("usage", Payload().Int("tokens", tokens).Build());
+  if (!t.replay_of.empty()) {
+    json::Document of;
+    (void)json::Parse(t.replay_of, &of);
+    int64_t diverged = 0;
+    const json::Value* theirs = json::Find(of, "step_hashes");
+    const size_t n = theirs != nullptr && theirs->IsArray() ? theirs->Size() : 0;
+    for (size_t i = 0; i < std::max(n, mine.size()) && diverged == 0; ++i) {
+      if (i >= n || i >= mine.size() || !(*theirs)[i].IsString() ||
+          mine[i] != (*theirs)[i].GetString()) {
+        diverged = static_cast<int64_t>(i) + 1;
+      }
+    }
+    Payload replay;
+    replay.Str("of_task_id", t.replay_of_task_id)
+        .Bool("matches", task_hash == json::String(of, "task_hash"))
+        .Str("original_task_hash", json::String(of, "task_hash"));
+    if (diverged > 0) {
+      replay.Int("first_divergent_step", diverged);
+    } else {
+      replay.Raw("first_divergent_step", "");
+    }
+    p.Raw("replay", replay.Build());
+  }
+  Emit(t, succeeded ? "task.succeeded" : "task.failed", p.Build(), out);
+}
+
+}  // namespace runlog::services

@@ -1,0 +1,50 @@
+#pragma once
+// EndedTasks: what a partition writer remembers of tasks that ended, once
+// they leave its live state. A task created with an Idempotency-Key is kept
+// whole for 25 hours, so that a repeated create is answered with it; any
+// other as a stub (tenant, status, error code) for a minute, so that a late
+// command is answered 409, not 404; after that the API answers late commands
+// from the task view (docs/decisions/0010-ended-tasks-leave-the-writer.md).
+//
+// Lifecycle and thread contract: owned by one PartitionWriter, used under its lock.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "events/task.h"
+
+namespace runlog::services {
+
+class EndedTasks {
+ public:
+  static constexpr int64_t kKeyedRetentionMs = 25LL * 3600 * 1000;
+  static constexpr int64_t kStubRetentionMs = 60 * 1000;
+
+  // Remembers the ended `task` (moved from) if it ended within its retention of `now_ms`.
+  void Add(events::Task&& task, int64_t now_ms);
+  // Forgets the tasks past their retention at `now_ms`.
+  void ForgetOld(int64_t now_ms);
+  // The ended task `id` of `tenant` as a stub (id, tenant, status, error code), if remembered.
+  std::optional<events::Task> Stub(const std::string& id, const std::string& tenant) const;
+  // Whether `id` is remembered; `*keyed` is then its whole task if it had a key, else null.
+  bool Find(const std::string& id, const events::Task** keyed) const;
+  size_t size() const { return ended_.size(); }
+
+ private:
+  struct Ended {
+    std::string tenant_id;
+    events::TaskStatus status;
+    std::string error_code;
+    int64_t ended_at_ms;
+    std::unique_ptr<const events::Task> keyed;
+  };
+  std::unordered_map<std::string, Ended> ended_;
+  // (ended_at_ms, id) of the tasks kept with a key and as stubs, oldest first.
+  std::deque<std::pair<int64_t, std::string>> keyed_order_, stub_order_;
+};
+
+}  // namespace runlog::services
