@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "api/contract.h"
-#include "api/keys.h"
-#include "api/manifests.h"
+#include "services/keys.h"
+#include "services/manifests.h"
 #include "api/metrics.h"
 #include "events/event_log.h"
 #include "events/payload.h"
@@ -24,6 +24,15 @@
 #include "services/tools.h"
 
 namespace runlog::api {
+
+// Keys and manifests are services; the API parses, authenticates and renders.
+using services::KeyRecord;
+using services::KeyStore;
+using services::Manifest;
+using services::ManifestStore;
+using services::PlanNamed;
+using services::TaskTypeSpec;
+using services::ValidTypeName;
 
 struct Call {
   std::string method;  // GET, POST, …

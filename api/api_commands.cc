@@ -8,7 +8,7 @@
 
 #include "api/api.h"
 #include "api/exchange.h"
-#include "api/manifests.h"
+#include "services/manifests.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
 #include "services/plans.h"

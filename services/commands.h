@@ -110,8 +110,36 @@ struct CancelTask {
   std::string reason;
 };
 
+// A record of another aggregate (a key, a manifest) appended by the writer
+// of its partition, so that every partition has one writer; answered (with
+// an empty result) once durable.
+struct RecordEvent {
+  Caller caller;
+  events::Event event;
+};
+
 using Command = std::variant<CreateTask, ClaimTask, Heartbeat, CompleteTask, FailTask, CancelTask,
-                             StartStep, FinishStep>;
+                             StartStep, FinishStep, RecordEvent>;
+
+// The aggregate a command is about, which decides its partition: the task
+// (a create's chosen id), a record's aggregate, or "" for a claim.
+inline const std::string& TargetOf(const Command& command) {
+  return std::visit(
+      [](const auto& c) -> const std::string& {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, CreateTask> || std::is_same_v<T, CancelTask>) {
+          return c.task_id;
+        } else if constexpr (std::is_same_v<T, RecordEvent>) {
+          return c.event.aggregate_id;
+        } else if constexpr (std::is_same_v<T, ClaimTask>) {
+          static const std::string kNone;
+          return kNone;
+        } else {
+          return c.lease.task_id;
+        }
+      },
+      command);
+}
 
 struct CommandResult {
   Task task;              // the task after the command

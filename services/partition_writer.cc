@@ -99,21 +99,16 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
                                               Batch& batch) {
   if (auto* c = std::get_if<CreateTask>(&command)) return Create(*c, prepare, batch);
   if (auto* c = std::get_if<ClaimTask>(&command)) return Claim(*c, prepare, batch);
+  if (auto* c = std::get_if<RecordEvent>(&command)) {
+    if (c->event.type.starts_with("task.") || c->event.type.starts_with("step.")) {
+      return Fail(codes::kInvalidArgument, "a task's events are decided here, not recorded");
+    }
+    batch.events.push_back(std::move(c->event));
+    return CommandResult{Task{}, true};
+  }
   // The other commands name a live task; the decider decides.
   const bool cancel = std::holds_alternative<CancelTask>(command);
-  const std::string& id = std::visit(
-      [](const auto& c) -> const std::string& {
-        using T = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<T, CancelTask>) {
-          return c.task_id;
-        } else if constexpr (requires { c.lease; }) {
-          return c.lease.task_id;
-        } else {
-          static const std::string kNone;
-          return kNone;
-        }
-      },
-      command);
+  const std::string& id = TargetOf(command);
   const std::string& tenant = std::visit([](const auto& c) -> const std::string& {
     return c.caller.tenant_id;
   }, command);

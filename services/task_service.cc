@@ -89,6 +89,14 @@ std::string TaskService::TaskIdFor(const std::string& tenant_id,
   return id;
 }
 
+void TaskService::Record(events::Event event, std::function<void(Status)> done) {
+  const uint32_t p = PartitionOf(event.aggregate_id);
+  writers_[p]->Submit(RecordEvent{{event.tenant_id, ""}, std::move(event)},
+                      [done = std::move(done)](Result<CommandResult> r) {
+                        done(r ? Status{} : Status(std::unexpected(r.error())));
+                      });
+}
+
 uint32_t TaskService::PartitionOf(const std::string& task_id) const {
   return events::PartitionFor(task_id, static_cast<uint32_t>(writers_.size()));
 }
@@ -114,24 +122,14 @@ void TaskService::Create(CreateTask command, CommandCallback done, PrepareCallba
 }
 
 void TaskService::Submit(Command command, CommandCallback done, PrepareCallback prepare) {
-  std::string task_id = std::visit(
-      [](const auto& c) -> std::string {
-        using T = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<T, CancelTask>) return c.task_id;
-        if constexpr (std::is_same_v<T, CreateTask> || std::is_same_v<T, ClaimTask>) return "";
-        if constexpr (!std::is_same_v<T, CancelTask> && !std::is_same_v<T, CreateTask> &&
-                      !std::is_same_v<T, ClaimTask>) {
-          return c.lease.task_id;
-        }
-      },
-      command);
+  const uint32_t partition = PartitionOf(TargetOf(command));
   if (on_cancelled_ && std::holds_alternative<CancelTask>(command)) {
     done = [this, done = std::move(done)](Result<CommandResult> r) {
       if (r) on_cancelled_(r->task.id);
       done(std::move(r));
     };
   }
-  writers_[PartitionOf(task_id)]->Submit(std::move(command), std::move(done), std::move(prepare));
+  writers_[partition]->Submit(std::move(command), std::move(done), std::move(prepare));
 }
 
 std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {

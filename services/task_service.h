@@ -53,6 +53,9 @@ class TaskService {
              PrepareCallback prepare = nullptr);
   // Heartbeat, complete, fail and cancel.
   void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);
+  // Appends a record of another aggregate (a key, a manifest) through the
+  // writer of its partition; `done` once it is durable.
+  void Record(events::Event event, std::function<void(Status)> done);
 
   // Called (once, after it is durable) for every task a cancel ended; must be quick.
   void SetCancelListener(std::function<void(const std::string& task_id)> listener) {

@@ -19,7 +19,6 @@ Status Application::Start() {
   auto log = events::OpenEventLog(config_.log);
   if (!log) return failed("", log.error());
   log_ = std::move(*log);
-  keys_ = std::make_unique<api::KeyStore>(*log_, *clock_, ids_);
   if (!config_.sandbox_helper.empty()) {
     sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{config_.sandbox_helper});
   }
@@ -28,7 +27,9 @@ Status Application::Start() {
   tasks_ = std::make_unique<services::TaskService>(services::TaskService::Options{
       log_.get(), clock_, &ids_, [this](double seconds) { metrics_.AppendLatency(seconds); },
       tools_.get()});
-  manifests_ = std::make_unique<api::ManifestStore>(*log_, *clock_, ids_, *tools_);
+  // Keys and manifests append through the writers too: one writer a partition.
+  keys_ = std::make_unique<services::KeyStore>(*tasks_, *clock_, ids_);
+  manifests_ = std::make_unique<services::ManifestStore>(*tasks_, *clock_, ids_, *tools_);
   if (auto s = tasks_->Recover(
           [this](const events::Event& e) {
             keys_->Recover(e);
@@ -89,10 +90,10 @@ void Application::Stop() {
   projector_.reset();
   views_.reset();
   manifests_.reset();
+  keys_.reset();
   tasks_.reset();
   tools_.reset();
   sandbox_.reset();
-  keys_.reset();
   log_.reset();  // waits for appends in flight
 }
 

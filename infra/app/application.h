@@ -19,8 +19,8 @@
 
 #include "api/api.h"
 #include "api/http_server.h"
-#include "api/keys.h"
-#include "api/manifests.h"
+#include "services/keys.h"
+#include "services/manifests.h"
 #include "api/metrics.h"
 #include "events/event_log.h"
 #include "events/read_watch.h"
@@ -29,6 +29,8 @@
 #include "projections/projector.h"
 #include "sandbox/sandbox.h"
 #include "services/executor.h"
+#include "services/keys.h"
+#include "services/manifests.h"
 #include "services/task_service.h"
 
 namespace runlog::app {
@@ -66,7 +68,7 @@ class Application {
   std::string Describe() const { return log_->Describe(); }
   uint32_t partition_count() const { return log_->partition_count(); }
   events::EventLog& log() { return *log_; }
-  api::KeyStore& keys() { return *keys_; }
+  services::KeyStore& keys() { return *keys_; }
   api::HttpServer& http() { return *http_; }
   services::TaskService& tasks() { return *tasks_; }
   projections::Projector& projector() { return *projector_; }
@@ -81,11 +83,11 @@ class Application {
   bool started_ = false;
   // In dependency order; Stop() releases them in reverse.
   std::unique_ptr<events::EventLog> log_;
-  std::unique_ptr<api::KeyStore> keys_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;
   std::unique_ptr<services::ToolRegistry> tools_;
   std::unique_ptr<services::TaskService> tasks_;
-  std::unique_ptr<api::ManifestStore> manifests_;
+  std::unique_ptr<services::KeyStore> keys_;
+  std::unique_ptr<services::ManifestStore> manifests_;
   std::unique_ptr<projections::Views> views_;
   std::unique_ptr<projections::Projector> projector_;
   std::unique_ptr<services::Executor> executor_;

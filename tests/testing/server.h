@@ -24,7 +24,7 @@ class TestServer {
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(app_.port()); }
-  api::KeyStore& keys() { return app_.keys(); }
+  services::KeyStore& keys() { return app_.keys(); }
   events::EventLog& log() { return app_.log(); }
   api::HttpServer& http() { return app_.http(); }
   services::TaskService& tasks() { return app_.tasks(); }

@@ -14,14 +14,16 @@
 #include <string>
 #include <unordered_map>
 
-#include "events/event_log.h"
+#include "events/event.h"
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
 #include "infra/base/json.h"
 #include "infra/base/result.h"
 #include "services/tools.h"
 
-namespace runlog::api {
+namespace runlog::services {
+
+class TaskService;
 
 // A task type's name: 1-128 of letters, digits and _ . : -
 bool ValidTypeName(std::string_view name);
@@ -43,8 +45,8 @@ struct Manifest {
 
 class ManifestStore {
  public:
-  ManifestStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids,
-                const services::ToolRegistry& tools);
+  ManifestStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids,
+                const ToolRegistry& tools);
 
   // Applies an `agent.registered` event during recovery (other events are ignored).
   void Recover(const events::Event& event);
@@ -75,14 +77,14 @@ class ManifestStore {
                                                std::string text, int64_t registered_at_ms);
   void Insert(const std::string& tenant_id, std::shared_ptr<const Manifest> manifest);
 
-  events::EventLog& log_;
+  TaskService& writers_;
   infra::Clock& clock_;
   infra::IdGenerator& ids_;
-  const services::ToolRegistry& tools_;
+  const ToolRegistry& tools_;
   mutable std::mutex mu_;
   // "tenant\0agent" -> manifest; "tenant\0type" -> agent of the latest manifest with it.
   std::unordered_map<std::string, std::shared_ptr<const Manifest>> by_agent_;  // guarded by mu_
   std::unordered_map<std::string, std::string> by_type_;                       // guarded by mu_
 };
 
-}  // namespace runlog::api
+}  // namespace runlog::services

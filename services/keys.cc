@@ -1,14 +1,14 @@
-#include "api/keys.h"
+#include "services/keys.h"
 
 #include <array>
 #include <future>
 
-#include "events/partitioner.h"
 #include "events/payload.h"
 #include "events/sha256.h"
 #include "infra/base/json.h"
+#include "services/task_service.h"
 
-namespace runlog::api {
+namespace runlog::services {
 namespace {
 
 std::string ScopesJson(const std::vector<std::string>& scopes) {
@@ -31,8 +31,8 @@ const Plan& PlanNamed(const std::string& name) {
   return kPlans.front();
 }
 
-KeyStore::KeyStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids)
-    : log_(log), clock_(clock), ids_(ids) {}
+KeyStore::KeyStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids)
+    : writers_(writers), clock_(clock), ids_(ids) {}
 
 void KeyStore::Insert(const std::string& hash, KeyRecord record) {
   if (HasScope(record, "admin")) has_admin_ = true;
@@ -110,18 +110,14 @@ void KeyStore::Append(const std::string& plaintext, KeyRecord record, RegisterCa
                   .Raw("scopes", ScopesJson(record.scopes))
                   .Str("plan", record.plan)
                   .Build();
-  const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
-  auto appended = log_.AppendAsync(
-      p, std::span(&e, 1),
-      [this, hash, plaintext, record, done](Result<std::vector<uint64_t>> r) mutable {
-        if (!r) return done(std::unexpected(r.error()));
-        {
-          std::lock_guard lock(mu_);
-          Insert(hash, record);
-        }
-        done(std::make_pair(plaintext, std::move(record)));
-      });
-  if (!appended) done(std::unexpected(appended.error()));
+  writers_.Record(std::move(e), [this, hash, plaintext, record, done](Status s) mutable {
+    if (!s) return done(std::unexpected(s.error()));
+    {
+      std::lock_guard lock(mu_);
+      Insert(hash, record);
+    }
+    done(std::make_pair(plaintext, std::move(record)));
+  });
 }
 
 void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
@@ -160,4 +156,4 @@ bool KeyStore::Admit(const KeyRecord& key, int64_t* used, int64_t* retry_after_s
   return plan.requests_per_minute == 0 || w.count <= plan.requests_per_minute;
 }
 
-}  // namespace runlog::api
+}  // namespace runlog::services

@@ -1,7 +1,8 @@
 #pragma once
 // API keys and tenants. A key is shown once, at creation; only its SHA-256 is
 // kept, as a `key.registered` event on the log (aggregate: the key id, tenant:
-// its account), so keys survive restarts and the log stays the only truth.
+// its account), appended by the writer of its partition like every record,
+// so keys survive restarts and the log stays the only truth.
 //
 // Plans: the per-minute request limit of each tenant (docs/api.md).
 // Thread contract: all methods are thread-safe (one mutex over the maps).
@@ -13,11 +14,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "events/event_log.h"
+#include "events/event.h"
+#include "infra/base/result.h"
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
 
-namespace runlog::api {
+namespace runlog::services {
+
+class TaskService;
 
 struct KeyRecord {
   std::string key_id;
@@ -34,7 +38,7 @@ const Plan& PlanNamed(const std::string& name);
 
 class KeyStore {
  public:
-  KeyStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids);
+  KeyStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids);
 
   // Applies a key event from the log during recovery.
   void Recover(const events::Event& event);
@@ -59,7 +63,7 @@ class KeyStore {
   void Insert(const std::string& hash, KeyRecord record);  // requires mu_
   void Append(const std::string& plaintext, KeyRecord record, RegisterCallback done);
 
-  events::EventLog& log_;
+  TaskService& writers_;
   infra::Clock& clock_;
   infra::IdGenerator& ids_;
   mutable std::mutex mu_;
@@ -72,4 +76,4 @@ class KeyStore {
   std::unordered_map<std::string, Window> windows_;  // guarded by mu_: per tenant
 };
 
-}  // namespace runlog::api
+}  // namespace runlog::services

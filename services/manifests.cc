@@ -1,11 +1,11 @@
-#include "api/manifests.h"
+#include "services/manifests.h"
 
 #include "events/canonical_json.h"
-#include "events/partitioner.h"
 #include "events/payload.h"
 #include "services/plans.h"
+#include "services/task_service.h"
 
-namespace runlog::api {
+namespace runlog::services {
 
 bool ValidTypeName(std::string_view s) {
   if (s.empty() || s.size() > 128) return false;
@@ -47,9 +47,9 @@ std::unexpected<Error> Shape(const std::string& field, const std::string& messag
 
 }  // namespace
 
-ManifestStore::ManifestStore(events::EventLog& log, infra::Clock& clock, infra::IdGenerator& ids,
-                             const services::ToolRegistry& tools)
-    : log_(log), clock_(clock), ids_(ids), tools_(tools) {}
+ManifestStore::ManifestStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids,
+                             const ToolRegistry& tools)
+    : writers_(writers), clock_(clock), ids_(ids), tools_(tools) {}
 
 Result<std::string> ManifestStore::Check(const json::Value& body) const {
   if (!body.IsObject()) return Shape("body", "must be a JSON object");
@@ -162,15 +162,12 @@ void ManifestStore::Register(const std::string& tenant_id, const std::string& ag
   e.sequence = 1;
   e.timestamp_ms = now;
   e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
-  const uint32_t p = events::PartitionFor(e.aggregate_id, log_.partition_count());
-  auto appended = log_.AppendAsync(
-      p, std::span(&e, 1),
-      [this, tenant_id, manifest = std::move(built), done](Result<std::vector<uint64_t>> r) mutable {
-        if (!r) return done(std::unexpected(r.error()));
-        Insert(tenant_id, manifest);
-        done(std::move(manifest));
-      });
-  if (!appended) done(std::unexpected(appended.error()));
+  writers_.Record(std::move(e), [this, tenant_id, manifest = std::move(built),
+                                 done](Status s) mutable {
+    if (!s) return done(std::unexpected(s.error()));
+    Insert(tenant_id, manifest);
+    done(std::move(manifest));
+  });
 }
 
 std::shared_ptr<const Manifest> ManifestStore::Find(const std::string& tenant_id,
@@ -206,4 +203,4 @@ Result<const TaskTypeSpec*> ManifestStore::Spec(const std::string& tenant_id,
   return &spec->second;
 }
 
-}  // namespace runlog::api
+}  // namespace runlog::services
