@@ -26,6 +26,9 @@ struct ReadWatch {
   std::function<void(const std::string& what, uint32_t partition, uint64_t offset, uint64_t end)>
       report;
   std::function<bool()> cancelled;
+  // A line worth an operator's attention: where a writer's checkpoint let
+  // recovery start, or why one was not used.
+  std::function<void(const std::string& line)> note;
   std::chrono::milliseconds every{1000};
 };
 

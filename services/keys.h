@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "events/event.h"
-#include "infra/base/result.h"
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
+#include "infra/base/result.h"
 
 namespace runlog::services {
 

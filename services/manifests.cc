@@ -162,12 +162,12 @@ void ManifestStore::Register(const std::string& tenant_id, const std::string& ag
   e.sequence = 1;
   e.timestamp_ms = now;
   e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
-  writers_.Record(std::move(e), [this, tenant_id, manifest = std::move(built),
-                                 done](Status s) mutable {
-    if (!s) return done(std::unexpected(s.error()));
-    Insert(tenant_id, manifest);
-    done(std::move(manifest));
-  });
+  writers_.Record(std::move(e),
+                  [this, tenant_id, manifest = std::move(built), done](Status s) mutable {
+                    if (!s) return done(std::unexpected(s.error()));
+                    Insert(tenant_id, manifest);
+                    done(std::move(manifest));
+                  });
 }
 
 std::shared_ptr<const Manifest> ManifestStore::Find(const std::string& tenant_id,

@@ -1,5 +1,11 @@
 #include "services/partition_writer.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "events/codec.h"
+
 namespace runlog::services {
 namespace {
 
@@ -20,9 +26,30 @@ PartitionWriter::PartitionWriter(Options options, ReadyListener on_ready)
 
 PartitionWriter::~PartitionWriter() { Stop(); }
 
+namespace {
+// Checkpoint entries: "t/" a live task, "d/" an ended task remembered, "r/"
+// a record of another aggregate, numbered.
+constexpr std::string_view kLive = "t/", kEnded = "d/", kRecord = "r/";
+
+std::string RecordKey(uint64_t n) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "r/%016llx", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+bool IsTaskEvent(const events::Event& e) {
+  return e.type.starts_with("task.") || e.type.starts_with("step.");
+}
+}  // namespace
+
 Status PartitionWriter::Recover(const events::Event& event) {
+  if (!IsTaskEvent(event)) {
+    records_.push_back(events::EncodeEvent(event));
+    return {};
+  }
   auto it = tasks_.try_emplace(event.aggregate_id).first;
   if (auto s = ApplyEvent(it->second, event); !s) return s;
+  dirty_.insert(event.aggregate_id);
   if (IsTerminal(it->second.status)) {
     ended_.Add(std::move(it->second), options_.clock->NowMillis());
     tasks_.erase(it);
@@ -30,7 +57,89 @@ Status PartitionWriter::Recover(const events::Event& event) {
   return {};
 }
 
-void PartitionWriter::FinishRecovery(uint64_t end_offset) {
+Status PartitionWriter::LoadCheckpointEntry(
+    std::string_view key, std::string_view value,
+    const std::function<void(const events::Event&)>& other) {
+  if (key.starts_with(kLive)) {
+    auto task = events::TaskFromJson(value);
+    if (!task) return std::unexpected(task.error());
+    if (task->id != key.substr(kLive.size())) {
+      return Fail(codes::kInvalidArgument, "a live task's entry holds another task");
+    }
+    std::string id = task->id;
+    tasks_[std::move(id)] = std::move(*task);
+    return {};
+  }
+  if (key.starts_with(kEnded)) return ended_.Import(value);
+  if (key.starts_with(kRecord)) {
+    auto event = events::DecodeEvent(value);
+    if (!event) return std::unexpected(event.error());
+    const std::string_view number = key.substr(kRecord.size());
+    uint64_t n = 0;
+    if (std::from_chars(number.data(), number.data() + number.size(), n, 16).ec != std::errc()) {
+      return Fail(codes::kInvalidArgument, "a record entry's number is not hex");
+    }
+    next_record_ = std::max(next_record_, n + 1);
+    if (other) other(*event);
+    return {};
+  }
+  return Fail(codes::kInvalidArgument, "an unknown checkpoint entry " + std::string(key));
+}
+
+void PartitionWriter::Reset() {
+  tasks_.clear();
+  ended_ = EndedTasks();
+  dirty_.clear();
+  records_.clear();
+  next_record_ = 0;
+}
+
+std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
+  std::lock_guard lock(mu_);
+  if (appender_.failed()) return std::nullopt;
+  if (dirty_.empty() && records_.empty() && decided_end_.load() == checkpointed_end_.load()) {
+    return std::nullopt;
+  }
+  SnapshotStore::Checkpoint cp;
+  cp.partition = options_.partition;
+  cp.offset = decided_end_.load();
+  for (const std::string& id : dirty_) {
+    const std::string live = std::string(kLive) + id, ended = std::string(kEnded) + id;
+    if (auto it = tasks_.find(id); it != tasks_.end()) {
+      cp.puts.emplace_back(live, events::TaskToJson(it->second));
+      cp.deletes.push_back(ended);
+    } else if (std::string entry = ended_.Export(id); !entry.empty()) {
+      cp.puts.emplace_back(ended, std::move(entry));
+      cp.deletes.push_back(live);
+    } else {
+      cp.deletes.push_back(live);
+      cp.deletes.push_back(ended);
+    }
+  }
+  for (std::string& record : records_)
+    cp.puts.emplace_back(RecordKey(next_record_++), std::move(record));
+  dirty_.clear();
+  records_.clear();
+  checkpointed_end_.store(cp.offset);
+  return cp;
+}
+
+std::string PartitionWriter::StateForTest() {
+  std::lock_guard lock(mu_);
+  // What is remembered depends on when it was last pruned: prune it now.
+  std::vector<std::string> forgotten;
+  ended_.ForgetOld(options_.clock->NowMillis(), &forgotten);
+  for (std::string& id : forgotten) dirty_.insert(std::move(id));
+  std::vector<std::string> lines;
+  for (const auto& [id, task] : tasks_) lines.push_back("live " + events::TaskToJson(task));
+  for (const std::string& id : ended_.Ids()) lines.push_back("ended " + ended_.Export(id));
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_offset) {
   // Ready tasks in the order they were queued; leases as recorded.
   std::vector<const Task*> queued;
   for (auto& [id, task] : tasks_) {
@@ -43,9 +152,12 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset) {
     return a->queued_at_ms != b->queued_at_ms ? a->queued_at_ms < b->queued_at_ms : a->id < b->id;
   });
   for (const Task* t : queued) ready_.Add(*t);
+  ended_.SortAfterImport();
   ready_.Publish();
   next_expiry_ms_.store(ready_.next_expiry_ms());
   appender_.set_acked_end(end_offset);
+  decided_end_.store(end_offset);
+  checkpointed_end_.store(checkpoint_offset);
 }
 
 void PartitionWriter::Stop() {
@@ -78,7 +190,9 @@ void PartitionWriter::Run(Command* command, CommandCallback* done, const Prepare
                                         "the log failed under this writer; runlogd must restart")});
       }
     } else {
-      ended_.ForgetOld(options_.clock->NowMillis());
+      std::vector<std::string> forgotten;
+      ended_.ForgetOld(options_.clock->NowMillis(), &forgotten);
+      for (std::string& id : forgotten) dirty_.insert(std::move(id));
       Batch batch;
       ExpireLeases(batch);
       if (command != nullptr) {
@@ -87,8 +201,9 @@ void PartitionWriter::Run(Command* command, CommandCallback* done, const Prepare
       }
       if (batch.index_changed) ready_.Publish();
       next_expiry_ms_.store(ready_.next_expiry_ms());
-      refused = appender_.Add(batch.events, std::move(batch.answers), std::move(batch.made_ready),
-                              now);
+      decided_end_.fetch_add(batch.events.size());
+      refused =
+          appender_.Add(batch.events, std::move(batch.answers), std::move(batch.made_ready), now);
     }
   }
   OrderedAppender::Deliver(now);
@@ -103,15 +218,15 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
     if (c->event.type.starts_with("task.") || c->event.type.starts_with("step.")) {
       return Fail(codes::kInvalidArgument, "a task's events are decided here, not recorded");
     }
+    records_.push_back(events::EncodeEvent(c->event));
     batch.events.push_back(std::move(c->event));
     return CommandResult{Task{}, true};
   }
   // The other commands name a live task; the decider decides.
   const bool cancel = std::holds_alternative<CancelTask>(command);
   const std::string& id = TargetOf(command);
-  const std::string& tenant = std::visit([](const auto& c) -> const std::string& {
-    return c.caller.tenant_id;
-  }, command);
+  const std::string& tenant =
+      std::visit([](const auto& c) -> const std::string& { return c.caller.tenant_id; }, command);
   auto live = Live(id, tenant, !cancel);
   if (!live) return std::unexpected(live.error());
   Task& task = **live;
@@ -119,13 +234,15 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
   Status decided = std::visit(
       [&](auto& c) -> Status {
         using T = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<T, Heartbeat>) return decider_.Heartbeat(task, c, batch.events);
+        if constexpr (std::is_same_v<T, Heartbeat>)
+          return decider_.Heartbeat(task, c, batch.events);
         if constexpr (std::is_same_v<T, CompleteTask>) {
           return decider_.Complete(task, c, batch.events);
         }
         if constexpr (std::is_same_v<T, FailTask>) return decider_.Fail(task, c, batch.events);
         if constexpr (std::is_same_v<T, CancelTask>) return decider_.Cancel(task, c, batch.events);
-        if constexpr (std::is_same_v<T, StartStep>) return decider_.StartStep(task, c, batch.events);
+        if constexpr (std::is_same_v<T, StartStep>)
+          return decider_.StartStep(task, c, batch.events);
         if constexpr (std::is_same_v<T, FinishStep>) {
           return decider_.FinishStep(task, c, batch.events);
         }
@@ -194,6 +311,7 @@ Result<Task*> PartitionWriter::Live(const std::string& id, const std::string& te
 }
 
 void PartitionWriter::Track(Task& task, int64_t expiry_before, Batch& batch) {
+  dirty_.insert(task.id);
   const bool ready = task.status == TaskStatus::kQueued;
   if (ready && !ready_.Contains(task.id)) {
     ready_.Add(task);

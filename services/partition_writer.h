@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "events/event_log.h"
 #include "infra/base/clock.h"
@@ -33,6 +34,7 @@
 #include "services/writer/ended_tasks.h"
 #include "services/writer/ordered_appender.h"
 #include "services/writer/ready_index.h"
+#include "services/writer/snapshot_store.h"
 
 namespace runlog::services {
 
@@ -57,10 +59,18 @@ class PartitionWriter {
   PartitionWriter(Options options, ReadyListener on_ready);
   ~PartitionWriter();
 
-  // Applies one event of this partition from the log (before Start).
+  // Applies one event of this partition from the log (before Start): a
+  // task's to the live state, any other (a key's, a manifest's) kept for
+  // the next checkpoint.
   [[nodiscard]] Status Recover(const events::Event& event);
-  // After the last Recover: indexes ready tasks and leases, records `end`.
-  void FinishRecovery(uint64_t end_offset);
+  // Loads one entry of a checkpoint (before Recover of the log after it); a
+  // record's event goes to `other`. Reset() forgets what was loaded.
+  [[nodiscard]] Status LoadCheckpointEntry(std::string_view key, std::string_view value,
+                                           const std::function<void(const events::Event&)>& other);
+  void Reset();
+  // After the last Recover: indexes ready tasks and leases, records `end`;
+  // `checkpoint_offset` is the offset of the checkpoint loaded, if any.
+  void FinishRecovery(uint64_t end_offset, uint64_t checkpoint_offset = 0);
   // Refuses new commands, then waits until every append in flight is answered.
   void Stop();
 
@@ -79,6 +89,17 @@ class PartitionWriter {
   // One past the last offset whose append was acknowledged to clients.
   uint64_t acked_end() const { return appender_.acked_end(); }
   bool failed() const { return appender_.failed(); }
+  // The changes since the last checkpoint, as the next one, covering every
+  // event decided so far (SnapshotStore); nothing if nothing changed. Write
+  // it only once acked_end() reaches its offset: before that the log may
+  // not keep what it holds.
+  std::optional<SnapshotStore::Checkpoint> PrepareCheckpoint();
+  // Events decided since the last PrepareCheckpoint.
+  uint64_t uncheckpointed() const { return decided_end_.load() - checkpointed_end_.load(); }
+  // The live tasks and the remembered ended ones (pruned to their retention
+  // now), canonical and sorted (for tests).
+  std::string StateForTest();
+
   // Ended tasks still remembered here (for tests: a bounded number).
   size_t remembered_ended() {
     std::lock_guard lock(mu_);
@@ -103,8 +124,7 @@ class PartitionWriter {
   Result<CommandResult> Claim(const ClaimTask& c, const PrepareCallback& prepare, Batch& batch);
   // The live task `id` of `tenant` for a command, or the error a command on
   // it answers (TASK_NOT_FOUND, or by how the remembered ended task ended).
-  Result<events::Task*> Live(const std::string& id, const std::string& tenant,
-                             bool lease_command);
+  Result<events::Task*> Live(const std::string& id, const std::string& tenant, bool lease_command);
   // Brings the index and the memory of ended tasks in step with `task`
   // after the decider emitted events for it.
   void Track(events::Task& task, int64_t lease_expiry_before, Batch& batch);
@@ -126,6 +146,13 @@ class PartitionWriter {
   EndedTasks ended_;
   ReadyIndex ready_;  // Oldest() is safe without mu_
   bool stopping_ = false;
+  // What changed since the last checkpoint: tasks (live, ended or forgotten)
+  // and the encoded records of other aggregates.
+  std::unordered_set<std::string> dirty_;
+  std::vector<std::string> records_;
+  uint64_t next_record_ = 0;                   // the number of the next record's checkpoint entry
+  std::atomic<uint64_t> decided_end_{0};       // one past the last event decided
+  std::atomic<uint64_t> checkpointed_end_{0};  // decided_end_ at the last checkpoint
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry
 };
 

@@ -1,6 +1,7 @@
 #include "services/task_service.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "events/partitioner.h"
 #include "events/sha256.h"
@@ -18,39 +19,112 @@ TaskService::TaskService(Options options) : options_(options) {
 
 TaskService::~TaskService() { Stop(); }
 
+uint64_t TaskService::LoadCheckpoint(uint32_t p, uint64_t end,
+                                     const std::function<void(const events::Event&)>& other,
+                                     const events::ReadWatch& watch) {
+  if (options_.snapshots == nullptr) return 0;
+  auto loaded = options_.snapshots->Read(p, [&](std::string_view key, std::string_view value) {
+    return writers_[p]->LoadCheckpointEntry(key, value, other);
+  });
+  if (loaded && *loaded <= end) {
+    if (watch.note) {
+      watch.note("partition " + std::to_string(p) + ": the writer's checkpoint covers offset " +
+                 std::to_string(*loaded) + " of " + std::to_string(end));
+    }
+    return *loaded;
+  }
+  if (!loaded && loaded.error().code == codes::kNotFound) return 0;
+  const std::string why = loaded ? "it covers offset " + std::to_string(*loaded) +
+                                       " but the log ends at " + std::to_string(end)
+                                 : loaded.error().message;
+  if (watch.note) {
+    watch.note("partition " + std::to_string(p) + ": the writer's snapshot is not used (" + why +
+               "); reading the whole log");
+  }
+  writers_[p]->Reset();
+  (void)options_.snapshots->Drop(p);  // the next checkpoint writes it anew
+  return 0;
+}
+
 Status TaskService::Recover(const std::function<void(const events::Event&)>& other,
                             const events::ReadWatch& watch) {
   events::ReadProgress progress(watch, "recovering");
   for (uint32_t p = 0; p < writers_.size(); ++p) {
     auto end = options_.log->EndOffset(p);
     if (!end) return std::unexpected(end.error());
-    for (uint64_t offset = 0; offset < *end;) {
+    const uint64_t from = LoadCheckpoint(p, *end, other, watch);
+    for (uint64_t offset = from; offset < *end;) {
       if (auto s = progress.At(p, offset, *end); !s) return s;
       auto records = options_.log->Read(p, offset, 4096);
       if (!records) return std::unexpected(records.error());
       if (records->empty())
         return Fail(runlog::codes::kLogCorrupt, "log ended early while recovering");
       for (const events::LogRecord& r : *records) {
-        const std::string& type = r.event.type;
-        if (type.starts_with("task.") || type.starts_with("step.")) {
-          if (auto s = writers_[p]->Recover(r.event); !s) {
-            return Fail(runlog::codes::kLogCorrupt, "partition " + std::to_string(p) + " offset " +
-                                                        std::to_string(r.offset) + ": " +
-                                                        s.error().message);
-          }
-        } else if (other) {
-          other(r.event);
+        if (auto s = writers_[p]->Recover(r.event); !s) {
+          return Fail(runlog::codes::kLogCorrupt, "partition " + std::to_string(p) + " offset " +
+                                                      std::to_string(r.offset) + ": " +
+                                                      s.error().message);
         }
+        const std::string& type = r.event.type;
+        if (!type.starts_with("task.") && !type.starts_with("step.") && other) other(r.event);
       }
       offset = records->back().offset + 1;
     }
-    writers_[p]->FinishRecovery(*end);
+    writers_[p]->FinishRecovery(*end, from);
   }
   return {};
 }
 
+Status TaskService::Checkpoint(uint32_t p) {
+  std::lock_guard lock(checkpoint_mu_);
+  auto cp = writers_[p]->PrepareCheckpoint();
+  if (!cp) return {};
+  // What it covers must be durable first: the log may not keep the rest.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (writers_[p]->acked_end() < cp->offset) {
+    if (writers_[p]->failed() || std::chrono::steady_clock::now() > give_up) {
+      return Fail(codes::kUnavailable, "partition " + std::to_string(p) +
+                                           ": the events a checkpoint covers are not durable");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return options_.snapshots->Write(*cp);
+}
+
+Status TaskService::CheckpointAll() {
+  if (options_.snapshots == nullptr) return {};
+  for (uint32_t p = 0; p < writers_.size(); ++p) {
+    if (auto s = Checkpoint(p); !s) return s;
+  }
+  return {};
+}
+
+void TaskService::CheckpointLoop() {
+  std::vector<std::chrono::steady_clock::time_point> last(writers_.size(),
+                                                          std::chrono::steady_clock::now());
+  std::unique_lock lock(waiters_mu_);
+  while (!stopping_) {
+    waiters_cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (stopping_) break;
+    lock.unlock();
+    const auto now = std::chrono::steady_clock::now();
+    for (uint32_t p = 0; p < writers_.size(); ++p) {
+      const uint64_t pending = writers_[p]->uncheckpointed();
+      if (pending >= options_.checkpoint_every_events ||
+          (pending > 0 && now - last[p] >= options_.checkpoint_every)) {
+        // A checkpoint that fails is retried by the next one; recovery
+        // reads more of the log meanwhile.
+        (void)Checkpoint(p);
+        last[p] = now;
+      }
+    }
+    lock.lock();
+  }
+}
+
 void TaskService::Start() {
   reaper_ = std::thread([this] { ReapLoop(); });
+  if (options_.snapshots != nullptr) checkpointer_ = std::thread([this] { CheckpointLoop(); });
 }
 
 void TaskService::StopParking() {
@@ -73,8 +147,11 @@ void TaskService::Stop() {
   }
   waiters_cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
   for (auto& w : parked) w->done(CommandResult{Task{}, true});
   for (auto& w : writers_) w->Stop();
+  // Every append is answered: a last checkpoint makes the next start short.
+  (void)CheckpointAll();
 }
 
 std::string TaskService::TaskIdFor(const std::string& tenant_id,

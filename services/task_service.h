@@ -30,13 +30,22 @@ class TaskService {
     infra::IdGenerator* ids = nullptr;
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
     const ToolRegistry* tools = nullptr;  // checks planners' plans (PartitionWriter::Options)
+    // Where the writers checkpoint their state; null: no checkpoints, and
+    // recovery reads the whole log.
+    SnapshotStore* snapshots = nullptr;
+    // A writer checkpoints after this many events, or this long after its
+    // last checkpoint if anything changed; and once more when it stops.
+    uint64_t checkpoint_every_events = 200'000;
+    std::chrono::milliseconds checkpoint_every{30'000};
   };
   explicit TaskService(Options options);
   ~TaskService();
 
-  // Reads the whole log: task events go to their writers, every other event to
-  // `other` (keys, …). Fails on a record the state machine refuses; stops
-  // with CANCELLED once `watch` says so.
+  // Recovers every writer: from its checkpoint and the log after it, or from
+  // the whole log if it has none or it cannot be read (said through
+  // `watch.note`). Task events go to their writers, every other event (keys,
+  // manifests) to `other` as well. Fails on a record the state machine
+  // refuses; stops with CANCELLED once `watch` says so.
   [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other,
                                const events::ReadWatch& watch = {});
   void Start();
@@ -62,11 +71,20 @@ class TaskService {
     on_cancelled_ = std::move(listener);
   }
 
+  // Checkpoints every writer now (waits until what it covers is durable).
+  [[nodiscard]] Status CheckpointAll();
+
   uint32_t PartitionOf(const std::string& task_id) const;
   // One past the last offset acknowledged to a client on `partition`.
   uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
   bool healthy() const;
   size_t parked_claims() const;  // of workers (executors park too, and are not counted)
+  // Every writer's live and remembered state, canonical (for tests).
+  std::string StateForTest() const {
+    std::string out;
+    for (const auto& w : writers_) out += w->StateForTest() + "--\n";
+    return out;
+  }
   // Ended tasks the writers still remember (for tests).
   size_t remembered_ended() const {
     size_t n = 0;
@@ -87,6 +105,13 @@ class TaskService {
   std::vector<uint32_t> Candidates(const ClaimTask& command) const;
   void OnReady(const PartitionWriter::ReadyCounts& ready);
   void ReapLoop();
+  void CheckpointLoop();
+  // Checkpoints writer `p` if anything changed; waits for durability first.
+  [[nodiscard]] Status Checkpoint(uint32_t p);
+  // Loads writer `p`'s checkpoint; the offset it covers (0 if none or unusable).
+  uint64_t LoadCheckpoint(uint32_t p, uint64_t end,
+                          const std::function<void(const events::Event&)>& other,
+                          const events::ReadWatch& watch);
 
   Options options_;
   std::vector<std::unique_ptr<PartitionWriter>> writers_;
@@ -97,6 +122,8 @@ class TaskService {
   bool stopping_ = false;                         // guarded by waiters_mu_
   bool no_parking_ = false;                       // guarded by waiters_mu_
   std::thread reaper_;
+  std::thread checkpointer_;
+  std::mutex checkpoint_mu_;                              // one checkpoint at a time, in order
   std::function<void(const std::string&)> on_cancelled_;  // set before Start
 };
 

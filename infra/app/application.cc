@@ -24,9 +24,14 @@ Status Application::Start() {
   }
   // Code steps run in the sandbox; plans of built-in tools on the executors.
   tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
+  if (config_.snapshots) {
+    auto snapshots = services::SnapshotStore::Open(config_.log.data_dir);
+    if (!snapshots) return failed("", snapshots.error());
+    snapshots_ = std::move(*snapshots);
+  }
   tasks_ = std::make_unique<services::TaskService>(services::TaskService::Options{
       log_.get(), clock_, &ids_, [this](double seconds) { metrics_.AppendLatency(seconds); },
-      tools_.get()});
+      tools_.get(), snapshots_.get(), config_.checkpoint_every_events, config_.checkpoint_every});
   // Keys and manifests append through the writers too: one writer a partition.
   keys_ = std::make_unique<services::KeyStore>(*tasks_, *clock_, ids_);
   manifests_ = std::make_unique<services::ManifestStore>(*tasks_, *clock_, ids_, *tools_);
@@ -91,7 +96,8 @@ void Application::Stop() {
   views_.reset();
   manifests_.reset();
   keys_.reset();
-  tasks_.reset();
+  tasks_.reset();  // its last checkpoint is written as it stops
+  snapshots_.reset();
   tools_.reset();
   sandbox_.reset();
   log_.reset();  // waits for appends in flight

@@ -19,8 +19,6 @@
 
 #include "api/api.h"
 #include "api/http_server.h"
-#include "services/keys.h"
-#include "services/manifests.h"
 #include "api/metrics.h"
 #include "events/event_log.h"
 #include "events/read_watch.h"
@@ -46,6 +44,12 @@ struct Config {
   // The admin key to make sure of; empty: one is generated if none exists
   // (admin_key_generated() then returns it, once).
   std::string admin_key;
+  // Writer checkpoints (services::SnapshotStore in DATA_DIR/writers): after
+  // this many events or this long, and at a stop. Off: recovery reads the
+  // whole log.
+  bool snapshots = true;
+  uint64_t checkpoint_every_events = 200'000;
+  std::chrono::milliseconds checkpoint_every{30'000};
   // The nice value of the projector and of RocksDB's background threads; 0 leaves them be.
   int background_nice = 0;
   // Progress and cancellation of the recovery and catch-up in Start.
@@ -85,6 +89,7 @@ class Application {
   std::unique_ptr<events::EventLog> log_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;
   std::unique_ptr<services::ToolRegistry> tools_;
+  std::unique_ptr<services::SnapshotStore> snapshots_;
   std::unique_ptr<services::TaskService> tasks_;
   std::unique_ptr<services::KeyStore> keys_;
   std::unique_ptr<services::ManifestStore> manifests_;

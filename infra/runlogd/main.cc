@@ -109,6 +109,18 @@ int main(int argc, char** argv) {
                  "added to a step's time for its lease: how soon a dead executor's task is retried")
       ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
       ->capture_default_str();
+  int64_t checkpoint_ms = config.checkpoint_every.count();
+  cli.add_option("--checkpoint-every-events", config.checkpoint_every_events,
+                 "a writer checkpoints its state after this many events (restarts read only "
+                 "the log after a checkpoint)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
+  cli.add_option("--checkpoint-every-ms", checkpoint_ms,
+                 "... or this long after its last checkpoint, if anything changed")
+      ->check(CLI::Range(int64_t{10}, int64_t{86'400'000}))
+      ->capture_default_str();
+  cli.add_flag("!--no-snapshots", config.snapshots,
+               "no writer checkpoints: every start reads the whole log");
   cli.add_option("--sandbox-helper", config.sandbox_helper,
                  "the runlog-sandbox executable (default: next to runlogd)");
   try {
@@ -120,6 +132,7 @@ int main(int argc, char** argv) {
   }
   config.log.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
+  config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;
   auto http_options = api::ParseListen(listen);
   if (!http_options) return Die(http_options.error().message);
@@ -151,6 +164,9 @@ int main(int argc, char** argv) {
                            uint64_t end) {
     std::fprintf(stderr, "runlogd: %s partition %u: offset %llu of %llu\n", what.c_str(), partition,
                  static_cast<unsigned long long>(offset), static_cast<unsigned long long>(end));
+  };
+  config.watch.note = [](const std::string& line) {
+    std::fprintf(stderr, "runlogd: %s\n", line.c_str());
   };
   const char* configured = std::getenv("RUNLOG_ADMIN_KEY");
   config.admin_key = configured == nullptr ? "" : configured;

@@ -380,8 +380,7 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
   const int64_t max_tokens = LimitOf(t, "max_tokens");
   if (!end.ok) {
     if (!plan_failures.empty()) {
-      Emit(t, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(),
-           out);
+      Emit(t, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(), out);
     }
     EndFailed(t, end.error_code, index, end.error_message, step.tool, 0, out);
   } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
@@ -398,14 +397,13 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
   }
 }
 
-void Decider::EndFailed(Task& t, const std::string& code, int64_t index,
-                                const std::string& message, const std::string& step, int64_t tokens,
-                                std::vector<events::Event>& out) {
+void Decider::EndFailed(Task& t, const std::string& code, int64_t index, const std::string& message,
+                        const std::string& step, int64_t tokens, std::vector<events::Event>& out) {
   End(t, "", ErrorJson(code, message), FailureJson(code, index, message, step), tokens, out);
 }
 
 void Decider::End(Task& t, const std::string& result, const std::string& error,
-                          const std::string& failure, int64_t tokens, std::vector<events::Event>& out) {
+                  const std::string& failure, int64_t tokens, std::vector<events::Event>& out) {
   const bool succeeded = error.empty();
   std::string error_code;
   if (!succeeded) {

@@ -49,8 +49,7 @@ class Decider {
                                  std::vector<events::Event>& out);
   [[nodiscard]] Status Complete(events::Task& task, const CompleteTask& c,
                                 std::vector<events::Event>& out);
-  [[nodiscard]] Status Fail(events::Task& task, const FailTask& c,
-                            std::vector<events::Event>& out);
+  [[nodiscard]] Status Fail(events::Task& task, const FailTask& c, std::vector<events::Event>& out);
   [[nodiscard]] Status Cancel(events::Task& task, const CancelTask& c,
                               std::vector<events::Event>& out);
   [[nodiscard]] Status StartStep(events::Task& task, const services::StartStep& c,

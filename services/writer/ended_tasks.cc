@@ -1,5 +1,10 @@
 #include "services/writer/ended_tasks.h"
 
+#include <algorithm>
+
+#include "events/payload.h"
+#include "infra/base/json.h"
+
 namespace runlog::services {
 
 void EndedTasks::Add(events::Task&& t, int64_t now_ms) {
@@ -13,11 +18,14 @@ void EndedTasks::Add(events::Task&& t, int64_t now_ms) {
   ended_[id] = std::move(ended);
 }
 
-void EndedTasks::ForgetOld(int64_t now_ms) {
+void EndedTasks::ForgetOld(int64_t now_ms, std::vector<std::string>* forgotten) {
   auto forget = [&](std::deque<std::pair<int64_t, std::string>>& order, int64_t retention) {
     while (!order.empty() && order.front().first < now_ms - retention) {
       auto it = ended_.find(order.front().second);
-      if (it != ended_.end() && it->second.ended_at_ms == order.front().first) ended_.erase(it);
+      if (it != ended_.end() && it->second.ended_at_ms == order.front().first) {
+        ended_.erase(it);
+        if (forgotten != nullptr) forgotten->push_back(std::move(order.front().second));
+      }
       order.pop_front();
     }
   };
@@ -42,6 +50,45 @@ bool EndedTasks::Find(const std::string& id, const events::Task** keyed) const {
   if (it == ended_.end()) return false;
   *keyed = it->second.keyed.get();
   return true;
+}
+
+std::string EndedTasks::Export(const std::string& id) const {
+  auto it = ended_.find(id);
+  if (it == ended_.end()) return "";
+  const Ended& e = it->second;
+  events::Payload p;
+  p.Int("ended_at_ms", e.ended_at_ms)
+      .Str("error_code", e.error_code)
+      .Str("id", id)
+      .Str("status", events::StatusName(e.status))
+      .Str("tenant_id", e.tenant_id);
+  if (e.keyed) p.Raw("task", events::TaskToJson(*e.keyed));
+  return p.Build();
+}
+
+void EndedTasks::SortAfterImport() {
+  std::sort(keyed_order_.begin(), keyed_order_.end());
+  std::sort(stub_order_.begin(), stub_order_.end());
+}
+
+Status EndedTasks::Import(std::string_view entry) {
+  json::Document doc;
+  events::TaskStatus status;
+  if (!json::Parse(entry, &doc) || !doc.IsObject() ||
+      !events::ParseStatus(json::String(doc, "status"), &status) || !IsTerminal(status)) {
+    return Fail(codes::kInvalidArgument, "not an ended task's entry");
+  }
+  const std::string id = json::String(doc, "id");
+  Ended ended{json::String(doc, "tenant_id"), status, json::String(doc, "error_code"),
+              json::Int(doc, "ended_at_ms"), nullptr};
+  if (const json::Value* task = json::Find(doc, "task"); task != nullptr) {
+    auto t = events::TaskFromJson(json::Write(*task));
+    if (!t) return std::unexpected(t.error());
+    ended.keyed = std::make_unique<const events::Task>(std::move(*t));
+  }
+  (ended.keyed ? keyed_order_ : stub_order_).emplace_back(ended.ended_at_ms, id);
+  ended_[id] = std::move(ended);
+  return {};
 }
 
 }  // namespace runlog::services

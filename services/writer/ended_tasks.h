@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "events/task.h"
 
@@ -26,13 +27,25 @@ class EndedTasks {
 
   // Remembers the ended `task` (moved from) if it ended within its retention of `now_ms`.
   void Add(events::Task&& task, int64_t now_ms);
-  // Forgets the tasks past their retention at `now_ms`.
-  void ForgetOld(int64_t now_ms);
+  // Forgets the tasks past their retention at `now_ms`; their ids go to `forgotten`.
+  void ForgetOld(int64_t now_ms, std::vector<std::string>* forgotten);
   // The ended task `id` of `tenant` as a stub (id, tenant, status, error code), if remembered.
   std::optional<events::Task> Stub(const std::string& id, const std::string& tenant) const;
   // Whether `id` is remembered; `*keyed` is then its whole task if it had a key, else null.
   bool Find(const std::string& id, const events::Task** keyed) const;
   size_t size() const { return ended_.size(); }
+
+  std::vector<std::string> Ids() const {
+    std::vector<std::string> ids;
+    for (const auto& [id, e] : ended_) ids.push_back(id);
+    return ids;
+  }
+  // The remembered task `id` as a snapshot entry, or "" if it is not remembered.
+  std::string Export(const std::string& id) const;
+  // Remembers a task Export described; INVALID_ARGUMENT if `entry` is not one.
+  [[nodiscard]] Status Import(std::string_view entry);
+  // After the last Import: puts the forgetting order back in time order.
+  void SortAfterImport();
 
  private:
   struct Ended {

@@ -57,11 +57,12 @@ void OrderedAppender::Give(Pending& p) {
     }
   }
   if (failed_.load()) {
-    const std::string why = p.has_append && !*p.outcome ? p.outcome->error().message
-                                                        : "an earlier append failed";
+    const std::string why =
+        p.has_append && !*p.outcome ? p.outcome->error().message : "an earlier append failed";
     for (Answer& a : p.answers) {
-      a.result = Fail(codes::kWriterFailed, "the log append failed (" + why +
-                                                "); the outcome is unknown and runlogd must restart");
+      a.result =
+          Fail(codes::kWriterFailed, "the log append failed (" + why +
+                                         "); the outcome is unknown and runlogd must restart");
     }
   }
   Deliver(p.answers);

@@ -28,8 +28,8 @@ const std::string* ReadyIndex::Best(const std::string& tenant,
     if (!keys.empty() && (best == nullptr || *keys.begin() < *best)) best = &*keys.begin();
   };
   if (types.empty()) {
-    for (auto it = ready_.lower_bound({tenant, ""}); it != ready_.end() && it->first.first == tenant;
-         ++it) {
+    for (auto it = ready_.lower_bound({tenant, ""});
+         it != ready_.end() && it->first.first == tenant; ++it) {
       consider(it->second);
     }
   } else {

@@ -1,9 +1,12 @@
 // runlogd killed with SIGKILL under a load of concurrent creates, claims and
 // completes, 9 times over one data dir, then stopped with SIGTERM under the
-// same load. After each restart: every
-// acknowledged create is there, every acknowledged complete is succeeded, no
-// task is in an impossible state or listed twice, and the views the server
-// built equal views rebuilt from the log, byte for byte.
+// same load. Its writers checkpoint every 64 events, so kills land in and
+// between checkpoint writes, and each restart recovers from a checkpoint and
+// the log after it. After each restart: every acknowledged create is there,
+// every acknowledged complete is succeeded, no task is in an impossible state
+// or listed twice, the views the server built equal views rebuilt from the
+// log, byte for byte, and `runlog audit` finds every transition in the log
+// legal (a writer that recovered a wrong state would append illegal ones).
 
 #include <gtest/gtest.h>
 
@@ -29,12 +32,18 @@ using runlog::testing::Process;
 
 constexpr char kKey[] = "rl_test_crash_admin";
 
-std::unique_ptr<Process> StartServer(const std::string& data, std::string* url) {
+// Starts runlogd; `*from_checkpoint` counts the partitions whose recovery
+// began from a writer's checkpoint.
+std::unique_ptr<Process> StartServer(const std::string& data, std::string* url,
+                                     int* from_checkpoint = nullptr) {
   auto server = std::make_unique<Process>(std::vector<std::string>{
-      RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", data, "--partitions", "4"});
+      RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", data, "--partitions", "4",
+      "--checkpoint-every-events", "64", "--checkpoint-every-ms", "20"});
   static const std::regex kServing(R"(serving (http://127\.0\.0\.1:\d+))");
+  static const std::regex kResumed(R"(checkpoint covers offset [1-9]\d*)");
   while (auto line = server->ReadStderrLine(30s)) {
     std::smatch m;
+    if (from_checkpoint != nullptr && std::regex_search(*line, kResumed)) ++*from_checkpoint;
     if (std::regex_search(*line, m, kServing)) {
       *url = m[1];
       return server;
@@ -90,8 +99,12 @@ TEST(ServerCrash, KillNineUnderLoadLosesNothingAcknowledged) {
   std::mt19937 rng(20261123);
   for (int round = 0; round < 10; ++round) {
     std::string url;
-    auto server = StartServer(data, &url);
+    int from_checkpoint = 0;
+    auto server = StartServer(data, &url, &from_checkpoint);
     ASSERT_TRUE(server) << "round " << round << ": runlogd did not start";
+    if (round > 0) {
+      EXPECT_GT(from_checkpoint, 0) << "round " << round << ": no checkpoint used";
+    }
     // Everything acknowledged in earlier rounds survived the kill.
     HttpClient check(url);
     check.SetKey(kKey);
@@ -146,6 +159,8 @@ TEST(ServerCrash, KillNineUnderLoadLosesNothingAcknowledged) {
     const auto rebuilt = DumpViews(data);
     ASSERT_EQ(incremental.size(), rebuilt.size()) << "round " << round;
     EXPECT_TRUE(incremental == rebuilt) << "round " << round << ": views differ from a rebuild";
+    Process audit({RUNLOG_PATH, "audit", "--data", data, "--partitions", "4"});
+    EXPECT_EQ(audit.Wait(), 0) << "round " << round << ": " << audit.DrainStderr();
   }
   EXPECT_GT(acked.created.size(), 100u) << "too little load to prove anything";
   EXPECT_GT(acked.completed.size(), 20u);
