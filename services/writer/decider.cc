@@ -246,8 +246,10 @@ Status Decider::Complete(Task& t, const CompleteTask& c, std::vector<events::Eve
   return {};
 }
 
-Status Decider::Fail(Task& t, const FailTask& c, std::vector<events::Event>& out) {
-  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+Status Decider::Fail(Task& t, const FailTask& given, std::vector<events::Event>& out) {
+  if (auto s = HeldLease(t, given.caller, given.lease, out); !s) return s;
+  FailTask c = given;  // a failure without an error still fails the task
+  if (c.error.empty()) c.error = ErrorJson(codes::kTaskFailed, "the worker reported a failure");
   if (c.retryable && t.attempt < t.max_attempts) {
     Requeue(t, "retryable_failure", c.error, out);
   } else if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
@@ -307,6 +309,13 @@ Status Decider::StartStep(Task& t, const services::StartStep& c, std::vector<eve
     return runlog::Fail(codes::kStepOutOfOrder, "task " + t.id + " runs step " +
                                                     std::to_string(next) + " next, not step " +
                                                     std::to_string(c.step_index));
+  }
+  // A step starts once an attempt: a resent start is refused, not recorded twice.
+  if (const auto index = static_cast<size_t>(c.step_index);
+      index <= t.steps.size() && t.steps[index - 1].status == "running" &&
+      t.steps[index - 1].attempt == t.attempt) {
+    return runlog::Fail(codes::kStepOutOfOrder, "step " + std::to_string(c.step_index) +
+                                                    " of task " + t.id + " already started");
   }
   const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
   Emit(t, "step.started",
