@@ -129,6 +129,8 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
         deps_.metrics->ProjectionLag(p, static_cast<double>(*end - deps_.projector->applied(p)));
       }
     }
+    const services::PartitionWriter::Held held = deps_.tasks->HeldNow();
+    deps_.metrics->WriterState(held.tasks, held.memory_bytes);
     return x->Finish(200, "text/plain; version=0.0.4", deps_.metrics->Serialize(), {});
   }
   for (const char* prefix : {"/api/v1/", "/v1/"}) {

@@ -46,7 +46,16 @@ Metrics::Metrics()
       projection_lag_(prometheus::BuildGauge()
                           .Name("runlog_projection_lag_records")
                           .Help("Records in the log not yet applied to the views, by partition")
-                          .Register(*registry_)) {}
+                          .Register(*registry_)),
+      writer_tasks_(prometheus::BuildGauge()
+                        .Name("runlog_writer_tasks")
+                        .Help("Tasks the partition writers hold in memory, by state")
+                        .Register(*registry_)),
+      writer_memory_(prometheus::BuildGauge()
+                         .Name("runlog_writer_memory_bytes")
+                         .Help("Estimated memory of the partition writers' state")
+                         .Register(*registry_)
+                         .Add({})) {}
 
 void Metrics::Request(const std::string& route, int status, double seconds) {
   prometheus::Counter* counter;
@@ -92,6 +101,17 @@ void Metrics::ProjectionLag(uint32_t partition, double records) {
 
 std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::WriterState(const std::map<std::string, int64_t>& tasks, int64_t memory_bytes) {
+  std::lock_guard lock(mu_);
+  for (auto& [state, gauge] : writer_gauges_) gauge->Set(0);  // states now empty read 0
+  for (const auto& [state, n] : tasks) {
+    auto& g = writer_gauges_[state];
+    if (g == nullptr) g = &writer_tasks_.Add({{"state", state}});
+    g->Set(static_cast<double>(n));
+  }
+  writer_memory_.Set(static_cast<double>(memory_bytes));
 }
 
 }  // namespace runlog::api

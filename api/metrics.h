@@ -24,6 +24,9 @@ class Metrics {
   void TaskEvent(const std::string& type, double queue_latency_seconds);
   void AppendLatency(double seconds);
   void ProjectionLag(uint32_t partition, double records);
+  // What the partition writers hold: tasks by state ("ended" for those
+  // remembered after they ended), and an estimate of their memory in bytes.
+  void WriterState(const std::map<std::string, int64_t>& tasks, int64_t memory_bytes);
   std::string Serialize() const;
 
  private:
@@ -35,12 +38,15 @@ class Metrics {
   prometheus::Counter& lease_expiries_;
   prometheus::Histogram& append_seconds_;
   prometheus::Family<prometheus::Gauge>& projection_lag_;
+  prometheus::Family<prometheus::Gauge>& writer_tasks_;
+  prometheus::Gauge& writer_memory_;
 
   std::mutex mu_;  // guards the caches of labelled children below
   std::map<std::pair<std::string, int>, prometheus::Counter*> request_counters_;
   std::map<std::string, prometheus::Histogram*> request_histograms_;
   std::map<std::string, prometheus::Counter*> transition_counters_;
   std::map<uint32_t, prometheus::Gauge*> lag_gauges_;
+  std::map<std::string, prometheus::Gauge*> writer_gauges_;
 };
 
 }  // namespace runlog::api

@@ -465,4 +465,48 @@ Result<Task> TaskFromJson(std::string_view text) {
   return t;
 }
 
+int64_t TaskMemoryBytes(const Task& t) {
+  // Strings longer than the small-string buffer own a heap block of their capacity.
+  auto heap = [](const std::string& s) -> int64_t {
+    return s.capacity() > 15 ? static_cast<int64_t>(s.capacity()) + 1 : 0;
+  };
+  int64_t bytes = sizeof(Task);
+  for (const std::string* s : {&t.id,
+                               &t.tenant_id,
+                               &t.type,
+                               &t.agent_id,
+                               &t.input,
+                               &t.limits,
+                               &t.plan,
+                               &t.idempotency_key,
+                               &t.request_hash,
+                               &t.replay_of_task_id,
+                               &t.replay_of,
+                               &t.recorded_outputs,
+                               &t.plan_failures,
+                               &t.agent_step_input,
+                               &t.agent_step_version,
+                               &t.step_runners,
+                               &t.lease.lease_id,
+                               &t.lease.worker_id,
+                               &t.lease.key_id,
+                               &t.result,
+                               &t.error,
+                               &t.error_code,
+                               &t.failure,
+                               &t.step_hashes,
+                               &t.task_hash,
+                               &t.replay}) {
+    bytes += heap(*s);
+  }
+  bytes += static_cast<int64_t>(t.steps.capacity() * sizeof(StepRecord));
+  for (const StepRecord& s : t.steps) {
+    for (const std::string* f : {&s.tool, &s.tool_version, &s.input, &s.status, &s.output, &s.error,
+                                 &s.error_code, &s.step_hash}) {
+      bytes += heap(*f);
+    }
+  }
+  return bytes;
+}
+
 }  // namespace runlog::events

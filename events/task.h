@@ -117,6 +117,9 @@ bool WorkerRunsNext(const Task& task);
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).
 [[nodiscard]] Status ApplyEvent(Task& task, const Event& event);
 
+// An estimate of the heap and inline memory `task` holds, in bytes.
+int64_t TaskMemoryBytes(const Task& task);
+
 // The task as stored in views: a JSON object of the fields above, those at
 // their defaults left out (TaskFromJson reads them back as the defaults).
 std::string TaskToJson(const Task& task);

@@ -124,6 +124,21 @@ std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
   return cp;
 }
 
+PartitionWriter::Held PartitionWriter::HeldNow() {
+  std::lock_guard lock(mu_);
+  Held held;
+  // A hash node per live task, with its key, and what the task holds.
+  for (const auto& [id, task] : tasks_) {
+    ++held.tasks[std::string(StatusName(task.status))];
+    held.memory_bytes += events::TaskMemoryBytes(task) + 64 + static_cast<int64_t>(id.capacity());
+  }
+  held.tasks["ended"] = static_cast<int64_t>(ended_.size());
+  held.memory_bytes +=
+      ended_.MemoryBytes() + ready_.MemoryBytes() + static_cast<int64_t>(dirty_.size() * 64);
+  for (const std::string& r : records_) held.memory_bytes += static_cast<int64_t>(r.capacity());
+  return held;
+}
+
 std::string PartitionWriter::StateForTest() {
   std::lock_guard lock(mu_);
   // What is remembered depends on when it was last pruned: prune it now.

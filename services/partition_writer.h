@@ -100,6 +100,13 @@ class PartitionWriter {
   // now), canonical and sorted (for tests).
   std::string StateForTest();
 
+  // What this writer holds: tasks by state, and an estimate of its memory.
+  struct Held {
+    std::map<std::string, int64_t> tasks;  // by status name; "ended" for remembered ones
+    int64_t memory_bytes = 0;
+  };
+  Held HeldNow();
+
   // Ended tasks still remembered here (for tests: a bounded number).
   size_t remembered_ended() {
     std::lock_guard lock(mu_);

@@ -79,6 +79,16 @@ class TaskService {
   uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
   bool healthy() const;
   size_t parked_claims() const;  // of workers (executors park too, and are not counted)
+  // What the writers hold, summed: tasks by state, and their memory estimate.
+  PartitionWriter::Held HeldNow() const {
+    PartitionWriter::Held all;
+    for (const auto& w : writers_) {
+      PartitionWriter::Held one = w->HeldNow();
+      for (const auto& [state, n] : one.tasks) all.tasks[state] += n;
+      all.memory_bytes += one.memory_bytes;
+    }
+    return all;
+  }
   // Every writer's live and remembered state, canonical (for tests).
   std::string StateForTest() const {
     std::string out;

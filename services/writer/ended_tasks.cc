@@ -52,6 +52,17 @@ bool EndedTasks::Find(const std::string& id, const events::Task** keyed) const {
   return true;
 }
 
+int64_t EndedTasks::MemoryBytes() const {
+  // A node of the map and of an order deque each, with the strings they own.
+  int64_t bytes = 0;
+  for (const auto& [id, e] : ended_) {
+    bytes += static_cast<int64_t>(sizeof(Ended) + 64 + 2 * id.capacity() + e.tenant_id.capacity() +
+                                  e.error_code.capacity());
+    if (e.keyed) bytes += events::TaskMemoryBytes(*e.keyed);
+  }
+  return bytes;
+}
+
 std::string EndedTasks::Export(const std::string& id) const {
   auto it = ended_.find(id);
   if (it == ended_.end()) return "";

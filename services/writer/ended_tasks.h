@@ -35,6 +35,8 @@ class EndedTasks {
   bool Find(const std::string& id, const events::Task** keyed) const;
   size_t size() const { return ended_.size(); }
 
+  // An estimate of the memory it holds, in bytes.
+  int64_t MemoryBytes() const;
   std::vector<std::string> Ids() const {
     std::vector<std::string> ids;
     for (const auto& [id, e] : ended_) ids.push_back(id);

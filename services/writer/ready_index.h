@@ -34,6 +34,13 @@ class ReadyIndex {
   // The best ready task of `tenant` among `types` (any type if empty), or null.
   const std::string* Best(const std::string& tenant, const std::vector<std::string>& types) const;
   size_t size() const { return where_.size(); }
+  // An estimate of the memory it holds, in bytes.
+  int64_t MemoryBytes() const {
+    // Per ready task: its entry in where_ (a hash node) and in a set (a tree
+    // node), each holding the id; per lease entry, a tree node and the id.
+    return static_cast<int64_t>(where_.size() * (sizeof(Where) + sizeof(Key) + 2 * 32 + 48 + 64) +
+                                expiry_.size() * (32 + 32 + 48));
+  }
 
   // Leases: remembers that `id`'s lease expires at `at_ms`. Entries made
   // stale by a later heartbeat or claim stay until due and are skipped then.

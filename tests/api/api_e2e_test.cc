@@ -588,6 +588,14 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
             std::string::npos)
       << metrics.body.substr(0, 2000);
   EXPECT_NE(metrics.body.find("runlog_projection_lag_records"), std::string::npos);
+  // The writers hold the ten queued tasks, and say roughly what that costs.
+  EXPECT_NE(metrics.body.find("runlog_writer_tasks{state=\"queued\"} 10\n"), std::string::npos)
+      << metrics.body;
+  const size_t memory = metrics.body.find("\nrunlog_writer_memory_bytes ");
+  ASSERT_NE(memory, std::string::npos) << metrics.body;
+  const double bytes = std::stod(metrics.body.substr(memory + 28));
+  EXPECT_GT(bytes, 10 * 500.0);  // a queued task is well over 500 bytes today
+  EXPECT_LT(bytes, 10 * 100'000.0);
 }
 
 TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {
