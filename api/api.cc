@@ -142,76 +142,150 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
   x->Error(codes::kNotFound, "no route " + path + " (the API is under /v1)");
 }
 
+const std::vector<Api::RouteEntry>& Api::Routes() {
+  using X = std::shared_ptr<Exchange>;
+  using Id = const std::string&;
+  static const std::vector<RouteEntry> kRoutes = {
+      {"POST",
+       {"keys", "register"},
+       "register_key",
+       "",
+       [](Api& a, X x, Id) { a.RegisterKey(std::move(x)); }},
+      {"POST",
+       {"agents"},
+       "register_agent",
+       "write",
+       [](Api& a, X x, Id id) { a.RegisterAgent(std::move(x), id); }},
+      {"PUT",
+       {"agents", "{id}"},
+       "register_agent",
+       "write",
+       [](Api& a, X x, Id id) { a.RegisterAgent(std::move(x), id); }},
+      {"GET",
+       {"agents", "{id}"},
+       "get_agent",
+       "read",
+       [](Api& a, X x, Id id) { a.GetAgent(*x, id); }},
+      {"GET", {"tasks"}, "list_tasks", "read", [](Api& a, X x, Id) { a.ListTasks(*x); }},
+      {"POST",
+       {"tasks"},
+       "create_task",
+       "write",
+       [](Api& a, X x, Id) { a.CreateTask(std::move(x)); }},
+      {"POST",
+       {"tasks", "execute"},
+       "create_task",
+       "write",
+       [](Api& a, X x, Id) { a.CreateTask(std::move(x)); }},
+      {"POST",
+       {"tasks", "claim"},
+       "claim",
+       "worker",
+       [](Api& a, X x, Id) { a.ClaimTask(std::move(x)); }},
+      {"GET",
+       {"tasks", "{id}"},
+       "get_task",
+       "read",
+       [](Api& a, X x, Id id) { a.GetTask(*x, id, false); }},
+      {"GET",
+       {"tasks", "{id}", "trace"},
+       "get_trace",
+       "read",
+       [](Api& a, X x, Id id) { a.GetTask(*x, id, true); }},
+      {"POST",
+       {"tasks", "{id}", "heartbeat"},
+       "heartbeat",
+       "worker",
+       [](Api& a, X x, Id id) { a.LeaseCommand(std::move(x), id, "heartbeat"); }},
+      {"POST",
+       {"tasks", "{id}", "complete"},
+       "complete",
+       "worker",
+       [](Api& a, X x, Id id) { a.LeaseCommand(std::move(x), id, "complete"); }},
+      {"POST",
+       {"tasks", "{id}", "fail"},
+       "fail",
+       "worker",
+       [](Api& a, X x, Id id) { a.LeaseCommand(std::move(x), id, "fail"); }},
+      {"POST",
+       {"tasks", "{id}", "cancel"},
+       "cancel",
+       "write",
+       [](Api& a, X x, Id id) { a.CancelTask(std::move(x), id); }},
+      {"POST",
+       {"tasks", "{id}", "replay"},
+       "replay",
+       "write",
+       [](Api& a, X x, Id id) { a.ReplayTask(std::move(x), id); }},
+  };
+  return kRoutes;
+}
+
 void Api::Route(Exchange& x) {
   const std::vector<std::string> p = Split(x.call.path);
   const std::string& m = x.call.method;
-  struct Match {
-    std::string route, method, scope;
-  };
-  std::optional<Match> match;
-  std::string id;
-  if (p.size() == 2 && p[0] == "keys" && p[1] == "register") {
-    match = Match{"register_key", "POST", ""};
-  } else if (p.size() == 1 && p[0] == "agents") {
-    match = Match{"register_agent", "POST", "write"};
-  } else if (p.size() == 2 && p[0] == "agents") {
-    id = p[1];
-    match =
-        m == "GET" ? Match{"get_agent", "GET", "read"} : Match{"register_agent", "PUT", "write"};
-  } else if (p.size() == 1 && p[0] == "tasks") {
-    match = m == "GET" ? Match{"list_tasks", "GET", "read"} : Match{"create_task", "POST", "write"};
-  } else if (p.size() == 2 && p[0] == "tasks" && p[1] == "execute") {
-    match = Match{"create_task", "POST", "write"};
-  } else if (p.size() == 2 && p[0] == "tasks" && p[1] == "claim") {
-    match = Match{"claim", "POST", "worker"};
-  } else if (p.size() == 2 && p[0] == "tasks") {
-    id = p[1];
-    match = Match{"get_task", "GET", "read"};
-  } else if (p.size() == 3 && p[0] == "tasks") {
-    id = p[1];
-    const std::string& verb = p[2];
-    if (verb == "trace") match = Match{"get_trace", "GET", "read"};
-    if (verb == "heartbeat" || verb == "complete" || verb == "fail") {
-      match = Match{verb, "POST", "worker"};
+  // The first row whose path matches: literal segments win over "{id}", as
+  // the table lists them first.
+  const RouteEntry* match = nullptr;
+  std::string id, allowed;
+  size_t literal_best = 0;
+  for (const RouteEntry& r : Routes()) {
+    if (r.path.size() != p.size()) continue;
+    size_t literal = 0;
+    std::string this_id;
+    bool ok = true;
+    for (size_t i = 0; i < p.size() && ok; ++i) {
+      if (r.path[i] == "{id}") {
+        this_id = p[i];
+      } else {
+        ok = r.path[i] == p[i];
+        ++literal;
+      }
     }
-    if (verb == "cancel") match = Match{"cancel", "POST", "write"};
-    if (verb == "replay") match = Match{"replay", "POST", "write"};
+    if (!ok || literal < literal_best) continue;
+    if (literal > literal_best) {  // a more literal path: forget the looser ones
+      literal_best = literal;
+      match = nullptr;
+      allowed.clear();
+    }
+    if (r.method == m) {
+      match = &r;
+      id = this_id;
+    }
+    if (allowed.find(r.method) == std::string::npos) {
+      allowed += (allowed.empty() ? "" : " or ") + std::string(r.method);
+    }
   }
-  if (!match) return x.Error(codes::kNotFound, "no route " + m + " " + x.call.path);
-  x.route = match->route;
-  if (m != match->method) {
-    return x.Error(codes::kMethodNotAllowed, "use " + match->method + " /v1" + x.call.path);
+  if (match == nullptr && allowed.empty()) {
+    return x.Error(codes::kNotFound, "no route " + m + " " + x.call.path);
   }
-  if (match->route == "register_key") return RegisterKey(x.shared_from_this());
-  // Authenticate: Authorization: Bearer <key>.
-  const std::string& auth = x.call.authorization;
-  if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
-    return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
+  if (match == nullptr) {
+    x.route = "method_not_allowed";
+    return x.Error(codes::kMethodNotAllowed, "use " + allowed + " /v1" + x.call.path);
   }
-  x.key = deps_.keys->Lookup(auth.substr(7));
-  if (!x.key) return x.Error(codes::kUnauthenticated, "unknown or revoked API key");
-  if (!KeyStore::HasScope(*x.key, match->scope)) {
-    return x.Error(codes::kForbidden, "this key lacks the " + match->scope + " scope");
+  x.route = match->name;
+  const std::string scope = match->scope;
+  if (!scope.empty()) {
+    // Authenticate: Authorization: Bearer <key>.
+    const std::string& auth = x.call.authorization;
+    if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+      return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
+    }
+    x.key = deps_.keys->Lookup(auth.substr(7));
+    if (!x.key) return x.Error(codes::kUnauthenticated, "unknown or revoked API key");
+    if (!KeyStore::HasScope(*x.key, scope)) {
+      return x.Error(codes::kForbidden, "this key lacks the " + scope + " scope");
+    }
+    int64_t retry_after = 0;
+    if (!deps_.keys->Admit(*x.key, &x.requests_this_minute, &retry_after)) {
+      return x.Error(codes::kRateLimited,
+                     "plan " + x.key->plan + " allows " +
+                         std::to_string(PlanNamed(x.key->plan).requests_per_minute) +
+                         " requests a minute",
+                     "", "", retry_after);
+    }
   }
-  int64_t retry_after = 0;
-  if (!deps_.keys->Admit(*x.key, &x.requests_this_minute, &retry_after)) {
-    return x.Error(codes::kRateLimited,
-                   "plan " + x.key->plan + " allows " +
-                       std::to_string(PlanNamed(x.key->plan).requests_per_minute) +
-                       " requests a minute",
-                   "", "", retry_after);
-  }
-  auto shared = x.shared_from_this();
-  if (match->route == "create_task") return CreateTask(shared);
-  if (match->route == "claim") return ClaimTask(shared);
-  if (match->route == "cancel") return CancelTask(shared, id);
-  if (match->route == "replay") return ReplayTask(shared, id);
-  if (match->route == "list_tasks") return ListTasks(x);
-  if (match->route == "register_agent") return RegisterAgent(shared, id);
-  if (match->route == "get_agent") return GetAgent(x, id);
-  if (match->route == "get_task") return GetTask(x, id, false);
-  if (match->route == "get_trace") return GetTask(x, id, true);
-  LeaseCommand(shared, id, match->route);
+  match->answer(*this, x.shared_from_this(), id);
 }
 
 void Api::AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const std::string& id,

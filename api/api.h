@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "api/contract.h"
-#include "services/keys.h"
-#include "services/manifests.h"
 #include "api/metrics.h"
 #include "events/event_log.h"
 #include "events/payload.h"
 #include "projections/projector.h"
+#include "services/keys.h"
+#include "services/manifests.h"
 #include "services/task_service.h"
 #include "services/tools.h"
 
@@ -90,6 +90,17 @@ class Api {
   class Exchange;  // one call in flight (api/exchange.h)
 
  private:
+  // One row of the route table: method and path under /v1 ("{id}" matches
+  // one segment), the route's name (metrics), the key scope it needs ("" for
+  // none) and what answers it.
+  struct RouteEntry {
+    const char* method;
+    std::vector<std::string_view> path;
+    const char* name;
+    const char* scope;
+    void (*answer)(Api& api, std::shared_ptr<Exchange> x, const std::string& id);
+  };
+  static const std::vector<RouteEntry>& Routes();
   void Route(Exchange& x);
   void CreateTask(std::shared_ptr<Exchange> x);
   void ClaimTask(std::shared_ptr<Exchange> x);
