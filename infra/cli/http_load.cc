@@ -121,6 +121,12 @@ void HttpLoad::OnReadable(Conn* c) {
     // (epoll is level-triggered, so anything arriving later wakes us again).
     if (static_cast<size_t>(n) < sizeof buf) break;
   }
+  if (!c->busy) {
+    // An answer to no request (the server timing out an idle connection,
+    // e.g. while another one waits for /readyz): nobody waits for it.
+    c->in.clear();
+    return;
+  }
   size_t header_end = c->in.find("\r\n\r\n");
   if (header_end == std::string::npos) return;
   // Content-Length, case-insensitively.
