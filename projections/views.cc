@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "events/bytes.h"
+#include "events/local_store.h"
 #include "events/payload.h"
 
 namespace runlog::projections {
@@ -103,23 +104,12 @@ std::unexpected<Error> Storage(const rocksdb::Status& s) {
 
 Result<std::unique_ptr<Views>> Views::Open(const std::string& data_dir) {
   const std::string dir = (std::filesystem::path(data_dir) / "views").string();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Fail(codes::kUnavailable, "cannot create " + dir + ": " + ec.message());
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.info_log_level = rocksdb::WARN_LEVEL;
-  options.keep_log_file_num = 3;
-  options.max_background_jobs = 2;
-  options.memtable_insert_with_hint_prefix_extractor = std::make_shared<InsertHintPrefix>();
-  // Flushes and compactions write back 1 MB at a time instead of in one burst
-  // at the end of a file, which stalled the log's fdatasync on the same disk.
-  options.bytes_per_sync = 1 << 20;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  if (!s.ok())
-    return Fail(codes::kUnavailable, "cannot open views at " + dir + ": " + s.ToString());
-  std::unique_ptr<rocksdb::DB> db(raw);
+  auto opened = events::OpenLocalStore(dir, [](rocksdb::Options& options) {
+    options.memtable_insert_with_hint_prefix_extractor = std::make_shared<InsertHintPrefix>();
+  });
+  if (!opened) return std::unexpected(opened.error());
+  std::unique_ptr<rocksdb::DB> db = std::move(*opened);
+  rocksdb::Status s;
   // Views written in another layout (an older runlogd) are dropped and rebuilt
   // from the log by the projector: they hold nothing the log does not.
   std::string format;

@@ -70,7 +70,7 @@ Status PartitionWriter::LoadCheckpointEntry(
     tasks_[std::move(id)] = std::move(*task);
     return {};
   }
-  if (key.starts_with(kEnded)) return ended_.Import(value);
+  if (key.starts_with(kEnded)) return ended_.Import(value, options_.clock->NowMillis());
   if (key.starts_with(kRecord)) {
     auto event = events::DecodeEvent(value);
     if (!event) return std::unexpected(event.error());

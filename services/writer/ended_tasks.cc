@@ -82,7 +82,7 @@ void EndedTasks::SortAfterImport() {
   std::sort(stub_order_.begin(), stub_order_.end());
 }
 
-Status EndedTasks::Import(std::string_view entry) {
+Status EndedTasks::Import(std::string_view entry, int64_t now_ms) {
   json::Document doc;
   events::TaskStatus status;
   if (!json::Parse(entry, &doc) || !doc.IsObject() ||
@@ -92,7 +92,11 @@ Status EndedTasks::Import(std::string_view entry) {
   const std::string id = json::String(doc, "id");
   Ended ended{json::String(doc, "tenant_id"), status, json::String(doc, "error_code"),
               json::Int(doc, "ended_at_ms"), nullptr};
-  if (const json::Value* task = json::Find(doc, "task"); task != nullptr) {
+  const json::Value* task = json::Find(doc, "task");
+  if (ended.ended_at_ms < now_ms - (task != nullptr ? kKeyedRetentionMs : kStubRetentionMs)) {
+    return {};  // past its retention: as a read of the whole log would, forget it
+  }
+  if (task != nullptr) {
     auto t = events::TaskFromJson(json::Write(*task));
     if (!t) return std::unexpected(t.error());
     ended.keyed = std::make_unique<const events::Task>(std::move(*t));

@@ -44,8 +44,9 @@ class EndedTasks {
   }
   // The remembered task `id` as a snapshot entry, or "" if it is not remembered.
   std::string Export(const std::string& id) const;
-  // Remembers a task Export described; INVALID_ARGUMENT if `entry` is not one.
-  [[nodiscard]] Status Import(std::string_view entry);
+  // Remembers a task Export described, unless it is past its retention at
+  // `now_ms`; INVALID_ARGUMENT if `entry` is not one.
+  [[nodiscard]] Status Import(std::string_view entry, int64_t now_ms);
   // After the last Import: puts the forgetting order back in time order.
   void SortAfterImport();
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "events/local_store.h"
+
 namespace runlog::services {
 namespace {
 
@@ -46,20 +48,9 @@ SnapshotStore::~SnapshotStore() = default;
 
 Result<std::unique_ptr<SnapshotStore>> SnapshotStore::Open(const std::string& data_dir) {
   const std::string dir = (std::filesystem::path(data_dir) / "writers").string();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Fail(codes::kUnavailable, "cannot create " + dir + ": " + ec.message());
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.info_log_level = rocksdb::WARN_LEVEL;
-  options.keep_log_file_num = 3;
-  options.max_background_jobs = 2;
-  options.bytes_per_sync = 1 << 20;  // as the views: no bursts that stall the log's syncs
-  options.paranoid_checks = true;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  if (!s.ok()) return Storage(dir, s);
-  return std::unique_ptr<SnapshotStore>(new SnapshotStore(std::unique_ptr<rocksdb::DB>(raw), dir));
+  auto db = events::OpenLocalStore(dir, [](rocksdb::Options& o) { o.paranoid_checks = true; });
+  if (!db) return std::unexpected(db.error());
+  return std::unique_ptr<SnapshotStore>(new SnapshotStore(std::move(*db), dir));
 }
 
 Status SnapshotStore::Write(const Checkpoint& cp) {
