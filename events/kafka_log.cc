@@ -143,14 +143,32 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
   }
   KafkaLog* self = log.get();
   log->poller_ = std::thread([self] {
-    while (!self->stopping_.load()) self->producer_->poll(50);
+    while (!self->stopping_.load()) {
+      self->producer_->poll(50);
+      self->RunDeferred();
+    }
   });
   return log;
+}
+
+void KafkaLog::Defer(std::function<void()> task) {
+  std::lock_guard lock(deferred_mu_);
+  deferred_.push_back(std::move(task));
+}
+
+void KafkaLog::RunDeferred() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(deferred_mu_);
+    tasks.swap(deferred_);
+  }
+  for (auto& t : tasks) t();
 }
 
 KafkaLog::~KafkaLog() {
   stopping_.store(true);
   if (poller_.joinable()) poller_.join();
+  RunDeferred();
   if (producer_) {
     producer_->flush(static_cast<int>(append_timeout_.count()));
     // Whatever flush could not deliver is purged, which still reports it, so
@@ -200,7 +218,9 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
       }
       latched_.store(true);  // part of the batch may land: stop guessing
       pending->SetError(RdKafka::err2str(rc));
-      pending->Finish(events.size() - i);  // the rest were never queued
+      // The rest were never queued. Their Finish may be the last one, which
+      // answers: on the poller, never on the appending thread (EventLog's contract).
+      Defer([pending, rest = events.size() - i] { pending->Finish(rest); });
       return {};
     }
   }

@@ -17,8 +17,10 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "events/event_log.h"
 
@@ -61,6 +63,11 @@ class KafkaLog final : public EventLog {
   std::unique_ptr<DeliveryHandler> delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::vector<std::unique_ptr<Reader>> readers_;
+  // Runs `task` on the poller thread, soon.
+  void Defer(std::function<void()> task);
+  void RunDeferred();
+  std::mutex deferred_mu_;
+  std::vector<std::function<void()>> deferred_;  // guarded by deferred_mu_
   std::atomic<bool> stopping_{false};
   std::atomic<bool> latched_{false};
   std::thread poller_;

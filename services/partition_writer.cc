@@ -70,7 +70,14 @@ Status PartitionWriter::LoadCheckpointEntry(
     tasks_[std::move(id)] = std::move(*task);
     return {};
   }
-  if (key.starts_with(kEnded)) return ended_.Import(value, options_.clock->NowMillis());
+  if (key.starts_with(kEnded)) {
+    if (auto s = ended_.Import(value, options_.clock->NowMillis()); !s) return s;
+    // Past its retention it was not kept: the next checkpoint deletes it.
+    if (const Task * keyed; !ended_.Find(std::string(key.substr(kEnded.size())), &keyed)) {
+      dirty_.insert(std::string(key.substr(kEnded.size())));
+    }
+    return {};
+  }
   if (key.starts_with(kRecord)) {
     auto event = events::DecodeEvent(value);
     if (!event) return std::unexpected(event.error());
@@ -96,7 +103,9 @@ void PartitionWriter::Reset() {
 
 std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
   std::lock_guard lock(mu_);
-  if (appender_.failed()) return std::nullopt;
+  // Before recovery ends (cancelled, or failed) the state is partial and the
+  // offset unknown; after a failed append the log may not hold what it says.
+  if (!recovered_ || appender_.failed()) return std::nullopt;
   if (dirty_.empty() && records_.empty() && decided_end_.load() == checkpointed_end_.load()) {
     return std::nullopt;
   }
@@ -139,6 +148,22 @@ PartitionWriter::Held PartitionWriter::HeldNow() {
   return held;
 }
 
+void PartitionWriter::CheckpointFailed(const SnapshotStore::Checkpoint& cp) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> records;
+  for (const std::string& key : cp.deletes) {
+    if (key.starts_with(kLive)) dirty_.insert(key.substr(kLive.size()));
+    if (key.starts_with(kEnded)) dirty_.insert(key.substr(kEnded.size()));
+  }
+  for (const auto& [key, value] : cp.puts) {
+    if (key.starts_with(kLive)) dirty_.insert(key.substr(kLive.size()));
+    if (key.starts_with(kEnded)) dirty_.insert(key.substr(kEnded.size()));
+    if (key.starts_with(kRecord)) records.push_back(value);  // in their order, before newer ones
+  }
+  records_.insert(records_.begin(), records.begin(), records.end());
+  checkpointed_end_.store(0);  // so the next checkpoint is due
+}
+
 std::string PartitionWriter::StateForTest() {
   std::lock_guard lock(mu_);
   // What is remembered depends on when it was last pruned: prune it now.
@@ -173,6 +198,7 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
   appender_.set_acked_end(end_offset);
   decided_end_.store(end_offset);
   checkpointed_end_.store(checkpoint_offset);
+  recovered_ = true;
 }
 
 void PartitionWriter::Stop() {

@@ -94,6 +94,9 @@ class PartitionWriter {
   // it only once acked_end() reaches its offset: before that the log may
   // not keep what it holds.
   std::optional<SnapshotStore::Checkpoint> PrepareCheckpoint();
+  // A prepared checkpoint that could not be written: its changes go back to
+  // be written by the next one.
+  void CheckpointFailed(const SnapshotStore::Checkpoint& checkpoint);
   // Events decided since the last PrepareCheckpoint.
   uint64_t uncheckpointed() const { return decided_end_.load() - checkpointed_end_.load(); }
   // The live tasks and the remembered ended ones (pruned to their retention
@@ -158,6 +161,7 @@ class PartitionWriter {
   std::unordered_set<std::string> dirty_;
   std::vector<std::string> records_;
   uint64_t next_record_ = 0;                   // the number of the next record's checkpoint entry
+  bool recovered_ = false;                     // FinishRecovery ran: the state matches decided_end_
   std::atomic<uint64_t> decided_end_{0};       // one past the last event decided
   std::atomic<uint64_t> checkpointed_end_{0};  // decided_end_ at the last checkpoint
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry

@@ -81,14 +81,22 @@ Status TaskService::Checkpoint(uint32_t p) {
   if (!cp) return {};
   // What it covers must be durable first: the log may not keep the rest.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (writers_[p]->acked_end() < cp->offset) {
-    if (writers_[p]->failed() || std::chrono::steady_clock::now() > give_up) {
+  while (writers_[p]->acked_end() < cp->offset && !writers_[p]->failed()) {
+    if (std::chrono::steady_clock::now() > give_up) {
+      writers_[p]->CheckpointFailed(*cp);
       return Fail(codes::kUnavailable, "partition " + std::to_string(p) +
                                            ": the events a checkpoint covers are not durable");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  return options_.snapshots->Write(*cp);
+  // A latched writer's log may not hold what the checkpoint covers: none is
+  // written, and the next start reads the log from the last good one.
+  if (writers_[p]->failed()) return Fail(codes::kWriterFailed, "the writer failed");
+  if (auto s = options_.snapshots->Write(*cp); !s) {
+    writers_[p]->CheckpointFailed(*cp);
+    return s;
+  }
+  return {};
 }
 
 Status TaskService::CheckpointAll() {

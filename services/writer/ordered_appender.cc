@@ -22,11 +22,15 @@ std::optional<OrderedAppender::Refusal> OrderedAppender::Add(std::span<const eve
   auto appended = options_.log->AppendAsync(
       options_.partition, events,
       [this, seq](Result<std::vector<uint64_t>> r) { Completed(seq, std::move(r)); });
-  if (!appended) return Refusal{seq, appended.error()};
+  if (!appended) {
+    MarkFailed(seq);  // at once: the writer must decide nothing more on this state
+    return Refusal{seq, appended.error()};
+  }
   return std::nullopt;
 }
 
 void OrderedAppender::Completed(uint64_t seq, Result<std::vector<uint64_t>> result) {
+  if (!result) MarkFailed(seq);  // at once, not when its turn to answer comes
   std::unique_lock lock(mu_);
   pending_[seq - front_seq_].outcome = std::move(result);
   if (delivering_) return;  // the thread delivering now gives this answer too
@@ -34,29 +38,35 @@ void OrderedAppender::Completed(uint64_t seq, Result<std::vector<uint64_t>> resu
   while (!pending_.empty() && pending_.front().ready()) {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    ++front_seq_;
+    const uint64_t given = front_seq_++;
     lock.unlock();
-    Give(p);
+    Give(p, given);
     lock.lock();
   }
   delivering_ = false;
   if (pending_.empty()) idle_cv_.notify_all();
 }
 
-void OrderedAppender::Give(Pending& p) {
+void OrderedAppender::MarkFailed(uint64_t seq) {
+  uint64_t first = first_failed_.load();
+  while (seq < first && !first_failed_.compare_exchange_weak(first, seq)) {
+  }
+}
+
+void OrderedAppender::Give(Pending& p, uint64_t seq) {
+  // Batches decided before the first failed append answer as they went;
+  // from it on, every answer is WRITER_FAILED and nothing is acknowledged:
+  // later offsets would not say what the log holds.
+  const bool before_failure = seq < first_failed_.load();
   if (p.has_append) {
     const auto& result = *p.outcome;
-    if (result) {
-      acked_end_.store(result->back() + 1);
-    } else {
-      failed_.store(true);
-    }
+    if (result && before_failure) acked_end_.store(result->back() + 1);
     if (options_.on_append_latency) {
       options_.on_append_latency(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - p.appended_at).count());
     }
   }
-  if (failed_.load()) {
+  if (!before_failure) {
     const std::string why =
         p.has_append && !*p.outcome ? p.outcome->error().message : "an earlier append failed";
     for (Answer& a : p.answers) {
@@ -66,7 +76,7 @@ void OrderedAppender::Give(Pending& p) {
     }
   }
   Deliver(p.answers);
-  if (!p.made_ready.empty() && !failed_.load() && options_.on_ready) {
+  if (!p.made_ready.empty() && before_failure && options_.on_ready) {
     options_.on_ready(p.made_ready);
   }
 }

@@ -6,9 +6,10 @@
 // not keep. A command that appended nothing (a refusal, an empty claim)
 // still waits for the batches before it, since its answer saw their state.
 //
-// A failed append latches it: failed() turns true and every answer still
-// waiting says WRITER_FAILED (the outcome of that append is unknown; runlogd
-// must restart, and recovery rebuilds the state from the log).
+// A failed append latches it at once: failed() turns true, the batches
+// decided before it answer as they went, and it and every answer after it
+// say WRITER_FAILED (the outcome of that append is unknown; runlogd must
+// restart, and recovery rebuilds the state from the log).
 //
 // Lifecycle: Add under the writer's lock; Stop() waits until every answer is
 // given. Thread contract: Add is called under the writer's lock, which orders
@@ -72,7 +73,7 @@ class OrderedAppender {
   // One past the last offset acknowledged to clients.
   uint64_t acked_end() const { return acked_end_.load(); }
   void set_acked_end(uint64_t end) { acked_end_.store(end); }
-  bool failed() const { return failed_.load(); }
+  bool failed() const { return first_failed_.load() != UINT64_MAX; }
 
  private:
   struct Pending {
@@ -84,7 +85,9 @@ class OrderedAppender {
     bool ready() const { return !has_append || outcome.has_value(); }
   };
   void Completed(uint64_t seq, Result<std::vector<uint64_t>> result);
-  void Give(Pending& p);
+  // Records that batch `seq` failed (the earliest such batch counts).
+  void MarkFailed(uint64_t seq);
+  void Give(Pending& p, uint64_t seq);
 
   const Options options_;
   std::mutex mu_;
@@ -93,7 +96,7 @@ class OrderedAppender {
   uint64_t front_seq_ = 0;       // guarded by mu_: the seq of pending_.front()
   bool delivering_ = false;      // guarded by mu_: a thread gives answers now
   std::atomic<uint64_t> acked_end_{0};
-  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> first_failed_{UINT64_MAX};  // seq of the first failed append
 };
 
 }  // namespace runlog::services

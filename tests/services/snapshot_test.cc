@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <map>
 #include <random>
 
 #include "events/partitioner.h"
@@ -194,6 +195,41 @@ TEST_F(SnapshotTest, AnUnusableCheckpointIsDroppedAndTheWholeLogRead) {
   auto again = Recovered(snapshots_.get(), nullptr, &notes);
   EXPECT_EQ(again->StateForTest(), live);
   for (const std::string& n : notes) EXPECT_EQ(n.find("not used"), std::string::npos) << n;
+}
+
+// A writer whose recovery did not finish (cancelled by a stop signal, or a
+// read that failed) holds part of the log and knows no offset: it must not
+// checkpoint, or the next start would replay the log over that part.
+TEST_F(SnapshotTest, AWriterThatDidNotFinishRecoveringDoesNotCheckpoint) {
+  Work(200, 8);
+  PartitionWriter writer({1, log_.get(), &clock_, &ids_}, nullptr);
+  auto records = log_->Read(1, 0, 100000).value();
+  ASSERT_GT(records.size(), 10u);
+  for (const auto& r : records) ASSERT_TRUE(writer.Recover(r.event).has_value());
+  EXPECT_FALSE(writer.PrepareCheckpoint().has_value());
+  writer.FinishRecovery(records.back().offset + 1);
+  auto checkpoint = writer.PrepareCheckpoint();
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_EQ(checkpoint->offset, records.back().offset + 1);
+  EXPECT_FALSE(checkpoint->puts.empty());
+  // One that could not be written goes back to be written by the next.
+  writer.CheckpointFailed(*checkpoint);
+  auto again = writer.PrepareCheckpoint();
+  ASSERT_TRUE(again.has_value());
+  // The same entries; records keep their order under new numbers.
+  auto split = [](const SnapshotStore::Checkpoint& cp) {
+    std::map<std::string, std::string> tasks;
+    std::vector<std::string> records;
+    for (const auto& [key, value] : cp.puts) {
+      if (key.starts_with("r/")) {
+        records.push_back(value);
+      } else {
+        tasks[key] = value;
+      }
+    }
+    return std::make_pair(tasks, records);
+  };
+  EXPECT_EQ(split(*again), split(*checkpoint)) << "a failed checkpoint's changes were lost";
 }
 
 }  // namespace
