@@ -51,8 +51,14 @@ Status PartitionWriter::Recover(const events::Event& event) {
   if (auto s = ApplyEvent(it->second, event); !s) return s;
   dirty_.insert(event.aggregate_id);
   if (IsTerminal(it->second.status)) {
+    const std::string id = it->first;
     ended_.Add(std::move(it->second), options_.clock->NowMillis());
     tasks_.erase(it);
+    // Ended long ago and not in the checkpoint: nothing to write or delete
+    // for it (a whole-log read would otherwise mark every task ever).
+    if (const Task * keyed; !ended_.Find(id, &keyed) && !checkpointed_live_.contains(id)) {
+      dirty_.erase(id);
+    }
   }
   return {};
 }
@@ -66,6 +72,7 @@ Status PartitionWriter::LoadCheckpointEntry(
     if (task->id != key.substr(kLive.size())) {
       return Fail(codes::kInvalidArgument, "a live task's entry holds another task");
     }
+    checkpointed_live_.insert(task->id);
     std::string id = task->id;
     tasks_[std::move(id)] = std::move(*task);
     return {};
@@ -95,6 +102,7 @@ Status PartitionWriter::LoadCheckpointEntry(
 
 void PartitionWriter::Reset() {
   tasks_.clear();
+  checkpointed_live_.clear();
   ended_ = EndedTasks();
   dirty_.clear();
   records_.clear();
@@ -199,6 +207,7 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
   decided_end_.store(end_offset);
   checkpointed_end_.store(checkpoint_offset);
   recovered_ = true;
+  checkpointed_live_ = {};  // only recovery needs it
 }
 
 void PartitionWriter::Stop() {

@@ -160,10 +160,13 @@ class PartitionWriter {
   // and the encoded records of other aggregates.
   std::unordered_set<std::string> dirty_;
   std::vector<std::string> records_;
-  uint64_t next_record_ = 0;                   // the number of the next record's checkpoint entry
-  bool recovered_ = false;                     // FinishRecovery ran: the state matches decided_end_
-  std::atomic<uint64_t> decided_end_{0};       // one past the last event decided
-  std::atomic<uint64_t> checkpointed_end_{0};  // decided_end_ at the last checkpoint
+  uint64_t next_record_ = 0;  // the number of the next record's checkpoint entry
+  bool recovered_ = false;    // FinishRecovery ran: the state matches decided_end_
+  // During recovery: the live tasks the checkpoint held (their entries must
+  // be rewritten or deleted even if they end in the tail).
+  std::unordered_set<std::string> checkpointed_live_;
+  std::atomic<uint64_t> decided_end_{0};            // one past the last event decided
+  std::atomic<uint64_t> checkpointed_end_{0};       // decided_end_ at the last checkpoint
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry
 };
 
