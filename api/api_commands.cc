@@ -8,9 +8,9 @@
 
 #include "api/api.h"
 #include "api/exchange.h"
-#include "services/manifests.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
+#include "services/manifests.h"
 #include "services/plans.h"
 #include "services/tools.h"
 

@@ -121,17 +121,18 @@ void RunAsync(events::EventLog& log, const BenchLogOptions& o, SteadyClock::time
     events::Event e = MakeEvent(t, n, o.record_bytes);
     uint32_t p = events::PartitionFor(e.aggregate_id, o.partitions);
     auto t0 = SteadyClock::now();
-    auto appended = log.AppendAsync(p, std::span(&e, 1), [&, t, n, t0](Result<std::vector<uint64_t>> r) {
-      if (r) {
-        latencies[t].push_back(
-            std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
-      } else if (++errors > 1000) {
-        std::lock_guard lock(mu);
-        if (--running == 0) all_done.notify_one();
-        return;  // give up: the log is failing
-      }
-      issue(t, n + 1);
-    });
+    auto appended =
+        log.AppendAsync(p, std::span(&e, 1), [&, t, n, t0](Result<std::vector<uint64_t>> r) {
+          if (r) {
+            latencies[t].push_back(
+                std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
+          } else if (++errors > 1000) {
+            std::lock_guard lock(mu);
+            if (--running == 0) all_done.notify_one();
+            return;  // give up: the log is failing
+          }
+          issue(t, n + 1);
+        });
     if (!appended) {  // refused at once: the log is closing or latched
       std::lock_guard lock(mu);
       ++errors;

@@ -40,10 +40,14 @@ enum class Fault { kNone, kSyncFails, kWriteFails, kDiskFull };
 
 std::string FaultName(Fault fault) {
   switch (fault) {
-    case Fault::kNone: return "None";
-    case Fault::kSyncFails: return "SyncFails";
-    case Fault::kWriteFails: return "WriteFails";
-    case Fault::kDiskFull: return "DiskFull";
+    case Fault::kNone:
+      return "None";
+    case Fault::kSyncFails:
+      return "SyncFails";
+    case Fault::kWriteFails:
+      return "WriteFails";
+    case Fault::kDiskFull:
+      return "DiskFull";
   }
   return "?";
 }
@@ -68,8 +72,7 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
     if (s.ok() && name.ends_with(".log")) *file = std::make_unique<Wal>(std::move(*file), *this);
     return s;
   }
-  rocksdb::IOStatus ReopenWritableFile(const std::string& name,
-                                       const rocksdb::FileOptions& options,
+  rocksdb::IOStatus ReopenWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                        std::unique_ptr<rocksdb::FSWritableFile>* file,
                                        rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = target()->ReopenWritableFile(name, options, file, dbg);
@@ -134,10 +137,14 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
 // What RocksDB's status text, carried into the log's message, must say.
 std::string WhatFailed(Fault fault) {
   switch (fault) {
-    case Fault::kSyncFails: return "WAL sync failed";
-    case Fault::kWriteFails: return "WAL write failed";
-    case Fault::kDiskFull: return "No space left on device";
-    case Fault::kNone: break;
+    case Fault::kSyncFails:
+      return "WAL sync failed";
+    case Fault::kWriteFails:
+      return "WAL write failed";
+    case Fault::kDiskFull:
+      return "No space left on device";
+    case Fault::kNone:
+      break;
   }
   return "?";
 }
