@@ -12,7 +12,7 @@ void Auditor::Problem(const LogRecord& r, const std::string& what) {
 
 void Auditor::Add(const LogRecord& r) {
   const Event& e = r.event;
-  if (!e.type.starts_with("task.") && !e.type.starts_with("step.")) {
+  if (!IsTaskEvent(e)) {
     ++report_.other_events;
     return;
   }

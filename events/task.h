@@ -112,6 +112,12 @@ inline bool IsWorkerTool(std::string_view tool) { return tool == "agent" || tool
 // worker-run plan, or a worker step of an executor-run plan.
 bool WorkerRunsNext(const Task& task);
 
+// True for the events of a task (task.* and step.*), which ApplyEvent moves a
+// task by; other records (keys, manifests) belong to other aggregates.
+inline bool IsTaskEvent(const Event& e) {
+  return e.type.starts_with("task.") || e.type.starts_with("step.");
+}
+
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose
 // sequence is not the next one or whose type is not legal in the task's state
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).

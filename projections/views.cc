@@ -167,8 +167,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   };
   std::unordered_map<std::string, Touched> touched;
   for (const events::LogRecord& r : records) {
-    const std::string& type = r.event.type;
-    if (!type.starts_with("task.") && !type.starts_with("step.")) continue;
+    if (!events::IsTaskEvent(r.event)) continue;
     auto it = touched.find(r.event.aggregate_id);
     if (it == touched.end()) {
       Touched t;

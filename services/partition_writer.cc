@@ -36,14 +36,10 @@ std::string RecordKey(uint64_t n) {
   std::snprintf(buf, sizeof buf, "r/%016llx", static_cast<unsigned long long>(n));
   return buf;
 }
-
-bool IsTaskEvent(const events::Event& e) {
-  return e.type.starts_with("task.") || e.type.starts_with("step.");
-}
 }  // namespace
 
 Status PartitionWriter::Recover(const events::Event& event) {
-  if (!IsTaskEvent(event)) {
+  if (!events::IsTaskEvent(event)) {
     records_.push_back(events::EncodeEvent(event));
     return {};
   }
@@ -265,7 +261,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
   if (auto* c = std::get_if<CreateTask>(&command)) return Create(*c, prepare, batch);
   if (auto* c = std::get_if<ClaimTask>(&command)) return Claim(*c, prepare, batch);
   if (auto* c = std::get_if<RecordEvent>(&command)) {
-    if (c->event.type.starts_with("task.") || c->event.type.starts_with("step.")) {
+    if (events::IsTaskEvent(c->event)) {
       return Fail(codes::kInvalidArgument, "a task's events are decided here, not recorded");
     }
     records_.push_back(events::EncodeEvent(c->event));

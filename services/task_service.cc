@@ -65,8 +65,7 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
                                                       std::to_string(r.offset) + ": " +
                                                       s.error().message);
         }
-        const std::string& type = r.event.type;
-        if (!type.starts_with("task.") && !type.starts_with("step.") && other) other(r.event);
+        if (!events::IsTaskEvent(r.event) && other) other(r.event);
       }
       offset = records->back().offset + 1;
     }
