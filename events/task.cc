@@ -5,6 +5,7 @@
 
 #include "events/canonical_json.h"
 #include "events/hashes.h"
+#include "events/types.h"
 #include "infra/base/json.h"
 
 namespace runlog::events {
@@ -14,7 +15,7 @@ constexpr std::string_view kStatusNames[] = {"created",   "planned", "queued",  
                                              "succeeded", "failed",  "cancelled"};
 
 // Canonical JSON text of a member, or "" when absent or null.
-std::string Raw(const json::Value& payload, std::string_view key) {
+std::string RawMember(const json::Value& payload, std::string_view key) {
   const json::Value* v = json::FindSet(payload, key);
   std::string out;
   if (v != nullptr && !events::WriteCanonical(*v, &out)) out.clear();
@@ -35,21 +36,23 @@ void AddRunners(Task& task, const json::Value& steps, int64_t first) {
 }
 
 // The end of a task: its hashes, and the implied step of a worker-run task.
-void Finish(Task& task, const json::Value& p, const Event& e) {
-  task.step_hashes = Raw(p, "step_hashes");
-  task.task_hash = json::String(p, "task_hash");
-  task.replay = Raw(p, "replay");
+template <class End>
+void Finish(Task& task, const End& end, const Event& e) {
+  task.step_hashes = end.step_hashes;
+  task.task_hash = end.task_hash;
+  task.replay = end.replay;
   if (task.executor || !task.steps.empty() || task.attempt == 0) return;
-  const json::Value* error = json::FindSet(p, "error");
-  StepRecord step = ImpliedAgentStep(
-      task, task.status == TaskStatus::kSucceeded ? "succeeded" : "failed", task.result, task.error,
-      error != nullptr ? json::String(*error, "code") : "");
-  const json::Value* hashes = json::Find(p, "step_hashes");
-  if (hashes != nullptr && hashes->IsArray() && hashes->Size() == 1 && (*hashes)[0].IsString()) {
-    step.step_hash = (*hashes)[0].GetString();
+  std::string error_code;
+  if constexpr (requires { end.error_code; }) error_code = end.error_code;
+  StepRecord step =
+      ImpliedAgentStep(task, task.status == TaskStatus::kSucceeded ? "succeeded" : "failed",
+                       task.result, task.error, error_code);
+  json::ScratchDocument scratch;
+  if (json::Parse(end.step_hashes, &scratch.doc()) && scratch.doc().IsArray() &&
+      scratch.doc().Size() == 1 && scratch.doc()[0].IsString()) {
+    step.step_hash = scratch.doc()[0].GetString();
   }
-  const json::Value* usage = json::FindSet(p, "usage");
-  step.tokens = usage != nullptr ? json::Int(*usage, "tokens") : 0;
+  step.tokens = end.tokens.value_or(0);
   task.tokens_used += step.tokens;
   step.finished_at_ms = e.timestamp_ms;
   step.duration_ms = step.started_at_ms != 0 ? e.timestamp_ms - step.started_at_ms : 0;
@@ -61,6 +64,208 @@ std::unexpected<Error> Illegal(const Task& task, const events::Event& e) {
                                               " in state " + std::string(StatusName(task.status)));
 }
 
+// Moves a task by one typed event; each call returns its refusal, or {} once
+// the task's status, lease and fields are set (the sequence is the caller's).
+struct Applier {
+  Task& task;
+  const Event& e;
+  const TaskStatus s = task.status;
+
+  Status Leased() const {
+    return s == TaskStatus::kRunning && !task.lease.lease_id.empty() ? Status{} : Illegal(task, e);
+  }
+  void SetError(const std::string& error, const std::string& code) {
+    task.error = error;
+    task.error_code = error.empty() ? "" : code;
+  }
+
+  Status operator()(const TaskCreated& c) {
+    if (task.sequence != 0) return Illegal(task, e);
+    task.id = e.aggregate_id;
+    task.tenant_id = e.tenant_id;
+    task.type = c.type;
+    task.agent_id = c.agent_id;
+    task.input = c.input;
+    task.limits = c.limits;
+    task.max_attempts = c.max_attempts;
+    task.priority = c.priority;
+    task.idempotency_key = c.idempotency_key;
+    task.request_hash = c.request_hash;
+    task.replay_of_task_id = c.replay_of_task_id;
+    task.replay_of = c.replay_of;
+    task.recorded_outputs = c.recorded_outputs;
+    task.status = TaskStatus::kCreated;
+    task.created_at_ms = e.timestamp_ms;
+    return {};
+  }
+  Status operator()(const TaskPlanned& c) {
+    if (s != TaskStatus::kCreated || !task.plan_failures.empty()) return Illegal(task, e);
+    task.plan = c.plan;
+    task.limits = c.limits;
+    task.executor = c.runner == "executor";
+    json::ScratchDocument scratch;
+    const json::Value* steps = nullptr;
+    if (!c.plan.empty() && json::Parse(c.plan, &scratch.doc())) {
+      steps = json::Find(scratch.doc(), "steps");
+    }
+    task.step_count = steps != nullptr && steps->IsArray() ? steps->Size() : 0;
+    if (!task.executor && task.step_count == 1) {
+      task.agent_step_input = RawMember((*steps)[0], "input");
+      task.agent_step_version = json::String((*steps)[0], "tool_version", "1");
+    }
+    task.step_runners.clear();
+    if (task.executor && steps != nullptr && steps->IsArray()) AddRunners(task, *steps, 1);
+    task.status = TaskStatus::kPlanned;
+    return {};
+  }
+  Status operator()(const TaskPlanRejected& c) {
+    // At creation, or when a planner's plan fails validation.
+    if ((s != TaskStatus::kCreated && s != TaskStatus::kRunning) || !task.plan_failures.empty()) {
+      return Illegal(task, e);
+    }
+    task.plan_failures = c.failures;
+    return {};
+  }
+  Status operator()(const TaskPlanExtended& c) {
+    // A planner step's plan, validated, appended after it.
+    json::Document steps, plan;
+    if (!Leased() || !task.executor || task.plan.empty() || !json::Parse(c.steps, &steps) ||
+        !steps.IsArray() || steps.Empty() || !json::Parse(task.plan, &plan) ||
+        !json::Find(plan, "steps") || !plan["steps"].IsArray()) {
+      return Illegal(task, e);
+    }
+    for (const json::Value& step : steps.GetArray()) {
+      plan["steps"].PushBack(json::Value(step, plan.GetAllocator()), plan.GetAllocator());
+    }
+    task.plan = events::CanonicalText(plan);
+    AddRunners(task, steps, task.step_count + 1);
+    task.step_count += steps.Size();
+    return {};
+  }
+  Status operator()(const TaskHandedOff& c) {
+    // The next step goes to another runner (an external worker or the
+    // executors): the lease ends and the task waits for that runner's claim.
+    if (!Leased() || !task.executor || c.step_index != NextStep(task)) return Illegal(task, e);
+    task.lease = Lease{};
+    task.status = TaskStatus::kQueued;
+    task.queued_at_ms = e.timestamp_ms;
+    task.handed_off = true;
+    return {};
+  }
+  Status operator()(const StepStarted& c) {
+    const int64_t index = c.step_index;
+    // Under a held lease, the next step, and not twice in one attempt.
+    if (!Leased() || index < 1 || index > task.step_count || index != NextStep(task) ||
+        (index <= static_cast<int64_t>(task.steps.size()) &&
+         task.steps[index - 1].status == "running" &&
+         task.steps[index - 1].attempt == task.attempt)) {
+      return Illegal(task, e);
+    }
+    if (static_cast<int64_t>(task.steps.size()) < index) task.steps.resize(index);
+    StepRecord& step = task.steps[index - 1];
+    step = StepRecord{};
+    step.index = index;
+    step.tool = c.tool;
+    step.tool_version = c.tool_version;
+    step.input = c.input;
+    step.status = "running";
+    step.attempt = c.attempt;
+    step.started_at_ms = e.timestamp_ms;
+    if (c.lease_expires_at_ms != 0) task.lease.expires_at_ms = c.lease_expires_at_ms;
+    return {};
+  }
+  Status operator()(const StepFinished& c) {
+    const int64_t index = c.step_index;
+    if (!Leased() || index < 1 || index > static_cast<int64_t>(task.steps.size()) ||
+        task.steps[index - 1].status != "running" ||
+        (c.status != "succeeded" && c.status != "failed")) {
+      return Illegal(task, e);
+    }
+    StepRecord& step = task.steps[index - 1];
+    step.status = c.status;
+    step.output = c.output;
+    step.error = c.error;
+    step.error_code = c.error.empty() ? "" : c.error_code;
+    step.step_hash = c.step_hash;
+    step.tokens = c.tokens.value_or(0);
+    task.tokens_used += step.tokens;
+    step.sandboxed = c.sandboxed;
+    step.duration_ms = c.duration_ms;
+    step.finished_at_ms = e.timestamp_ms;
+    return {};
+  }
+  Status operator()(const TaskQueued&) {
+    if (s != TaskStatus::kPlanned) return Illegal(task, e);
+    task.status = TaskStatus::kQueued;
+    task.queued_at_ms = e.timestamp_ms;
+    if (task.first_queued_at_ms == 0) task.first_queued_at_ms = e.timestamp_ms;
+    return {};
+  }
+  Status operator()(const TaskClaimed& c) {
+    if (s != TaskStatus::kQueued) return Illegal(task, e);
+    task.status = TaskStatus::kRunning;
+    task.attempt = c.attempt;
+    task.handed_off = false;
+    task.claimed_at_ms = e.timestamp_ms;
+    task.lease = Lease{c.lease_id, c.worker_id, c.key_id, c.lease_expires_at_ms, c.lease_ms};
+    if (task.execution_started_at_ms == 0) task.execution_started_at_ms = e.timestamp_ms;
+    return {};
+  }
+  Status operator()(const TaskHeartbeat& c) {
+    if (!Leased() || task.lease.lease_id != c.lease_id) return Illegal(task, e);
+    task.lease.expires_at_ms = c.lease_expires_at_ms;
+    return {};
+  }
+  Status operator()(const TaskLeaseExpired& c) {
+    if (!Leased() || task.lease.lease_id != c.lease_id) return Illegal(task, e);
+    task.lease = Lease{};
+    return {};
+  }
+  Status operator()(const TaskRetryScheduled& c) {
+    if (s != TaskStatus::kRunning) return Illegal(task, e);
+    task.lease = Lease{};
+    task.retry_count = c.retry_count;
+    SetError(c.error, c.error_code);
+    task.status = TaskStatus::kPlanned;  // an explicit, counted step back; task.queued follows
+    return {};
+  }
+  Status operator()(const TaskSucceeded& c) {
+    if (!Leased()) return Illegal(task, e);
+    task.status = TaskStatus::kSucceeded;
+    task.result = c.result;
+    SetError("", "");
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+    Finish(task, c, e);
+    return {};
+  }
+  Status operator()(const TaskFailed& c) {
+    task.status = TaskStatus::kFailed;
+    SetError(c.error, c.error_code);
+    task.failure = c.failure;
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+    Finish(task, c, e);
+    return {};
+  }
+  Status operator()(const TaskCancelRequested&) {
+    task.cancel_requested = true;
+    return {};
+  }
+  Status operator()(const TaskCancelled& c) {
+    if (!task.cancel_requested) return Illegal(task, e);
+    task.status = TaskStatus::kCancelled;
+    SetError(c.error, c.error_code);
+    task.lease = Lease{};
+    task.execution_finished_at_ms = e.timestamp_ms;
+    return {};
+  }
+  Status operator()(const KeyRegistered&) { return NotATaskEvent(); }
+  Status operator()(const AgentRegistered&) { return NotATaskEvent(); }
+  Status NotATaskEvent() const {
+    return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
+  }
+};
 }  // namespace
 
 int64_t NextStep(const Task& task) {
@@ -88,204 +293,24 @@ bool ParseStatus(std::string_view name, TaskStatus* status) {
   return false;
 }
 
-Status ApplyEvent(Task& task, const events::Event& e) {
-  if (e.schema_version != 1) {
-    return Fail(codes::kInvalidArgument,
-                "unknown schema_version " + std::to_string(e.schema_version) + " of " + e.type);
-  }
+Status ApplyEvent(Task& task, const Event& e, const EventBody& body) {
   if (e.sequence != task.sequence + 1) {
     return Fail(codes::kFailedPrecondition, "event " + e.event_id + " has sequence " +
                                                 std::to_string(e.sequence) + ", expected " +
                                                 std::to_string(task.sequence + 1));
   }
-  json::ScratchDocument scratch;
-  json::Document& p = scratch.doc();
-  if (!json::Parse(e.payload, &p) || !p.IsObject()) {
-    return Fail(codes::kInvalidArgument, "payload of " + e.event_id + " is not a JSON object");
-  }
-  const TaskStatus s = task.status;
-  const std::string_view type = e.type;
-  if (type == "task.created") {
-    if (task.sequence != 0) return Illegal(task, e);
-    task.id = e.aggregate_id;
-    task.tenant_id = e.tenant_id;
-    task.type = json::String(p, "type");
-    task.agent_id = json::String(p, "agent_id");
-    task.input = Raw(p, "input");
-    task.limits = Raw(p, "limits");
-    task.max_attempts = json::Int(p, "max_attempts", 1);
-    task.priority = json::Int(p, "priority", 0);
-    task.idempotency_key = json::String(p, "idempotency_key");
-    task.request_hash = json::String(p, "request_hash");
-    task.replay_of_task_id = json::String(p, "replay_of_task_id");
-    task.replay_of = Raw(p, "replay_of");
-    task.recorded_outputs = Raw(p, "recorded_outputs");
-    task.status = TaskStatus::kCreated;
-    task.created_at_ms = e.timestamp_ms;
-  } else if (IsTerminal(s)) {
+  if (!std::holds_alternative<TaskCreated>(body) && IsTerminal(task.status)) {
     return Illegal(task, e);
-  } else if (type == "task.planned") {
-    if (s != TaskStatus::kCreated || !task.plan_failures.empty()) return Illegal(task, e);
-    task.plan = Raw(p, "plan");
-    task.limits = Raw(p, "limits");
-    task.executor = json::String(p, "runner") == "executor";
-    const json::Value* plan = json::FindSet(p, "plan");
-    const json::Value* steps = plan != nullptr ? json::Find(*plan, "steps") : nullptr;
-    task.step_count = steps != nullptr && steps->IsArray() ? steps->Size() : 0;
-    if (!task.executor && task.step_count == 1) {
-      task.agent_step_input = Raw((*steps)[0], "input");
-      task.agent_step_version = json::String((*steps)[0], "tool_version", "1");
-    }
-    task.step_runners.clear();
-    if (task.executor && steps != nullptr && steps->IsArray()) AddRunners(task, *steps, 1);
-    task.status = TaskStatus::kPlanned;
-  } else if (type == "task.plan_rejected") {
-    // At creation, or when a planner's plan fails validation.
-    if ((s != TaskStatus::kCreated && s != TaskStatus::kRunning) || !task.plan_failures.empty()) {
-      return Illegal(task, e);
-    }
-    task.plan_failures = Raw(p, "failures");
-  } else if (type == "task.plan_extended") {
-    // A planner step's plan, validated, appended after it.
-    const json::Value* steps = json::Find(p, "steps");
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || !task.executor ||
-        steps == nullptr || !steps->IsArray() || steps->Empty() || task.plan.empty()) {
-      return Illegal(task, e);
-    }
-    json::Document plan;
-    if (!json::Parse(task.plan, &plan) || !json::Find(plan, "steps") || !plan["steps"].IsArray()) {
-      return Illegal(task, e);
-    }
-    for (const json::Value& step : steps->GetArray()) {
-      plan["steps"].PushBack(json::Value(step, plan.GetAllocator()), plan.GetAllocator());
-    }
-    task.plan = events::CanonicalText(plan);
-    AddRunners(task, *steps, task.step_count + 1);
-    task.step_count += steps->Size();
-  } else if (type == "task.handed_off") {
-    // The next step goes to another runner (an external worker or the
-    // executors): the lease ends and the task waits for that runner's claim.
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || !task.executor ||
-        json::Int(p, "step_index") != NextStep(task)) {
-      return Illegal(task, e);
-    }
-    task.lease = Lease{};
-    task.status = TaskStatus::kQueued;
-    task.queued_at_ms = e.timestamp_ms;
-    task.handed_off = true;
-  } else if (type == "step.started") {
-    const int64_t index = json::Int(p, "step_index");
-    // Under a held lease, the next step, and not twice in one attempt.
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || index < 1 ||
-        index > task.step_count || index != NextStep(task) ||
-        (index <= static_cast<int64_t>(task.steps.size()) &&
-         task.steps[index - 1].status == "running" &&
-         task.steps[index - 1].attempt == task.attempt)) {
-      return Illegal(task, e);
-    }
-    if (static_cast<int64_t>(task.steps.size()) < index) task.steps.resize(index);
-    StepRecord& step = task.steps[index - 1];
-    step = StepRecord{};
-    step.index = index;
-    step.tool = json::String(p, "tool");
-    step.tool_version = json::String(p, "tool_version");
-    step.input = Raw(p, "input");
-    step.status = "running";
-    step.attempt = json::Int(p, "attempt");
-    step.started_at_ms = e.timestamp_ms;
-    if (int64_t expires = json::Int(p, "lease_expires_at_ms"); expires != 0) {
-      task.lease.expires_at_ms = expires;
-    }
-    task.sequence = e.sequence;
-    return {};
-  } else if (type == "step.finished") {
-    const int64_t index = json::Int(p, "step_index");
-    const std::string status = json::String(p, "status");
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() || index < 1 ||
-        index > static_cast<int64_t>(task.steps.size()) ||
-        task.steps[index - 1].status != "running" ||
-        (status != "succeeded" && status != "failed")) {
-      return Illegal(task, e);
-    }
-    StepRecord& step = task.steps[index - 1];
-    step.status = status;
-    step.output = Raw(p, "output");
-    step.error = Raw(p, "error");
-    const json::Value* error = json::FindSet(p, "error");
-    step.error_code = error != nullptr ? json::String(*error, "code") : "";
-    step.step_hash = json::String(p, "step_hash");
-    const json::Value* usage = json::FindSet(p, "usage");
-    step.tokens = usage != nullptr ? json::Int(*usage, "tokens") : 0;
-    task.tokens_used += step.tokens;
-    step.sandboxed = json::Bool(p, "sandboxed");
-    step.duration_ms = json::Int(p, "duration_ms");
-    step.finished_at_ms = e.timestamp_ms;
-    task.sequence = e.sequence;
-    return {};
-  } else if (type == "task.queued") {
-    if (s != TaskStatus::kPlanned) return Illegal(task, e);
-    task.status = TaskStatus::kQueued;
-    task.queued_at_ms = e.timestamp_ms;
-    if (task.first_queued_at_ms == 0) task.first_queued_at_ms = e.timestamp_ms;
-  } else if (type == "task.claimed") {
-    if (s != TaskStatus::kQueued) return Illegal(task, e);
-    task.status = TaskStatus::kRunning;
-    task.attempt = json::Int(p, "attempt");
-    task.handed_off = false;
-    task.claimed_at_ms = e.timestamp_ms;
-    task.lease =
-        Lease{json::String(p, "lease_id"), json::String(p, "worker_id"), json::String(p, "key_id"),
-              json::Int(p, "lease_expires_at_ms"), json::Int(p, "lease_ms")};
-    if (task.execution_started_at_ms == 0) task.execution_started_at_ms = e.timestamp_ms;
-  } else if (type == "task.heartbeat") {
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() ||
-        task.lease.lease_id != json::String(p, "lease_id")) {
-      return Illegal(task, e);
-    }
-    task.lease.expires_at_ms = json::Int(p, "lease_expires_at_ms");
-  } else if (type == "task.lease_expired") {
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty() ||
-        task.lease.lease_id != json::String(p, "lease_id")) {
-      return Illegal(task, e);
-    }
-    task.lease = Lease{};
-  } else if (type == "task.retry_scheduled") {
-    if (s != TaskStatus::kRunning) return Illegal(task, e);
-    task.lease = Lease{};
-    task.retry_count = json::Int(p, "retry_count");
-    task.error = Raw(p, "error");
-    task.status = TaskStatus::kPlanned;  // an explicit, counted step back; task.queued follows
-  } else if (type == "task.succeeded") {
-    if (s != TaskStatus::kRunning || task.lease.lease_id.empty()) return Illegal(task, e);
-    task.status = TaskStatus::kSucceeded;
-    task.result = Raw(p, "result");
-    task.error.clear();
-    task.lease = Lease{};
-    task.execution_finished_at_ms = e.timestamp_ms;
-    Finish(task, p, e);
-  } else if (type == "task.failed") {
-    task.status = TaskStatus::kFailed;
-    task.error = Raw(p, "error");
-    task.failure = Raw(p, "failure");
-    task.lease = Lease{};
-    task.execution_finished_at_ms = e.timestamp_ms;
-    Finish(task, p, e);
-  } else if (type == "task.cancel_requested") {
-    task.cancel_requested = true;
-  } else if (type == "task.cancelled") {
-    if (!task.cancel_requested) return Illegal(task, e);
-    task.status = TaskStatus::kCancelled;
-    task.error = Raw(p, "error");
-    task.lease = Lease{};
-    task.execution_finished_at_ms = e.timestamp_ms;
-  } else {
-    return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
   }
-  const json::Value* error = json::FindSet(p, "error");
-  if (error != nullptr) task.error_code = json::String(*error, "code");
-  if (task.error.empty()) task.error_code.clear();
+  if (auto s = std::visit(Applier{task, e}, body); !s) return s;
   task.sequence = e.sequence;
   return {};
+}
+
+Status ApplyEvent(Task& task, const Event& e) {
+  auto body = Decode(e);
+  if (!body) return std::unexpected(body.error());
+  return ApplyEvent(task, e, *body);
 }
 
 std::string TaskToJson(const Task& t) {
@@ -399,9 +424,9 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.tenant_id = json::String(d, "tenant_id");
   t.type = json::String(d, "type");
   t.agent_id = json::String(d, "agent_id");
-  t.input = Raw(d, "input");
-  t.limits = Raw(d, "limits");
-  t.plan = Raw(d, "plan");
+  t.input = RawMember(d, "input");
+  t.limits = RawMember(d, "limits");
+  t.plan = RawMember(d, "plan");
   t.max_attempts = json::Int(d, "max_attempts", 1);
   t.priority = json::Int(d, "priority");
   t.idempotency_key = json::String(d, "idempotency_key");
@@ -417,9 +442,9 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.lease = Lease{json::String(d, "lease_id"), json::String(d, "lease_worker_id"),
                   json::String(d, "lease_key_id"), json::Int(d, "lease_expires_at_ms"),
                   json::Int(d, "lease_ms")};
-  t.result = Raw(d, "result");
-  t.error = Raw(d, "error");
-  t.failure = Raw(d, "failure");
+  t.result = RawMember(d, "result");
+  t.error = RawMember(d, "error");
+  t.failure = RawMember(d, "failure");
   if (const json::Value* error = json::FindSet(d, "error"))
     t.error_code = json::String(*error, "code");
   t.created_at_ms = json::Int(d, "created_at_ms");
@@ -428,29 +453,29 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.execution_started_at_ms = json::Int(d, "execution_started_at_ms");
   t.execution_finished_at_ms = json::Int(d, "execution_finished_at_ms");
   t.claimed_at_ms = json::Int(d, "claimed_at_ms");
-  t.replay_of = Raw(d, "replay_of");
-  t.recorded_outputs = Raw(d, "recorded_outputs");
+  t.replay_of = RawMember(d, "replay_of");
+  t.recorded_outputs = RawMember(d, "recorded_outputs");
   t.executor = json::Bool(d, "executor");
-  t.plan_failures = Raw(d, "plan_failures");
+  t.plan_failures = RawMember(d, "plan_failures");
   t.step_count = json::Int(d, "step_count");
-  t.agent_step_input = Raw(d, "agent_step_input");
+  t.agent_step_input = RawMember(d, "agent_step_input");
   t.agent_step_version = json::String(d, "agent_step_version");
   t.step_runners = json::String(d, "step_runners");
   t.handed_off = json::Bool(d, "handed_off");
   t.tokens_used = json::Int(d, "tokens_used");
-  t.step_hashes = Raw(d, "step_hashes");
+  t.step_hashes = RawMember(d, "step_hashes");
   t.task_hash = json::String(d, "task_hash");
-  t.replay = Raw(d, "replay");
+  t.replay = RawMember(d, "replay");
   if (const json::Value* steps = json::Find(d, "steps"); steps != nullptr && steps->IsArray()) {
     for (const json::Value& v : steps->GetArray()) {
       StepRecord step;
       step.index = json::Int(v, "index");
       step.tool = json::String(v, "tool");
       step.tool_version = json::String(v, "tool_version");
-      step.input = Raw(v, "input");
+      step.input = RawMember(v, "input");
       step.status = json::String(v, "status");
-      step.output = Raw(v, "output");
-      step.error = Raw(v, "error");
+      step.output = RawMember(v, "output");
+      step.error = RawMember(v, "error");
       step.error_code = json::String(v, "error_code");
       step.step_hash = json::String(v, "step_hash");
       step.attempt = json::Int(v, "attempt");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "events/event.h"
+#include "events/types.h"
 #include "infra/base/result.h"
 
 namespace runlog::events {
@@ -121,7 +122,10 @@ inline bool IsTaskEvent(const Event& e) {
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose
 // sequence is not the next one or whose type is not legal in the task's state
 // (docs/events.md), and an unknown type or schema version (INVALID_ARGUMENT).
+// The first form decodes the payload; the second applies a body already
+// decoded or just built, and reads only the envelope of `event`.
 [[nodiscard]] Status ApplyEvent(Task& task, const Event& event);
+[[nodiscard]] Status ApplyEvent(Task& task, const Event& event, const EventBody& body);
 
 // An estimate of the heap and inline memory `task` holds, in bytes.
 int64_t TaskMemoryBytes(const Task& task);

@@ -3,8 +3,9 @@
 #include <array>
 #include <future>
 
-#include "events/payload.h"
+#include "events/canonical_json.h"
 #include "events/sha256.h"
+#include "events/types.h"
 #include "infra/base/json.h"
 #include "services/task_service.h"
 
@@ -41,16 +42,18 @@ void KeyStore::Insert(const std::string& hash, KeyRecord record) {
 
 void KeyStore::Recover(const events::Event& e) {
   if (e.type != "key.registered") return;
-  json::Document p;
-  if (!json::Parse(e.payload, &p)) return;
-  KeyRecord record{e.aggregate_id, e.tenant_id, {}, json::String(p, "plan", "free")};
-  if (const json::Value* scopes = json::Find(p, "scopes"); scopes && scopes->IsArray()) {
-    for (const auto& s : scopes->GetArray()) {
+  auto body = events::Decode(e);
+  if (!body) return;
+  const auto& key = std::get<events::KeyRegistered>(*body);
+  KeyRecord record{e.aggregate_id, e.tenant_id, {}, key.plan};
+  json::Document scopes;
+  if (json::Parse(key.scopes, &scopes) && scopes.IsArray()) {
+    for (const auto& s : scopes.GetArray()) {
       if (s.IsString()) record.scopes.push_back(s.GetString());
     }
   }
   std::lock_guard lock(mu_);
-  Insert(json::String(p, "key_hash"), std::move(record));
+  Insert(key.key_hash, std::move(record));
 }
 
 namespace {
@@ -105,11 +108,7 @@ void KeyStore::Append(const std::string& plaintext, KeyRecord record, RegisterCa
   e.tenant_id = record.tenant_id;
   e.sequence = 1;
   e.timestamp_ms = clock_.NowMillis();
-  e.payload = events::Payload()
-                  .Str("key_hash", hash)
-                  .Raw("scopes", ScopesJson(record.scopes))
-                  .Str("plan", record.plan)
-                  .Build();
+  e.payload = events::Encode(events::KeyRegistered{hash, ScopesJson(record.scopes), record.plan});
   writers_.Record(std::move(e), [this, hash, plaintext, record, done](Status s) mutable {
     if (!s) return done(std::unexpected(s.error()));
     {

@@ -2,6 +2,7 @@
 
 #include "events/canonical_json.h"
 #include "events/payload.h"
+#include "events/types.h"
 #include "services/plans.h"
 #include "services/task_service.h"
 
@@ -135,14 +136,14 @@ void ManifestStore::Insert(const std::string& tenant_id, std::shared_ptr<const M
 
 void ManifestStore::Recover(const events::Event& e) {
   if (e.type != "agent.registered") return;
-  json::Document p;
-  if (!json::Parse(e.payload, &p)) return;
-  const json::Value* manifest = json::Find(p, "manifest");
-  if (manifest == nullptr) return;
+  auto body = events::Decode(e);
+  if (!body) return;
+  const auto& agent = std::get<events::AgentRegistered>(*body);
+  json::Document manifest;
+  if (!json::Parse(agent.manifest, &manifest)) return;
   // A manifest that no longer checks (a tool since removed) is skipped, not fatal.
-  if (auto text = Check(*manifest)) {
-    Insert(e.tenant_id,
-           Build(json::String(p, "agent_id"), *manifest, std::move(*text), e.timestamp_ms));
+  if (auto text = Check(manifest)) {
+    Insert(e.tenant_id, Build(agent.agent_id, manifest, std::move(*text), e.timestamp_ms));
   }
 }
 
@@ -161,7 +162,7 @@ void ManifestStore::Register(const std::string& tenant_id, const std::string& ag
   e.tenant_id = tenant_id;
   e.sequence = 1;
   e.timestamp_ms = now;
-  e.payload = events::Payload().Str("agent_id", agent_id).Raw("manifest", manifest).Build();
+  e.payload = events::Encode(events::AgentRegistered{agent_id, manifest});
   writers_.Record(std::move(e),
                   [this, tenant_id, manifest = std::move(built), done](Status s) mutable {
                     if (!s) return done(std::unexpected(s.error()));

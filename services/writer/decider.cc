@@ -55,6 +55,13 @@ Result<std::string> StepInput(const Task& t, int64_t index, const json::Value* s
   return ResolveInput(*input, t, index);
 }
 
+// The code of a canonical {"code","message"} error, or "".
+std::string CodeOf(const std::string& error) {
+  json::ScratchDocument scratch;
+  return !error.empty() && json::Parse(error, &scratch.doc()) ? json::String(scratch.doc(), "code")
+                                                              : "";
+}
+
 }  // namespace
 
 std::unexpected<Error> EndedTaskError(const Task& t, bool lease_command) {
@@ -68,17 +75,16 @@ std::unexpected<Error> EndedTaskError(const Task& t, bool lease_command) {
                       "task " + t.id + " is already " + std::string(StatusName(t.status)));
 }
 
-void Decider::Emit(Task& task, std::string type, std::string payload,
-                   std::vector<events::Event>& out) {
+void Decider::Emit(Task& task, const events::EventBody& body, std::vector<events::Event>& out) {
   events::Event e;
-  e.type = std::move(type);
+  e.type = events::TypeOf(body);
   e.event_id = options_.ids->Next("evt_");
   e.aggregate_id = task.id;
   e.tenant_id = task.tenant_id;
   e.sequence = task.sequence + 1;
   e.timestamp_ms = options_.clock->NowMillis();
-  e.payload = std::move(payload);
-  if (auto s = ApplyEvent(task, e); !s) {
+  e.payload = events::Encode(body);
+  if (auto s = ApplyEvent(task, e, body); !s) {
     // The writer decided an event its own state machine refuses: a bug.
     std::fprintf(stderr, "runlogd: decider bug: %s\n", s.error().message.c_str());
     std::abort();
@@ -89,25 +95,25 @@ void Decider::Emit(Task& task, std::string type, std::string payload,
 Status Decider::Create(Task& task, const CreateTask& c, std::vector<events::Event>& out) {
   task.id = c.task_id;
   task.tenant_id = c.caller.tenant_id;  // Emit stamps each event with it
-  Payload created;
-  created.Str("type", c.type)
-      .Raw("input", c.input)
-      .Raw("limits", c.limits)
-      .Int("max_attempts", c.max_attempts)
-      .Int("priority", c.priority)
-      .Raw("plan", c.plan);
-  if (!c.agent_id.empty()) created.Str("agent_id", c.agent_id);
+  events::TaskCreated created{.type = c.type,
+                              .agent_id = c.agent_id,
+                              .input = c.input,
+                              .limits = c.limits,
+                              .plan = c.plan,
+                              .max_attempts = c.max_attempts,
+                              .priority = c.priority};
   if (!c.idempotency_key.empty()) {
-    created.Str("idempotency_key", c.idempotency_key).Str("request_hash", c.request_hash);
+    created.idempotency_key = c.idempotency_key;
+    created.request_hash = c.request_hash;
   }
   if (!c.replay_of_task_id.empty()) {
-    created.Str("replay_of_task_id", c.replay_of_task_id)
-        .Raw("replay_of", c.replay_of)
-        .Raw("recorded_outputs", c.recorded_outputs.empty() ? "{}" : c.recorded_outputs);
+    created.replay_of_task_id = c.replay_of_task_id;
+    created.replay_of = c.replay_of;
+    created.recorded_outputs = c.recorded_outputs.empty() ? "{}" : c.recorded_outputs;
   }
-  Emit(task, "task.created", created.Build(), out);
+  Emit(task, created, out);
   if (!c.plan_failures.empty()) {
-    Emit(task, "task.plan_rejected", Payload().Raw("failures", c.plan_failures).Build(), out);
+    Emit(task, events::TaskPlanRejected{c.plan_failures}, out);
     End(task, "",
         ErrorJson(codes::kPlanInvalid, "the plan failed validation; see plan_validation_failures"),
         "", 0, out);
@@ -115,20 +121,18 @@ Status Decider::Create(Task& task, const CreateTask& c, std::vector<events::Even
   }
   // Without a plan the task is one step done by an external worker (tool "agent").
   const bool agent = c.plan.empty();
-  Emit(task, "task.planned",
-       Payload()
-           .Raw("plan", agent ? kAgentPlan : c.plan)
-           .Raw("limits", c.limits)
-           .Str("source", agent ? "agent" : c.source)
-           .Str("runner", c.executor && !agent ? "executor" : "worker")
-           .Build(),
+  Emit(task,
+       events::TaskPlanned{.plan = agent ? kAgentPlan : c.plan,
+                           .limits = c.limits,
+                           .source = agent ? "agent" : c.source,
+                           .runner = c.executor && !agent ? "executor" : "worker"},
        out);
   if (task.executor && events::WorkerRunsNext(task)) {
     // A plan that opens with a worker step: its input may only name /input.
     HandOff(task, 1, out);
     return {};
   }
-  Emit(task, "task.queued", "{}", out);
+  Emit(task, events::TaskQueued{}, out);
   return {};
 }
 
@@ -137,16 +141,14 @@ Status Decider::Claim(Task& task, const ClaimTask& c, std::vector<events::Event>
     return runlog::Fail(codes::kFailedPrecondition, "task " + task.id + " is not queued");
   }
   const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
-  Emit(task, "task.claimed",
-       Payload()
-           .Str("lease_id", options_.ids->Next("lease_"))
-           .Str("worker_id", c.worker_id)
-           .Str("key_id", c.caller.key_id)
-           // A hand-off between runners continues the attempt; a retry starts one.
-           .Int("attempt", task.handed_off ? task.attempt : task.attempt + 1)
-           .Int("lease_expires_at_ms", expires)
-           .Int("lease_ms", c.lease_ms)
-           .Build(),
+  Emit(task,
+       events::TaskClaimed{.lease_id = options_.ids->Next("lease_"),
+                           .worker_id = c.worker_id,
+                           .key_id = c.caller.key_id,
+                           // A hand-off between runners continues the attempt; a retry starts one.
+                           .attempt = task.handed_off ? task.attempt : task.attempt + 1,
+                           .lease_expires_at_ms = expires,
+                           .lease_ms = c.lease_ms},
        out);
   if (task.executor && !c.executor) StartWorkerStep(task, expires, out);
   return {};
@@ -157,16 +159,15 @@ void Decider::StartWorkerStep(Task& t, int64_t expires, std::vector<events::Even
   json::Document plan;
   const json::Value* step = PlanStep(t, index, plan);
   auto input = StepInput(t, index, step);  // resolved when it was handed off, so it resolves
-  Emit(t, "step.started",
-       Payload()
-           .Int("step_index", index)
-           .Str("tool", step != nullptr ? json::String(*step, "tool") : "agent")
-           .Str("tool_version", step != nullptr ? json::String(*step, "tool_version", "1") : "1")
-           .Raw("input", input ? *input : "{}")
-           .Int("attempt", t.attempt)
-           .Int("lease_expires_at_ms", expires)
-           .Str("runner", "worker")
-           .Build(),
+  Emit(t,
+       events::StepStarted{
+           .step_index = index,
+           .tool = step != nullptr ? json::String(*step, "tool") : "agent",
+           .tool_version = step != nullptr ? json::String(*step, "tool_version", "1") : "1",
+           .input = input ? *input : "{}",
+           .attempt = t.attempt,
+           .lease_expires_at_ms = expires,
+           .runner = "worker"},
        out);
 }
 
@@ -183,11 +184,9 @@ void Decider::HandOff(Task& t, int64_t index, std::vector<events::Event>& out) {
     }
   }
   if (t.status == TaskStatus::kPlanned) {
-    Emit(t, "task.queued", "{}", out);
+    Emit(t, events::TaskQueued{}, out);
   } else {
-    Emit(t, "task.handed_off",
-         Payload().Int("step_index", index).Str("runner", worker ? "worker" : "executor").Build(),
-         out);
+    Emit(t, events::TaskHandedOff{index, worker ? "worker" : "executor"}, out);
   }
 }
 
@@ -221,9 +220,7 @@ Status Decider::HeldLease(Task& task, const Caller& caller, const LeaseRef& ref,
 Status Decider::Heartbeat(Task& t, const services::Heartbeat& c, std::vector<events::Event>& out) {
   if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
   const int64_t expires = options_.clock->NowMillis() + t.lease.duration_ms;
-  Emit(t, "task.heartbeat",
-       Payload().Str("lease_id", t.lease.lease_id).Int("lease_expires_at_ms", expires).Build(),
-       out);
+  Emit(t, events::TaskHeartbeat{t.lease.lease_id, expires}, out);
   return {};
 }
 
@@ -269,31 +266,30 @@ Status Decider::Fail(Task& t, const FailTask& given, std::vector<events::Event>&
 Status Decider::Cancel(Task& t, const CancelTask& c, std::vector<events::Event>& out) {
   if (IsTerminal(t.status)) return EndedTaskError(t, false);
   const std::string revoked = t.lease.lease_id;
-  Emit(t, "task.cancel_requested",
-       Payload().Str("reason", c.reason).Str("requested_by", c.caller.key_id).Build(), out);
-  Payload cancelled;
-  cancelled.Raw("error", ErrorJson(codes::kCancelled, c.reason.empty() ? "cancelled" : c.reason));
-  if (!revoked.empty()) cancelled.Str("revoked_lease_id", revoked);
-  Emit(t, "task.cancelled", cancelled.Build(), out);
+  Emit(t, events::TaskCancelRequested{c.reason, c.caller.key_id}, out);
+  Emit(t,
+       events::TaskCancelled{
+           .error = ErrorJson(codes::kCancelled, c.reason.empty() ? "cancelled" : c.reason),
+           .error_code = codes::kCancelled,
+           .revoked_lease_id = revoked},
+       out);
   return {};
 }
 
 void Decider::Requeue(Task& t, const std::string& reason, const std::string& error,
                       std::vector<events::Event>& out) {
-  Emit(t, "task.retry_scheduled",
-       Payload()
-           .Str("reason", reason)
-           .Int("next_attempt", t.attempt + 1)
-           .Int("retry_count", t.retry_count + 1)
-           .Raw("error", error)
-           .Build(),
+  Emit(t,
+       events::TaskRetryScheduled{.reason = reason,
+                                  .next_attempt = t.attempt + 1,
+                                  .retry_count = t.retry_count + 1,
+                                  .error = error,
+                                  .error_code = CodeOf(error)},
        out);
-  Emit(t, "task.queued", "{}", out);
+  Emit(t, events::TaskQueued{}, out);
 }
 
 void Decider::ExpireLease(Task& t, std::vector<events::Event>& out) {
-  Emit(t, "task.lease_expired",
-       Payload().Str("lease_id", t.lease.lease_id).Int("attempt", t.attempt).Build(), out);
+  Emit(t, events::TaskLeaseExpired{t.lease.lease_id, t.attempt}, out);
   const std::string error = ErrorJson(codes::kLeaseExpired, "the worker's lease expired");
   if (t.attempt < t.max_attempts) {
     Requeue(t, events::WorkerRunsNext(t) ? "lease_expired" : "executor_lost", error, out);
@@ -318,15 +314,13 @@ Status Decider::StartStep(Task& t, const services::StartStep& c, std::vector<eve
                                                     " of task " + t.id + " already started");
   }
   const int64_t expires = options_.clock->NowMillis() + c.lease_ms;
-  Emit(t, "step.started",
-       Payload()
-           .Int("step_index", c.step_index)
-           .Str("tool", c.tool)
-           .Str("tool_version", c.tool_version)
-           .Raw("input", c.input)
-           .Int("attempt", t.attempt)
-           .Int("lease_expires_at_ms", expires)
-           .Build(),
+  Emit(t,
+       events::StepStarted{.step_index = c.step_index,
+                           .tool = c.tool,
+                           .tool_version = c.tool_version,
+                           .input = c.input,
+                           .attempt = t.attempt,
+                           .lease_expires_at_ms = expires},
        out);
   return {};
 }
@@ -348,7 +342,7 @@ Status Decider::FinishStep(Task& t, const services::FinishStep& c,
 void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events::Event>& out) {
   events::StepRecord step = t.steps[index - 1];
   // A planner's plan is checked like a given one; its steps follow the plan step.
-  std::string plan, plan_failures;
+  std::string plan_steps, plan_failures;
   if (end.ok && step.tool == "plan") {
     json::Document returned;
     Result<PlanCheck> checked =
@@ -362,8 +356,10 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
     } else if (!checked->failures.empty()) {
       plan_failures = checked->failures;
     } else {
-      plan = checked->plan;
-      end.output = plan;
+      end.output = checked->plan;
+      json::ScratchDocument scratch;  // checked->plan is canonical {"steps": [...]}
+      (void)json::Parse(checked->plan, &scratch.doc());
+      plan_steps = events::CanonicalText(scratch.doc()["steps"]);
     }
     if (!plan_failures.empty()) {
       end.ok = false;
@@ -374,22 +370,21 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
   step.status = end.ok ? "succeeded" : "failed";
   step.output = end.output;
   step.error_code = end.ok ? "" : end.error_code;
-  Emit(t, "step.finished",
-       Payload()
-           .Int("step_index", index)
-           .Str("status", step.status)
-           .Raw("output", end.output)
-           .Raw("error", end.ok ? "" : ErrorJson(end.error_code, end.error_message))
-           .Raw("usage", Payload().Int("tokens", end.tokens).Build())
-           .Int("duration_ms", end.duration_ms)
-           .Bool("sandboxed", end.sandboxed)
-           .Str("step_hash", events::StepHash(step))
-           .Build(),
+  Emit(t,
+       events::StepFinished{.step_index = index,
+                            .status = step.status,
+                            .output = end.output,
+                            .error = end.ok ? "" : ErrorJson(end.error_code, end.error_message),
+                            .error_code = step.error_code,
+                            .tokens = end.tokens,
+                            .duration_ms = end.duration_ms,
+                            .sandboxed = end.sandboxed,
+                            .step_hash = events::StepHash(step)},
        out);
   const int64_t max_tokens = LimitOf(t, "max_tokens");
   if (!end.ok) {
     if (!plan_failures.empty()) {
-      Emit(t, "task.plan_rejected", Payload().Raw("failures", plan_failures).Build(), out);
+      Emit(t, events::TaskPlanRejected{plan_failures}, out);
     }
     EndFailed(t, end.error_code, index, end.error_message, step.tool, 0, out);
   } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
@@ -397,7 +392,7 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
                                 " tokens; max_tokens is " + std::to_string(max_tokens);
     EndFailed(t, codes::kTokenLimit, index, message, step.tool, 0, out);
   } else {
-    if (!plan.empty()) Emit(t, "task.plan_extended", plan, out);
+    if (!plan_steps.empty()) Emit(t, events::TaskPlanExtended{plan_steps}, out);
     if (index == t.step_count) {
       End(t, end.output, "", "", 0, out);
     } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w') {
@@ -414,11 +409,7 @@ void Decider::EndFailed(Task& t, const std::string& code, int64_t index, const s
 void Decider::End(Task& t, const std::string& result, const std::string& error,
                   const std::string& failure, int64_t tokens, std::vector<events::Event>& out) {
   const bool succeeded = error.empty();
-  std::string error_code;
-  if (!succeeded) {
-    json::ScratchDocument scratch;
-    if (json::Parse(error, &scratch.doc())) error_code = json::String(scratch.doc(), "code");
-  }
+  const std::string error_code = CodeOf(error);
   // A worker-run task's one step is implied by its claim and its end.
   std::vector<std::string> mine;
   if (!t.executor && t.steps.empty() && t.attempt > 0) {
@@ -432,14 +423,9 @@ void Decider::End(Task& t, const std::string& result, const std::string& error,
   const std::string step_hashes = events::HashListJson(mine);
   const std::string task_hash =
       events::TaskHash(t, succeeded ? "succeeded" : "failed", step_hashes, error_code);
-  Payload p;
-  p.Raw("step_hashes", step_hashes).Str("task_hash", task_hash);
-  if (succeeded) {
-    p.Raw("result", result.empty() ? "{}" : result);
-  } else {
-    p.Raw("error", error).Raw("failure", failure);
-  }
-  if (!t.executor) p.Raw("usage", Payload().Int("tokens", tokens).Build());
+  std::optional<int64_t> usage;
+  if (!t.executor) usage = tokens;
+  std::string replay_json;
   if (!t.replay_of.empty()) {
     json::Document of;
     (void)json::Parse(t.replay_of, &of);
@@ -461,9 +447,27 @@ void Decider::End(Task& t, const std::string& result, const std::string& error,
     } else {
       replay.Raw("first_divergent_step", "");
     }
-    p.Raw("replay", replay.Build());
+    replay_json = replay.Build();
   }
-  Emit(t, succeeded ? "task.succeeded" : "task.failed", p.Build(), out);
+  if (succeeded) {
+    Emit(t,
+         events::TaskSucceeded{.result = result.empty() ? "{}" : result,
+                               .step_hashes = step_hashes,
+                               .task_hash = task_hash,
+                               .replay = replay_json,
+                               .tokens = usage},
+         out);
+  } else {
+    Emit(t,
+         events::TaskFailed{.error = error,
+                            .error_code = error_code,
+                            .failure = failure,
+                            .step_hashes = step_hashes,
+                            .task_hash = task_hash,
+                            .replay = replay_json,
+                            .tokens = usage},
+         out);
+  }
 }
 
 }  // namespace runlog::services

@@ -88,8 +88,7 @@ class Decider {
   void End(events::Task& t, const std::string& result, const std::string& error,
            const std::string& failure, int64_t tokens, std::vector<events::Event>& out);
   // Builds the task's next event, applies it, and appends it to `out`.
-  void Emit(events::Task& t, std::string type, std::string payload,
-            std::vector<events::Event>& out);
+  void Emit(events::Task& t, const events::EventBody& body, std::vector<events::Event>& out);
 
   const Options options_;
 };

@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "events/canonical_json.h"
+#include "events/types.h"
 #include "services/plans.h"
 
 namespace runlog::services {
@@ -524,6 +525,11 @@ TEST_P(DeciderTest, GivenWhenThen) {
     EXPECT_EQ(e.tenant_id, "acct_a") << e.type;
     EXPECT_EQ(e.timestamp_ms, o.now) << e.type;
     EXPECT_TRUE(event_ids.insert(e.event_id).second) << e.event_id;
+    // The payload is the typed body's one encoding, and decodes back to it.
+    auto body = events::Decode(e);
+    ASSERT_TRUE(body.has_value()) << e.type << ": " << body.error().ToString();
+    EXPECT_EQ(events::TypeOf(*body), e.type);
+    EXPECT_EQ(events::Encode(*body), e.payload) << e.type;
   }
   // Property: the task moved by its events alone.
   Task replayed = o.before;

@@ -1,0 +1,148 @@
+#pragma once
+// The typed events: one struct per event type, one Encode to the payload's
+// canonical JSON (the bytes on the log, docs/hashing.md) and one Decode back.
+// Both walk the same field table per type (types.cc), which is also the
+// catalogue that docs/events.md is checked against (tests/events/types_test.cc).
+//
+// JSON-valued fields hold canonical JSON text, empty for "none" (null on the
+// wire when the field is always written). `error_code` members are not on the
+// wire: they are the code inside `error`, set by Decode and by whoever builds
+// the event, so that applying it needs no parse.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "events/event.h"
+#include "infra/base/result.h"
+
+namespace runlog::events {
+
+struct TaskCreated {
+  std::string type, agent_id, input, limits, plan;
+  int64_t max_attempts = 1, priority = 0;
+  std::string idempotency_key, request_hash;
+  std::string replay_of_task_id, replay_of, recorded_outputs;  // a replay's
+  bool operator==(const TaskCreated&) const = default;
+};
+struct TaskPlanned {
+  std::string plan, limits, source, runner;
+  bool operator==(const TaskPlanned&) const = default;
+};
+struct TaskPlanRejected {
+  std::string failures;
+  bool operator==(const TaskPlanRejected&) const = default;
+};
+struct TaskPlanExtended {
+  std::string steps;  // a JSON array of the planner's checked steps
+  bool operator==(const TaskPlanExtended&) const = default;
+};
+struct TaskHandedOff {
+  int64_t step_index = 0;
+  std::string runner;
+  bool operator==(const TaskHandedOff&) const = default;
+};
+struct TaskQueued {
+  int64_t ready_at_ms = 0;
+  bool operator==(const TaskQueued&) const = default;
+};
+struct TaskClaimed {
+  std::string lease_id, worker_id, key_id;
+  int64_t attempt = 0, lease_expires_at_ms = 0, lease_ms = 0;
+  bool operator==(const TaskClaimed&) const = default;
+};
+struct TaskHeartbeat {
+  std::string lease_id;
+  int64_t lease_expires_at_ms = 0;
+  bool operator==(const TaskHeartbeat&) const = default;
+};
+struct StepStarted {
+  int64_t step_index = 0;
+  std::string tool, tool_version, input;
+  int64_t attempt = 0, lease_expires_at_ms = 0;
+  std::string runner;
+  bool operator==(const StepStarted&) const = default;
+};
+struct StepFinished {
+  int64_t step_index = 0;
+  std::string status, output, error, error_code;
+  std::optional<int64_t> tokens;  // usage {tokens}
+  int64_t duration_ms = 0;
+  bool sandboxed = false;
+  std::string step_hash;
+  bool operator==(const StepFinished&) const = default;
+};
+struct TaskLeaseExpired {
+  std::string lease_id;
+  int64_t attempt = 0;
+  bool operator==(const TaskLeaseExpired&) const = default;
+};
+struct TaskRetryScheduled {
+  std::string reason;
+  int64_t next_attempt = 0, retry_count = 0;
+  std::string error, error_code;
+  bool operator==(const TaskRetryScheduled&) const = default;
+};
+struct TaskSucceeded {
+  std::string result, step_hashes, task_hash, replay;
+  std::optional<int64_t> tokens;  // usage {tokens}, of a worker-run task
+  bool operator==(const TaskSucceeded&) const = default;
+};
+struct TaskFailed {
+  std::string error, error_code, failure, step_hashes, task_hash, replay;
+  std::optional<int64_t> tokens;
+  bool operator==(const TaskFailed&) const = default;
+};
+struct TaskCancelRequested {
+  std::string reason, requested_by;
+  bool operator==(const TaskCancelRequested&) const = default;
+};
+struct TaskCancelled {
+  std::string error, error_code, revoked_lease_id;
+  bool operator==(const TaskCancelled&) const = default;
+};
+struct KeyRegistered {
+  std::string key_hash, scopes, plan;
+  bool operator==(const KeyRegistered&) const = default;
+};
+struct AgentRegistered {
+  std::string agent_id, manifest;
+  bool operator==(const AgentRegistered&) const = default;
+};
+
+// Every event type; the first sixteen are a task's (ApplyEvent's).
+using EventBody =
+    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
+                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
+                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
+                 TaskCancelRequested, TaskCancelled, KeyRegistered, AgentRegistered>;
+
+// "task.created", … (docs/events.md).
+std::string_view TypeOf(const EventBody& body);
+// The schema version Encode writes and Decode reads.
+constexpr uint32_t kSchemaVersion = 1;
+
+// The payload: canonical JSON, members sorted.
+std::string Encode(const EventBody& body);
+// The body of `event` from its type and payload. An unknown type or schema
+// version, or a payload that is not a JSON object, is INVALID_ARGUMENT.
+// Missing members read as their defaults.
+[[nodiscard]] Result<EventBody> Decode(const Event& event);
+
+// The catalogue: each type's fields as the field table has them.
+struct FieldSpec {
+  std::string_view name;
+  std::string_view kind;  // "string", "int", "bool", "json", "usage"
+  bool optional;          // left out when unset
+};
+struct EventSpec {
+  std::string_view type;
+  uint32_t version;
+  std::vector<FieldSpec> fields;
+};
+std::vector<EventSpec> Catalogue();
+
+}  // namespace runlog::events
