@@ -18,12 +18,18 @@ Projector::Projector(events::EventLog& log, Views& views, Views::Observer observ
 
 Projector::~Projector() { Stop(); }
 
+Status Projector::Resume(uint32_t p) {
+  if (next_[p] != kUnknown) return {};
+  auto next = views_.NextOffset(p);
+  if (!next) return std::unexpected(next.error());
+  next_[p] = *next;
+  std::lock_guard lock(mu_);
+  applied_[p] = *next;
+  return {};
+}
+
 Result<size_t> Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
-  if (next_[p] == kUnknown) {
-    auto next = views_.NextOffset(p);
-    if (!next) return std::unexpected(next.error());
-    next_[p] = *next;
-  }
+  if (auto s = Resume(p); !s) return std::unexpected(s.error());
   auto records = log_.Tail(p, next_[p], 2048, wait);
   if (!records) return std::unexpected(records.error());
   if (auto s = views_.Apply(p, *records, observer_); !s) return std::unexpected(s.error());
@@ -41,6 +47,7 @@ Status Projector::CatchUp(const events::ReadWatch& watch) {
   for (uint32_t p = 0; p < log_.partition_count(); ++p) {
     auto end = log_.EndOffset(p);
     if (!end) return std::unexpected(end.error());
+    if (auto s = Resume(p); !s) return s;  // so that progress starts where the views are
     while (applied(p) < *end) {
       if (auto s = progress.At(p, applied(p), *end); !s) return s;
       // Not a zero wait: on Kafka a read needs time for its fetch, and with

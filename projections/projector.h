@@ -49,6 +49,8 @@ class Projector {
   std::string failure() const;
 
  private:
+  // Reads where the views of `partition` are, once, before its first step.
+  [[nodiscard]] Status Resume(uint32_t partition);
   // Applies what the log has past the partition's offset; returns how many records.
   [[nodiscard]] Result<size_t> Step(uint32_t partition, std::chrono::milliseconds wait);
   void Loop(std::vector<uint32_t> partitions);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "events/bytes.h"
 #include "events/codec.h"
 
 namespace runlog::services {
@@ -27,9 +28,25 @@ PartitionWriter::PartitionWriter(Options options, ReadyListener on_ready)
 PartitionWriter::~PartitionWriter() { Stop(); }
 
 namespace {
-// Checkpoint entries: "t/" a live task, "d/" an ended task remembered, "r/"
-// a record of another aggregate, numbered.
-constexpr std::string_view kLive = "t/", kEnded = "d/", kRecord = "r/";
+// Checkpoint entries: "t/" a live task that is not queued, "d/" an ended
+// task remembered, "r/" a record of another aggregate, numbered; a queued
+// task is two: "i/" its index entry, loaded at recovery, and "q/" its body,
+// which recovery skips and reads one by one when a command needs it.
+constexpr std::string_view kLive = "t/", kEnded = "d/", kRecord = "r/", kIndex = "i/",
+                           kQueued = PartitionWriter::kSpilledBodies;
+
+// An index entry: priority and queued_at_ms (8 bytes LE each), then the
+// queue: tenant NUL type (both empty for executors).
+std::string IndexEntry(const Task& t) {
+  std::string out;
+  events::PutLittleEndian(out, static_cast<uint64_t>(t.priority), 8);
+  events::PutLittleEndian(out, static_cast<uint64_t>(t.queued_at_ms), 8);
+  const ReadyIndex::TenantType where = ReadyIndex::KeyOf(t);
+  out += where.first;
+  out.push_back('\0');
+  out += where.second;
+  return out;
+}
 
 std::string RecordKey(uint64_t n) {
   char buf[24];
@@ -38,12 +55,57 @@ std::string RecordKey(uint64_t n) {
 }
 }  // namespace
 
+Result<Task> PartitionWriter::ReadSpilled(const std::string& id) {
+  auto entry = options_.snapshots->Get(options_.partition, std::string(kQueued) + id);
+  if (!entry) {
+    return Fail(codes::kUnavailable, "task " + id +
+                                         " is spilled, and its checkpoint entry cannot be read: " +
+                                         entry.error().message);
+  }
+  return events::TaskFromJson(*entry);
+}
+
+Result<Task*> PartitionWriter::Find(const std::string& id) {
+  if (auto it = tasks_.find(id); it != tasks_.end()) return &it->second;
+  if (options_.snapshots == nullptr || !ready_.Contains(id)) return nullptr;
+  auto task = ReadSpilled(id);
+  if (!task) return std::unexpected(task.error());
+  // Rewritten, and spilled again, by the next checkpoint if it stays queued.
+  dirty_.insert(id);
+  return &tasks_.emplace(id, std::move(*task)).first->second;
+}
+
+void PartitionWriter::CheckpointWritten(const SnapshotStore::Checkpoint& cp) {
+  if (options_.snapshots == nullptr) return;
+  std::lock_guard lock(mu_);
+  for (const auto& [key, value] : cp.puts) {
+    if (!key.starts_with(kQueued)) continue;
+    const std::string id = key.substr(kQueued.size());
+    // Queued, and unchanged since the checkpoint was prepared: its entry is current.
+    auto it = tasks_.find(id);
+    if (it != tasks_.end() && it->second.status == TaskStatus::kQueued && !dirty_.contains(id) &&
+        ready_.Contains(id)) {
+      tasks_.erase(it);
+    }
+  }
+}
+
 Status PartitionWriter::Recover(const events::Event& event) {
   if (!events::IsTaskEvent(event)) {
     records_.push_back(events::EncodeEvent(event));
     return {};
   }
-  auto it = tasks_.try_emplace(event.aggregate_id).first;
+  auto it = tasks_.find(event.aggregate_id);
+  if (it == tasks_.end()) {
+    Task task;
+    if (auto spilled = spilled_.find(event.aggregate_id); spilled != spilled_.end()) {
+      auto read = ReadSpilled(event.aggregate_id);
+      if (!read) return std::unexpected(read.error());
+      task = std::move(*read);
+      spilled_.erase(spilled);
+    }
+    it = tasks_.emplace(event.aggregate_id, std::move(task)).first;
+  }
   if (auto s = ApplyEvent(it->second, event); !s) return s;
   dirty_.insert(event.aggregate_id);
   if (IsTerminal(it->second.status)) {
@@ -73,6 +135,19 @@ Status PartitionWriter::LoadCheckpointEntry(
     tasks_[std::move(id)] = std::move(*task);
     return {};
   }
+  if (key.starts_with(kIndex)) {
+    const auto nul = value.find('\0', 16);
+    if (value.size() < 16 || nul == std::string_view::npos) {
+      return Fail(codes::kInvalidArgument, "a queued task's index entry is malformed");
+    }
+    std::string id(key.substr(kIndex.size()));
+    checkpointed_live_.insert(id);
+    spilled_[std::move(id)] = {
+        {std::string(value.substr(16, nul - 16)), std::string(value.substr(nul + 1))},
+        static_cast<int64_t>(events::GetLittleEndian(value.substr(0, 8))),
+        static_cast<int64_t>(events::GetLittleEndian(value.substr(8, 8)))};
+    return {};
+  }
   if (key.starts_with(kEnded)) {
     if (auto s = ended_.Import(value, options_.clock->NowMillis()); !s) return s;
     // Past its retention it was not kept: the next checkpoint deletes it.
@@ -98,6 +173,7 @@ Status PartitionWriter::LoadCheckpointEntry(
 
 void PartitionWriter::Reset() {
   tasks_.clear();
+  spilled_.clear();
   checkpointed_live_.clear();
   ended_ = EndedTasks();
   dirty_.clear();
@@ -117,17 +193,30 @@ std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
   cp.partition = options_.partition;
   cp.offset = decided_end_.load();
   for (const std::string& id : dirty_) {
-    const std::string live = std::string(kLive) + id, ended = std::string(kEnded) + id;
-    if (auto it = tasks_.find(id); it != tasks_.end()) {
-      cp.puts.emplace_back(live, events::TaskToJson(it->second));
-      cp.deletes.push_back(ended);
-    } else if (std::string entry = ended_.Export(id); !entry.empty()) {
-      cp.puts.emplace_back(ended, std::move(entry));
-      cp.deletes.push_back(live);
-    } else {
-      cp.deletes.push_back(live);
-      cp.deletes.push_back(ended);
+    auto key = [&id](std::string_view kind) { return std::string(kind) + id; };
+    auto it = tasks_.find(id);
+    if (it != tasks_.end() && it->second.status == TaskStatus::kQueued &&
+        options_.snapshots != nullptr) {
+      cp.puts.emplace_back(key(kIndex), IndexEntry(it->second));
+      cp.puts.emplace_back(key(kQueued), events::TaskToJson(it->second));
+      cp.deletes.push_back(key(kLive));
+      cp.deletes.push_back(key(kEnded));
+      continue;
     }
+    if (it != tasks_.end()) {
+      cp.puts.emplace_back(key(kLive), events::TaskToJson(it->second));
+      cp.deletes.push_back(key(kEnded));
+    } else if (ready_.Contains(id)) {
+      continue;  // spilled: its entries are current
+    } else if (std::string entry = ended_.Export(id); !entry.empty()) {
+      cp.puts.emplace_back(key(kEnded), std::move(entry));
+      cp.deletes.push_back(key(kLive));
+    } else {
+      cp.deletes.push_back(key(kLive));
+      cp.deletes.push_back(key(kEnded));
+    }
+    cp.deletes.push_back(key(kIndex));
+    cp.deletes.push_back(key(kQueued));
   }
   for (std::string& record : records_)
     cp.puts.emplace_back(RecordKey(next_record_++), std::move(record));
@@ -145,6 +234,9 @@ PartitionWriter::Held PartitionWriter::HeldNow() {
     ++held.tasks[std::string(StatusName(task.status))];
     held.memory_bytes += events::TaskMemoryBytes(task) + 64 + static_cast<int64_t>(id.capacity());
   }
+  int64_t queued_in_memory = 0;
+  for (const auto& [id, task] : tasks_) queued_in_memory += task.status == TaskStatus::kQueued;
+  held.tasks["queued"] += static_cast<int64_t>(ready_.size()) - queued_in_memory;  // spilled
   held.tasks["ended"] = static_cast<int64_t>(ended_.size());
   held.memory_bytes +=
       ended_.MemoryBytes() + ready_.MemoryBytes() + static_cast<int64_t>(dirty_.size() * 64);
@@ -156,12 +248,14 @@ void PartitionWriter::CheckpointFailed(const SnapshotStore::Checkpoint& cp) {
   std::lock_guard lock(mu_);
   std::vector<std::string> records;
   for (const std::string& key : cp.deletes) {
-    if (key.starts_with(kLive)) dirty_.insert(key.substr(kLive.size()));
-    if (key.starts_with(kEnded)) dirty_.insert(key.substr(kEnded.size()));
+    for (std::string_view kind : {kLive, kEnded, kIndex, kQueued}) {
+      if (key.starts_with(kind)) dirty_.insert(key.substr(kind.size()));
+    }
   }
   for (const auto& [key, value] : cp.puts) {
-    if (key.starts_with(kLive)) dirty_.insert(key.substr(kLive.size()));
-    if (key.starts_with(kEnded)) dirty_.insert(key.substr(kEnded.size()));
+    for (std::string_view kind : {kLive, kEnded, kIndex, kQueued}) {
+      if (key.starts_with(kind)) dirty_.insert(key.substr(kind.size()));
+    }
     if (key.starts_with(kRecord)) records.push_back(value);  // in their order, before newer ones
   }
   records_.insert(records_.begin(), records.begin(), records.end());
@@ -176,6 +270,11 @@ std::string PartitionWriter::StateForTest() {
   for (std::string& id : forgotten) dirty_.insert(std::move(id));
   std::vector<std::string> lines;
   for (const auto& [id, task] : tasks_) lines.push_back("live " + events::TaskToJson(task));
+  for (const std::string& id : ready_.Ids()) {
+    if (tasks_.contains(id)) continue;
+    auto spilled = ReadSpilled(id);
+    lines.push_back(spilled ? "live " + events::TaskToJson(*spilled) : "unreadable " + id);
+  }
   for (const std::string& id : ended_.Ids()) lines.push_back("ended " + ended_.Export(id));
   std::sort(lines.begin(), lines.end());
   std::string out;
@@ -184,18 +283,24 @@ std::string PartitionWriter::StateForTest() {
 }
 
 void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_offset) {
-  // Ready tasks in the order they were queued; leases as recorded.
-  std::vector<const Task*> queued;
+  // Ready tasks in the order they were queued, spilled ones too; leases as recorded.
+  std::vector<std::pair<const std::string*, Spilled>> queued;
   for (auto& [id, task] : tasks_) {
-    if (task.status == TaskStatus::kQueued) queued.push_back(&task);
+    if (task.status == TaskStatus::kQueued) {
+      queued.push_back({&id, {ReadyIndex::KeyOf(task), task.priority, task.queued_at_ms}});
+    }
     if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty()) {
       ready_.AddExpiry(task.lease.expires_at_ms, id);
     }
   }
-  std::sort(queued.begin(), queued.end(), [](const Task* a, const Task* b) {
-    return a->queued_at_ms != b->queued_at_ms ? a->queued_at_ms < b->queued_at_ms : a->id < b->id;
+  for (const auto& [id, spilled] : spilled_) queued.push_back({&id, spilled});
+  std::sort(queued.begin(), queued.end(), [](const auto& a, const auto& b) {
+    return a.second.queued_at_ms != b.second.queued_at_ms
+               ? a.second.queued_at_ms < b.second.queued_at_ms
+               : *a.first < *b.first;
   });
-  for (const Task* t : queued) ready_.Add(*t);
+  for (const auto& [id, p] : queued) ready_.Add(*id, p.where, p.priority, p.queued_at_ms);
+  std::unordered_map<std::string, Spilled>().swap(spilled_);
   ended_.SortAfterImport();
   ready_.Publish();
   next_expiry_ms_.store(ready_.next_expiry_ms());
@@ -308,8 +413,10 @@ Result<CommandResult> PartitionWriter::Create(const CreateTask& c, const Prepare
                 "Idempotency-Key " + c.idempotency_key +
                     " was used with a different request; use a new key for a new task");
   };
-  if (auto it = tasks_.find(c.task_id); it != tasks_.end()) {
-    const Task& existing = it->second;
+  auto found = Find(c.task_id);
+  if (!found) return std::unexpected(found.error());
+  if (*found != nullptr) {
+    const Task& existing = **found;
     if (existing.tenant_id != c.caller.tenant_id || existing.request_hash != c.request_hash) {
       return conflict();
     }
@@ -336,7 +443,9 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCa
                                              Batch& batch) {
   const std::string* best = ready_.Best(c.caller.tenant_id, c.types);
   if (best == nullptr) return CommandResult{Task{}, true};
-  Task& task = tasks_.at(*best);
+  auto found = Find(std::string(*best));
+  if (!found) return std::unexpected(found.error());
+  Task& task = **found;
   const int64_t expiry_before = task.lease.expires_at_ms;
   if (auto s = decider_.Claim(task, c, batch.events); !s) return std::unexpected(s.error());
   CommandResult result = Answered(task, prepare);
@@ -346,10 +455,11 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCa
 
 Result<Task*> PartitionWriter::Live(const std::string& id, const std::string& tenant,
                                     bool lease_command) {
-  auto it = tasks_.find(id);
-  if (it != tasks_.end()) {
-    if (it->second.tenant_id != tenant) return NotFound(id);  // another tenant's: 404
-    return &it->second;
+  auto found = Find(id);
+  if (!found) return std::unexpected(found.error());
+  if (*found != nullptr) {
+    if ((*found)->tenant_id != tenant) return NotFound(id);  // another tenant's: 404
+    return *found;
   }
   std::optional<Task> ended = ended_.Stub(id, tenant);
   if (!ended) return NotFound(id);

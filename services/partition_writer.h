@@ -41,6 +41,12 @@ namespace runlog::services {
 // The glue of four roles (services/writer/): the Decider decides, this class
 // keeps the live tasks and keeps the ReadyIndex and EndedTasks in step with
 // the events decided, and the OrderedAppender appends and answers.
+//
+// Memory: a queued task whose checkpoint entry is current is spilled: only
+// its ReadyIndex entry stays in memory, and its body is read back from the
+// checkpoint (SnapshotStore) when a command needs it, a claim mostly. So the
+// writer holds in full only running tasks and those changed since the last
+// checkpoint (docs/decisions/0018-spilled-queued-tasks.md).
 class PartitionWriter {
  public:
   struct Options {
@@ -51,6 +57,9 @@ class PartitionWriter {
     std::function<void(double seconds)> on_append_latency;  // optional, for metrics
     // Checks the plans planner agents return; without it such plans fail PLAN_INVALID.
     const ToolRegistry* tools = nullptr;
+    // Where its checkpoints go, and spilled tasks are read back from; without
+    // it no task is spilled.
+    SnapshotStore* snapshots = nullptr;
   };
   using ReadyCounts = OrderedAppender::ReadyCounts;
   // Called (on a log thread, must be quick) after tasks became ready.
@@ -64,7 +73,9 @@ class PartitionWriter {
   // the next checkpoint.
   [[nodiscard]] Status Recover(const events::Event& event);
   // Loads one entry of a checkpoint (before Recover of the log after it); a
-  // record's event goes to `other`. Reset() forgets what was loaded.
+  // record's event goes to `other`. Reset() forgets what was loaded. Entries
+  // under kSpilledBodies are not to be loaded: they are read when needed.
+  static constexpr std::string_view kSpilledBodies = "q/";
   [[nodiscard]] Status LoadCheckpointEntry(std::string_view key, std::string_view value,
                                            const std::function<void(const events::Event&)>& other);
   void Reset();
@@ -81,10 +92,11 @@ class PartitionWriter {
   // The clock time of the next lease expiry, or INT64_MAX if no lease is held.
   int64_t next_expiry_ms() const { return next_expiry_ms_.load(); }
 
-  // queued_at_ms of the oldest ready task of `tenant` among `types` (any type
-  // if empty), or INT64_MAX if none. A hint for choosing a partition to claim from.
-  int64_t OldestReady(const std::string& tenant, const std::vector<std::string>& types) const {
-    return ready_.Oldest(tenant, types);
+  // Where the best ready task of `tenant` among `types` (any type if empty)
+  // stands (ReadyIndex::Rank), or kNone. A hint for choosing a partition to claim from.
+  ReadyIndex::Rank FrontRank(const std::string& tenant,
+                             const std::vector<std::string>& types) const {
+    return ready_.Front(tenant, types);
   }
   // One past the last offset whose append was acknowledged to clients.
   uint64_t acked_end() const { return appender_.acked_end(); }
@@ -97,6 +109,9 @@ class PartitionWriter {
   // A prepared checkpoint that could not be written: its changes go back to
   // be written by the next one.
   void CheckpointFailed(const SnapshotStore::Checkpoint& checkpoint);
+  // A prepared checkpoint was written: the queued tasks it holds and that
+  // have not changed since are spilled.
+  void CheckpointWritten(const SnapshotStore::Checkpoint& checkpoint);
   // Events decided since the last PrepareCheckpoint.
   uint64_t uncheckpointed() const { return decided_end_.load() - checkpointed_end_.load(); }
   // The live tasks and the remembered ended ones (pruned to their retention
@@ -132,6 +147,10 @@ class PartitionWriter {
   Result<CommandResult> Decide(Command& command, const PrepareCallback& prepare, Batch& batch);
   Result<CommandResult> Create(const CreateTask& c, const PrepareCallback& prepare, Batch& batch);
   Result<CommandResult> Claim(const ClaimTask& c, const PrepareCallback& prepare, Batch& batch);
+  // The live task `id` in memory, read back if it was spilled; null if `id`
+  // is not live, an error if its checkpoint entry cannot be read.
+  Result<events::Task*> Find(const std::string& id);
+  Result<events::Task> ReadSpilled(const std::string& id);
   // The live task `id` of `tenant` for a command, or the error a command on
   // it answers (TASK_NOT_FOUND, or by how the remembered ended task ended).
   Result<events::Task*> Live(const std::string& id, const std::string& tenant, bool lease_command);
@@ -154,7 +173,7 @@ class PartitionWriter {
   std::mutex mu_;
   std::unordered_map<std::string, events::Task> tasks_;  // live (unfinished) tasks
   EndedTasks ended_;
-  ReadyIndex ready_;  // Oldest() is safe without mu_
+  ReadyIndex ready_;  // Front() is safe without mu_
   bool stopping_ = false;
   // What changed since the last checkpoint: tasks (live, ended or forgotten)
   // and the encoded records of other aggregates.
@@ -165,6 +184,13 @@ class PartitionWriter {
   // During recovery: the live tasks the checkpoint held (their entries must
   // be rewritten or deleted even if they end in the tail).
   std::unordered_set<std::string> checkpointed_live_;
+  // During recovery: the queued tasks of the checkpoint, spilled, as their
+  // index entries; FinishRecovery indexes those still queued.
+  struct Spilled {
+    ReadyIndex::TenantType where;
+    int64_t priority = 0, queued_at_ms = 0;
+  };
+  std::unordered_map<std::string, Spilled> spilled_;
   std::atomic<uint64_t> decided_end_{0};            // one past the last event decided
   std::atomic<uint64_t> checkpointed_end_{0};       // decided_end_ at the last checkpoint
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry

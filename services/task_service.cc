@@ -10,8 +10,13 @@ namespace runlog::services {
 
 TaskService::TaskService(Options options) : options_(options) {
   for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
-    PartitionWriter::Options w{
-        p, options_.log, options_.clock, options_.ids, options_.on_append_latency, options_.tools};
+    PartitionWriter::Options w{p,
+                               options_.log,
+                               options_.clock,
+                               options_.ids,
+                               options_.on_append_latency,
+                               options_.tools,
+                               options_.snapshots};
     writers_.push_back(std::make_unique<PartitionWriter>(
         w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
   }
@@ -23,9 +28,12 @@ uint64_t TaskService::LoadCheckpoint(uint32_t p, uint64_t end,
                                      const std::function<void(const events::Event&)>& other,
                                      const events::ReadWatch& watch) {
   if (options_.snapshots == nullptr) return 0;
-  auto loaded = options_.snapshots->Read(p, [&](std::string_view key, std::string_view value) {
-    return writers_[p]->LoadCheckpointEntry(key, value, other);
-  });
+  auto loaded = options_.snapshots->Read(
+      p,
+      [&](std::string_view key, std::string_view value) {
+        return writers_[p]->LoadCheckpointEntry(key, value, other);
+      },
+      PartitionWriter::kSpilledBodies);
   if (loaded && *loaded <= end) {
     if (watch.note) {
       watch.note("partition " + std::to_string(p) + ": the writer's checkpoint covers offset " +
@@ -95,6 +103,7 @@ Status TaskService::Checkpoint(uint32_t p) {
     writers_[p]->CheckpointFailed(*cp);
     return s;
   }
+  writers_[p]->CheckpointWritten(*cp);
   return {};
 }
 
@@ -217,10 +226,11 @@ void TaskService::Submit(Command command, CommandCallback done, PrepareCallback 
 }
 
 std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
-  std::vector<std::pair<int64_t, uint32_t>> ranked;
+  // Highest priority first, then oldest, across partitions as within one.
+  std::vector<std::pair<ReadyIndex::Rank, uint32_t>> ranked;
   for (uint32_t p = 0; p < writers_.size(); ++p) {
-    int64_t oldest = writers_[p]->OldestReady(command.caller.tenant_id, command.types);
-    if (oldest != INT64_MAX) ranked.emplace_back(oldest, p);
+    const ReadyIndex::Rank rank = writers_[p]->FrontRank(command.caller.tenant_id, command.types);
+    if (rank != ReadyIndex::kNone) ranked.emplace_back(rank, p);
   }
   std::sort(ranked.begin(), ranked.end());
   std::vector<uint32_t> out;

@@ -6,26 +6,31 @@ ReadyIndex::TenantType ReadyIndex::KeyOf(const events::Task& t) {
   return events::WorkerRunsNext(t) ? TenantType{t.tenant_id, t.type} : TenantType{};
 }
 
-void ReadyIndex::Add(const events::Task& t) {
-  Where w{KeyOf(t), Key{-t.priority, next_seq_++, t.id}, t.queued_at_ms};
-  ready_[w.tenant_type].insert(w.key);
-  where_[t.id] = std::move(w);
+void ReadyIndex::Add(const std::string& id, const TenantType& where, int64_t priority,
+                     int64_t queued_at_ms) {
+  auto [node, added] = where_.try_emplace(id);
+  if (!added) return;
+  auto queue = ready_.try_emplace(where).first;
+  node->second = Where{queue, -priority, next_seq_++, queued_at_ms};
+  queue->second.insert(Entry{-priority, node->second.seq, &node->first});
 }
 
 void ReadyIndex::Remove(const std::string& id) {
   auto it = where_.find(id);
   if (it == where_.end()) return;
-  auto set = ready_.find(it->second.tenant_type);
-  set->second.erase(it->second.key);
-  if (set->second.empty()) ready_.erase(set);
+  const Where& w = it->second;
+  w.queue->second.erase(Entry{w.neg_priority, w.seq, nullptr});
+  if (w.queue->second.empty()) ready_.erase(w.queue);  // no other Where points at it
   where_.erase(it);
 }
 
 const std::string* ReadyIndex::Best(const std::string& tenant,
                                     const std::vector<std::string>& types) const {
-  const Key* best = nullptr;
-  auto consider = [&](const std::set<Key>& keys) {
-    if (!keys.empty() && (best == nullptr || *keys.begin() < *best)) best = &*keys.begin();
+  const Entry* best = nullptr;
+  auto consider = [&](const std::set<Entry>& entries) {
+    if (!entries.empty() && (best == nullptr || *entries.begin() < *best)) {
+      best = &*entries.begin();
+    }
   };
   if (types.empty()) {
     for (auto it = ready_.lower_bound({tenant, ""});
@@ -37,7 +42,7 @@ const std::string* ReadyIndex::Best(const std::string& tenant,
       if (auto it = ready_.find({tenant, type}); it != ready_.end()) consider(it->second);
     }
   }
-  return best == nullptr ? nullptr : &best->id;
+  return best == nullptr ? nullptr : best->id;
 }
 
 std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDue(int64_t now_ms) {
@@ -50,17 +55,19 @@ std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDue(int64_t now_ms)
 }
 
 void ReadyIndex::Publish() {
-  std::map<TenantType, int64_t> summary;
-  for (const auto& [tenant_type, keys] : ready_) {
-    summary[tenant_type] = where_.at(keys.begin()->id).queued_at_ms;
+  std::map<TenantType, Rank> summary;
+  for (const auto& [tenant_type, entries] : ready_) {
+    const Entry& best = *entries.begin();
+    summary[tenant_type] = {best.neg_priority, where_.at(*best.id).queued_at_ms};
   }
   std::lock_guard lock(summary_mu_);
   summary_.swap(summary);
 }
 
-int64_t ReadyIndex::Oldest(const std::string& tenant, const std::vector<std::string>& types) const {
+ReadyIndex::Rank ReadyIndex::Front(const std::string& tenant,
+                                   const std::vector<std::string>& types) const {
   std::lock_guard lock(summary_mu_);
-  int64_t best = INT64_MAX;
+  Rank best = kNone;
   if (types.empty()) {
     for (auto it = summary_.lower_bound({tenant, ""});
          it != summary_.end() && it->first.first == tenant; ++it) {

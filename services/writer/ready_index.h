@@ -5,7 +5,7 @@
 // ready first. Tasks an executor runs next wait under the empty (tenant, type).
 //
 // Lifecycle and thread contract: owned by one PartitionWriter and used under
-// its lock, except Oldest (the published summary, any thread).
+// its lock, except Front (the published summary, any thread).
 
 #include <cstdint>
 #include <map>
@@ -29,16 +29,27 @@ class ReadyIndex {
 
   bool Contains(const std::string& id) const { return where_.contains(id); }
   // Adds a ready task (behind every task already ready at its priority).
-  void Add(const events::Task& task);
+  void Add(const events::Task& task) {
+    Add(task.id, KeyOf(task), task.priority, task.queued_at_ms);
+  }
+  // The same, for a task known by its index entry alone (its body parked on disk).
+  void Add(const std::string& id, const TenantType& where, int64_t priority, int64_t queued_at_ms);
   void Remove(const std::string& id);
   // The best ready task of `tenant` among `types` (any type if empty), or null.
   const std::string* Best(const std::string& tenant, const std::vector<std::string>& types) const;
   size_t size() const { return where_.size(); }
+  std::vector<std::string> Ids() const {
+    std::vector<std::string> ids;
+    for (const auto& [id, where] : where_) ids.push_back(id);
+    return ids;
+  }
   // An estimate of the memory it holds, in bytes.
   int64_t MemoryBytes() const {
-    // Per ready task: its entry in where_ (a hash node) and in a set (a tree
-    // node), each holding the id; per lease entry, a tree node and the id.
-    return static_cast<int64_t>(where_.size() * (sizeof(Where) + sizeof(Key) + 2 * 32 + 48 + 64) +
+    // Per ready task: a hash node holding the id and its Where (and the id's
+    // heap block, a bucket), and a tree node of its Entry; per lease entry,
+    // a tree node and the id.
+    return static_cast<int64_t>(where_.size() *
+                                    (16 + 32 + sizeof(Where) + 32 + 8 + 32 + sizeof(Entry)) +
                                 expiry_.size() * (32 + 32 + 48));
   }
 
@@ -49,30 +60,41 @@ class ReadyIndex {
   std::vector<std::pair<int64_t, std::string>> TakeDue(int64_t now_ms);
   int64_t next_expiry_ms() const { return expiry_.empty() ? INT64_MAX : expiry_.begin()->first; }
 
-  // Publishes, for each (tenant, type), when its oldest ready task became
-  // ready; Oldest reads what was last published.
+  // Where a queue's best task stands among other partitions' queues: its
+  // priority (negated), then when it became ready. Lower is claimed first.
+  using Rank = std::pair<int64_t, int64_t>;
+  static constexpr Rank kNone{INT64_MAX, INT64_MAX};
+  // Publishes, for each (tenant, type), the rank of its best ready task;
+  // Front reads what was last published.
   void Publish();
-  int64_t Oldest(const std::string& tenant, const std::vector<std::string>& types) const;
+  // The best rank among `tenant`'s queues of `types` (any type if empty), or kNone.
+  Rank Front(const std::string& tenant, const std::vector<std::string>& types) const;
 
  private:
-  struct Key {
+  // A ready task in its queue: ordered by priority, then by when it was
+  // added (seq is unique); `id` is the key of its where_ node (stable).
+  struct Entry {
     int64_t neg_priority;
     uint64_t seq;
-    std::string id;
-    auto operator<=>(const Key&) const = default;
+    const std::string* id;
+    bool operator<(const Entry& o) const {
+      return neg_priority != o.neg_priority ? neg_priority < o.neg_priority : seq < o.seq;
+    }
   };
+  using Queues = std::map<TenantType, std::set<Entry>>;
   struct Where {
-    TenantType tenant_type;
-    Key key;
+    Queues::iterator queue;
+    int64_t neg_priority;
+    uint64_t seq;
     int64_t queued_at_ms;
   };
-  std::map<TenantType, std::set<Key>> ready_;
+  Queues ready_;
   std::unordered_map<std::string, Where> where_;
   std::multimap<int64_t, std::string> expiry_;  // expires_at_ms -> task id
   uint64_t next_seq_ = 0;
 
   mutable std::mutex summary_mu_;
-  std::map<TenantType, int64_t> summary_;  // guarded by summary_mu_
+  std::map<TenantType, Rank> summary_;  // guarded by summary_mu_
 };
 
 }  // namespace runlog::services

@@ -66,7 +66,8 @@ Status SnapshotStore::Write(const Checkpoint& cp) {
   return {};
 }
 
-Result<uint64_t> SnapshotStore::Read(uint32_t partition, const EntryFn& each) {
+Result<uint64_t> SnapshotStore::Read(uint32_t partition, const EntryFn& each,
+                                     std::string_view skip) {
   const std::string prefix = Prefix(partition);
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
@@ -78,14 +79,32 @@ Result<uint64_t> SnapshotStore::Read(uint32_t partition, const EntryFn& each) {
   if (offset < 0) return Fail(codes::kFailedPrecondition, "a snapshot of another version");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   const std::string first = prefix + "e";
+  // Past the skipped entries: the first key after every key starting with `skip`.
+  std::string past = first + std::string(skip);
+  if (!skip.empty()) past.back() = static_cast<char>(past.back() + 1);
   for (it->Seek(first); it->Valid() && it->key().starts_with(first); it->Next()) {
     std::string_view key(it->key().data() + first.size(), it->key().size() - first.size());
+    if (!skip.empty() && key.starts_with(skip)) {
+      it->Seek(past);
+      if (!it->Valid() || !it->key().starts_with(first)) break;
+      key = std::string_view(it->key().data() + first.size(), it->key().size() - first.size());
+    }
     if (auto r = each(key, std::string_view(it->value().data(), it->value().size())); !r) {
       return std::unexpected(r.error());
     }
   }
   if (!it->status().ok()) return Storage(dir_, it->status());
   return static_cast<uint64_t>(offset);
+}
+
+Result<std::string> SnapshotStore::Get(uint32_t partition, std::string_view key) {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = true;
+  std::string value;
+  rocksdb::Status s = db_->Get(options, Prefix(partition) + "e" + std::string(key), &value);
+  if (s.IsNotFound()) return Fail(codes::kNotFound, "no checkpoint entry " + std::string(key));
+  if (!s.ok()) return Storage(dir_, s);
+  return value;
 }
 
 Status SnapshotStore::Drop(uint32_t partition) {

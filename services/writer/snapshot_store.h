@@ -5,6 +5,8 @@
 //
 // A partition's checkpoint is a set of entries (a live task, an ended task
 // remembered, a key's or manifest's record) and the log offset they cover.
+// It is also where the writer spills queued tasks (decision 0018): Get reads
+// one entry back.
 // Checkpoints are incremental: each one writes the entries changed since the
 // last and deletes the ones gone, with the new offset, in one atomic write
 // batch, so a crash in the middle of one leaves the previous checkpoint
@@ -33,7 +35,7 @@ class SnapshotStore {
  public:
   // Bumped when the entries' format changes; a checkpoint of another version
   // is dropped and the writer reads the whole log.
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;
 
   [[nodiscard]] static Result<std::unique_ptr<SnapshotStore>> Open(const std::string& data_dir);
   ~SnapshotStore();
@@ -46,11 +48,16 @@ class SnapshotStore {
   };
   // Applies a checkpoint atomically.
   [[nodiscard]] Status Write(const Checkpoint& checkpoint);
-  // Calls `each(key, value)` for every entry of `partition`'s checkpoint and
-  // returns the offset it covers: NOT_FOUND if there is none, FAILED_PRECONDITION
-  // for another version, or the first error `each` returns.
+  // Calls `each(key, value)` for every entry of `partition`'s checkpoint
+  // except those whose key starts with `skip` (passed over unread: Get them
+  // one by one), and returns the offset it covers: NOT_FOUND if there is
+  // none, FAILED_PRECONDITION for another version, or the first error `each`
+  // returns.
   using EntryFn = std::function<Status(std::string_view key, std::string_view value)>;
-  [[nodiscard]] Result<uint64_t> Read(uint32_t partition, const EntryFn& each);
+  [[nodiscard]] Result<uint64_t> Read(uint32_t partition, const EntryFn& each,
+                                      std::string_view skip = {});
+  // One entry of `partition`'s checkpoint; NOT_FOUND if it has none by that key.
+  [[nodiscard]] Result<std::string> Get(uint32_t partition, std::string_view key);
   // Deletes `partition`'s checkpoint.
   [[nodiscard]] Status Drop(uint32_t partition);
 

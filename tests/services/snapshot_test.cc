@@ -9,6 +9,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 
 #include "events/partitioner.h"
 #include "services/task_service.h"
@@ -205,6 +206,90 @@ TEST_F(SnapshotTest, AnUnusableCheckpointIsDroppedAndTheWholeLogRead) {
   auto again = Recovered(snapshots_.get(), nullptr, &notes);
   EXPECT_EQ(again->StateForTest(), live);
   for (const std::string& n : notes) EXPECT_EQ(n.find("not used"), std::string::npos) << n;
+}
+
+// A queued task whose checkpoint entry is current is spilled: the writer
+// keeps its index entry, under 300 bytes, and reads the body back when a
+// command needs it. Claims still take the best task whole, highest priority
+// first, before and after a restart; a cancel, an idempotent create and a
+// recovery's tail reach spilled tasks too.
+TEST_F(SnapshotTest, QueuedTasksAreSpilledAndReadBackWhole) {
+  const Caller a{"acct_a", "key_a"};
+  constexpr int kTasks = 2000;
+  const std::string pad(200, 'x');
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) {
+    CreateTask c{a,   "", "t", "", R"({"n":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}",
+                 "{}"};
+    c.priority = i % 10 == 0 ? 5 : 0;  // every tenth is claimed first
+    if (i == 7) {
+      c.idempotency_key = "seven";
+      c.request_hash = "h7";
+    }
+    auto created = Call([&](auto done) { live_->Create(c, done); });
+    ASSERT_TRUE(created.has_value());
+    ids.push_back(created->task.id);
+    clock_.Advance(1);
+  }
+  const int64_t before = live_->HeldNow().memory_bytes;
+  ASSERT_TRUE(live_->CheckpointAll().has_value());
+  const PartitionWriter::Held spilled = live_->HeldNow();
+  EXPECT_EQ(spilled.tasks.at("queued"), kTasks);
+  EXPECT_LE(spilled.memory_bytes, 300 * kTasks) << "before spilling: " << before;
+  EXPECT_GT(before, 3 * spilled.memory_bytes);
+
+  // The idempotent create finds its spilled task; a cancel reaches one.
+  CreateTask again{a, "", "t", "", "{}", "{}"};
+  again.idempotency_key = "seven";
+  again.request_hash = "h7";
+  auto replayed = Call([&](auto done) { live_->Create(again, done); });
+  ASSERT_TRUE(replayed.has_value());
+  EXPECT_TRUE(replayed->replayed);
+  EXPECT_EQ(replayed->task.id, ids[7]);
+  EXPECT_NE(replayed->task.input.find(R"("n":7)"), std::string::npos) << replayed->task.input;
+  auto cancelled = Call([&](auto d) { live_->Submit(CancelTask{a, ids[1999], "no"}, d); });
+  ASSERT_TRUE(cancelled.has_value());
+  EXPECT_EQ(cancelled->task.status, events::TaskStatus::kCancelled);
+
+  // Half claimed before a restart, the rest after; every claim whole.
+  std::vector<std::string> order;
+  auto claim_some = [&](TaskService& service, int n) {
+    for (int i = 0; i < n; ++i) {
+      ClaimTask c{a, "w", {}, 60'000};
+      auto claimed = Call([&](auto done) { service.Claim(c, 0ms, done); });
+      ASSERT_TRUE(claimed.has_value() && !claimed->empty) << i;
+      ASSERT_EQ(claimed->task.status, events::TaskStatus::kRunning);
+      ASSERT_NE(claimed->task.input.find(pad), std::string::npos);
+      order.push_back(claimed->task.id);
+    }
+  };
+  claim_some(*live_, 150);
+  // A restart from the checkpoint: the claims since are the log's tail (live_
+  // is not stopped, which would checkpoint them).
+  const std::string state = live_->StateForTest();
+  auto resumed = Recovered(snapshots_.get());
+  EXPECT_EQ(resumed->StateForTest(), state);
+  resumed->Start();
+  claim_some(*resumed, kTasks - 151);
+  ClaimTask last{a, "w", {}, 60'000};
+  auto none = Call([&](auto done) { resumed->Claim(last, 0ms, done); });
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty);
+  resumed->Stop();
+
+  // Each task once; the 200 of priority 5 first, then the rest oldest first.
+  std::map<std::string, int> index;
+  for (int i = 0; i < kTasks; ++i) index[ids[i]] = i;
+  ASSERT_EQ(order.size(), static_cast<size_t>(kTasks - 1));
+  std::set<std::string> once(order.begin(), order.end());
+  EXPECT_EQ(once.size(), order.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    const int i = index.at(order[k]);
+    EXPECT_EQ(i % 10 == 0, k < 200) << "claim " << k << " took task " << i;
+    if (k > 0 && k != 200) {
+      EXPECT_GT(i, index.at(order[k - 1])) << "claim " << k;
+    }
+  }
 }
 
 // A writer whose recovery did not finish (cancelled by a stop signal, or a
