@@ -35,8 +35,8 @@ class TaskService {
     SnapshotStore* snapshots = nullptr;
     // A writer checkpoints after this many events, or this long after its
     // last checkpoint if anything changed; and once more when it stops.
-    uint64_t checkpoint_every_events = 200'000;
-    std::chrono::milliseconds checkpoint_every{30'000};
+    uint64_t checkpoint_every_events = 50'000;
+    std::chrono::milliseconds checkpoint_every{10'000};
   };
   explicit TaskService(Options options);
   ~TaskService();

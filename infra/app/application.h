@@ -48,8 +48,8 @@ struct Config {
   // this many events or this long, and at a stop. Off: recovery reads the
   // whole log.
   bool snapshots = true;
-  uint64_t checkpoint_every_events = 200'000;
-  std::chrono::milliseconds checkpoint_every{30'000};
+  uint64_t checkpoint_every_events = 50'000;
+  std::chrono::milliseconds checkpoint_every{10'000};
   // The nice value of the projector and of RocksDB's background threads; 0 leaves them be.
   int background_nice = 0;
   // Progress and cancellation of the recovery and catch-up in Start.
