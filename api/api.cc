@@ -1,5 +1,10 @@
 #include "api/api.h"
 
+#include <strings.h>
+
+#include <algorithm>
+#include <cctype>
+
 #include "api/exchange.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
@@ -38,6 +43,53 @@ std::string HexEncode(const std::string& s) {
     out.push_back(kHex[c & 15]);
   }
   return out;
+}
+
+// `s` for a query string: unreserved characters as they are, others %XX.
+std::string QueryEscape(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// The task statuses a ?status= filter names, comma-separated: runlog's own,
+// or the name a seed's API gives some of them (docs/api.md). Empty: any.
+bool StatusFilter(const std::string& filter, std::vector<std::string>* statuses) {
+  static const std::vector<std::pair<std::string_view, std::vector<std::string>>> kAliases = {
+      {"pending", {"created", "planned", "queued"}},  // Ariftly
+      {"complete", {"succeeded"}},                    // Ariftly
+      {"completed", {"succeeded"}},
+      {"claimed", {"running"}},  // Orchestrion
+  };
+  size_t start = 0;
+  while (start < filter.size()) {
+    size_t comma = filter.find(',', start);
+    if (comma == std::string::npos) comma = filter.size();
+    const std::string name = filter.substr(start, comma - start);
+    start = comma + 1;
+    std::vector<std::string> named;
+    events::TaskStatus parsed;
+    if (events::ParseStatus(name, &parsed)) named = {name};
+    for (const auto& [alias, meant] : kAliases) {
+      if (alias == name) named = meant;
+    }
+    if (named.empty()) return false;
+    for (std::string& s : named) {
+      if (std::find(statuses->begin(), statuses->end(), s) == statuses->end()) {
+        statuses->push_back(std::move(s));
+      }
+    }
+  }
+  return true;
 }
 
 bool HexDecode(const std::string& s, std::string* out) {
@@ -227,7 +279,7 @@ void Api::Route(Exchange& x) {
   // The first row whose path matches: literal segments win over "{id}", as
   // the table lists them first.
   const RouteEntry* match = nullptr;
-  std::string id, allowed;
+  std::string id, allowed, allow_header;
   size_t literal_best = 0;
   for (const RouteEntry& r : Routes()) {
     if (r.path.size() != p.size()) continue;
@@ -247,6 +299,7 @@ void Api::Route(Exchange& x) {
       literal_best = literal;
       match = nullptr;
       allowed.clear();
+      allow_header.clear();
     }
     if (r.method == m) {
       match = &r;
@@ -254,6 +307,7 @@ void Api::Route(Exchange& x) {
     }
     if (allowed.find(r.method) == std::string::npos) {
       allowed += (allowed.empty() ? "" : " or ") + std::string(r.method);
+      allow_header += (allow_header.empty() ? "" : ", ") + std::string(r.method);
     }
   }
   if (match == nullptr && allowed.empty()) {
@@ -261,17 +315,20 @@ void Api::Route(Exchange& x) {
   }
   if (match == nullptr) {
     x.route = "method_not_allowed";
-    return x.Error(codes::kMethodNotAllowed, "use " + allowed + " /v1" + x.call.path);
+    return x.Error(codes::kMethodNotAllowed, "use " + allowed + " /v1" + x.call.path, "", "", -1,
+                   {{"Allow", allow_header}});
   }
   x.route = match->name;
   const std::string scope = match->scope;
   if (!scope.empty()) {
-    // Authenticate: Authorization: Bearer <key>.
+    // Authenticate: Authorization: Bearer <key>, the scheme in any case (RFC 9110).
     const std::string& auth = x.call.authorization;
-    if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+    const size_t key_at = auth.find_first_not_of(' ', 6);
+    if (auth.size() < 7 || strncasecmp(auth.c_str(), "bearer", 6) != 0 || auth[6] != ' ' ||
+        key_at == std::string::npos) {
       return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
     }
-    x.key = deps_.keys->Lookup(auth.substr(7));
+    x.key = deps_.keys->Lookup(auth.substr(key_at));
     if (!x.key) return x.Error(codes::kUnauthenticated, "unknown or revoked API key");
     if (!KeyStore::HasScope(*x.key, scope)) {
       return x.Error(codes::kForbidden, "this key lacks the " + scope + " scope");
@@ -339,11 +396,14 @@ void Api::ListTasks(Exchange& x) {
     auto it = x.call.query.find(name);
     return it == x.call.query.end() ? std::string() : it->second;
   };
-  q.status = get("status");
+  const std::string status = get("status");
   q.type = get("type").empty() ? get("task_type") : get("type");
-  events::TaskStatus parsed;
-  if (!q.status.empty() && !events::ParseStatus(q.status, &parsed)) {
-    return x.Error(codes::kValidationError, "unknown status " + q.status, R"({"field":"status"})");
+  if (!StatusFilter(status, &q.statuses)) {
+    return x.Error(codes::kValidationError,
+                   "unknown status in " + status +
+                       "; use created, planned, queued, running, succeeded, failed or cancelled "
+                       "(or pending, complete, claimed), comma-separated",
+                   R"({"field":"status"})");
   }
   if (const std::string limit = get("limit"); !limit.empty()) {
     char* end = nullptr;
@@ -357,10 +417,15 @@ void Api::ListTasks(Exchange& x) {
     return x.Error(codes::kValidationError, "cursor is not one this server gave",
                    R"({"field":"cursor"})");
   }
-  AfterOwnWrites(x, std::nullopt, "", [this, q](Exchange& x) { ListPage(x, q); });
+  // The next page keeps the filters.
+  std::string filters;
+  if (!status.empty()) filters += "status=" + QueryEscape(status) + "&";
+  if (!q.type.empty()) filters += "type=" + QueryEscape(q.type) + "&";
+  if (!get("limit").empty()) filters += "limit=" + std::to_string(q.limit) + "&";
+  AfterOwnWrites(x, std::nullopt, "", [this, q, filters](Exchange& x) { ListPage(x, q, filters); });
 }
 
-void Api::ListPage(Exchange& x, const projections::ListQuery& q) {
+void Api::ListPage(Exchange& x, const projections::ListQuery& q, const std::string& filters) {
   auto page = deps_.views->List(q);
   if (!page) return x.ErrorFrom(page.error());
   std::string tasks = "[";
@@ -378,7 +443,7 @@ void Api::ListPage(Exchange& x, const projections::ListQuery& q) {
   } else {
     const std::string cursor = HexEncode(page->next_cursor);
     body.Str("next_cursor", cursor);
-    contract.actions = {Act("next_page", true, "GET", "/v1/tasks?cursor=" + cursor)};
+    contract.actions = {Act("next_page", true, "GET", "/v1/tasks?" + filters + "cursor=" + cursor)};
   }
   x.Send(200, std::move(body), contract);
 }

@@ -120,7 +120,8 @@ class Api {
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ReadTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);
-  void ListPage(Exchange& x, const projections::ListQuery& q);
+  // `filters`: the query's filters as a query string ("status=…&"), for the next page.
+  void ListPage(Exchange& x, const projections::ListQuery& q, const std::string& filters);
   void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
   void Readyz(Exchange& x);

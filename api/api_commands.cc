@@ -256,6 +256,7 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
       [this, x, wait](Result<services::CommandResult> r) {
         if (r && r->empty) {
           ContractContext contract;
+          contract.retry = true;  // nothing ready now; claim again
           contract.actions = {
               Act("retry_after_wait", true, "POST", "/v1/tasks/claim", wait > 0 ? 0 : 5)};
           return x->Send(200, events::Payload().Raw("task", "").Raw("lease", ""), contract);
@@ -404,6 +405,10 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
     std::string id;
     if (x->call.path.starts_with("/tasks/"))
       id = x->call.path.substr(7, x->call.path.find('/', 7) - 7);
+    // A create's key names the task it conflicts with.
+    if (kind == "create" && r.error().code == runlog::codes::kIdempotencyConflict) {
+      id = services::TaskService::TaskIdFor(x->key->tenant_id, x->call.idempotency_key);
+    }
     // The writer forgets most ended tasks a minute after they end; the task
     // view keeps them, so a late command still hears how the task ended (409).
     // No wait for the view here (this may run on the log's thread): a minute

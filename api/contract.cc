@@ -33,10 +33,12 @@ std::vector<NextAction> ActionsForError(const std::string& code, const std::stri
     case codes::NextStep::kClaimNext:
       return {Act("claim_next", true, "POST", "/v1/tasks/claim")};
     case codes::NextStep::kGetTask:
+      if (id.empty()) return {Act("list_tasks", true, "GET", "/v1/tasks")};
       return {Act("get_task", true, "GET", task)};
     case codes::NextStep::kListTasks:
       return {Act("list_tasks", true, "GET", "/v1/tasks")};
     case codes::NextStep::kGetOrNewKey:
+      if (id.empty()) return {Act("create_task_with_new_key", true, "POST", "/v1/tasks")};
       return {Act("get_task", true, "GET", task),
               Act("create_task_with_new_key", false, "POST", "/v1/tasks")};
     case codes::NextStep::kRegisterKey:
@@ -79,7 +81,7 @@ std::string AgentContract(const ContractContext& c) {
   events::Payload contract;
   contract.Str("version", "1")
       .Bool("lease_valid", lease_valid)
-      .Bool("retryable", !c.error_code.empty() && LookupError(c.error_code).retryable)
+      .Bool("retryable", c.error_code.empty() ? c.retry : LookupError(c.error_code).retryable)
       .Raw("next_actions", actions)
       .Raw("billing_context", billing.Build());
   if (lease_valid) {

@@ -26,6 +26,7 @@ struct ContractContext {
   bool caller_holds_lease = false;     // the caller is the task's lease holder
   int64_t now_ms = 0;
   std::string error_code;  // empty on success
+  bool retry = false;      // on success: the call is worth repeating (an empty claim)
   int64_t retry_after_seconds = -1;
   std::vector<NextAction> actions;  // chosen by the handler
   std::string plan;                 // billing_context

@@ -50,14 +50,19 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   }
 
   // {"error":{"code","message","details"}, …}
+  // A 401 says how to authenticate (WWW-Authenticate); `headers` adds others
+  // (a 405's Allow).
   void Error(const std::string& code, const std::string& message, std::string details = "",
-             const std::string& task_id = "", int64_t retry_after = -1) {
+             const std::string& task_id = "", int64_t retry_after = -1,
+             std::vector<std::pair<std::string, std::string>> headers = {}) {
     ContractContext contract;
     contract.error_code = code;
     contract.retry_after_seconds = retry_after;
     contract.actions = ActionsForError(code, task_id, retry_after);
-    std::vector<std::pair<std::string, std::string>> headers;
     if (retry_after >= 0) headers.emplace_back("Retry-After", std::to_string(retry_after));
+    if (LookupError(code).http_status == 401) {
+      headers.emplace_back("WWW-Authenticate", "Bearer realm=\"runlog\"");
+    }
     events::Payload error;
     error.Str("code", code)
         .Str("message", message)

@@ -101,6 +101,8 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
   const std::string status(events::StatusName(t.status));
   p.Str("id", t.id)
       .Str("task_id", t.id)
+      .Str("tenant_id", t.tenant_id)
+      .Raw("artifacts", "[]")  // typed artifacts come with issue 16
       .Str("type", t.type)
       .Str("task_type", t.type)
       .Str("status", status)

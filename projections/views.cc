@@ -307,23 +307,45 @@ Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
 }
 
 Result<ListPage> Views::List(const ListQuery& q) {
-  const std::string prefix = IndexPrefix(q.tenant_id, q.status, q.type);
+  // One index scan per status asked for (one for any), merged in the
+  // index's order: newest first, then by id.
+  struct Scan {
+    std::string prefix;
+    std::unique_ptr<rocksdb::Iterator> it;
+    std::string_view order() const {
+      return {it->key().data() + prefix.size(), it->key().size() - prefix.size()};
+    }
+    bool valid() const { return it->Valid() && it->key().starts_with(prefix); }
+  };
+  std::vector<Scan> scans;
+  const std::vector<std::string> any = {""};
+  for (const std::string& status : q.statuses.empty() ? any : q.statuses) {
+    Scan scan{IndexPrefix(q.tenant_id, status, q.type),
+              std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions()))};
+    scan.it->Seek(scan.prefix + q.cursor);
+    // The last item of the previous page is not repeated.
+    if (!q.cursor.empty() && scan.valid() && scan.order() == q.cursor) scan.it->Next();
+    scans.push_back(std::move(scan));
+  }
   ListPage page;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  const std::string start = prefix + q.cursor;
-  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view order(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    if (!q.cursor.empty() && order == q.cursor) continue;  // the last item of the previous page
-    if (page.tasks.size() >= q.limit) {                    // one more exists: the page ends here
+  for (;;) {
+    Scan* next = nullptr;
+    for (Scan& scan : scans) {
+      if (!scan.it->status().ok()) return Storage(scan.it->status());
+      if (scan.valid() && (next == nullptr || scan.order() < next->order())) next = &scan;
+    }
+    if (next == nullptr) break;
+    if (page.tasks.size() >= q.limit) {  // one more exists: the page ends here
       if (!page.tasks.empty()) page.next_cursor = Ordering(page.tasks.back());
       break;
     }
+    const std::string_view order = next->order();
     const std::string id(order.substr(order.find('\0') + 1));
     auto task = GetTask(id, q.tenant_id);
     if (!task) return std::unexpected(task.error());
     if (*task) page.tasks.push_back(std::move(**task));
+    next->it->Next();
   }
-  if (!it->status().ok()) return Storage(it->status());
   return page;
 }
 

@@ -39,8 +39,8 @@ namespace runlog::projections {
 
 struct ListQuery {
   std::string tenant_id;
-  std::string status;  // empty: any
-  std::string type;    // empty: any
+  std::vector<std::string> statuses;  // any of these; empty: any
+  std::string type;                   // empty: any
   size_t limit = 50;
   std::string cursor;  // from a previous page, or empty
 };

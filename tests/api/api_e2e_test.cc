@@ -397,6 +397,74 @@ TEST_F(ApiTest, ListsNewestFirstWithFiltersAndCursorPages) {
   ExpectError(client_->Get("/v1/tasks?cursor=zz"), 400, "VALIDATION_ERROR");
 }
 
+// What the seeds' clients send and expect: their status names in filters
+// (Ariftly's pending and complete, Orchestrion's claimed), pages that keep
+// their filters, tasks with tenant_id and artifacts, the scheme "bearer" in
+// any case, WWW-Authenticate on 401, Allow on 405, and contract actions that
+// name the task they lead to.
+TEST_F(ApiTest, SeedNamesAndHttpConventions) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(CreateId(R"({"type":"s"})"));
+    clock_.Advance(1);
+  }
+  auto claimed = client_->Post("/v1/tasks/claim", "");
+  ASSERT_EQ(claimed.status, 200) << claimed.body;
+  const std::string running = claimed["task"]["id"].GetString();
+  ASSERT_EQ(client_->Post("/v1/tasks/" + ids[3] + "/cancel", "").status, 200);
+  auto pending = client_->Get("/v1/tasks?status=pending");
+  ASSERT_EQ(pending.status, 200) << pending.body;
+  EXPECT_EQ(pending["tasks"].Size(), 2u) << pending.body;
+  EXPECT_EQ(client_->Get("/v1/tasks?status=claimed")["tasks"].Size(), 1u);
+  EXPECT_EQ(client_->Get("/v1/tasks?status=complete")["tasks"].Size(), 0u);
+  EXPECT_EQ(client_->Get("/v1/tasks?status=claimed,cancelled")["tasks"].Size(), 2u);
+  ExpectError(client_->Get("/v1/tasks?status=pending,asleep"), 400, "VALIDATION_ERROR");
+  const auto& task = pending["tasks"][0];
+  EXPECT_TRUE(std::string(task["tenant_id"].GetString()).starts_with("acct_")) << pending.body;
+  EXPECT_TRUE(task["artifacts"].IsArray());
+
+  // The next page keeps status and limit: paging "pending" never shows another status.
+  auto page1 = client_->Get("/v1/tasks?status=pending&limit=1");
+  ASSERT_EQ(page1["tasks"].Size(), 1u) << page1.body;
+  const std::string next = page1["agent_contract"]["next_actions"][0]["endpoint"].GetString();
+  EXPECT_NE(next.find("status=pending"), std::string::npos) << next;
+  EXPECT_NE(next.find("limit=1"), std::string::npos) << next;
+  auto page2 = client_->Get(next);
+  ASSERT_EQ(page2["tasks"].Size(), 1u) << page2.body;
+  EXPECT_STREQ(page2["tasks"][0]["status"].GetString(), "queued");
+  EXPECT_NE(page2["tasks"][0]["id"], page1["tasks"][0]["id"]);
+  EXPECT_NE(std::string(page2["tasks"][0]["id"].GetString()), running);
+
+  // An empty claim is worth repeating.
+  auto empty = client_->Post("/v1/tasks/claim", R"({"types":["none"]})");
+  ASSERT_EQ(empty.status, 200) << empty.body;
+  EXPECT_TRUE(empty["agent_contract"]["retryable"].GetBool());
+
+  // A conflicting Idempotency-Key: the contract leads to the task it names.
+  auto first = client_->Post("/v1/tasks", R"({"type":"a"})", {"Idempotency-Key: k-1"});
+  ASSERT_EQ(first.status, 201);
+  auto conflict = client_->Post("/v1/tasks", R"({"type":"b"})", {"Idempotency-Key: k-1"});
+  ExpectError(conflict, 409, "IDEMPOTENCY_CONFLICT");
+  const std::string get = conflict["agent_contract"]["next_actions"][0]["endpoint"].GetString();
+  EXPECT_EQ(get, "/v1/tasks/" + first.Str("id"));
+  EXPECT_EQ(client_->Get(get).status, 200);
+
+  // HTTP conventions.
+  HttpClient anon(server_->url());
+  auto lower = anon.Post("/v1/tasks", R"({"type":"s"})",
+                         {std::string("Authorization: bearer ") + runlog::testing::kAdminKey});
+  EXPECT_EQ(lower.status, 201) << lower.body;
+  auto upper = anon.Post("/v1/tasks", R"({"type":"s"})",
+                         {std::string("Authorization: BEARER  ") + runlog::testing::kAdminKey});
+  EXPECT_EQ(upper.status, 201) << upper.body;
+  auto unauthenticated = anon.Post("/v1/tasks", R"({"type":"s"})");
+  ExpectError(unauthenticated, 401, "UNAUTHENTICATED");
+  EXPECT_EQ(unauthenticated.headers["www-authenticate"], "Bearer realm=\"runlog\"");
+  auto wrong_method = client_->Post("/v1/tasks/" + ids[0], "");
+  ExpectError(wrong_method, 405, "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(wrong_method.headers["allow"], "GET");
+}
+
 TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
   for (int i = 0; i < 30; ++i) {
     const std::string id = CreateId();

@@ -150,29 +150,42 @@ TEST_F(ViewsTest, ListsNewestFirstWithFiltersAndCursor) {
   EXPECT_EQ(claimed.task.id, a_ids[0]);
   WaitAllApplied();
 
-  auto all = views_->List({"acct_a", "", "", 50, ""}).value();
+  auto all = views_->List({"acct_a", {}, "", 50, ""}).value();
   EXPECT_EQ(Ids(all), (std::vector<std::string>{a_ids[6], a_ids[5], a_ids[4], a_ids[3], a_ids[2],
                                                 a_ids[1], a_ids[0]}));
   EXPECT_TRUE(all.next_cursor.empty());
-  EXPECT_EQ(Ids(views_->List({"acct_a", "running", "", 50, ""}).value()),
+  EXPECT_EQ(Ids(views_->List({"acct_a", {"running"}, "", 50, ""}).value()),
             std::vector<std::string>{a_ids[0]});
-  EXPECT_EQ(Ids(views_->List({"acct_a", "queued", "even", 50, ""}).value()),
+  EXPECT_EQ(Ids(views_->List({"acct_a", {"queued"}, "even", 50, ""}).value()),
             (std::vector<std::string>{a_ids[6], a_ids[4], a_ids[2]}));
-  EXPECT_EQ(Ids(views_->List({"acct_a", "", "odd", 50, ""}).value()),
+  EXPECT_EQ(Ids(views_->List({"acct_a", {}, "odd", 50, ""}).value()),
             (std::vector<std::string>{a_ids[5], a_ids[3], a_ids[1]}));
-  EXPECT_EQ(views_->List({"acct_b", "", "", 50, ""}).value().tasks.size(), 1u);
+  EXPECT_EQ(views_->List({"acct_b", {}, "", 50, ""}).value().tasks.size(), 1u);
 
   std::vector<std::string> paged;
   std::string cursor;
   int pages = 0;
   do {
-    auto page = views_->List({"acct_a", "", "", 3, cursor}).value();
+    auto page = views_->List({"acct_a", {}, "", 3, cursor}).value();
     for (auto& id : Ids(page)) paged.push_back(id);
     cursor = page.next_cursor;
     ++pages;
   } while (!cursor.empty() && pages < 10);
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(paged, Ids(all));
+
+  // Several statuses: their index scans merged in the same order, paged too.
+  EXPECT_EQ(Ids(views_->List({"acct_a", {"running", "queued"}, "", 50, ""}).value()), Ids(all));
+  paged.clear();
+  cursor.clear();
+  pages = 0;
+  do {
+    auto page = views_->List({"acct_a", {"queued", "running"}, "even", 1, cursor}).value();
+    for (auto& id : Ids(page)) paged.push_back(id);
+    cursor = page.next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(paged, (std::vector<std::string>{a_ids[6], a_ids[4], a_ids[2], a_ids[0]}));
 }
 
 TEST_F(ViewsTest, IncrementalViewsEqualARebuildByteForByte) {
