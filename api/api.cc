@@ -203,6 +203,11 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "register_key",
        "",
        [](Api& a, X x, Id) { a.RegisterKey(std::move(x)); }},
+      {"PUT",
+       {"accounts", "{id}", "plan"},
+       "set_account_plan",
+       "admin",
+       [](Api& a, X x, Id id) { a.SetAccountPlan(std::move(x), id); }},
       {"POST",
        {"agents"},
        "register_agent",
@@ -471,6 +476,21 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
                                      .Str("plan", key.plan),
                                  contract);
                        });
+}
+
+void Api::SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account_id) {
+  if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
+  const json::Value* plan = json::Find(x->body, "plan");
+  if (plan == nullptr || !plan->IsString()) {
+    return x->Error(codes::kValidationError, "plan must be a plan's name, e.g. \"basic\"",
+                    R"({"field":"plan"})");
+  }
+  const std::string name = plan->GetString();
+  deps_.keys->SetPlan(account_id, name, x->key->key_id, [x, account_id, name](Status s) {
+    if (!s) return x->ErrorFrom(s.error());
+    x->Send(200, events::Payload().Str("account_id", account_id).Str("plan", name),
+            ContractContext{.actions = {Act("list_tasks", false, "GET", "/v1/tasks")}});
+  });
 }
 
 // Ready once the views have applied what the log held when asked. Under load

@@ -124,6 +124,7 @@ class Api {
   void ListPage(Exchange& x, const projections::ListQuery& q, const std::string& filters);
   void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
+  void SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account_id);
   void Readyz(Exchange& x);
   // Answers a command of `kind` ("create", "claim", "heartbeat", …) once it
   // is durable: with what AnswerPrepare rendered for it, if anything.

@@ -130,7 +130,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   }
   Fields f(x->body);
   services::CreateTask c;
-  c.caller = {x->key->tenant_id, x->key->key_id};
+  c.caller = {x->key->tenant_id, x->key->key_id, x->key->plan};
   c.type = f.Str({"type", "task_type"}, 128, "default");
   if (f.ok() && !ValidTypeName(c.type)) {
     f.Problem(codes::kValidationError, "type", "may hold letters, digits and _ . : - only");
@@ -185,7 +185,23 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
         value = f.Int(names, value, 1, INT32_MAX, spec.cap, from);
     }
     value = f.Int(names, value, 1, INT32_MAX, spec.cap);
-    if (std::string_view(spec.names[0]) == "max_steps") max_steps = value;
+    // The account's plan may cap it lower than the server does; its default
+    // is never over that cap.
+    const services::Plan& account = PlanNamed(x->key->plan);
+    const std::string_view name = spec.names[0];
+    const int64_t plan_cap = name == "max_steps"           ? account.max_steps
+                             : name == "max_total_seconds" ? account.max_timeout_seconds
+                                                           : 0;
+    if (plan_cap > 0 && value > plan_cap) {
+      if (value == spec.default_value) {
+        value = plan_cap;
+      } else {
+        f.Problem(codes::kLimitExceeded, spec.names[1] == name ? spec.names[0] : spec.names[1],
+                  "is over plan " + account.name + "'s cap of " + std::to_string(plan_cap),
+                  plan_cap);
+      }
+    }
+    if (name == "max_steps") max_steps = value;
     limit_payload.Int(spec.names[0], value);
   }
   c.limits = limit_payload.Build();
@@ -232,7 +248,7 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
   Fields f(x->body);
   services::ClaimTask c;
-  c.caller = {x->key->tenant_id, x->key->key_id};
+  c.caller = {x->key->tenant_id, x->key->key_id, x->key->plan};
   if (const json::Value* types = f.Any({"types", "task_types"})) {
     if (!types->IsArray() || types->Size() > 100) {
       f.Problem(codes::kValidationError, "types", "must be an array of up to 100 type names");
@@ -270,7 +286,7 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
                        const std::string& verb) {
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
   Fields f(x->body);
-  services::Caller caller{x->key->tenant_id, x->key->key_id};
+  services::Caller caller{x->key->tenant_id, x->key->key_id, x->key->plan};
   services::LeaseRef ref{id, f.Str({"lease_id"}, 128), f.Str({"worker_id"}, 128, x->key->key_id)};
   services::Command command;
   if (verb == "heartbeat") {
@@ -351,7 +367,7 @@ void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
                     id);
   }
   services::CreateTask c;
-  c.caller = {x->key->tenant_id, x->key->key_id};
+  c.caller = {x->key->tenant_id, x->key->key_id, x->key->plan};
   c.type = t.type;
   c.agent_id = t.agent_id;
   c.input = t.input;

@@ -26,7 +26,8 @@ std::vector<NextAction> LeaseActions(const std::string& id) {
 }
 
 std::vector<NextAction> ActionsForError(const std::string& code, const std::string& id,
-                                        int64_t retry_after) {
+                                        int64_t retry_after, const std::string& retry_method,
+                                        const std::string& retry_endpoint) {
   const std::string task = "/v1/tasks/" + id;
   const codes::CodeInfo* info = codes::FindCode(code);
   switch (info == nullptr ? codes::NextStep::kRetryLater : info->next) {
@@ -44,7 +45,8 @@ std::vector<NextAction> ActionsForError(const std::string& code, const std::stri
     case codes::NextStep::kRegisterKey:
       return {Act("register_key", true, "POST", "/v1/keys/register")};
     case codes::NextStep::kRetryLater:
-      return {Act("retry_after_wait", true, "", "", retry_after < 0 ? 1 : retry_after)};
+      return {Act("retry_after_wait", true, retry_method, retry_endpoint,
+                  retry_after < 0 ? 1 : retry_after)};
     case codes::NextStep::kFixRequest:
       break;
   }
@@ -77,6 +79,9 @@ std::string AgentContract(const ContractContext& c) {
   if (c.rate_limit_per_minute > 0) {
     billing.Int("rate_limit_per_minute", c.rate_limit_per_minute)
         .Int("requests_this_minute", c.requests_this_minute);
+  }
+  if (c.workers_limit > 0) {
+    billing.Int("workers_in_use", c.workers_in_use).Int("workers_limit", c.workers_limit);
   }
   events::Payload contract;
   contract.Str("version", "1")

@@ -32,6 +32,8 @@ struct ContractContext {
   std::string plan;                 // billing_context
   int64_t rate_limit_per_minute = 0;
   int64_t requests_this_minute = 0;
+  int64_t workers_limit = -1;  // -1: not shown; 0: unlimited
+  int64_t workers_in_use = 0;
 };
 
 struct ErrorInfo {
@@ -49,7 +51,11 @@ std::string AgentContract(const ContractContext& context);
 NextAction Act(std::string action, bool recommended, std::string method = "",
                std::string endpoint = "", int64_t retry_after_seconds = -1);
 std::vector<NextAction> LeaseActions(const std::string& task_id);
+// `retry_method` and `retry_endpoint`: the call that failed, which
+// retry_after_wait repeats (empty: not a call, e.g. a page).
 std::vector<NextAction> ActionsForError(const std::string& code, const std::string& task_id,
-                                        int64_t retry_after_seconds);
+                                        int64_t retry_after_seconds,
+                                        const std::string& retry_method = "",
+                                        const std::string& retry_endpoint = "");
 
 }  // namespace runlog::api

@@ -58,7 +58,7 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
     ContractContext contract;
     contract.error_code = code;
     contract.retry_after_seconds = retry_after;
-    contract.actions = ActionsForError(code, task_id, retry_after);
+    contract.actions = ActionsForError(code, task_id, retry_after, call.method, CallEndpoint());
     if (retry_after >= 0) headers.emplace_back("Retry-After", std::to_string(retry_after));
     if (LookupError(code).http_status == 401) {
       headers.emplace_back("WWW-Authenticate", "Bearer realm=\"runlog\"");
@@ -71,8 +71,16 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
          headers);
   }
 
+  // With the retry_after_seconds its details give, if any.
   void ErrorFrom(const runlog::Error& e, const std::string& task_id = "") {
-    Error(e.code, e.message, e.details, task_id);
+    int64_t retry_after = -1;
+    if (!e.details.empty()) {
+      json::ScratchDocument scratch;
+      if (json::Parse(e.details, &scratch.doc())) {
+        retry_after = json::Int(scratch.doc(), "retry_after_seconds", -1);
+      }
+    }
+    Error(e.code, e.message, e.details, task_id, retry_after);
   }
 
   void Finish(int status, const std::string& content_type, const std::string& body,
@@ -92,13 +100,18 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   std::string Complete(events::Payload body, ContractContext contract) {
     contract.now_ms = deps_.clock->NowMillis();
     if (key) {
+      const services::Plan& plan = PlanNamed(key->plan);
       contract.plan = key->plan;
-      contract.rate_limit_per_minute = PlanNamed(key->plan).requests_per_minute;
+      contract.rate_limit_per_minute = plan.requests_per_minute;
       contract.requests_this_minute = requests_this_minute;
+      contract.workers_limit = plan.workers;
+      contract.workers_in_use = deps_.tasks->quotas().WorkersInUse(key->tenant_id);
     }
     body.Str("version", kApiVersion).Raw("agent_contract", AgentContract(contract));
     return body.Build();
   }
+  // The path of the call under /v1 (call.path has its prefix taken off).
+  std::string CallEndpoint() const { return "/v1" + call.path; }
   void Measure(int status) {
     if (deps_.metrics) {
       deps_.metrics->Request(

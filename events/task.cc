@@ -262,6 +262,7 @@ struct Applier {
   }
   Status operator()(const KeyRegistered&) { return NotATaskEvent(); }
   Status operator()(const AgentRegistered&) { return NotATaskEvent(); }
+  Status operator()(const AccountPlanSet&) { return NotATaskEvent(); }
   Status NotATaskEvent() const {
     return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
   }

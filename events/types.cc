@@ -140,6 +140,9 @@ RUNLOG_SCHEMA(KeyRegistered, "key.registered", Str("key_hash", &KeyRegistered::k
 RUNLOG_SCHEMA(AgentRegistered, "agent.registered", Str("agent_id", &AgentRegistered::agent_id),
               Json("manifest", &AgentRegistered::manifest));
 
+RUNLOG_SCHEMA(AccountPlanSet, "account.plan_set", Str("plan", &AccountPlanSet::plan),
+              Str("set_by", &AccountPlanSet::set_by));
+
 #undef RUNLOG_SCHEMA
 
 template <class T>

@@ -112,13 +112,17 @@ struct AgentRegistered {
   std::string agent_id, manifest;
   bool operator==(const AgentRegistered&) const = default;
 };
+struct AccountPlanSet {
+  std::string plan, set_by;
+  bool operator==(const AccountPlanSet&) const = default;
+};
 
 // Every event type; the first sixteen are a task's (ApplyEvent's).
-using EventBody =
-    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
-                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
-                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
-                 TaskCancelRequested, TaskCancelled, KeyRegistered, AgentRegistered>;
+using EventBody = std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended,
+                               TaskHandedOff, TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted,
+                               StepFinished, TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded,
+                               TaskFailed, TaskCancelRequested, TaskCancelled, KeyRegistered,
+                               AgentRegistered, AccountPlanSet>;
 
 // "task.created", … (docs/events.md).
 std::string_view TypeOf(const EventBody& body);

@@ -22,6 +22,9 @@ using events::TaskStatus;
 struct Caller {
   std::string tenant_id;
   std::string key_id;
+  // The account's plan, whose quotas a create or a claim counts against
+  // (services/account_plans.h); empty: none (runlog's own callers).
+  std::string plan;
 };
 
 struct CreateTask {

@@ -23,15 +23,6 @@ std::string ScopesJson(const std::vector<std::string>& scopes) {
 
 }  // namespace
 
-const Plan& PlanNamed(const std::string& name) {
-  static const std::vector<Plan> kPlans = {
-      {"free", 600}, {"basic", 3'000}, {"pro", 12'000}, {"agency", 60'000}, {"internal", 0}};
-  for (const Plan& p : kPlans) {
-    if (p.name == name) return p;
-  }
-  return kPlans.front();
-}
-
 KeyStore::KeyStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids)
     : writers_(writers), clock_(clock), ids_(ids) {}
 
@@ -41,6 +32,15 @@ void KeyStore::Insert(const std::string& hash, KeyRecord record) {
 }
 
 void KeyStore::Recover(const events::Event& e) {
+  if (e.type == "account.plan_set") {
+    auto body = events::Decode(e);
+    if (!body) return;
+    std::lock_guard lock(mu_);
+    AccountPlan& account = account_plans_[e.tenant_id];
+    account.plan = std::get<events::AccountPlanSet>(*body).plan;
+    account.sequence = std::max(account.sequence, e.sequence);
+    return;
+  }
   if (e.type != "key.registered") return;
   auto body = events::Decode(e);
   if (!body) return;
@@ -89,7 +89,39 @@ std::optional<KeyRecord> KeyStore::Lookup(const std::string& presented_key) cons
   std::lock_guard lock(mu_);
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return std::nullopt;
-  return it->second;
+  KeyRecord record = it->second;
+  if (auto plan = account_plans_.find(record.tenant_id); plan != account_plans_.end()) {
+    record.plan = plan->second.plan;  // the account's plan, set by an admin
+  }
+  return record;
+}
+
+void KeyStore::SetPlan(const std::string& tenant_id, const std::string& plan,
+                       const std::string& set_by, std::function<void(Status)> done) {
+  if (!PlanExists(plan)) {
+    return done(Fail(codes::kValidationError, "no plan named " + plan, R"({"field":"plan"})"));
+  }
+  events::Event e;
+  {
+    std::lock_guard lock(mu_);
+    bool known = false;
+    for (const auto& [hash, key] : by_hash_) known |= key.tenant_id == tenant_id;
+    if (!known) return done(Fail(codes::kNotFound, "no account " + tenant_id));
+    e.sequence = ++account_plans_[tenant_id].sequence;
+  }
+  e.type = "account.plan_set";
+  e.event_id = ids_.Next("evt_");
+  e.aggregate_id = "account:" + tenant_id;
+  e.tenant_id = tenant_id;
+  e.timestamp_ms = clock_.NowMillis();
+  e.payload = events::Encode(events::AccountPlanSet{plan, set_by});
+  writers_.Record(std::move(e), [this, tenant_id, plan, done](Status s) {
+    if (s) {
+      std::lock_guard lock(mu_);
+      account_plans_[tenant_id].plan = plan;
+    }
+    done(s);
+  });
 }
 
 bool KeyStore::HasScope(const KeyRecord& key, const std::string& scope) {

@@ -18,6 +18,7 @@
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
 #include "infra/base/result.h"
+#include "services/account_plans.h"
 
 namespace runlog::services {
 
@@ -29,12 +30,6 @@ struct KeyRecord {
   std::vector<std::string> scopes;  // admin, write, read, worker
   std::string plan;                 // free, basic, pro, agency, internal
 };
-
-struct Plan {
-  std::string name;
-  int64_t requests_per_minute;  // 0: unlimited
-};
-const Plan& PlanNamed(const std::string& name);
 
 class KeyStore {
  public:
@@ -55,6 +50,12 @@ class KeyStore {
   // else a generated one. Returns the plaintext of a newly generated key, or "".
   [[nodiscard]] Result<std::string> EnsureAdmin(const std::string& configured);
 
+  // Sets the plan of account `tenant_id` (an `account.plan_set` event): its
+  // keys' plan from then on. NOT_FOUND for an account without keys,
+  // INVALID_ARGUMENT for a plan not in the table.
+  void SetPlan(const std::string& tenant_id, const std::string& plan, const std::string& set_by,
+               std::function<void(Status)> done);
+
   // Counts a request of `tenant` against its plan; false when over the limit.
   // `used` and `retry_after_seconds` describe the current minute.
   bool Admit(const KeyRecord& key, int64_t* used, int64_t* retry_after_seconds);
@@ -69,6 +70,11 @@ class KeyStore {
   mutable std::mutex mu_;
   std::unordered_map<std::string, KeyRecord> by_hash_;  // guarded by mu_
   bool has_admin_ = false;                              // guarded by mu_
+  struct AccountPlan {
+    std::string plan;
+    uint64_t sequence = 0;  // of the account's last account.plan_set
+  };
+  std::unordered_map<std::string, AccountPlan> account_plans_;  // guarded by mu_: by tenant
   struct Window {
     int64_t minute = 0;
     int64_t count = 0;

@@ -6,6 +6,7 @@
 
 #include "events/bytes.h"
 #include "events/codec.h"
+#include "events/payload.h"
 
 namespace runlog::services {
 namespace {
@@ -33,7 +34,17 @@ namespace {
 // task is two: "i/" its index entry, loaded at recovery, and "q/" its body,
 // which recovery skips and reads one by one when a command needs it.
 constexpr std::string_view kLive = "t/", kEnded = "d/", kRecord = "r/", kIndex = "i/",
-                           kQueued = PartitionWriter::kSpilledBodies;
+                           kQueued = PartitionWriter::kSpilledBodies, kCounted = "c/";
+
+// A tenant's counts: each counter's window start and count, 8 bytes LE each.
+std::string CountedEntry(const Quotas::Slots& slots) {
+  std::string out;
+  for (const Quotas::Slot& slot : slots) {
+    events::PutLittleEndian(out, static_cast<uint64_t>(slot.start), 8);
+    events::PutLittleEndian(out, static_cast<uint64_t>(slot.count), 8);
+  }
+  return out;
+}
 
 // An index entry: priority and queued_at_ms (8 bytes LE each), then the
 // queue: tenant NUL type (both empty for executors).
@@ -108,6 +119,14 @@ Status PartitionWriter::Recover(const events::Event& event) {
   }
   if (auto s = ApplyEvent(it->second, event); !s) return s;
   dirty_.insert(event.aggregate_id);
+  // This partition's share of the quotas' counts, as the live writer counted it.
+  const bool worker_claim = event.type == "task.claimed" && !it->second.lease.key_id.empty();
+  if (event.type == "task.created" || worker_claim) {
+    Quotas::Bump(counted_[event.tenant_id],
+                 worker_claim ? Quotas::kClaimsPerHour : Quotas::kTasksPerMonth,
+                 event.timestamp_ms);
+    counted_dirty_.insert(event.tenant_id);
+  }
   if (IsTerminal(it->second.status)) {
     const std::string id = it->first;
     ended_.Add(std::move(it->second), options_.clock->NowMillis());
@@ -133,6 +152,15 @@ Status PartitionWriter::LoadCheckpointEntry(
     checkpointed_live_.insert(task->id);
     std::string id = task->id;
     tasks_[std::move(id)] = std::move(*task);
+    return {};
+  }
+  if (key.starts_with(kCounted)) {
+    if (value.size() != 32) return Fail(codes::kInvalidArgument, "a count entry is malformed");
+    Quotas::Slots& slots = counted_[std::string(key.substr(kCounted.size()))];
+    for (size_t i = 0; i < slots.size(); ++i) {
+      slots[i] = {static_cast<int64_t>(events::GetLittleEndian(value.substr(16 * i, 8))),
+                  static_cast<int64_t>(events::GetLittleEndian(value.substr(16 * i + 8, 8)))};
+    }
     return {};
   }
   if (key.starts_with(kIndex)) {
@@ -174,6 +202,8 @@ Status PartitionWriter::LoadCheckpointEntry(
 void PartitionWriter::Reset() {
   tasks_.clear();
   spilled_.clear();
+  counted_.clear();
+  counted_dirty_.clear();
   checkpointed_live_.clear();
   ended_ = EndedTasks();
   dirty_.clear();
@@ -186,7 +216,8 @@ std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
   // Before recovery ends (cancelled, or failed) the state is partial and the
   // offset unknown; after a failed append the log may not hold what it says.
   if (!recovered_ || appender_.failed()) return std::nullopt;
-  if (dirty_.empty() && records_.empty() && decided_end_.load() == checkpointed_end_.load()) {
+  if (dirty_.empty() && records_.empty() && counted_dirty_.empty() &&
+      decided_end_.load() == checkpointed_end_.load()) {
     return std::nullopt;
   }
   SnapshotStore::Checkpoint cp;
@@ -218,6 +249,10 @@ std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
     cp.deletes.push_back(key(kIndex));
     cp.deletes.push_back(key(kQueued));
   }
+  for (const std::string& tenant : counted_dirty_) {
+    cp.puts.emplace_back(std::string(kCounted) + tenant, CountedEntry(counted_[tenant]));
+  }
+  counted_dirty_.clear();
   for (std::string& record : records_)
     cp.puts.emplace_back(RecordKey(next_record_++), std::move(record));
   dirty_.clear();
@@ -256,6 +291,7 @@ void PartitionWriter::CheckpointFailed(const SnapshotStore::Checkpoint& cp) {
     for (std::string_view kind : {kLive, kEnded, kIndex, kQueued}) {
       if (key.starts_with(kind)) dirty_.insert(key.substr(kind.size()));
     }
+    if (key.starts_with(kCounted)) counted_dirty_.insert(key.substr(kCounted.size()));
     if (key.starts_with(kRecord)) records.push_back(value);  // in their order, before newer ones
   }
   records_.insert(records_.begin(), records.begin(), records.end());
@@ -270,6 +306,11 @@ std::string PartitionWriter::StateForTest() {
   for (std::string& id : forgotten) dirty_.insert(std::move(id));
   std::vector<std::string> lines;
   for (const auto& [id, task] : tasks_) lines.push_back("live " + events::TaskToJson(task));
+  for (const auto& [tenant, slots] : counted_) {
+    lines.push_back("counted " + tenant + " " + std::to_string(slots[0].start) + " " +
+                    std::to_string(slots[0].count) + " " + std::to_string(slots[1].start) + " " +
+                    std::to_string(slots[1].count));
+  }
   for (const std::string& id : ready_.Ids()) {
     if (tasks_.contains(id)) continue;
     auto spilled = ReadSpilled(id);
@@ -291,6 +332,15 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
     }
     if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty()) {
       ready_.AddExpiry(task.lease.expires_at_ms, id);
+      if (options_.quotas != nullptr && !task.lease.key_id.empty()) {
+        options_.quotas->Hold(task.tenant_id, task.lease.worker_id);
+      }
+    }
+  }
+  if (options_.quotas != nullptr) {
+    for (const auto& [tenant, slots] : counted_) {
+      options_.quotas->Add(tenant, Quotas::kTasksPerMonth, slots[0].start, slots[0].count);
+      options_.quotas->Add(tenant, Quotas::kClaimsPerHour, slots[1].start, slots[1].count);
     }
   }
   for (const auto& [id, spilled] : spilled_) queued.push_back({&id, spilled});
@@ -381,7 +431,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
   auto live = Live(id, tenant, !cancel);
   if (!live) return std::unexpected(live.error());
   Task& task = **live;
-  const int64_t expiry_before = task.lease.expires_at_ms;
+  const events::Lease lease_before = task.lease;
   Status decided = std::visit(
       [&](auto& c) -> Status {
         using T = std::decay_t<decltype(c)>;
@@ -402,7 +452,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
       command);
   Result<CommandResult> result =
       decided ? Result<CommandResult>(Answered(task, prepare)) : std::unexpected(decided.error());
-  Track(task, expiry_before, batch);  // may retire the task: last
+  Track(task, lease_before, batch);  // may retire the task: last
   return result;
 }
 
@@ -429,14 +479,45 @@ Result<CommandResult> PartitionWriter::Create(const CreateTask& c, const Prepare
     }
     return Answered(*keyed, prepare, true);
   }
+  // Counted, and refused past the plan's tasks a month.
+  const int64_t now = options_.clock->NowMillis();
+  const std::string& tenant = c.caller.tenant_id;
+  if (options_.quotas != nullptr) {
+    const Plan* plan = c.caller.plan.empty() ? nullptr : &PlanNamed(c.caller.plan);
+    const int64_t limit = plan != nullptr ? plan->tasks_per_month : 0;
+    if (!options_.quotas->TryCount(tenant, Quotas::kTasksPerMonth, now, limit)) {
+      return QuotaExceeded(*plan, Quotas::kTasksPerMonth, limit, now);
+    }
+  }
   Task& task = tasks_[c.task_id];
   if (auto s = decider_.Create(task, c, batch.events); !s) {
     tasks_.erase(c.task_id);
+    if (options_.quotas != nullptr) options_.quotas->Uncount(tenant, Quotas::kTasksPerMonth, now);
     return std::unexpected(s.error());
   }
+  Quotas::Bump(counted_[tenant], Quotas::kTasksPerMonth, now);
+  counted_dirty_.insert(tenant);
   CommandResult result = Answered(task, prepare);
-  Track(task, 0, batch);
+  Track(task, events::Lease{}, batch);
   return result;
+}
+
+std::unexpected<Error> PartitionWriter::QuotaExceeded(const Plan& plan, Quotas::Counter counter,
+                                                      int64_t limit, int64_t now) {
+  const int64_t resets_at = Quotas::Window(counter, now).second;
+  const int64_t retry_after = (resets_at - now + 999) / 1000;
+  const char* what = counter == Quotas::kTasksPerMonth ? "tasks a month" : "claims an hour";
+  return Fail(
+      codes::kQuotaExceeded,
+      "plan " + plan.name + " allows " + std::to_string(limit) + " " + what +
+          "; the count starts again in " + std::to_string(retry_after) + " s",
+      events::Payload()
+          .Str("plan", plan.name)
+          .Str("quota", counter == Quotas::kTasksPerMonth ? "tasks_per_month" : "claims_per_hour")
+          .Int("limit", limit)
+          .Int("resets_at_ms", resets_at)
+          .Int("retry_after_seconds", retry_after)
+          .Build());
 }
 
 Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCallback& prepare,
@@ -446,10 +527,46 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCa
   auto found = Find(std::string(*best));
   if (!found) return std::unexpected(found.error());
   Task& task = **found;
-  const int64_t expiry_before = task.lease.expires_at_ms;
-  if (auto s = decider_.Claim(task, c, batch.events); !s) return std::unexpected(s.error());
+  // A worker's claim counts against the plan's claims an hour and workers.
+  const int64_t now = options_.clock->NowMillis();
+  const std::string& tenant = c.caller.tenant_id;
+  const bool worker = !c.caller.key_id.empty() && options_.quotas != nullptr;
+  if (worker) {
+    const Plan* plan = c.caller.plan.empty() ? nullptr : &PlanNamed(c.caller.plan);
+    const int64_t claims = plan != nullptr ? plan->claims_per_hour : 0;
+    const int64_t workers = plan != nullptr ? plan->workers : 0;
+    if (!options_.quotas->TryCount(tenant, Quotas::kClaimsPerHour, now, claims)) {
+      return QuotaExceeded(*plan, Quotas::kClaimsPerHour, claims, now);
+    }
+    if (!options_.quotas->TryHold(tenant, c.worker_id, workers)) {
+      options_.quotas->Uncount(tenant, Quotas::kClaimsPerHour, now);
+      const int64_t in_use = options_.quotas->WorkersInUse(tenant);
+      return Fail(codes::kWorkerLimit,
+                  "plan " + plan->name + " allows " + std::to_string(workers) +
+                      " workers holding leases at once, and " + std::to_string(in_use) +
+                      " do; retry when one finishes",
+                  events::Payload()
+                      .Str("plan", plan->name)
+                      .Int("workers_in_use", in_use)
+                      .Int("workers_limit", workers)
+                      .Int("retry_after_seconds", 30)
+                      .Build());
+    }
+  }
+  const events::Lease lease_before = task.lease;
+  if (auto s = decider_.Claim(task, c, batch.events); !s) {
+    if (worker) {
+      options_.quotas->Uncount(tenant, Quotas::kClaimsPerHour, now);
+      options_.quotas->Release(tenant, c.worker_id);
+    }
+    return std::unexpected(s.error());
+  }
+  if (worker) {
+    Quotas::Bump(counted_[tenant], Quotas::kClaimsPerHour, now);
+    counted_dirty_.insert(tenant);
+  }
   CommandResult result = Answered(task, prepare);
-  Track(task, expiry_before, batch);
+  Track(task, lease_before, batch);
   return result;
 }
 
@@ -466,8 +583,13 @@ Result<Task*> PartitionWriter::Live(const std::string& id, const std::string& te
   return EndedTaskError(*ended, lease_command);
 }
 
-void PartitionWriter::Track(Task& task, int64_t expiry_before, Batch& batch) {
+void PartitionWriter::Track(Task& task, const events::Lease& before, Batch& batch) {
   dirty_.insert(task.id);
+  // A worker's lease that ended (or was replaced) frees its worker.
+  if (options_.quotas != nullptr && !before.lease_id.empty() && !before.key_id.empty() &&
+      before.lease_id != task.lease.lease_id) {
+    options_.quotas->Release(task.tenant_id, before.worker_id);
+  }
   const bool ready = task.status == TaskStatus::kQueued;
   if (ready && !ready_.Contains(task.id)) {
     ready_.Add(task);
@@ -478,7 +600,7 @@ void PartitionWriter::Track(Task& task, int64_t expiry_before, Batch& batch) {
     batch.index_changed = true;
   }
   if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty() &&
-      task.lease.expires_at_ms != expiry_before) {
+      task.lease.expires_at_ms != before.expires_at_ms) {
     ready_.AddExpiry(task.lease.expires_at_ms, task.id);
   }
   if (IsTerminal(task.status)) {
@@ -496,8 +618,9 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
         it->second.lease.expires_at_ms != at) {
       continue;
     }
+    const events::Lease lease_before = it->second.lease;
     decider_.ExpireLease(it->second, batch.events);
-    Track(it->second, at, batch);
+    Track(it->second, lease_before, batch);
   }
 }
 

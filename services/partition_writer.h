@@ -28,7 +28,9 @@
 #include "events/event_log.h"
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
+#include "services/account_plans.h"
 #include "services/commands.h"
+#include "services/quotas.h"
 #include "services/tools.h"
 #include "services/writer/decider.h"
 #include "services/writer/ended_tasks.h"
@@ -60,6 +62,8 @@ class PartitionWriter {
     // Where its checkpoints go, and spilled tasks are read back from; without
     // it no task is spilled.
     SnapshotStore* snapshots = nullptr;
+    // Where creates and claims are counted against account plans; null: no quotas.
+    Quotas* quotas = nullptr;
   };
   using ReadyCounts = OrderedAppender::ReadyCounts;
   // Called (on a log thread, must be quick) after tasks became ready.
@@ -154,9 +158,13 @@ class PartitionWriter {
   // The live task `id` of `tenant` for a command, or the error a command on
   // it answers (TASK_NOT_FOUND, or by how the remembered ended task ended).
   Result<events::Task*> Live(const std::string& id, const std::string& tenant, bool lease_command);
-  // Brings the index and the memory of ended tasks in step with `task`
-  // after the decider emitted events for it.
-  void Track(events::Task& task, int64_t lease_expiry_before, Batch& batch);
+  // Brings the index, the memory of ended tasks and the workers' leases in
+  // step with `task` after the decider emitted events for it.
+  void Track(events::Task& task, const events::Lease& lease_before, Batch& batch);
+  // Counts `events` (this partition's share of the quotas' counts).
+  // QUOTA_EXCEEDED for `counter` of `plan`, at `limit`, with when it resets.
+  static std::unexpected<Error> QuotaExceeded(const Plan& plan, Quotas::Counter counter,
+                                              int64_t limit, int64_t now);
   void ExpireLeases(Batch& batch);
   // The result of a command that succeeded with `task`: if its caller
   // prepares answers, that happens here, and the result then carries only
@@ -191,6 +199,10 @@ class PartitionWriter {
     int64_t priority = 0, queued_at_ms = 0;
   };
   std::unordered_map<std::string, Spilled> spilled_;
+  // What this partition counted for the quotas, by tenant; checkpointed
+  // ("c/" entries) when changed, given to Quotas at FinishRecovery.
+  std::unordered_map<std::string, Quotas::Slots> counted_;
+  std::unordered_set<std::string> counted_dirty_;
   std::atomic<uint64_t> decided_end_{0};            // one past the last event decided
   std::atomic<uint64_t> checkpointed_end_{0};       // decided_end_ at the last checkpoint
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry

@@ -16,7 +16,8 @@ TaskService::TaskService(Options options) : options_(options) {
                                options_.ids,
                                options_.on_append_latency,
                                options_.tools,
-                               options_.snapshots};
+                               options_.snapshots,
+                               &quotas_};
     writers_.push_back(std::make_unique<PartitionWriter>(
         w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
   }

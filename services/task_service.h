@@ -104,6 +104,9 @@ class TaskService {
 
   static std::string TaskIdFor(const std::string& tenant_id, const std::string& idempotency_key);
 
+  // The accounts' quota counts (tasks this month, claims this hour, workers).
+  const Quotas& quotas() const { return quotas_; }
+
  private:
   struct Waiter {
     ClaimTask command;
@@ -124,6 +127,7 @@ class TaskService {
                           const events::ReadWatch& watch);
 
   Options options_;
+  Quotas quotas_;  // before the writers, which count into it
   std::vector<std::unique_ptr<PartitionWriter>> writers_;
 
   mutable std::mutex waiters_mu_;

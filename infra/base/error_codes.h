@@ -59,6 +59,8 @@ enum class NextStep : uint8_t {
   X(kInvalidManifest, "INVALID_MANIFEST", 422, false, kFixRequest)            \
   X(kUnknownTaskType, "UNKNOWN_TASK_TYPE", 422, false, kFixRequest)           \
   X(kRateLimited, "RATE_LIMITED", 429, true, kRetryLater)                     \
+  X(kQuotaExceeded, "QUOTA_EXCEEDED", 429, true, kRetryLater)                 \
+  X(kWorkerLimit, "WORKER_LIMIT", 429, true, kRetryLater)                     \
   X(kInternal, "INTERNAL", 500, true, kRetryLater)                            \
   X(kLogCorrupt, "LOG_CORRUPT", 500, true, kRetryLater)                       \
   X(kUnavailable, "UNAVAILABLE", 503, true, kRetryLater)                      \

@@ -11,10 +11,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "infra/app/application.h"
+#include "services/account_plans.h"
 
 // jemalloc's options when it is linked (decision 0008; ignored otherwise):
 // transparent huge pages for its extents, so RocksDB's memtable arenas fault
@@ -123,6 +126,10 @@ int main(int argc, char** argv) {
                "no writer checkpoints: every start reads the whole log");
   cli.add_option("--sandbox-helper", config.sandbox_helper,
                  "the runlog-sandbox executable (default: next to runlogd)");
+  std::string plans_file;
+  cli.add_option("--plans", plans_file,
+                 "a JSON file of account plans and their quotas (docs/tenancy.md); default: "
+                 "the built-in table");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -134,6 +141,15 @@ int main(int argc, char** argv) {
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;
+  if (!plans_file.empty()) {
+    std::ifstream in(plans_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return Die("cannot read the plans file " + plans_file);
+    auto plans = services::PlansFromJson(text.str());
+    if (!plans) return Die(plans_file + ": " + plans.error().message);
+    services::SetPlanTable(std::move(*plans));  // before any thread reads it
+  }
   auto http_options = api::ParseListen(listen);
   if (!http_options) return Die(http_options.error().message);
   http_options->threads = http_threads;

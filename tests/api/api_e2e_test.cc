@@ -465,6 +465,98 @@ TEST_F(ApiTest, SeedNamesAndHttpConventions) {
   EXPECT_EQ(wrong_method.headers["allow"], "GET");
 }
 
+// The plan's quotas over HTTP (docs/tenancy.md), on a free account: the 201st
+// task of the month, the third worker (with Orchestrion's contract), the
+// 121st claim of the hour, a cap on a limit; each the same after a restart,
+// and lifted when an admin moves the account to another plan.
+TEST_F(ApiTest, PlanQuotasHoldAndSurviveARestart) {
+  HttpClient anon(server_->url());
+  auto reg = anon.Post("/v1/keys/register", "");
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  const std::string key = reg.Str("apiKey"), account = reg.Str("accountId");
+  auto free_client = [&] {
+    auto c = std::make_unique<HttpClient>(server_->url());
+    c->SetKey(key);
+    return c;
+  };
+  auto user = free_client();
+
+  // A cap of the plan on a limit (free: timeout_seconds ≤ 300).
+  auto capped = user->Post("/v1/tasks", R"({"type":"q","timeout_seconds":3000})");
+  ExpectError(capped, 422, "LIMIT_EXCEEDED");
+  EXPECT_NE(capped["error"]["message"].GetString(), std::string()) << capped.body;
+  EXPECT_NE(std::string(capped["error"]["message"].GetString()).find("plan free"),
+            std::string::npos)
+      << capped.body;
+  EXPECT_EQ(capped["error"]["details"]["cap"].GetInt(), 300);
+
+  // 200 tasks a month.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(user->Post("/v1/tasks", R"({"type":"q"})").status, 201) << i;
+  }
+  auto over = user->Post("/v1/tasks", R"({"type":"q"})");
+  ExpectError(over, 429, "QUOTA_EXCEEDED");
+  EXPECT_STREQ(over["error"]["details"]["quota"].GetString(), "tasks_per_month");
+  EXPECT_FALSE(over.headers["retry-after"].empty());
+  EXPECT_TRUE(over["agent_contract"]["retryable"].GetBool());
+  clock_.Advance(60'000);  // a new minute for the request rate
+
+  // Two workers; the third is refused as Orchestrion's example shows.
+  for (const char* w : {"w1", "w2"}) {
+    auto claimed = user->Post("/v1/tasks/claim", std::string(R"({"worker_id":")") + w + "\"}");
+    ASSERT_EQ(claimed.status, 200) << claimed.body;
+    ASSERT_TRUE(claimed["task"].IsObject()) << claimed.body;
+  }
+  auto third = user->Post("/v1/tasks/claim", R"({"worker_id":"w3"})");
+  auto expect_worker_limit = [&](const HttpResponse& r) {
+    ExpectError(r, 429, "WORKER_LIMIT");
+    const auto& contract = r["agent_contract"];
+    EXPECT_TRUE(contract["retryable"].GetBool());
+    EXPECT_STREQ(contract["next_actions"][0]["action"].GetString(), "retry_after_wait");
+    EXPECT_EQ(contract["next_actions"][0]["retry_after_seconds"].GetInt(), 30);
+    EXPECT_STREQ(contract["next_actions"][0]["endpoint"].GetString(), "/v1/tasks/claim");
+    EXPECT_EQ(contract["billing_context"]["workers_in_use"].GetInt(), 2) << r.body;
+    EXPECT_EQ(contract["billing_context"]["workers_limit"].GetInt(), 2) << r.body;
+  };
+  expect_worker_limit(third);
+
+  // A restart: the counts come back from the log and the checkpoints.
+  user.reset();
+  server_.reset();
+  server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
+  client_ = std::make_unique<HttpClient>(server_->url());
+  client_->SetKey(runlog::testing::kAdminKey);
+  user = free_client();
+  expect_worker_limit(user->Post("/v1/tasks/claim", R"({"worker_id":"w3"})"));
+  ExpectError(user->Post("/v1/tasks", R"({"type":"q"})"), 429, "QUOTA_EXCEEDED");
+
+  // 120 claims an hour: w1 takes 118 more (it is one worker however many it holds).
+  clock_.Advance(60'000);
+  for (int i = 0; i < 118; ++i) {
+    auto claimed = user->Post("/v1/tasks/claim", R"({"worker_id":"w1"})");
+    ASSERT_EQ(claimed.status, 200) << i << ": " << claimed.body;
+    ASSERT_TRUE(claimed["task"].IsObject()) << i;
+  }
+  auto hourly = user->Post("/v1/tasks/claim", R"({"worker_id":"w1"})");
+  ExpectError(hourly, 429, "QUOTA_EXCEEDED");
+  EXPECT_STREQ(hourly["error"]["details"]["quota"].GetString(), "claims_per_hour");
+  clock_.Advance(3'600'000);  // the next hour (leases of 300 s have expired meanwhile)
+  EXPECT_EQ(user->Post("/v1/tasks/claim", R"({"worker_id":"w1"})").status, 200);
+
+  // An admin moves the account to basic (an event on the log): 5,000 tasks a month.
+  ExpectError(user->Put("/v1/accounts/" + account + "/plan", R"({"plan":"basic"})"), 403,
+              "FORBIDDEN");
+  ExpectError(client_->Put("/v1/accounts/" + account + "/plan", R"({"plan":"gold"})"), 400,
+              "VALIDATION_ERROR");
+  ExpectError(client_->Put("/v1/accounts/acct_nobody/plan", R"({"plan":"basic"})"), 404,
+              "NOT_FOUND");
+  auto moved = client_->Put("/v1/accounts/" + account + "/plan", R"({"plan":"basic"})");
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  auto created = user->Post("/v1/tasks", R"({"type":"q"})");
+  EXPECT_EQ(created.status, 201) << created.body;
+  EXPECT_STREQ(created["agent_contract"]["billing_context"]["plan"].GetString(), "basic");
+}
+
 TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
   for (int i = 0; i < 30; ++i) {
     const std::string id = CreateId();

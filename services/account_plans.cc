@@ -1,0 +1,94 @@
+#include "services/account_plans.h"
+
+#include <memory>
+
+#include "infra/base/json.h"
+
+namespace runlog::services {
+namespace {
+
+// Set before serving, read after: never replaced while read.
+std::vector<Plan>& Table() {
+  static std::vector<Plan> table = DefaultPlans();
+  return table;
+}
+
+}  // namespace
+
+std::vector<Plan> DefaultPlans() {
+  // name, requests/min, workers, tasks/month, claims/hour, retention days,
+  // max timeout_seconds, max max_steps
+  return {{"free", 600, 2, 200, 120, 7, 300, 20},
+          {"basic", 3'000, 10, 5'000, 1'200, 30, 900, 50},
+          {"pro", 12'000, 25, 25'000, 4'000, 60, 3'600, 100},
+          {"agency", 60'000, 50, 150'000, 15'000, 90, 3'600, 100},
+          {"internal", 0, 0, 0, 0, 0, 0, 0}};
+}
+
+Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
+  json::Document doc;
+  if (!json::Parse(text, &doc) || !doc.IsObject()) {
+    return Fail(codes::kInvalidArgument, "the plans file is not a JSON object");
+  }
+  const json::Value* list = json::Find(doc, "plans");
+  if (list == nullptr || !list->IsArray()) {
+    return Fail(codes::kInvalidArgument, "the plans file has no \"plans\" array");
+  }
+  std::vector<Plan> plans = DefaultPlans();
+  for (const json::Value& v : list->GetArray()) {
+    const std::string name = v.IsObject() ? json::String(v, "name") : "";
+    if (name.empty()) return Fail(codes::kInvalidArgument, "a plan without a \"name\"");
+    Plan p{name};
+    for (auto& existing : plans) {
+      if (existing.name == name) p = existing;  // fields left out keep the built-in values
+    }
+    struct Number {
+      const char* field;
+      int64_t Plan::*member;
+    };
+    for (const Number& n :
+         {Number{"requests_per_minute", &Plan::requests_per_minute},
+          Number{"workers", &Plan::workers}, Number{"tasks_per_month", &Plan::tasks_per_month},
+          Number{"claims_per_hour", &Plan::claims_per_hour},
+          Number{"retention_days", &Plan::retention_days},
+          Number{"max_timeout_seconds", &Plan::max_timeout_seconds},
+          Number{"max_steps", &Plan::max_steps}}) {
+      const json::Value* f = json::Find(v, n.field);
+      if (f == nullptr) continue;
+      if (!f->IsInt64() || f->GetInt64() < 0) {
+        return Fail(codes::kInvalidArgument,
+                    "plan " + name + ": " + n.field + " must be an integer ≥ 0 (0: unlimited)");
+      }
+      p.*n.member = f->GetInt64();
+    }
+    bool replaced = false;
+    for (auto& existing : plans) {
+      if (existing.name == name) {
+        existing = p;
+        replaced = true;
+      }
+    }
+    if (!replaced) plans.push_back(p);
+  }
+  return plans;
+}
+
+void SetPlanTable(std::vector<Plan> plans) {
+  if (!plans.empty()) Table() = std::move(plans);
+}
+
+const Plan& PlanNamed(const std::string& name) {
+  for (const Plan& p : Table()) {
+    if (p.name == name) return p;
+  }
+  return Table().front();
+}
+
+bool PlanExists(const std::string& name) {
+  for (const Plan& p : Table()) {
+    if (p.name == name) return true;
+  }
+  return false;
+}
+
+}  // namespace runlog::services
