@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <ctime>
+#include <map>
 
 #include "api/exchange.h"
 #include "api/render.h"
@@ -239,6 +242,12 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "claim",
        "worker",
        [](Api& a, X x, Id) { a.ClaimTask(std::move(x)); }},
+      {"GET",
+       {"tasks", "usage"},
+       "account_usage",
+       "read",
+       [](Api& a, X x, Id) { a.AccountUsage(*x); }},
+      {"GET", {"usage"}, "usage", "read", [](Api& a, X x, Id) { a.Usage(*x); }},
       {"GET",
        {"tasks", "{id}"},
        "get_task",
@@ -476,6 +485,132 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
                                      .Str("plan", key.plan),
                                  contract);
                        });
+}
+
+namespace {
+
+// "YYYY-MM-DD" (UTC) of a Unix time in ms.
+std::string Day(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
+  return buf;
+}
+
+bool IsDay(const std::string& s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+// Seconds from ms, as a JSON number (shortest form).
+std::string Seconds(int64_t ms) {
+  char buf[32];
+  auto end = std::to_chars(buf, buf + sizeof buf, static_cast<double>(ms) / 1000).ptr;
+  return std::string(buf, end);
+}
+
+void UsageInto(const projections::UsageCounters& c, events::Payload& p) {
+  p.Int("tasks_created", c.tasks_created)
+      .Int("tasks_succeeded", c.tasks_succeeded)
+      .Int("tasks_failed", c.tasks_failed)
+      .Int("tasks_cancelled", c.tasks_cancelled)
+      .Int("steps", c.steps)
+      .Int("tokens", c.tokens)
+      .Raw("step_seconds", Seconds(c.step_ms))
+      .Raw("sandbox_seconds", Seconds(c.sandbox_ms))
+      .Raw("cost_usd", "0");  // costs are not priced yet (docs/tenancy.md)
+}
+
+}  // namespace
+
+void Api::Usage(Exchange& x) {
+  auto get = [&](const char* name, std::string fallback) {
+    auto it = x.call.query.find(name);
+    return it == x.call.query.end() || it->second.empty() ? fallback : it->second;
+  };
+  const int64_t now = deps_.clock->NowMillis();
+  const std::string today = Day(now);
+  const std::string from = get("from", today.substr(0, 8) + "01"), to = get("to", today);
+  const std::string group_by = get("group_by", "day");
+  for (const auto& [field, value] : {std::pair{"from", from}, std::pair{"to", to}}) {
+    if (!IsDay(value)) {
+      return x.Error(codes::kValidationError, std::string(field) + " must be a day, YYYY-MM-DD",
+                     std::string(R"({"field":")") + field + R"("})");
+    }
+  }
+  if (group_by != "day" && group_by != "type" && group_by != "agent" && group_by != "none") {
+    return x.Error(codes::kValidationError, "group_by must be day, type, agent or none",
+                   R"({"field":"group_by"})");
+  }
+  AfterOwnWrites(x, std::nullopt, "", [this, from, to, group_by](Exchange& x) {
+    auto rows = deps_.views->Usage(x.key->tenant_id, from, to);
+    if (!rows) return x.ErrorFrom(rows.error());
+    std::map<std::string, projections::UsageCounters> groups;
+    projections::UsageCounters total;
+    for (const projections::UsageRow& row : *rows) {
+      const std::string& key = group_by == "day"    ? row.day
+                               : group_by == "type" ? row.type
+                                                    : row.agent;
+      if (group_by != "none") groups[key].Add(row.counters);
+      total.Add(row.counters);
+    }
+    std::string list = "[";
+    for (const auto& [key, counters] : groups) {
+      events::Payload item;
+      item.Str(group_by, key);
+      UsageInto(counters, item);
+      list += (list.size() > 1 ? "," : "") + item.Build();
+    }
+    list += "]";
+    events::Payload totals;
+    UsageInto(total, totals);
+    x.Send(200,
+           events::Payload()
+               .Str("account_id", x.key->tenant_id)
+               .Str("from", from)
+               .Str("to", to)
+               .Str("group_by", group_by)
+               .Raw("usage", list)
+               .Raw("total", totals.Build()),
+           ContractContext{.actions = {Act("list_tasks", false, "GET", "/v1/tasks")}});
+  });
+}
+
+void Api::AccountUsage(Exchange& x) {
+  AfterOwnWrites(x, std::nullopt, "", [this](Exchange& x) {
+    const int64_t now = deps_.clock->NowMillis();
+    const std::string today = Day(now);
+    auto rows = deps_.views->Usage(x.key->tenant_id, today.substr(0, 8) + "01", today);
+    if (!rows) return x.ErrorFrom(rows.error());
+    projections::UsageCounters month;
+    for (const projections::UsageRow& row : *rows) month.Add(row.counters);
+    projections::ListQuery running;
+    running.tenant_id = x.key->tenant_id;
+    running.statuses = {"running"};
+    auto active = deps_.views->CountListed(running);
+    if (!active) return x.ErrorFrom(active.error());
+    const services::Plan& plan = PlanNamed(x.key->plan);
+    x.Send(200,
+           events::Payload()
+               .Str("account_id", x.key->tenant_id)
+               .Str("plan", plan.name)
+               .Int("monthly_requests", month.tasks_created)
+               .Int("monthly_task_executions", month.tasks_succeeded + month.tasks_failed)
+               .Raw("total_usage_usd", "0")
+               .Int("rate_limit_per_minute", plan.requests_per_minute)
+               .Int("max_timeout_seconds",
+                    plan.max_timeout_seconds > 0 ? plan.max_timeout_seconds : int64_t{3600})
+               .Int("max_tasks_per_request", 1)
+               .Int("active_tasks", *active)
+               .Int("tasks_per_month", plan.tasks_per_month)
+               .Int("workers_limit", plan.workers),
+           ContractContext{.actions = {Act("usage_detail", false, "GET", "/v1/usage")}});
+  });
 }
 
 void Api::SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account_id) {

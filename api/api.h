@@ -125,6 +125,10 @@ class Api {
   void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
   void SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account_id);
+  // GET /v1/usage: the usage view, by day, type or agent.
+  void Usage(Exchange& x);
+  // GET /v1/tasks/usage: the account's month, in Artexion's shape.
+  void AccountUsage(Exchange& x);
   void Readyz(Exchange& x);
   // Answers a command of `kind` ("create", "claim", "heartbeat", …) once it
   // is durable: with what AnswerPrepare rendered for it, if anything.

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -20,7 +22,7 @@ using events::Task;
 
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
-constexpr char kFormat[] = "5";  // 5: tasks without their default fields
+constexpr char kFormat[] = "6";  // 5: tasks without their default fields; 6: usage rows
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
@@ -70,6 +72,64 @@ class InsertHintPrefix final : public rocksdb::SliceTransform {
            k.rfind('\0', id_start - 1) != std::string_view::npos;
   }
 };
+
+// A usage row's key: "u" tenant NUL day NUL partition (4 bytes, big-endian)
+// type NUL agent. Each partition's projector writes only its own rows, so
+// two never race on one; readers sum over partitions.
+std::string UsageKey(const std::string& tenant, const std::string& day, uint32_t partition,
+                     const std::string& type, const std::string& agent) {
+  std::string key = "u" + tenant + '\0' + day + '\0';
+  events::PutBigEndian(key, partition, 4);
+  return key + type + '\0' + agent;
+}
+
+// "YYYY-MM-DD" (UTC) of a Unix time in ms.
+std::string DayOf(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
+  return buf;
+}
+
+// A usage row's value: the counters, 8 bytes LE each, in UsageCounters' order.
+std::string UsageValue(const UsageCounters& c) {
+  std::string out;
+  for (int64_t v : c.Fields()) events::PutLittleEndian(out, static_cast<uint64_t>(v), 8);
+  return out;
+}
+UsageCounters ParseUsage(std::string_view value) {
+  UsageCounters c;
+  auto fields = c.MutableFields();
+  for (size_t i = 0; i < fields.size() && 8 * (i + 1) <= value.size(); ++i) {
+    *fields[i] = static_cast<int64_t>(events::GetLittleEndian(value.substr(8 * i, 8)));
+  }
+  return c;
+}
+
+// What one event adds to its task's usage row (the task as after the event).
+void CountUsage(const events::EventBody& body, const Task& task, UsageCounters& c) {
+  auto count_step = [&c](const events::StepRecord& step) {
+    ++c.steps;
+    c.tokens += step.tokens;
+    c.step_ms += step.duration_ms;
+    if (step.sandboxed) c.sandbox_ms += step.duration_ms;
+  };
+  if (std::holds_alternative<events::TaskCreated>(body)) {
+    ++c.tasks_created;
+  } else if (const auto* finished = std::get_if<events::StepFinished>(&body)) {
+    count_step(task.steps[finished->step_index - 1]);
+  } else if (std::holds_alternative<events::TaskSucceeded>(body) ||
+             std::holds_alternative<events::TaskFailed>(body)) {
+    ++(std::holds_alternative<events::TaskSucceeded>(body) ? c.tasks_succeeded : c.tasks_failed);
+    // A worker-run task has no step events: its one step is implied by its
+    // claim and its end (docs/hashing.md), added to the task by this event.
+    if (!task.executor && task.steps.size() == 1) count_step(task.steps.front());
+  } else if (std::holds_alternative<events::TaskCancelled>(body)) {
+    ++c.tasks_cancelled;
+  }
+}
 
 // Newest first: the inverted creation time in fixed-width hex, then the id.
 std::string Ordering(const Task& t) {
@@ -166,6 +226,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     std::vector<std::string> index_before;
   };
   std::unordered_map<std::string, Touched> touched;
+  std::map<std::string, UsageCounters> usage;  // what this batch adds, by row
   for (const events::LogRecord& r : records) {
     if (!events::IsTaskEvent(r.event)) continue;
     auto it = touched.find(r.event.aggregate_id);
@@ -182,9 +243,21 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
       it = touched.emplace(r.event.aggregate_id, std::move(t)).first;
     }
     Task& task = it->second.state.task;
-    if (auto s = events::ApplyEvent(task, r.event); !s) {
+    // Decoded once, for the task and its usage.
+    auto body = events::Decode(r.event);
+    Status applied =
+        body ? events::ApplyEvent(task, r.event, *body) : Status(std::unexpected(body.error()));
+    if (!applied) {
       return Fail(codes::kLogCorrupt, "partition " + std::to_string(partition) + " offset " +
-                                          std::to_string(r.offset) + ": " + s.error().message);
+                                          std::to_string(r.offset) + ": " +
+                                          applied.error().message);
+    }
+    UsageCounters counted;
+    CountUsage(*body, task, counted);
+    if (counted != UsageCounters{}) {
+      usage[UsageKey(task.tenant_id, DayOf(r.event.timestamp_ms), partition, task.type,
+                     task.agent_id)]
+          .Add(counted);
     }
     if (observer) observer(r.event, task);
     events::PutLittleEndian(it->second.state.positions, r.offset, 8);
@@ -210,6 +283,14 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     }
     // Rewritten whole, positions included: a task has few events.
     writes.push_back({TaskKey(id), TaskValue(t.state.positions, t.state.task)});
+  }
+  for (const auto& [key, added] : usage) {
+    std::string stored;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), key, &stored);
+    if (!got.ok() && !got.IsNotFound()) return Storage(got);
+    UsageCounters total = got.ok() ? ParseUsage(stored) : UsageCounters{};
+    total.Add(added);
+    writes.push_back({key, UsageValue(total)});
   }
   writes.push_back({OffsetKey(partition), std::to_string(records.back().offset + 1)});
   std::sort(writes.begin(), writes.end(),
@@ -347,6 +428,42 @@ Result<ListPage> Views::List(const ListQuery& q) {
     next->it->Next();
   }
   return page;
+}
+
+Result<std::vector<UsageRow>> Views::Usage(const std::string& tenant, const std::string& from_day,
+                                           const std::string& to_day) {
+  const std::string prefix = "u" + tenant + '\0';
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::vector<UsageRow> rows;
+  for (it->Seek(prefix + from_day); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    const size_t day_end = rest.find('\0');
+    if (day_end == std::string_view::npos || rest.size() < day_end + 5) continue;
+    const std::string_view day = rest.substr(0, day_end);
+    if (day > to_day) break;
+    const std::string_view type_agent = rest.substr(day_end + 5);
+    const size_t type_end = type_agent.find('\0');
+    UsageRow row;
+    row.day = std::string(day);
+    row.type = std::string(type_agent.substr(0, type_end));
+    row.agent =
+        type_end == std::string_view::npos ? "" : std::string(type_agent.substr(type_end + 1));
+    row.counters = ParseUsage(std::string_view(it->value().data(), it->value().size()));
+    rows.push_back(std::move(row));
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return rows;
+}
+
+Result<int64_t> Views::CountListed(const ListQuery& q) {
+  int64_t n = 0;
+  for (const std::string& status : q.statuses) {
+    const std::string prefix = IndexPrefix(q.tenant_id, status, q.type);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++n;
+    if (!it->status().ok()) return Storage(it->status());
+  }
+  return n;
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> Views::Dump() {

@@ -22,6 +22,7 @@
 
 #include <rocksdb/db.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,35 @@ struct ListQuery {
   std::string type;                   // empty: any
   size_t limit = 50;
   std::string cursor;  // from a previous page, or empty
+};
+
+// What tasks used, summed over a usage row's tasks (docs/tenancy.md).
+struct UsageCounters {
+  int64_t tasks_created = 0, tasks_succeeded = 0, tasks_failed = 0, tasks_cancelled = 0;
+  int64_t steps = 0, tokens = 0, step_ms = 0, sandbox_ms = 0;
+
+  std::array<int64_t, 8> Fields() const {
+    return {tasks_created, tasks_succeeded, tasks_failed, tasks_cancelled,
+            steps,         tokens,          step_ms,      sandbox_ms};
+  }
+  std::array<int64_t*, 8> MutableFields() {
+    return {&tasks_created, &tasks_succeeded, &tasks_failed, &tasks_cancelled,
+            &steps,         &tokens,          &step_ms,      &sandbox_ms};
+  }
+  void Add(const UsageCounters& o) {
+    auto mine = MutableFields();
+    auto theirs = o.Fields();
+    for (size_t i = 0; i < mine.size(); ++i) *mine[i] += theirs[i];
+  }
+  bool operator==(const UsageCounters&) const = default;
+};
+
+// One row of the usage view: a day (UTC), a task type and an agent, in one
+// partition (a reader sums the partitions' rows).
+struct UsageRow {
+  std::string day;  // YYYY-MM-DD
+  std::string type, agent;
+  UsageCounters counters;
 };
 
 struct ListPage {
@@ -71,6 +101,13 @@ class Views {
   [[nodiscard]] Result<std::vector<events::LogRecord>> Trace(const std::string& task_id,
                                                              events::EventLog& log);
   [[nodiscard]] Result<ListPage> List(const ListQuery& query);
+  // How many tasks List would give for `query` with every status named (no paging).
+  [[nodiscard]] Result<int64_t> CountListed(const ListQuery& query);
+  // The usage rows of `tenant` for the days from `from_day` to `to_day`
+  // (YYYY-MM-DD, both included), in day order.
+  [[nodiscard]] Result<std::vector<UsageRow>> Usage(const std::string& tenant,
+                                                    const std::string& from_day,
+                                                    const std::string& to_day);
 
   // Every key and value, in order: for comparing two views byte for byte.
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();

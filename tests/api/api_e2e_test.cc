@@ -557,6 +557,55 @@ TEST_F(ApiTest, PlanQuotasHoldAndSurviveARestart) {
   EXPECT_STREQ(created["agent_contract"]["billing_context"]["plan"].GetString(), "basic");
 }
 
+// The usage view over HTTP: Artexion's usage endpoint, and /v1/usage by day,
+// type and agent, counting tasks, their ends, steps and tokens.
+TEST_F(ApiTest, UsageViewAnswersArtexionsShapeAndGroups) {
+  for (int i = 0; i < 3; ++i) CreateId(R"({"type":"summarize"})");
+  CreateId(R"({"type":"translate"})");
+  auto claimed = client_->Post("/v1/tasks/claim", R"({"types":["translate"]})");
+  ASSERT_EQ(claimed.status, 200) << claimed.body;
+  const std::string id = claimed["task"]["id"].GetString();
+  ASSERT_EQ(client_->Post("/v1/tasks/" + id + "/complete",
+                          R"({"result":{"ok":true},"usage":{"tokens":42}})")
+                .status,
+            200);
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["summarize"]})").status, 200);
+
+  auto month = client_->Get("/api/v1/tasks/usage");
+  ASSERT_EQ(month.status, 200) << month.body;
+  ExpectContract(month);
+  EXPECT_STREQ(month["plan"].GetString(), "internal");
+  EXPECT_EQ(month["monthly_requests"].GetInt(), 4);
+  EXPECT_EQ(month["monthly_task_executions"].GetInt(), 1);
+  EXPECT_EQ(month["active_tasks"].GetInt(), 1);
+  EXPECT_EQ(month["max_tasks_per_request"].GetInt(), 1);
+  for (const char* field : {"total_usage_usd", "rate_limit_per_minute", "max_timeout_seconds"}) {
+    EXPECT_TRUE(month[field].IsNumber()) << field;
+  }
+
+  auto by_type = client_->Get("/v1/usage?group_by=type");
+  ASSERT_EQ(by_type.status, 200) << by_type.body;
+  ASSERT_EQ(by_type["usage"].Size(), 2u) << by_type.body;
+  EXPECT_STREQ(by_type["usage"][0]["type"].GetString(), "summarize");
+  EXPECT_EQ(by_type["usage"][0]["tasks_created"].GetInt(), 3);
+  EXPECT_STREQ(by_type["usage"][1]["type"].GetString(), "translate");
+  EXPECT_EQ(by_type["usage"][1]["tasks_succeeded"].GetInt(), 1);
+  EXPECT_EQ(by_type["usage"][1]["steps"].GetInt(), 1);
+  EXPECT_EQ(by_type["usage"][1]["tokens"].GetInt(), 42);
+  EXPECT_EQ(by_type["total"]["tasks_created"].GetInt(), 4);
+  auto by_day = client_->Get("/v1/usage");
+  ASSERT_EQ(by_day["usage"].Size(), 1u) << by_day.body;
+  EXPECT_EQ(by_day["usage"][0]["day"], by_day["to"]);
+  // Another tenant sees none of it; a day before the tasks sees nothing.
+  const std::string other = server_->KeyWithScopes("acct_other", {"read"});
+  HttpClient them(server_->url());
+  them.SetKey(other);
+  EXPECT_EQ(them.Get("/v1/usage")["total"]["tasks_created"].GetInt(), 0);
+  EXPECT_EQ(client_->Get("/v1/usage?from=2020-01-01&to=2020-01-31")["usage"].Size(), 0u);
+  ExpectError(client_->Get("/v1/usage?from=yesterday"), 400, "VALIDATION_ERROR");
+  ExpectError(client_->Get("/v1/usage?group_by=color"), 400, "VALIDATION_ERROR");
+}
+
 TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
   for (int i = 0; i < 30; ++i) {
     const std::string id = CreateId();
