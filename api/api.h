@@ -125,6 +125,10 @@ class Api {
   void ReplayRead(std::shared_ptr<Exchange> x, const std::string& id);
   void RegisterKey(std::shared_ptr<Exchange> x);
   void SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account_id);
+  // A complete refused because the task ended: 200 (Idempotent-Replayed) if
+  // it ended succeeded under the same lease with the same result, else `refusal`.
+  void RepeatedComplete(std::shared_ptr<Exchange> x, const services::LeaseRef& ref,
+                        const std::string& result, const Error& refusal);
   // GET /v1/usage: the usage view, by day, type or agent.
   void Usage(Exchange& x);
   // GET /v1/tasks/usage: the account's month, in Artexion's shape.

@@ -325,10 +325,37 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
   }
   if (!f.ok()) return f.Fail(*x);
   x->DropBody();
+  const auto* complete = std::get_if<services::CompleteTask>(&command);
+  std::string result = complete != nullptr ? complete->result : "";
   deps_.tasks->Submit(
       std::move(command),
-      [this, x, verb](Result<services::CommandResult> r) { AnswerCommand(x, std::move(r), verb); },
+      [this, x, verb, ref, result](Result<services::CommandResult> r) {
+        // A complete sent again (after a timeout, say) is answered as the first was.
+        if (!r && verb == "complete" &&
+            (r.error().code == codes::kTaskTerminal || r.error().code == codes::kTaskNotFound)) {
+          return RepeatedComplete(x, ref, result, r.error());
+        }
+        AnswerCommand(x, std::move(r), verb);
+      },
       AnswerPrepare(x, verb));
+}
+
+void Api::RepeatedComplete(std::shared_ptr<Exchange> x, const services::LeaseRef& ref,
+                           const std::string& result, const Error& refusal) {
+  AfterOwnWrites(*x, deps_.tasks->PartitionOf(ref.task_id), ref.task_id,
+                 [this, x, ref, result, refusal](Exchange&) {
+                   auto task = deps_.views->GetTask(ref.task_id, x->key->tenant_id);
+                   if (task && *task && (*task)->status == events::TaskStatus::kSucceeded) {
+                     const events::Lease& last = (*task)->last_lease;
+                     const bool holder = ref.lease_id.empty() ? last.key_id == x->key->key_id &&
+                                                                    last.worker_id == ref.worker_id
+                                                              : last.lease_id == ref.lease_id;
+                     if (holder && (*task)->result == result) {
+                       return AnswerSuccess(*x, **task, true, "complete", false);
+                     }
+                   }
+                   AnswerCommand(x, std::unexpected(refusal), "complete");
+                 });
 }
 
 void Api::CancelTask(std::shared_ptr<Exchange> x, const std::string& id) {
@@ -460,7 +487,6 @@ void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const
   if (kind == "create") {
     RenderTaskInto(t, body);
     status = replayed ? 200 : 201;
-    if (replayed) headers.emplace_back("Idempotent-Replayed", "true");
     contract.actions = {Act("get_task", true, "GET", base),
                         Act("cancel_task", false, "POST", base + "/cancel")};
   } else {
@@ -475,6 +501,7 @@ void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const
       contract.actions = {Act("claim_next", true, "POST", "/v1/tasks/claim")};
     }
   }
+  if (replayed) headers.emplace_back("Idempotent-Replayed", "true");
   if (prepare_only) return x.Prepare(status, std::move(body), contract, headers);
   x.Send(status, std::move(body), contract, headers);
 }

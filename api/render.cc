@@ -145,11 +145,26 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
 
 void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>& trace,
                      Payload& out) {
-  std::string events = "[";
+  std::string events = "[", transitions = "[";
   int64_t claimed_at = 0;
+  events::Task replayed;  // the task moved by the trace, for its status changes
   for (size_t i = 0; i < trace.size(); ++i) {
     const events::Event& e = trace[i].event;
     if (e.type == "task.claimed") claimed_at = e.timestamp_ms;
+    const events::TaskStatus from = replayed.status;
+    if (events::ApplyEvent(replayed, e) && (replayed.status != from || e.sequence == 1)) {
+      if (transitions.size() > 1) transitions += ",";
+      Payload step;
+      if (e.sequence == 1) {
+        step.Raw("from", "");
+      } else {
+        step.Str("from", std::string(events::StatusName(from)));
+      }
+      transitions += step.Str("to", std::string(events::StatusName(replayed.status)))
+                         .Str("event", e.type)
+                         .Raw("at", IsoTimeJson(e.timestamp_ms))
+                         .Build();
+    }
     if (i > 0) events += ",";
     events += Payload()
                   .Str("event", e.type)
@@ -161,6 +176,8 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
                   .Build();
   }
   events += "]";
+  transitions += "]";
+  out.Raw("transitions", transitions);
 
   // Steps as they ran. A worker-run task's one agent step has no step events
   // while it runs: the claim starts it (its record comes with the task's end).

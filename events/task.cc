@@ -231,6 +231,7 @@ struct Applier {
   }
   Status operator()(const TaskSucceeded& c) {
     if (!Leased()) return Illegal(task, e);
+    task.last_lease = task.lease;
     task.status = TaskStatus::kSucceeded;
     task.result = c.result;
     SetError("", "");
@@ -240,6 +241,7 @@ struct Applier {
     return {};
   }
   Status operator()(const TaskFailed& c) {
+    if (!task.lease.lease_id.empty()) task.last_lease = task.lease;
     task.status = TaskStatus::kFailed;
     SetError(c.error, c.error_code);
     task.failure = c.failure;
@@ -364,6 +366,9 @@ std::string TaskToJson(const Task& t) {
   str("lease_key_id", t.lease.key_id);
   num("lease_expires_at_ms", t.lease.expires_at_ms);
   num("lease_ms", t.lease.duration_ms);
+  str("last_lease_id", t.last_lease.lease_id);
+  str("last_lease_worker_id", t.last_lease.worker_id);
+  str("last_lease_key_id", t.last_lease.key_id);
   raw("result", t.result);
   raw("error", t.error);
   raw("failure", t.failure);
@@ -443,6 +448,8 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.lease = Lease{json::String(d, "lease_id"), json::String(d, "lease_worker_id"),
                   json::String(d, "lease_key_id"), json::Int(d, "lease_expires_at_ms"),
                   json::Int(d, "lease_ms")};
+  t.last_lease = Lease{json::String(d, "last_lease_id"), json::String(d, "last_lease_worker_id"),
+                       json::String(d, "last_lease_key_id"), 0, 0};
   t.result = RawMember(d, "result");
   t.error = RawMember(d, "error");
   t.failure = RawMember(d, "failure");
@@ -516,6 +523,9 @@ int64_t TaskMemoryBytes(const Task& t) {
                                &t.lease.lease_id,
                                &t.lease.worker_id,
                                &t.lease.key_id,
+                               &t.last_lease.lease_id,
+                               &t.last_lease.worker_id,
+                               &t.last_lease.key_id,
                                &t.result,
                                &t.error,
                                &t.error_code,

@@ -84,10 +84,11 @@ struct Task {
   int64_t retry_count = 0;
   bool cancel_requested = false;
   Lease lease;
-  std::string result;             // canonical JSON, on success
-  std::string error;              // {"code","message"}, on failure or cancellation
-  std::string error_code;         // error's code, for quick checks
-  std::string failure;            // {"step","index","code","message"} for a failed step
+  Lease last_lease;        // the lease it ended under (a repeated complete is matched against it)
+  std::string result;      // canonical JSON, on success
+  std::string error;       // {"code","message"}, on failure or cancellation
+  std::string error_code;  // error's code, for quick checks
+  std::string failure;     // {"step","index","code","message"} for a failed step
   std::vector<StepRecord> steps;  // by step index - 1
   int64_t tokens_used = 0;
   std::string step_hashes;  // canonical array, on success or failure

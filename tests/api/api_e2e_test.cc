@@ -128,7 +128,24 @@ TEST_F(ApiTest, OrchestrionSeedFlow) {
   ExpectError(
       worker.Post("/v1/tasks", R"({"type":"other"})", {"Idempotency-Key: job-001-attempt-1"}), 409,
       "IDEMPOTENCY_CONFLICT");
+  // The same complete again (a retry after a timeout) is answered as the first
+  // was; another result is a conflict.
+  const std::string same = R"({ "result": { "output_id": "out_01J" } })";
+  auto again = worker.Post("/v1/tasks/" + id + "/complete", same);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.headers["idempotent-replayed"], "true");
+  EXPECT_STREQ(again["task"]["status"].GetString(), "succeeded");
+  const std::string lease = claim["lease"]["lease_id"].GetString();
+  EXPECT_EQ(worker
+                .Post("/v1/tasks/" + id + "/complete",
+                      R"({"lease_id":")" + lease + R"(","result":{"output_id":"out_01J"}})")
+                .status,
+            200);
   ExpectError(worker.Post("/v1/tasks/" + id + "/complete", "{}"), 409, "TASK_TERMINAL");
+  ExpectError(worker.Post("/v1/tasks/" + id + "/complete",
+                          R"({"lease_id":"lease_other","result":{"output_id":"out_01J"}})"),
+              409, "TASK_TERMINAL");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/complete", same), 404, "TASK_NOT_FOUND");
   ExpectError(worker.Post("/v1/tasks/" + id + "/cancel", "{}"), 409, "TASK_TERMINAL");
   auto empty = worker.Post("/v1/tasks/claim", "");
   EXPECT_EQ(empty.status, 200);
@@ -163,6 +180,13 @@ TEST_F(ApiTest, ArtexionSeedFlow) {
   ASSERT_EQ(trace.status, 200) << trace.body;
   ExpectContract(trace);
   EXPECT_EQ(trace["events"].Size(), 3u);
+  // Its status changes: none → created → planned → queued.
+  ASSERT_EQ(trace["transitions"].Size(), 3u) << trace.body;
+  EXPECT_TRUE(trace["transitions"][0]["from"].IsNull());
+  EXPECT_STREQ(trace["transitions"][0]["to"].GetString(), "created");
+  EXPECT_STREQ(trace["transitions"][2]["from"].GetString(), "planned");
+  EXPECT_STREQ(trace["transitions"][2]["to"].GetString(), "queued");
+  EXPECT_TRUE(trace["transitions"][2]["at"].IsString());
   for (const char* field : {"events", "steps", "plan_validation_failures",
                             "runtime_schema_failures", "summary", "estimated_cost_usd"}) {
     EXPECT_TRUE(trace.json.HasMember(field)) << field;
@@ -355,7 +379,12 @@ TEST_F(ApiTest, LateCommandsOnLongEndedTasksAnswer409) {
   ASSERT_EQ(client_->Get("/v1/tasks/" + done).status, 200);
   ASSERT_EQ(client_->Get("/v1/tasks/" + cancelled).status, 200);
   clock_.Advance(120'000);
-  ExpectError(client_->Post("/v1/tasks/" + done + "/complete", lease), 409, "TASK_TERMINAL");
+  // The same complete is answered as the first was (from the view now); another result is 409.
+  auto repeated = client_->Post("/v1/tasks/" + done + "/complete", lease);
+  EXPECT_EQ(repeated.status, 200) << repeated.body;
+  EXPECT_EQ(repeated.headers["idempotent-replayed"], "true");
+  const std::string other_result = lease.substr(0, lease.size() - 1) + R"(,"result":{"x":1}})";
+  ExpectError(client_->Post("/v1/tasks/" + done + "/complete", other_result), 409, "TASK_TERMINAL");
   ExpectError(client_->Post("/v1/tasks/" + done + "/heartbeat", lease), 409, "TASK_TERMINAL");
   ExpectError(client_->Post("/v1/tasks/" + done + "/cancel", ""), 409, "TASK_TERMINAL");
   ExpectError(client_->Post("/v1/tasks/" + cancelled + "/fail", lease), 409, "TASK_CANCELLED");
@@ -565,10 +594,11 @@ TEST_F(ApiTest, UsageViewAnswersArtexionsShapeAndGroups) {
   auto claimed = client_->Post("/v1/tasks/claim", R"({"types":["translate"]})");
   ASSERT_EQ(claimed.status, 200) << claimed.body;
   const std::string id = claimed["task"]["id"].GetString();
-  ASSERT_EQ(client_->Post("/v1/tasks/" + id + "/complete",
-                          R"({"result":{"ok":true},"usage":{"tokens":42}})")
-                .status,
-            200);
+  ASSERT_EQ(
+      client_
+          ->Post("/v1/tasks/" + id + "/complete", R"({"result":{"ok":true},"usage":{"tokens":42}})")
+          .status,
+      200);
   ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["summarize"]})").status, 200);
 
   auto month = client_->Get("/api/v1/tasks/usage");
