@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/server.h"
 #include "tests/testing/wait.h"
@@ -36,6 +37,8 @@ class ApiTest : public ::testing::Test {
     client_->SetKey(runlog::testing::kAdminKey);
   }
   void TearDown() override {
+    // Every call a contract offered in this test leads somewhere.
+    if (server_ != nullptr) runlog::testing::ExpectActionsLeadSomewhere(server_->url());
     client_.reset();
     server_.reset();
   }

@@ -15,6 +15,7 @@
 
 #include "events/codec.h"
 #include "events/embedded_log.h"
+#include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/server.h"
 
@@ -40,6 +41,10 @@ int Shell(const std::string& command, std::string* output) {
 class PlanTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(); }
+  void TearDown() override {
+    // Every call a contract offered in this test leads somewhere.
+    if (server_ != nullptr) runlog::testing::ExpectActionsLeadSomewhere(server_->url());
+  }
   void Start() {
     server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
     client_ = std::make_unique<HttpClient>(server_->url());

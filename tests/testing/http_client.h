@@ -6,7 +6,10 @@
 #include <rapidjson/document.h>
 
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runlog::testing {
@@ -25,6 +28,36 @@ struct HttpResponse {
   std::string ErrorCode() const {
     return json.IsObject() && json.HasMember("error") ? json["error"]["code"].GetString() : "";
   }
+};
+
+// Every call (method, endpoint) an answer's agent_contract named, from
+// every client of the process, for ExpectActionsLeadSomewhere.
+class SeenActions {
+ public:
+  static SeenActions& Get() {
+    static SeenActions seen;
+    return seen;
+  }
+  void Add(const rapidjson::Value& answer) {
+    if (!answer.IsObject() || !answer.HasMember("agent_contract")) return;
+    const auto& contract = answer["agent_contract"];
+    if (!contract.IsObject() || !contract.HasMember("next_actions")) return;
+    std::lock_guard lock(mu_);
+    for (const auto& a : contract["next_actions"].GetArray()) {
+      if (a.IsObject() && a.HasMember("method") && a["method"].IsString() &&
+          a.HasMember("endpoint") && a["endpoint"].IsString()) {
+        seen_.emplace(a["method"].GetString(), a["endpoint"].GetString());
+      }
+    }
+  }
+  std::set<std::pair<std::string, std::string>> Take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(seen_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::pair<std::string, std::string>> seen_;
 };
 
 class HttpClient {
@@ -73,6 +106,7 @@ class HttpClient {
     }
     curl_slist_free_all(list);
     r.json.Parse(r.body.c_str());
+    SeenActions::Get().Add(r.json);
     return r;
   }
 
