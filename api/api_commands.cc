@@ -490,6 +490,11 @@ void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const
     contract.actions = {Act("get_task", true, "GET", base),
                         Act("cancel_task", false, "POST", base + "/cancel")};
   } else {
+    // The rule (docs/api.md): an answer about one task has its id and status
+    // at the top level; a command's answer also has the whole task under "task".
+    body.Str("id", t.id)
+        .Str("task_id", t.id)
+        .Str("status", std::string(events::StatusName(t.status)));
     body.Raw("task", RenderTask(t));
     if (kind == "claim" || kind == "heartbeat") {
       body.Raw("lease", RenderLease(t, deps_.clock->NowMillis()));

@@ -213,6 +213,8 @@ TEST_F(ApiTest, AriftlySeedFlow) {
   auto cancelled = client_->Post("/v1/tasks/" + id + "/cancel", "");
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_STREQ(cancelled["task"]["status"].GetString(), "cancelled");
+  EXPECT_EQ(cancelled.Str("task_id"), id);  // where a client of any seed looks
+  EXPECT_EQ(cancelled.Str("status"), "cancelled");
   ExpectError(client_->Post("/v1/tasks/" + id + "/cancel", ""), 409, "TASK_TERMINAL");
 }
 
