@@ -48,6 +48,16 @@ std::string HexEncode(const std::string& s) {
   return out;
 }
 
+// The key of "Authorization: Bearer <key>", the scheme in any case (RFC 9110).
+std::optional<std::string> BearerKey(const std::string& auth) {
+  const size_t key_at = auth.find_first_not_of(' ', 6);
+  if (auth.size() < 7 || strncasecmp(auth.c_str(), "bearer", 6) != 0 || auth[6] != ' ' ||
+      key_at == std::string::npos) {
+    return std::nullopt;
+  }
+  return auth.substr(key_at);
+}
+
 // `s` for a query string: unreserved characters as they are, others %XX.
 std::string QueryEscape(const std::string& s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -335,14 +345,9 @@ void Api::Route(Exchange& x) {
   x.route = match->name;
   const std::string scope = match->scope;
   if (!scope.empty()) {
-    // Authenticate: Authorization: Bearer <key>, the scheme in any case (RFC 9110).
-    const std::string& auth = x.call.authorization;
-    const size_t key_at = auth.find_first_not_of(' ', 6);
-    if (auth.size() < 7 || strncasecmp(auth.c_str(), "bearer", 6) != 0 || auth[6] != ' ' ||
-        key_at == std::string::npos) {
-      return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
-    }
-    x.key = deps_.keys->Lookup(auth.substr(key_at));
+    const auto presented = BearerKey(x.call.authorization);
+    if (!presented) return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
+    x.key = deps_.keys->Lookup(*presented);
     if (!x.key) return x.Error(codes::kUnauthenticated, "unknown or revoked API key");
     if (!KeyStore::HasScope(*x.key, scope)) {
       return x.Error(codes::kForbidden, "this key lacks the " + scope + " scope");
@@ -468,23 +473,52 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
                     "self-service key registration is off on this server");
   }
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
-  deps_.keys->Register("", {"write", "read", "worker"}, "free",
-                       [x](Result<std::pair<std::string, KeyRecord>> r) {
-                         if (!r) return x->ErrorFrom(r.error());
-                         const KeyRecord& key = r->second;
-                         x->key = key;
-                         ContractContext contract;
-                         contract.actions = {Act("create_task", true, "POST", "/v1/tasks"),
-                                             Act("claim", false, "POST", "/v1/tasks/claim")};
-                         x->Send(201,
-                                 events::Payload()
-                                     .Str("apiKey", r->first)
-                                     .Str("accountId", key.tenant_id)
-                                     .Str("key_id", key.key_id)
-                                     .Raw("scopes", R"(["write","read","worker"])")
-                                     .Str("plan", key.plan),
-                                 contract);
-                       });
+  // {"mode": "test"} gives an rl_test_ key (docs/tenancy.md); {"account_id"}
+  // adds a key to an existing account, for an admin only.
+  const std::string mode = x->body.IsObject() ? json::String(x->body, "mode", "live") : "live";
+  const std::string account = x->body.IsObject() ? json::String(x->body, "account_id") : "";
+  if (mode != "live" && mode != "test") {
+    return x->Error(codes::kValidationError, "mode must be live or test", R"({"field":"mode"})");
+  }
+  std::string plan = "free";
+  if (!account.empty()) {
+    const auto presented = BearerKey(x->call.authorization);
+    std::optional<KeyRecord> caller =
+        presented ? deps_.keys->Lookup(*presented) : std::optional<KeyRecord>();
+    if (!caller || !KeyStore::HasScope(*caller, "admin")) {
+      return x->Error(codes::kForbidden, "only an admin key may add keys to an account");
+    }
+    if (IsTestTenant(account)) {
+      return x->Error(codes::kValidationError, "account_id is the live account's id",
+                      R"({"field":"account_id"})");
+    }
+    const std::string set = deps_.keys->AccountPlan(account);
+    if (!set.empty()) plan = set;
+  } else if (!options_.allow_register) {
+    return x->Error(codes::kRegistrationDisabled,
+                    "self-service key registration is off on this server");
+  }
+  deps_.keys->Register(
+      account, {"write", "read", "worker"}, plan,
+      [x, mode](Result<std::pair<std::string, KeyRecord>> r) {
+        if (!r) return x->ErrorFrom(r.error());
+        const KeyRecord& key = r->second;
+        x->key = key;
+        ContractContext contract;
+        contract.actions = {Act("create_task", true, "POST", "/v1/tasks"),
+                            Act("claim", false, "POST", "/v1/tasks/claim")};
+        x->Send(201,
+                events::Payload()
+                    .Str("apiKey", r->first)
+                    .Str("accountId", AccountOf(key.tenant_id))
+                    .Str("tenant_id", key.tenant_id)
+                    .Str("mode", mode)
+                    .Str("key_id", key.key_id)
+                    .Raw("scopes", R"(["write","read","worker"])")
+                    .Str("plan", key.plan),
+                contract);
+      },
+      mode == "test");
 }
 
 namespace {

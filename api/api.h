@@ -26,6 +26,8 @@
 namespace runlog::api {
 
 // Keys and manifests are services; the API parses, authenticates and renders.
+using services::AccountOf;
+using services::IsTestTenant;
 using services::KeyRecord;
 using services::KeyStore;
 using services::Manifest;

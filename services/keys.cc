@@ -36,7 +36,7 @@ void KeyStore::Recover(const events::Event& e) {
     auto body = events::Decode(e);
     if (!body) return;
     std::lock_guard lock(mu_);
-    AccountPlan& account = account_plans_[e.tenant_id];
+    PlanOfAccount& account = account_plans_[e.tenant_id];
     account.plan = std::get<events::AccountPlanSet>(*body).plan;
     account.sequence = std::max(account.sequence, e.sequence);
     return;
@@ -90,7 +90,7 @@ std::optional<KeyRecord> KeyStore::Lookup(const std::string& presented_key) cons
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return std::nullopt;
   KeyRecord record = it->second;
-  if (auto plan = account_plans_.find(record.tenant_id); plan != account_plans_.end()) {
+  if (auto plan = account_plans_.find(AccountOf(record.tenant_id)); plan != account_plans_.end()) {
     record.plan = plan->second.plan;  // the account's plan, set by an admin
   }
   return record;
@@ -105,7 +105,7 @@ void KeyStore::SetPlan(const std::string& tenant_id, const std::string& plan,
   {
     std::lock_guard lock(mu_);
     bool known = false;
-    for (const auto& [hash, key] : by_hash_) known |= key.tenant_id == tenant_id;
+    for (const auto& [hash, key] : by_hash_) known |= AccountOf(key.tenant_id) == tenant_id;
     if (!known) return done(Fail(codes::kNotFound, "no account " + tenant_id));
     e.sequence = ++account_plans_[tenant_id].sequence;
   }
@@ -152,10 +152,17 @@ void KeyStore::Append(const std::string& plaintext, KeyRecord record, RegisterCa
 }
 
 void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
-                        RegisterCallback done) {
+                        RegisterCallback done, bool test) {
   if (tenant_id.empty()) tenant_id = ids_.Next("acct_");
+  if (test) tenant_id = TestTenantOf(AccountOf(tenant_id));
   KeyRecord record{ids_.Next("key_"), std::move(tenant_id), std::move(scopes), std::move(plan)};
-  Append(ids_.Next("rl_live_"), std::move(record), std::move(done));
+  Append(ids_.Next(test ? "rl_test_" : "rl_live_"), std::move(record), std::move(done));
+}
+
+std::string KeyStore::AccountPlan(const std::string& account) const {
+  std::lock_guard lock(mu_);
+  auto it = account_plans_.find(account);
+  return it == account_plans_.end() ? "" : it->second.plan;
 }
 
 Result<std::string> KeyStore::EnsureAdmin(const std::string& configured) {

@@ -24,6 +24,15 @@ namespace runlog::services {
 
 class TaskService;
 
+// Test keys (rl_test_…) of an account work in a tenant of their own, the
+// account's id + "-test": same API, apart from its live tasks and not counted
+// in its usage (docs/tenancy.md). Generated account ids never contain '-'.
+inline std::string TestTenantOf(const std::string& account) { return account + "-test"; }
+inline bool IsTestTenant(const std::string& tenant) { return tenant.ends_with("-test"); }
+inline std::string AccountOf(const std::string& tenant) {
+  return IsTestTenant(tenant) ? tenant.substr(0, tenant.size() - 5) : tenant;
+}
+
 struct KeyRecord {
   std::string key_id;
   std::string tenant_id;
@@ -44,8 +53,11 @@ class KeyStore {
   // Creates a key (and a new account when `tenant_id` is empty); answers the
   // plaintext key once it is durable.
   using RegisterCallback = std::function<void(Result<std::pair<std::string, KeyRecord>>)>;
+  // A test key (`test`): rl_test_…, in the account's test tenant.
   void Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
-                RegisterCallback done);
+                RegisterCallback done, bool test = false);
+  // The plan an admin set for `account`, or "" if none.
+  std::string AccountPlan(const std::string& account) const;
   // Makes sure an admin key exists: `configured` (RUNLOG_ADMIN_KEY) if given,
   // else a generated one. Returns the plaintext of a newly generated key, or "".
   [[nodiscard]] Result<std::string> EnsureAdmin(const std::string& configured);
@@ -70,11 +82,11 @@ class KeyStore {
   mutable std::mutex mu_;
   std::unordered_map<std::string, KeyRecord> by_hash_;  // guarded by mu_
   bool has_admin_ = false;                              // guarded by mu_
-  struct AccountPlan {
+  struct PlanOfAccount {
     std::string plan;
     uint64_t sequence = 0;  // of the account's last account.plan_set
   };
-  std::unordered_map<std::string, AccountPlan> account_plans_;  // guarded by mu_: by tenant
+  std::unordered_map<std::string, PlanOfAccount> account_plans_;  // guarded by mu_: by tenant
   struct Window {
     int64_t minute = 0;
     int64_t count = 0;

@@ -641,6 +641,47 @@ TEST_F(ApiTest, UsageViewAnswersArtexionsShapeAndGroups) {
   ExpectError(client_->Get("/v1/usage?group_by=color"), 400, "VALIDATION_ERROR");
 }
 
+// Test keys (Artexion's "start with test keys"): rl_test_…, the same API, in
+// a tenant of their own beside the account's live one, not in its usage.
+TEST_F(ApiTest, TestKeysWorkApartFromTheLiveAccount) {
+  HttpClient anon(server_->url());
+  auto live_reg = anon.Post("/v1/keys/register", "");
+  ASSERT_EQ(live_reg.status, 201) << live_reg.body;
+  const std::string account = live_reg.Str("accountId");
+  // An admin adds a test key to that account; nobody else may.
+  ExpectError(anon.Post("/v1/keys/register", R"({"mode":"test","account_id":")" + account + "\"}"),
+              403, "FORBIDDEN");
+  auto test_reg =
+      client_->Post("/v1/keys/register", R"({"mode":"test","account_id":")" + account + "\"}");
+  ASSERT_EQ(test_reg.status, 201) << test_reg.body;
+  EXPECT_TRUE(test_reg.Str("apiKey").starts_with("rl_test_")) << test_reg.body;
+  EXPECT_EQ(test_reg.Str("accountId"), account);
+  EXPECT_EQ(test_reg.Str("mode"), "test");
+  ExpectError(client_->Post("/v1/keys/register", R"({"mode":"sandbox"})"), 400, "VALIDATION_ERROR");
+  // Self-service test keys: a new account.
+  auto own = anon.Post("/v1/keys/register", R"({"mode":"test"})");
+  ASSERT_EQ(own.status, 201) << own.body;
+  EXPECT_TRUE(own.Str("apiKey").starts_with("rl_test_"));
+
+  HttpClient live(server_->url()), test(server_->url());
+  live.SetKey(live_reg.Str("apiKey"));
+  test.SetKey(test_reg.Str("apiKey"));
+  auto created = test.Post("/v1/tasks", R"({"type":"try"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.Str("id");
+  EXPECT_EQ(test.Get("/v1/tasks/" + id).status, 200);
+  ExpectError(live.Get("/v1/tasks/" + id), 404, "TASK_NOT_FOUND");
+  EXPECT_EQ(live.Get("/v1/tasks")["tasks"].Size(), 0u);
+  EXPECT_TRUE(live.Post("/v1/tasks/claim", "")["task"].IsNull()) << "live workers never see it";
+  auto claimed = test.Post("/v1/tasks/claim", "");
+  ASSERT_TRUE(claimed["task"].IsObject()) << claimed.body;
+  EXPECT_EQ(live.Get("/v1/tasks/usage")["monthly_requests"].GetInt(), 0);
+  EXPECT_EQ(test.Get("/v1/tasks/usage")["monthly_requests"].GetInt(), 1);
+  // The account's plan is the test key's plan too.
+  ASSERT_EQ(client_->Put("/v1/accounts/" + account + "/plan", R"({"plan":"pro"})").status, 200);
+  EXPECT_STREQ(test.Get("/v1/tasks/usage")["plan"].GetString(), "pro");
+}
+
 TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
   for (int i = 0; i < 30; ++i) {
     const std::string id = CreateId();
