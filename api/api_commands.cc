@@ -27,7 +27,9 @@ struct LimitSpec {
 constexpr LimitSpec kLimits[] = {{{"max_steps", "max_steps"}, 20, 100},
                                  {{"max_total_seconds", "timeout_seconds"}, 300, 3600},
                                  {{"max_step_seconds", "max_step_seconds"}, 60, 600},
-                                 {{"max_tokens", "max_tokens"}, 100'000, 10'000'000}};
+                                 {{"max_tokens", "max_tokens"}, 100'000, 10'000'000},
+                                 // 0: the plan's default (docs/tenancy.md), if any
+                                 {{"max_queue_seconds", "max_queue_seconds"}, 0, 2'592'000}};
 
 // Reads validated fields of a JSON object; the first problem is kept and
 // answered by Fail().
@@ -179,7 +181,9 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   int64_t max_steps = 0;
   for (const LimitSpec& spec : kLimits) {
     const Names names(spec.names);
-    int64_t value = spec.default_value;
+    const std::string_view name = spec.names[0];
+    const services::Plan& account = PlanNamed(x->key->plan);
+    int64_t value = name == "max_queue_seconds" ? account.max_queue_seconds : spec.default_value;
     for (const json::Value* from : {template_limits, limits, plan_limits}) {
       if (from != nullptr && from->IsObject())
         value = f.Int(names, value, 1, INT32_MAX, spec.cap, from);
@@ -187,8 +191,6 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     value = f.Int(names, value, 1, INT32_MAX, spec.cap);
     // The account's plan may cap it lower than the server does; its default
     // is never over that cap.
-    const services::Plan& account = PlanNamed(x->key->plan);
-    const std::string_view name = spec.names[0];
     const int64_t plan_cap = name == "max_steps"           ? account.max_steps
                              : name == "max_total_seconds" ? account.max_timeout_seconds
                                                            : 0;
@@ -202,6 +204,7 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
       }
     }
     if (name == "max_steps") max_steps = value;
+    if (name == "max_queue_seconds" && value == 0) continue;  // no deadline in the queue
     limit_payload.Int(spec.names[0], value);
   }
   c.limits = limit_payload.Build();

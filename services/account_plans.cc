@@ -17,12 +17,12 @@ std::vector<Plan>& Table() {
 
 std::vector<Plan> DefaultPlans() {
   // name, requests/min, workers, tasks/month, claims/hour, retention days,
-  // max timeout_seconds, max max_steps
-  return {{"free", 600, 2, 200, 120, 7, 300, 20},
-          {"basic", 3'000, 10, 5'000, 1'200, 30, 900, 50},
-          {"pro", 12'000, 25, 25'000, 4'000, 60, 3'600, 100},
-          {"agency", 60'000, 50, 150'000, 15'000, 90, 3'600, 100},
-          {"internal", 0, 0, 0, 0, 0, 0, 0}};
+  // max timeout_seconds, max max_steps, default max_queue_seconds
+  return {{"free", 600, 2, 200, 120, 7, 300, 20, 86'400},
+          {"basic", 3'000, 10, 5'000, 1'200, 30, 900, 50, 604'800},
+          {"pro", 12'000, 25, 25'000, 4'000, 60, 3'600, 100, 604'800},
+          {"agency", 60'000, 50, 150'000, 15'000, 90, 3'600, 100, 604'800},
+          {"internal", 0, 0, 0, 0, 0, 0, 0, 0}};
 }
 
 Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
@@ -52,7 +52,8 @@ Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
           Number{"claims_per_hour", &Plan::claims_per_hour},
           Number{"retention_days", &Plan::retention_days},
           Number{"max_timeout_seconds", &Plan::max_timeout_seconds},
-          Number{"max_steps", &Plan::max_steps}}) {
+          Number{"max_steps", &Plan::max_steps},
+          Number{"max_queue_seconds", &Plan::max_queue_seconds}}) {
       const json::Value* f = json::Find(v, n.field);
       if (f == nullptr) continue;
       if (!f->IsInt64() || f->GetInt64() < 0) {

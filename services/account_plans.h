@@ -28,6 +28,7 @@ struct Plan {
   int64_t retention_days = 0;
   int64_t max_timeout_seconds = 0;  // cap on a task's timeout_seconds (max_total_seconds)
   int64_t max_steps = 0;            // cap on a task's max_steps
+  int64_t max_queue_seconds = 0;    // default of a task's max_queue_seconds (0: none)
 };
 
 // The built-in plans: free, basic, pro, agency, internal.

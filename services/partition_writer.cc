@@ -7,6 +7,7 @@
 #include "events/bytes.h"
 #include "events/codec.h"
 #include "events/payload.h"
+#include "infra/base/json.h"
 
 namespace runlog::services {
 namespace {
@@ -46,12 +47,23 @@ std::string CountedEntry(const Quotas::Slots& slots) {
   return out;
 }
 
-// An index entry: priority and queued_at_ms (8 bytes LE each), then the
-// queue: tenant NUL type (both empty for executors).
+// When queued `t` fails QUEUE_TIMEOUT unless claimed (limits.max_queue_seconds
+// after it became ready), or 0.
+int64_t QueueDeadline(const Task& t) {
+  if (t.limits.find("\"max_queue_seconds\"") == std::string::npos) return 0;
+  json::ScratchDocument scratch;
+  if (!json::Parse(t.limits, &scratch.doc())) return 0;
+  const int64_t seconds = json::Int(scratch.doc(), "max_queue_seconds");
+  return seconds > 0 ? t.queued_at_ms + seconds * 1000 : 0;
+}
+
+// An index entry: priority, queued_at_ms and queue deadline (8 bytes LE
+// each), then the queue: tenant NUL type (both empty for executors).
 std::string IndexEntry(const Task& t) {
   std::string out;
   events::PutLittleEndian(out, static_cast<uint64_t>(t.priority), 8);
   events::PutLittleEndian(out, static_cast<uint64_t>(t.queued_at_ms), 8);
+  events::PutLittleEndian(out, static_cast<uint64_t>(QueueDeadline(t)), 8);
   const ReadyIndex::TenantType where = ReadyIndex::KeyOf(t);
   out += where.first;
   out.push_back('\0');
@@ -164,16 +176,17 @@ Status PartitionWriter::LoadCheckpointEntry(
     return {};
   }
   if (key.starts_with(kIndex)) {
-    const auto nul = value.find('\0', 16);
-    if (value.size() < 16 || nul == std::string_view::npos) {
+    const auto nul = value.find('\0', 24);
+    if (value.size() < 24 || nul == std::string_view::npos) {
       return Fail(codes::kInvalidArgument, "a queued task's index entry is malformed");
     }
     std::string id(key.substr(kIndex.size()));
     checkpointed_live_.insert(id);
     spilled_[std::move(id)] = {
-        {std::string(value.substr(16, nul - 16)), std::string(value.substr(nul + 1))},
+        {std::string(value.substr(24, nul - 24)), std::string(value.substr(nul + 1))},
         static_cast<int64_t>(events::GetLittleEndian(value.substr(0, 8))),
-        static_cast<int64_t>(events::GetLittleEndian(value.substr(8, 8)))};
+        static_cast<int64_t>(events::GetLittleEndian(value.substr(8, 8))),
+        static_cast<int64_t>(events::GetLittleEndian(value.substr(16, 8)))};
     return {};
   }
   if (key.starts_with(kEnded)) {
@@ -328,7 +341,8 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
   std::vector<std::pair<const std::string*, Spilled>> queued;
   for (auto& [id, task] : tasks_) {
     if (task.status == TaskStatus::kQueued) {
-      queued.push_back({&id, {ReadyIndex::KeyOf(task), task.priority, task.queued_at_ms}});
+      queued.push_back(
+          {&id, {ReadyIndex::KeyOf(task), task.priority, task.queued_at_ms, QueueDeadline(task)}});
     }
     if (task.status == TaskStatus::kRunning && !task.lease.lease_id.empty()) {
       ready_.AddExpiry(task.lease.expires_at_ms, id);
@@ -349,7 +363,10 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
                ? a.second.queued_at_ms < b.second.queued_at_ms
                : *a.first < *b.first;
   });
-  for (const auto& [id, p] : queued) ready_.Add(*id, p.where, p.priority, p.queued_at_ms);
+  for (const auto& [id, p] : queued) {
+    ready_.Add(*id, p.where, p.priority, p.queued_at_ms);
+    if (p.deadline != 0) ready_.AddQueueDeadline(p.deadline, *id);
+  }
   std::unordered_map<std::string, Spilled>().swap(spilled_);
   ended_.SortAfterImport();
   ready_.Publish();
@@ -593,6 +610,7 @@ void PartitionWriter::Track(Task& task, const events::Lease& before, Batch& batc
   const bool ready = task.status == TaskStatus::kQueued;
   if (ready && !ready_.Contains(task.id)) {
     ready_.Add(task);
+    if (const int64_t deadline = QueueDeadline(task)) ready_.AddQueueDeadline(deadline, task.id);
     ++batch.made_ready[ReadyIndex::KeyOf(task)];
     batch.index_changed = true;
   } else if (!ready && ready_.Contains(task.id)) {
@@ -621,6 +639,16 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
     const events::Lease lease_before = it->second.lease;
     decider_.ExpireLease(it->second, batch.events);
     Track(it->second, lease_before, batch);
+  }
+  for (auto& [at, id] : ready_.TakeDueDeadlines(options_.clock->NowMillis())) {
+    // Skip entries made stale by a claim (or a claim and a requeue since).
+    if (!ready_.Contains(id)) continue;
+    auto found = Find(id);
+    if (!found || *found == nullptr) continue;  // unreadable: tried again at its next deadline
+    Task& task = **found;
+    if (task.status != TaskStatus::kQueued || QueueDeadline(task) != at) continue;
+    decider_.QueueTimeout(task, batch.events);
+    Track(task, events::Lease{}, batch);
   }
 }
 

@@ -197,6 +197,7 @@ class PartitionWriter {
   struct Spilled {
     ReadyIndex::TenantType where;
     int64_t priority = 0, queued_at_ms = 0;
+    int64_t deadline = 0;  // of its queue (max_queue_seconds), or 0
   };
   std::unordered_map<std::string, Spilled> spilled_;
   // What this partition counted for the quotas, by tenant; checkpointed

@@ -75,6 +75,7 @@ enum class NextStep : uint8_t {
   X(kSandboxError, "SANDBOX_ERROR", 422, false, kGetTask)                     \
   X(kTimeout, "TIMEOUT", 422, false, kGetTask)                                \
   X(kTaskTimeout, "TASK_TIMEOUT", 422, false, kGetTask)                       \
+  X(kQueueTimeout, "QUEUE_TIMEOUT", 422, false, kGetTask)                     \
   X(kTokenLimit, "TOKEN_LIMIT", 422, false, kGetTask)                         \
   X(kSchemaMismatch, "SCHEMA_MISMATCH", 422, false, kFixRequest)              \
   X(kPlanInvalid, "PLAN_INVALID", 422, false, kFixRequest)                    \

@@ -298,6 +298,13 @@ void Decider::ExpireLease(Task& t, std::vector<events::Event>& out) {
   }
 }
 
+void Decider::QueueTimeout(Task& t, std::vector<events::Event>& out) {
+  End(t, "",
+      ErrorJson(codes::kQueueTimeout, "nobody claimed the task within max_queue_seconds (" +
+                                          std::to_string(LimitOf(t, "max_queue_seconds")) + ")"),
+      "", 0, out);
+}
+
 Status Decider::StartStep(Task& t, const services::StartStep& c, std::vector<events::Event>& out) {
   if (auto s = CheckCanonical(c.input, "the step input"); !s) return s;
   if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;

@@ -59,6 +59,8 @@ class Decider {
   // The lease of running `task` ran out: a retry while attempts remain, else
   // the task fails LEASE_EXPIRED.
   void ExpireLease(events::Task& task, std::vector<events::Event>& out);
+  // Nobody claimed queued `task` within its max_queue_seconds: it fails QUEUE_TIMEOUT.
+  void QueueTimeout(events::Task& task, std::vector<events::Event>& out);
 
  private:
   struct StepEnd {

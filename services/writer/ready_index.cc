@@ -54,6 +54,15 @@ std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDue(int64_t now_ms)
   return due;
 }
 
+std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDueDeadlines(int64_t now_ms) {
+  std::vector<std::pair<int64_t, std::string>> due;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
+    due.emplace_back(deadlines_.begin()->first, std::move(deadlines_.begin()->second));
+    deadlines_.erase(deadlines_.begin());
+  }
+  return due;
+}
+
 void ReadyIndex::Publish() {
   std::map<TenantType, Rank> summary;
   for (const auto& [tenant_type, entries] : ready_) {

@@ -7,6 +7,7 @@
 // Lifecycle and thread contract: owned by one PartitionWriter and used under
 // its lock, except Front (the published summary, any thread).
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -50,7 +51,7 @@ class ReadyIndex {
     // a tree node and the id.
     return static_cast<int64_t>(where_.size() *
                                     (16 + 32 + sizeof(Where) + 32 + 8 + 32 + sizeof(Entry)) +
-                                expiry_.size() * (32 + 32 + 48));
+                                (expiry_.size() + deadlines_.size()) * (32 + 32 + 48));
   }
 
   // Leases: remembers that `id`'s lease expires at `at_ms`. Entries made
@@ -58,7 +59,15 @@ class ReadyIndex {
   void AddExpiry(int64_t at_ms, const std::string& id) { expiry_.emplace(at_ms, id); }
   // Removes and returns the entries due at `now_ms`, oldest first.
   std::vector<std::pair<int64_t, std::string>> TakeDue(int64_t now_ms);
-  int64_t next_expiry_ms() const { return expiry_.empty() ? INT64_MAX : expiry_.begin()->first; }
+  // Queue deadlines: `id` fails QUEUE_TIMEOUT at `at_ms` unless claimed
+  // before. Entries made stale by a claim stay until due and are skipped then.
+  void AddQueueDeadline(int64_t at_ms, const std::string& id) { deadlines_.emplace(at_ms, id); }
+  std::vector<std::pair<int64_t, std::string>> TakeDueDeadlines(int64_t now_ms);
+  // The earliest lease expiry or queue deadline.
+  int64_t next_expiry_ms() const {
+    return std::min(expiry_.empty() ? INT64_MAX : expiry_.begin()->first,
+                    deadlines_.empty() ? INT64_MAX : deadlines_.begin()->first);
+  }
 
   // Where a queue's best task stands among other partitions' queues: its
   // priority (negated), then when it became ready. Lower is claimed first.
@@ -90,7 +99,8 @@ class ReadyIndex {
   };
   Queues ready_;
   std::unordered_map<std::string, Where> where_;
-  std::multimap<int64_t, std::string> expiry_;  // expires_at_ms -> task id
+  std::multimap<int64_t, std::string> expiry_;     // expires_at_ms -> task id
+  std::multimap<int64_t, std::string> deadlines_;  // queue deadline -> task id
   uint64_t next_seq_ = 0;
 
   mutable std::mutex summary_mu_;

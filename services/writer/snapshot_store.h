@@ -35,7 +35,7 @@ class SnapshotStore {
  public:
   // Bumped when the entries' format changes; a checkpoint of another version
   // is dropped and the writer reads the whole log.
-  static constexpr int kVersion = 2;
+  static constexpr int kVersion = 3;
 
   [[nodiscard]] static Result<std::unique_ptr<SnapshotStore>> Open(const std::string& data_dir);
   ~SnapshotStore();

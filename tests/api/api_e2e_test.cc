@@ -682,6 +682,36 @@ TEST_F(ApiTest, TestKeysWorkApartFromTheLiveAccount) {
   EXPECT_STREQ(test.Get("/v1/tasks/usage")["plan"].GetString(), "pro");
 }
 
+// A task nobody claims fails QUEUE_TIMEOUT after limits.max_queue_seconds
+// (the plan's default when not given), instead of waiting for ever; a claimed
+// one does not.
+TEST_F(ApiTest, ATaskNobodyClaimsFailsWithQueueTimeout) {
+  const std::string waiting = CreateId(R"({"type":"nobody","max_queue_seconds":5})");
+  const std::string taken = CreateId(R"({"type":"someone","limits":{"max_queue_seconds":5}})");
+  ExpectError(client_->Post("/v1/tasks", R"({"type":"x","max_queue_seconds":0})"), 400,
+              "VALIDATION_ERROR");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["someone"],"lease_seconds":60})").status,
+            200);
+  clock_.Advance(6'000);
+  HttpResponse task;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        task = client_->Get("/v1/tasks/" + waiting);
+        return task.Str("status") == "failed";
+      },
+      10s))
+      << task.body;
+  EXPECT_STREQ(task["error"]["code"].GetString(), "QUEUE_TIMEOUT");
+  EXPECT_EQ(client_->Get("/v1/tasks/" + taken).Str("status"), "running");
+  // A free account's tasks get the plan's default.
+  HttpClient anon(server_->url());
+  HttpClient user(server_->url());
+  user.SetKey(anon.Post("/v1/keys/register", "").Str("apiKey"));
+  auto created = user.Post("/v1/tasks", R"({"type":"x"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created["limits"]["max_queue_seconds"].GetInt(), 86'400);
+}
+
 TEST_F(ApiTest, ReadYourWritesAfterEveryCommand) {
   for (int i = 0; i < 30; ++i) {
     const std::string id = CreateId();
