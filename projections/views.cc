@@ -14,6 +14,7 @@
 #include "events/bytes.h"
 #include "events/local_store.h"
 #include "events/payload.h"
+#include "infra/base/clock.h"
 
 namespace runlog::projections {
 namespace {
@@ -81,16 +82,6 @@ std::string UsageKey(const std::string& tenant, const std::string& day, uint32_t
   std::string key = "u" + tenant + '\0' + day + '\0';
   events::PutBigEndian(key, partition, 4);
   return key + type + '\0' + agent;
-}
-
-// "YYYY-MM-DD" (UTC) of a Unix time in ms.
-std::string DayOf(int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
-  return buf;
 }
 
 // A usage row's value: the counters, 8 bytes LE each, in UsageCounters' order.
@@ -255,7 +246,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     UsageCounters counted;
     CountUsage(*body, task, counted);
     if (counted != UsageCounters{}) {
-      usage[UsageKey(task.tenant_id, DayOf(r.event.timestamp_ms), partition, task.type,
+      usage[UsageKey(task.tenant_id, infra::UtcDay(r.event.timestamp_ms), partition, task.type,
                      task.agent_id)]
           .Add(counted);
     }
@@ -398,11 +389,17 @@ Result<ListPage> Views::List(const ListQuery& q) {
     }
     bool valid() const { return it->Valid() && it->key().starts_with(prefix); }
   };
+  // One snapshot for all the scans (released after them): a task that moves
+  // between two statuses meanwhile shows once, not twice or never.
+  std::shared_ptr<const rocksdb::Snapshot> snapshot(
+      db_->GetSnapshot(), [this](const rocksdb::Snapshot* s) { db_->ReleaseSnapshot(s); });
+  rocksdb::ReadOptions at_snapshot;
+  at_snapshot.snapshot = snapshot.get();
   std::vector<Scan> scans;
   const std::vector<std::string> any = {""};
   for (const std::string& status : q.statuses.empty() ? any : q.statuses) {
     Scan scan{IndexPrefix(q.tenant_id, status, q.type),
-              std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions()))};
+              std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(at_snapshot))};
     scan.it->Seek(scan.prefix + q.cursor);
     // The last item of the previous page is not repeated.
     if (!q.cursor.empty() && scan.valid() && scan.order() == q.cursor) scan.it->Next();

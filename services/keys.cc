@@ -90,7 +90,9 @@ std::optional<KeyRecord> KeyStore::Lookup(const std::string& presented_key) cons
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return std::nullopt;
   KeyRecord record = it->second;
-  if (auto plan = account_plans_.find(AccountOf(record.tenant_id)); plan != account_plans_.end()) {
+  // (An entry without a plan is a plan_set not yet durable: not in force.)
+  if (auto plan = account_plans_.find(AccountOf(record.tenant_id));
+      plan != account_plans_.end() && !plan->second.plan.empty()) {
     record.plan = plan->second.plan;  // the account's plan, set by an admin
   }
   return record;

@@ -93,8 +93,10 @@ Result<Task*> PartitionWriter::Find(const std::string& id) {
   if (options_.snapshots == nullptr || !ready_.Contains(id)) return nullptr;
   auto task = ReadSpilled(id);
   if (!task) return std::unexpected(task.error());
-  // Rewritten, and spilled again, by the next checkpoint if it stays queued.
+  // Rewritten, and spilled again, by the next checkpoint if it stays queued
+  // (which is due even if no event follows: see wants_checkpoint()).
   dirty_.insert(id);
+  read_back_.store(true);
   return &tasks_.emplace(id, std::move(*task)).first->second;
 }
 
@@ -270,6 +272,7 @@ std::optional<SnapshotStore::Checkpoint> PartitionWriter::PrepareCheckpoint() {
     cp.puts.emplace_back(RecordKey(next_record_++), std::move(record));
   dirty_.clear();
   records_.clear();
+  read_back_.store(false);
   checkpointed_end_.store(cp.offset);
   return cp;
 }
@@ -542,7 +545,13 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCa
   const std::string* best = ready_.Best(c.caller.tenant_id, c.types);
   if (best == nullptr) return CommandResult{Task{}, true};
   auto found = Find(std::string(*best));
-  if (!found) return std::unexpected(found.error());
+  if (!found) {
+    // A spilled body that cannot be read must not block the queue behind it:
+    // it leaves the index (the log still has the task; a restart rebuilds it).
+    std::fprintf(stderr, "runlogd: %s\n", found.error().message.c_str());
+    ready_.Remove(std::string(*best));
+    return std::unexpected(found.error());
+  }
   Task& task = **found;
   // A worker's claim counts against the plan's claims an hour and workers.
   const int64_t now = options_.clock->NowMillis();
@@ -644,7 +653,11 @@ void PartitionWriter::ExpireLeases(Batch& batch) {
     // Skip entries made stale by a claim (or a claim and a requeue since).
     if (!ready_.Contains(id)) continue;
     auto found = Find(id);
-    if (!found || *found == nullptr) continue;  // unreadable: tried again at its next deadline
+    if (!found) {  // unreadable: tried again in a minute
+      ready_.AddQueueDeadline(at + 60'000, id);
+      continue;
+    }
+    if (*found == nullptr) continue;
     Task& task = **found;
     if (task.status != TaskStatus::kQueued || QueueDeadline(task) != at) continue;
     decider_.QueueTimeout(task, batch.events);

@@ -118,6 +118,9 @@ class PartitionWriter {
   void CheckpointWritten(const SnapshotStore::Checkpoint& checkpoint);
   // Events decided since the last PrepareCheckpoint.
   uint64_t uncheckpointed() const { return decided_end_.load() - checkpointed_end_.load(); }
+  // Spilled tasks were read back since the last checkpoint: one is due even
+  // without new events, to spill them again.
+  bool wants_checkpoint() const { return read_back_.load(); }
   // The live tasks and the remembered ended ones (pruned to their retention
   // now), canonical and sorted (for tests).
   std::string StateForTest();
@@ -206,6 +209,7 @@ class PartitionWriter {
   std::unordered_set<std::string> counted_dirty_;
   std::atomic<uint64_t> decided_end_{0};            // one past the last event decided
   std::atomic<uint64_t> checkpointed_end_{0};       // decided_end_ at the last checkpoint
+  std::atomic<bool> read_back_{false};              // see wants_checkpoint()
   std::atomic<int64_t> next_expiry_ms_{INT64_MAX};  // the index's next lease expiry
 };
 

@@ -61,22 +61,37 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
   for (uint32_t p = 0; p < writers_.size(); ++p) {
     auto end = options_.log->EndOffset(p);
     if (!end) return std::unexpected(end.error());
-    const uint64_t from = LoadCheckpoint(p, *end, other, watch);
+    uint64_t from = LoadCheckpoint(p, *end, other, watch);
     for (uint64_t offset = from; offset < *end;) {
       if (auto s = progress.At(p, offset, *end); !s) return s;
       auto records = options_.log->Read(p, offset, 4096);
       if (!records) return std::unexpected(records.error());
       if (records->empty())
         return Fail(runlog::codes::kLogCorrupt, "log ended early while recovering");
+      bool restart = false;
       for (const events::LogRecord& r : *records) {
         if (auto s = writers_[p]->Recover(r.event); !s) {
+          // The checkpoint's part failed (a spilled task it cannot read back):
+          // drop it and read the whole log, as for any unusable checkpoint.
+          if (from > 0 && s.error().code == runlog::codes::kUnavailable) {
+            if (watch.note) {
+              watch.note("partition " + std::to_string(p) +
+                         ": the writer's snapshot is not used (" + s.error().message +
+                         "); reading the whole log");
+            }
+            writers_[p]->Reset();
+            (void)options_.snapshots->Drop(p);
+            from = offset = 0;
+            restart = true;
+            break;
+          }
           return Fail(runlog::codes::kLogCorrupt, "partition " + std::to_string(p) + " offset " +
                                                       std::to_string(r.offset) + ": " +
                                                       s.error().message);
         }
         if (!events::IsTaskEvent(r.event) && other) other(r.event);
       }
-      offset = records->back().offset + 1;
+      if (!restart) offset = records->back().offset + 1;
     }
     writers_[p]->FinishRecovery(*end, from);
   }
@@ -128,7 +143,8 @@ void TaskService::CheckpointLoop() {
     for (uint32_t p = 0; p < writers_.size(); ++p) {
       const uint64_t pending = writers_[p]->uncheckpointed();
       if (pending >= options_.checkpoint_every_events ||
-          (pending > 0 && now - last[p] >= options_.checkpoint_every)) {
+          ((pending > 0 || writers_[p]->wants_checkpoint()) &&
+           now - last[p] >= options_.checkpoint_every)) {
         // A checkpoint that fails is retried by the next one; recovery
         // reads more of the log meanwhile.
         (void)Checkpoint(p);

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
+#include <string>
 
 namespace runlog::infra {
 
@@ -23,6 +25,16 @@ class SystemClock final : public Clock {
         .count();
   }
 };
+
+// "YYYY-MM-DD", the UTC day of a Unix time in ms.
+inline std::string UtcDay(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
+  return buf;
+}
 
 // A clock that moves only when told to. Thread-safe.
 class ManualClock final : public Clock {

@@ -11,7 +11,7 @@ void ReadyIndex::Add(const std::string& id, const TenantType& where, int64_t pri
   auto [node, added] = where_.try_emplace(id);
   if (!added) return;
   auto queue = ready_.try_emplace(where).first;
-  node->second = Where{queue, -priority, next_seq_++, queued_at_ms};
+  node->second = Where{queue, -priority, next_seq_++, queued_at_ms, deadlines_.end()};
   queue->second.insert(Entry{-priority, node->second.seq, &node->first});
 }
 
@@ -19,6 +19,7 @@ void ReadyIndex::Remove(const std::string& id) {
   auto it = where_.find(id);
   if (it == where_.end()) return;
   const Where& w = it->second;
+  if (w.deadline != deadlines_.end()) deadlines_.erase(w.deadline);
   w.queue->second.erase(Entry{w.neg_priority, w.seq, nullptr});
   if (w.queue->second.empty()) ready_.erase(w.queue);  // no other Where points at it
   where_.erase(it);
@@ -45,22 +46,36 @@ const std::string* ReadyIndex::Best(const std::string& tenant,
   return best == nullptr ? nullptr : best->id;
 }
 
-std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDue(int64_t now_ms) {
+namespace {
+// Removes and returns the entries of `timers` due at `now_ms`, oldest first.
+std::vector<std::pair<int64_t, std::string>> TakeDueFrom(
+    std::multimap<int64_t, std::string>& timers, int64_t now_ms) {
   std::vector<std::pair<int64_t, std::string>> due;
-  while (!expiry_.empty() && expiry_.begin()->first <= now_ms) {
-    due.emplace_back(expiry_.begin()->first, std::move(expiry_.begin()->second));
-    expiry_.erase(expiry_.begin());
+  while (!timers.empty() && timers.begin()->first <= now_ms) {
+    due.emplace_back(timers.begin()->first, std::move(timers.begin()->second));
+    timers.erase(timers.begin());
   }
   return due;
 }
+}  // namespace
+
+std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDue(int64_t now_ms) {
+  return TakeDueFrom(expiry_, now_ms);
+}
+
+void ReadyIndex::AddQueueDeadline(int64_t at_ms, const std::string& id) {
+  auto it = where_.find(id);
+  if (it == where_.end()) return;
+  if (it->second.deadline != deadlines_.end()) deadlines_.erase(it->second.deadline);
+  it->second.deadline = deadlines_.emplace(at_ms, id);
+}
 
 std::vector<std::pair<int64_t, std::string>> ReadyIndex::TakeDueDeadlines(int64_t now_ms) {
-  std::vector<std::pair<int64_t, std::string>> due;
-  while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
-    due.emplace_back(deadlines_.begin()->first, std::move(deadlines_.begin()->second));
-    deadlines_.erase(deadlines_.begin());
+  for (auto d = deadlines_.begin(); d != deadlines_.end() && d->first <= now_ms; ++d) {
+    if (auto it = where_.find(d->second); it != where_.end())
+      it->second.deadline = deadlines_.end();
   }
-  return due;
+  return TakeDueFrom(deadlines_, now_ms);
 }
 
 void ReadyIndex::Publish() {

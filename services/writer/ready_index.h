@@ -59,9 +59,10 @@ class ReadyIndex {
   void AddExpiry(int64_t at_ms, const std::string& id) { expiry_.emplace(at_ms, id); }
   // Removes and returns the entries due at `now_ms`, oldest first.
   std::vector<std::pair<int64_t, std::string>> TakeDue(int64_t now_ms);
-  // Queue deadlines: `id` fails QUEUE_TIMEOUT at `at_ms` unless claimed
-  // before. Entries made stale by a claim stay until due and are skipped then.
-  void AddQueueDeadline(int64_t at_ms, const std::string& id) { deadlines_.emplace(at_ms, id); }
+  // Queue deadlines: ready task `id` fails QUEUE_TIMEOUT at `at_ms` unless
+  // claimed before; Remove drops its deadline with its entry.
+  void AddQueueDeadline(int64_t at_ms, const std::string& id);
+  // Removes and returns the deadlines due at `now_ms`, oldest first.
   std::vector<std::pair<int64_t, std::string>> TakeDueDeadlines(int64_t now_ms);
   // The earliest lease expiry or queue deadline.
   int64_t next_expiry_ms() const {
@@ -91,16 +92,18 @@ class ReadyIndex {
     }
   };
   using Queues = std::map<TenantType, std::set<Entry>>;
+  using Timers = std::multimap<int64_t, std::string>;
   struct Where {
     Queues::iterator queue;
     int64_t neg_priority;
     uint64_t seq;
     int64_t queued_at_ms;
+    Timers::iterator deadline;  // in deadlines_, or its end() if none
   };
   Queues ready_;
   std::unordered_map<std::string, Where> where_;
-  std::multimap<int64_t, std::string> expiry_;     // expires_at_ms -> task id
-  std::multimap<int64_t, std::string> deadlines_;  // queue deadline -> task id
+  std::multimap<int64_t, std::string> expiry_;  // expires_at_ms -> task id
+  Timers deadlines_;                            // queue deadline -> task id
   uint64_t next_seq_ = 0;
 
   mutable std::mutex summary_mu_;
