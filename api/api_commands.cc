@@ -492,6 +492,11 @@ void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const
     status = replayed ? 200 : 201;
     contract.actions = {Act("get_task", true, "GET", base),
                         Act("cancel_task", false, "POST", base + "/cancel")};
+    // Its next step is an outside worker's (a plan-less create's agent step,
+    // a planner's plan step): it waits for a claim, or fails QUEUE_TIMEOUT.
+    if (t.status == events::TaskStatus::kQueued && events::WorkerRunsNext(t)) {
+      contract.actions.push_back(Act("await_worker", false, "POST", "/v1/tasks/claim"));
+    }
   } else {
     // The rule (docs/api.md): an answer about one task has its id and status
     // at the top level; a command's answer also has the whole task under "task".
