@@ -95,8 +95,7 @@ TEST_F(ApiTest, OrchestrionSeedFlow) {
   ExpectContract(created);
   EXPECT_EQ(created.Str("status"), "queued");
   // It waits for a worker, and the contract says so.
-  EXPECT_STREQ(created["agent_contract"]["next_actions"][2]["action"].GetString(),
-               "await_worker");
+  EXPECT_STREQ(created["agent_contract"]["next_actions"][2]["action"].GetString(), "await_worker");
   EXPECT_EQ(created.Str("id"), created.Str("task_id"));
   auto replay = worker.Post("/v1/tasks", body, {"Idempotency-Key: job-001-attempt-1"});
   EXPECT_EQ(replay.status, 200);
