@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <ctime>
 #include <map>
 
@@ -527,13 +526,6 @@ bool IsDay(const std::string& s) {
   return true;
 }
 
-// Seconds from ms, as a JSON number (shortest form).
-std::string Seconds(int64_t ms) {
-  char buf[32];
-  auto end = std::to_chars(buf, buf + sizeof buf, static_cast<double>(ms) / 1000).ptr;
-  return std::string(buf, end);
-}
-
 void UsageInto(const projections::UsageCounters& c, events::Payload& p) {
   p.Int("tasks_created", c.tasks_created)
       .Int("tasks_succeeded", c.tasks_succeeded)
@@ -541,8 +533,8 @@ void UsageInto(const projections::UsageCounters& c, events::Payload& p) {
       .Int("tasks_cancelled", c.tasks_cancelled)
       .Int("steps", c.steps)
       .Int("tokens", c.tokens)
-      .Raw("step_seconds", Seconds(c.step_ms))
-      .Raw("sandbox_seconds", Seconds(c.sandbox_ms))
+      .Raw("step_seconds", events::FormatDouble(static_cast<double>(c.step_ms) / 1000))
+      .Raw("sandbox_seconds", events::FormatDouble(static_cast<double>(c.sandbox_ms) / 1000))
       .Raw("cost_usd", "0");  // costs are not priced yet (docs/tenancy.md)
 }
 

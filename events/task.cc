@@ -3,6 +3,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <charconv>
+
 #include "events/canonical_json.h"
 #include "events/hashes.h"
 #include "events/types.h"
@@ -270,6 +272,19 @@ struct Applier {
   }
 };
 }  // namespace
+
+int64_t LimitOf(const Task& task, std::string_view name) {
+  // Canonical JSON has no spaces, and no key is another's suffix with quotes.
+  std::string key;
+  key.reserve(name.size() + 3);
+  key.append("\"").append(name).append("\":");
+  const size_t at = task.limits.find(key);
+  if (at == std::string::npos) return 0;
+  int64_t value = 0;
+  const char* begin = task.limits.data() + at + key.size();
+  const auto [end, ec] = std::from_chars(begin, task.limits.data() + task.limits.size(), value);
+  return ec == std::errc() ? value : 0;
+}
 
 int64_t NextStep(const Task& task) {
   int64_t n = 0;

@@ -104,6 +104,10 @@ struct Task {
   int64_t execution_finished_at_ms = 0;
 };
 
+// A limit of the task (`limits` is a flat canonical object of integers), or 0
+// if unset. Read without a parse: it runs on every create and claim.
+int64_t LimitOf(const Task& task, std::string_view name);
+
 // The index of the step a plan runs next: one past its leading succeeded steps.
 int64_t NextStep(const Task& task);
 

@@ -1,5 +1,6 @@
 #include "services/account_plans.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "infra/base/json.h"
@@ -38,10 +39,11 @@ Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
   for (const json::Value& v : list->GetArray()) {
     const std::string name = v.IsObject() ? json::String(v, "name") : "";
     if (name.empty()) return Fail(codes::kInvalidArgument, "a plan without a \"name\"");
-    Plan p{name};
-    for (auto& existing : plans) {
-      if (existing.name == name) p = existing;  // fields left out keep the built-in values
-    }
+    // A plan already in the table keeps the values of the fields left out.
+    auto it =
+        std::find_if(plans.begin(), plans.end(), [&](const Plan& p) { return p.name == name; });
+    if (it == plans.end()) it = plans.insert(plans.end(), Plan{name});
+    Plan& p = *it;
     struct Number {
       const char* field;
       int64_t Plan::*member;
@@ -62,14 +64,6 @@ Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
       }
       p.*n.member = f->GetInt64();
     }
-    bool replaced = false;
-    for (auto& existing : plans) {
-      if (existing.name == name) {
-        existing = p;
-        replaced = true;
-      }
-    }
-    if (!replaced) plans.push_back(p);
   }
   return plans;
 }
@@ -78,18 +72,20 @@ void SetPlanTable(std::vector<Plan> plans) {
   if (!plans.empty()) Table() = std::move(plans);
 }
 
-const Plan& PlanNamed(const std::string& name) {
+namespace {
+const Plan* Find(const std::string& name) {
   for (const Plan& p : Table()) {
-    if (p.name == name) return p;
+    if (p.name == name) return &p;
   }
-  return Table().front();
+  return nullptr;
+}
+}  // namespace
+
+const Plan& PlanNamed(const std::string& name) {
+  const Plan* p = Find(name);
+  return p != nullptr ? *p : Table().front();
 }
 
-bool PlanExists(const std::string& name) {
-  for (const Plan& p : Table()) {
-    if (p.name == name) return true;
-  }
-  return false;
-}
+bool PlanExists(const std::string& name) { return Find(name) != nullptr; }
 
 }  // namespace runlog::services

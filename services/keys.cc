@@ -36,9 +36,9 @@ void KeyStore::Recover(const events::Event& e) {
     auto body = events::Decode(e);
     if (!body) return;
     std::lock_guard lock(mu_);
-    PlanOfAccount& account = account_plans_[e.tenant_id];
-    account.plan = std::get<events::AccountPlanSet>(*body).plan;
-    account.sequence = std::max(account.sequence, e.sequence);
+    account_plans_[e.tenant_id] = std::get<events::AccountPlanSet>(*body).plan;
+    uint64_t& sequence = plan_sequences_[e.tenant_id];
+    sequence = std::max(sequence, e.sequence);
     return;
   }
   if (e.type != "key.registered") return;
@@ -90,10 +90,8 @@ std::optional<KeyRecord> KeyStore::Lookup(const std::string& presented_key) cons
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return std::nullopt;
   KeyRecord record = it->second;
-  // (An entry without a plan is a plan_set not yet durable: not in force.)
-  if (auto plan = account_plans_.find(AccountOf(record.tenant_id));
-      plan != account_plans_.end() && !plan->second.plan.empty()) {
-    record.plan = plan->second.plan;  // the account's plan, set by an admin
+  if (auto plan = account_plans_.find(AccountOf(record.tenant_id)); plan != account_plans_.end()) {
+    record.plan = plan->second;  // the account's plan, set by an admin
   }
   return record;
 }
@@ -109,7 +107,7 @@ void KeyStore::SetPlan(const std::string& tenant_id, const std::string& plan,
     bool known = false;
     for (const auto& [hash, key] : by_hash_) known |= AccountOf(key.tenant_id) == tenant_id;
     if (!known) return done(Fail(codes::kNotFound, "no account " + tenant_id));
-    e.sequence = ++account_plans_[tenant_id].sequence;
+    e.sequence = ++plan_sequences_[tenant_id];
   }
   e.type = "account.plan_set";
   e.event_id = ids_.Next("evt_");
@@ -120,7 +118,7 @@ void KeyStore::SetPlan(const std::string& tenant_id, const std::string& plan,
   writers_.Record(std::move(e), [this, tenant_id, plan, done](Status s) {
     if (s) {
       std::lock_guard lock(mu_);
-      account_plans_[tenant_id].plan = plan;
+      account_plans_[tenant_id] = plan;
     }
     done(s);
   });
@@ -164,7 +162,7 @@ void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, 
 std::string KeyStore::AccountPlan(const std::string& account) const {
   std::lock_guard lock(mu_);
   auto it = account_plans_.find(account);
-  return it == account_plans_.end() ? "" : it->second.plan;
+  return it == account_plans_.end() ? "" : it->second;
 }
 
 Result<std::string> KeyStore::EnsureAdmin(const std::string& configured) {

@@ -82,11 +82,10 @@ class KeyStore {
   mutable std::mutex mu_;
   std::unordered_map<std::string, KeyRecord> by_hash_;  // guarded by mu_
   bool has_admin_ = false;                              // guarded by mu_
-  struct PlanOfAccount {
-    std::string plan;
-    uint64_t sequence = 0;  // of the account's last account.plan_set
-  };
-  std::unordered_map<std::string, PlanOfAccount> account_plans_;  // guarded by mu_: by tenant
+  // By account, guarded by mu_: the plan an admin set (once durable), and the
+  // sequence of its account's last account.plan_set (taken when appending).
+  std::unordered_map<std::string, std::string> account_plans_;
+  std::unordered_map<std::string, uint64_t> plan_sequences_;
   struct Window {
     int64_t minute = 0;
     int64_t count = 0;

@@ -7,7 +7,6 @@
 #include "events/bytes.h"
 #include "events/codec.h"
 #include "events/payload.h"
-#include "infra/base/json.h"
 
 namespace runlog::services {
 namespace {
@@ -50,10 +49,7 @@ std::string CountedEntry(const Quotas::Slots& slots) {
 // When queued `t` fails QUEUE_TIMEOUT unless claimed (limits.max_queue_seconds
 // after it became ready), or 0.
 int64_t QueueDeadline(const Task& t) {
-  if (t.limits.find("\"max_queue_seconds\"") == std::string::npos) return 0;
-  json::ScratchDocument scratch;
-  if (!json::Parse(t.limits, &scratch.doc())) return 0;
-  const int64_t seconds = json::Int(scratch.doc(), "max_queue_seconds");
+  const int64_t seconds = events::LimitOf(t, "max_queue_seconds");
   return seconds > 0 ? t.queued_at_ms + seconds * 1000 : 0;
 }
 

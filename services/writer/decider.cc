@@ -13,12 +13,7 @@ using events::Payload;
 using events::Task;
 using events::TaskStatus;
 
-// A limit of the task (limits are a small canonical object), or 0 if unset.
-int64_t LimitOf(const Task& t, std::string_view name) {
-  json::ScratchDocument scratch;
-  if (t.limits.empty() || !json::Parse(t.limits, &scratch.doc())) return 0;
-  return json::Int(scratch.doc(), name);
-}
+using events::LimitOf;
 
 // Text from outside the writer must be canonical JSON within the nesting limit
 // before it goes into an event (the writer aborts on an event it cannot apply).

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "services/account_plans.h"
+
 namespace runlog::services {
 namespace {
 
@@ -61,6 +63,34 @@ TEST(QuotasTest, AWorkerCountsOnceWhateverItHolds) {
   EXPECT_TRUE(q.TryHold("a", "w3", 2));
   EXPECT_EQ(q.WorkersInUse("a"), 2);
   EXPECT_EQ(q.WorkersInUse("b"), 0);
+}
+
+}  // namespace
+}  // namespace runlog::services
+
+namespace runlog::services {
+namespace {
+
+TEST(PlansTest, AFileChangesTheFieldsItGivesAndAddsPlans) {
+  auto plans = PlansFromJson(R"({"plans":[{"name":"free","workers":3},
+                                          {"name":"team","tasks_per_month":10000}]})");
+  ASSERT_TRUE(plans.has_value()) << plans.error().ToString();
+  const Plan* free = nullptr;
+  const Plan* team = nullptr;
+  for (const Plan& p : *plans) {
+    if (p.name == "free") free = &p;
+    if (p.name == "team") team = &p;
+  }
+  ASSERT_NE(free, nullptr);
+  ASSERT_NE(team, nullptr);
+  EXPECT_EQ(free->workers, 3);
+  EXPECT_EQ(free->tasks_per_month, 200) << "a field left out keeps its built-in value";
+  EXPECT_EQ(team->tasks_per_month, 10000);
+  EXPECT_EQ(team->workers, 0);
+  EXPECT_EQ(plans->size(), DefaultPlans().size() + 1);
+  EXPECT_FALSE(PlansFromJson(R"({"plans":[{"workers":1}]})").has_value());
+  EXPECT_FALSE(PlansFromJson(R"({"plans":[{"name":"x","workers":-1}]})").has_value());
+  EXPECT_FALSE(PlansFromJson(R"([])").has_value());
 }
 
 }  // namespace
