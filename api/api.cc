@@ -533,9 +533,13 @@ void UsageInto(const projections::UsageCounters& c, events::Payload& p) {
       .Int("tasks_cancelled", c.tasks_cancelled)
       .Int("steps", c.steps)
       .Int("tokens", c.tokens)
+      .Int("input_tokens", c.input_tokens)
+      .Int("output_tokens", c.output_tokens)
       .Raw("step_seconds", events::FormatDouble(static_cast<double>(c.step_ms) / 1000))
       .Raw("sandbox_seconds", events::FormatDouble(static_cast<double>(c.sandbox_ms) / 1000))
-      .Raw("cost_usd", "0");  // costs are not priced yet (docs/tenancy.md)
+      .Raw("sandbox_cpu_seconds",
+           events::FormatDouble(static_cast<double>(c.sandbox_cpu_ms) / 1000))
+      .Raw("cost_usd", events::UsdJson(c.cost_nanos));
 }
 
 }  // namespace
@@ -613,7 +617,8 @@ void Api::AccountUsage(Exchange& x) {
                .Str("plan", plan.name)
                .Int("monthly_requests", month.tasks_created)
                .Int("monthly_task_executions", month.tasks_succeeded + month.tasks_failed)
-               .Raw("total_usage_usd", "0")
+               .Raw("total_usage_usd", events::UsdJson(month.cost_nanos))
+               .Raw("monthly_budget_usd", events::UsdJson(plan.monthly_budget_nanos))
                .Int("rate_limit_per_minute", plan.requests_per_minute)
                .Int("max_timeout_seconds",
                     plan.max_timeout_seconds > 0 ? plan.max_timeout_seconds : int64_t{3600})

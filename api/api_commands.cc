@@ -122,6 +122,49 @@ class Fields {
   std::string code_, message_, details_;
 };
 
+// A worker's `usage` {tokens, input_tokens, output_tokens, model, cost_usd},
+// every member optional; tokens default to input + output.
+void ReadUsage(Fields& f, events::Usage* usage, bool* cost_reported) {
+  const json::Value* u = f.Any({"usage"});
+  if (u == nullptr) return;
+  constexpr char kShape[] =
+      "must be {\"tokens\", \"input_tokens\", \"output_tokens\": whole numbers >= 0, "
+      "\"model\": a string, \"cost_usd\": a number >= 0}, each optional";
+  if (!u->IsObject()) return f.Problem(codes::kValidationError, "usage", kShape);
+  for (auto [name, member] :
+       {std::pair{"tokens", &usage->tokens}, std::pair{"input_tokens", &usage->input_tokens},
+        std::pair{"output_tokens", &usage->output_tokens}}) {
+    const json::Value* v = json::FindSet(*u, name);
+    if (v == nullptr) continue;
+    if (!v->IsInt64() || v->GetInt64() < 0 || v->GetInt64() > (int64_t{1} << 40)) {
+      return f.Problem(codes::kValidationError, std::string("usage.") + name, kShape);
+    }
+    *member = v->GetInt64();
+  }
+  const int64_t split = usage->input_tokens + usage->output_tokens;
+  if (json::FindSet(*u, "tokens") == nullptr) {
+    usage->tokens = split;
+  } else if (usage->tokens < split) {
+    return f.Problem(codes::kValidationError, "usage.tokens",
+                     "is less than input_tokens + output_tokens");
+  }
+  if (const json::Value* model = json::FindSet(*u, "model")) {
+    if (!model->IsString() || model->GetStringLength() > 128) {
+      return f.Problem(codes::kValidationError, "usage.model",
+                       "must be a string of 0-128 characters");
+    }
+    usage->model.assign(model->GetString(), model->GetStringLength());
+  }
+  if (const json::Value* cost = json::FindSet(*u, "cost_usd")) {
+    if (!cost->IsNumber() || cost->GetDouble() < 0 || cost->GetDouble() > 1e6) {
+      return f.Problem(codes::kValidationError, "usage.cost_usd",
+                       "must be a number of dollars from 0 to 1e6");
+    }
+    usage->cost_nanos = events::NanosOfUsd(cost->GetDouble());
+    *cost_reported = true;
+  }
+}
+
 }  // namespace
 
 void Api::CreateTask(std::shared_ptr<Exchange> x) {
@@ -207,6 +250,21 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     if (name == "max_queue_seconds" && value == 0) continue;  // no deadline in the queue
     limit_payload.Int(spec.names[0], value);
   }
+  // max_cost_usd: a decimal, unlike the others; none by default.
+  int64_t max_cost = 0;
+  for (const json::Value* from :
+       {template_limits, limits, plan_limits, static_cast<const json::Value*>(&x->body)}) {
+    const json::Value* v =
+        from != nullptr && from->IsObject() ? json::FindSet(*from, "max_cost_usd") : nullptr;
+    if (v == nullptr) continue;
+    if (!v->IsNumber() || v->GetDouble() <= 0 || v->GetDouble() > 1e6) {
+      f.Problem(codes::kValidationError, "max_cost_usd",
+                "must be a number of dollars over 0, up to 1e6");
+    } else {
+      max_cost = events::NanosOfUsd(v->GetDouble());
+    }
+  }
+  if (max_cost > 0) limit_payload.Raw("max_cost_usd", events::UsdJson(max_cost));
   c.limits = limit_payload.Build();
   // "planner": true — a planner agent (a worker claiming the `plan` step) writes the plan.
   const json::Value* planner = json::FindSet(x->body, "planner");
@@ -296,17 +354,10 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     command = services::Heartbeat{caller, ref};
   } else if (verb == "complete") {
     const json::Value* result = f.Any({"result", "output"});
-    int64_t tokens = 0;
-    if (const json::Value* usage = f.Any({"usage"})) {
-      const json::Value* t = json::Find(*usage, "tokens");
-      if (!usage->IsObject() || (t != nullptr && (!t->IsInt64() || t->GetInt64() < 0))) {
-        f.Problem(codes::kValidationError, "usage", "must be {\"tokens\": a whole number >= 0}");
-      } else if (t != nullptr) {
-        tokens = t->GetInt64();
-      }
-    }
-    command = services::CompleteTask{
-        caller, ref, result == nullptr ? "{}" : events::CanonicalText(*result), tokens};
+    services::CompleteTask complete{caller, ref,
+                                    result == nullptr ? "{}" : events::CanonicalText(*result)};
+    ReadUsage(f, &complete.usage, &complete.cost_reported);
+    command = std::move(complete);
   } else {
     std::string error = services::ErrorJson(codes::kTaskFailed, "the worker reported a failure");
     if (const json::Value* e = f.Any({"error"})) {
@@ -324,7 +375,9 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     if (retryable != nullptr && !retryable->IsBool()) {
       f.Problem(codes::kValidationError, "retryable", "must be true or false");
     }
-    command = services::FailTask{caller, ref, error, retryable != nullptr && retryable->GetBool()};
+    services::FailTask fail{caller, ref, error, retryable != nullptr && retryable->GetBool()};
+    ReadUsage(f, &fail.usage, &fail.cost_reported);
+    command = std::move(fail);
   }
   if (!f.ok()) return f.Fail(*x);
   x->DropBody();

@@ -122,7 +122,8 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
       .Raw("execution_finished_at", IsoTimeJson(t.execution_finished_at_ms))
       .Raw("completed_at", IsoTimeJson(t.execution_finished_at_ms))
       .Raw("duration_seconds", events::FormatDouble(DurationSeconds(t)))
-      .Raw("cost_usd", "0")
+      .Raw("cost_usd", events::UsdJson(t.cost_nanos))
+      .Int("tokens_used", t.tokens_used)
       .Raw("lease", RenderLease(t, 0));
   if (!t.agent_id.empty()) {
     p.Str("agent_id", t.agent_id);
@@ -212,7 +213,8 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
                     .Raw("error", s.error)
                     .Int("attempt", s.attempt)
                     .Bool("sandboxed", s.sandboxed)
-                    .Raw("usage", Payload().Int("tokens", s.tokens).Build())
+                    .Raw("usage", events::UsageJson(s.usage))
+                    .Raw("cost_usd", events::UsdJson(s.usage.cost_nanos))
                     .Raw("step_hash", s.step_hash.empty() ? "null" : "\"" + s.step_hash + "\"")
                     .Raw("started_at", IsoTimeJson(s.started_at_ms))
                     .Raw("finished_at", IsoTimeJson(s.finished_at_ms))
@@ -253,7 +255,7 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
   out.Str("task_id", t.id)
       .Str("status", std::string(events::StatusName(t.status)))
       .Raw("failure", t.failure)
-      .Raw("estimated_cost_usd", "0")
+      .Raw("estimated_cost_usd", events::UsdJson(t.cost_nanos))
       .Raw("events", events)
       .Raw("steps", rendered)
       .Raw("plan_validation_failures", t.plan_failures.empty() ? "[]" : t.plan_failures)

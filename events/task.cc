@@ -54,8 +54,9 @@ void Finish(Task& task, const End& end, const Event& e) {
       scratch.doc().Size() == 1 && scratch.doc()[0].IsString()) {
     step.step_hash = scratch.doc()[0].GetString();
   }
-  step.tokens = end.tokens.value_or(0);
-  task.tokens_used += step.tokens;
+  step.usage = end.usage.value_or(Usage{});
+  task.tokens_used += step.usage.tokens;
+  task.cost_nanos += step.usage.cost_nanos;
   step.finished_at_ms = e.timestamp_ms;
   step.duration_ms = step.started_at_ms != 0 ? e.timestamp_ms - step.started_at_ms : 0;
   task.steps.push_back(std::move(step));
@@ -189,8 +190,9 @@ struct Applier {
     step.error = c.error;
     step.error_code = c.error.empty() ? "" : c.error_code;
     step.step_hash = c.step_hash;
-    step.tokens = c.tokens.value_or(0);
-    task.tokens_used += step.tokens;
+    step.usage = c.usage.value_or(Usage{});
+    task.tokens_used += step.usage.tokens;
+    task.cost_nanos += step.usage.cost_nanos;
     step.sandboxed = c.sandboxed;
     step.duration_ms = c.duration_ms;
     step.finished_at_ms = e.timestamp_ms;
@@ -284,6 +286,16 @@ int64_t LimitOf(const Task& task, std::string_view name) {
   const char* begin = task.limits.data() + at + key.size();
   const auto [end, ec] = std::from_chars(begin, task.limits.data() + task.limits.size(), value);
   return ec == std::errc() ? value : 0;
+}
+
+int64_t CostLimitOf(const Task& task) {
+  constexpr std::string_view kKey = "\"max_cost_usd\":";
+  const size_t at = task.limits.find(kKey);
+  if (at == std::string::npos) return 0;
+  double usd = 0;
+  const char* begin = task.limits.data() + at + kKey.size();
+  const auto [end, ec] = std::from_chars(begin, task.limits.data() + task.limits.size(), usd);
+  return ec == std::errc() ? NanosOfUsd(usd) : 0;
 }
 
 int64_t NextStep(const Task& task) {
@@ -403,6 +415,7 @@ std::string TaskToJson(const Task& t) {
   str("step_runners", t.step_runners);
   flag("handed_off", t.handed_off);
   num("tokens_used", t.tokens_used);
+  num("cost_nanos", t.cost_nanos);
   raw("step_hashes", t.step_hashes);
   str("task_hash", t.task_hash);
   raw("replay", t.replay);
@@ -421,7 +434,7 @@ std::string TaskToJson(const Task& t) {
       str("error_code", step.error_code);
       str("step_hash", step.step_hash);
       num("attempt", step.attempt);
-      num("tokens", step.tokens);
+      raw("usage", UsageJson(step.usage));
       flag("sandboxed", step.sandboxed);
       num("started_at_ms", step.started_at_ms);
       num("finished_at_ms", step.finished_at_ms);
@@ -486,6 +499,7 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.step_runners = json::String(d, "step_runners");
   t.handed_off = json::Bool(d, "handed_off");
   t.tokens_used = json::Int(d, "tokens_used");
+  t.cost_nanos = json::Int(d, "cost_nanos");
   t.step_hashes = RawMember(d, "step_hashes");
   t.task_hash = json::String(d, "task_hash");
   t.replay = RawMember(d, "replay");
@@ -502,7 +516,11 @@ Result<Task> TaskFromJson(std::string_view text) {
       step.error_code = json::String(v, "error_code");
       step.step_hash = json::String(v, "step_hash");
       step.attempt = json::Int(v, "attempt");
-      step.tokens = json::Int(v, "tokens");
+      if (const json::Value* usage = json::FindSet(v, "usage"); usage != nullptr) {
+        step.usage = UsageFromJson(RawMember(v, "usage"));
+      } else {
+        step.usage.tokens = json::Int(v, "tokens");  // a checkpoint written before usage
+      }
       step.sandboxed = json::Bool(v, "sandboxed");
       step.started_at_ms = json::Int(v, "started_at_ms");
       step.finished_at_ms = json::Int(v, "finished_at_ms");
@@ -553,7 +571,7 @@ int64_t TaskMemoryBytes(const Task& t) {
   bytes += static_cast<int64_t>(t.steps.capacity() * sizeof(StepRecord));
   for (const StepRecord& s : t.steps) {
     for (const std::string* f : {&s.tool, &s.tool_version, &s.input, &s.status, &s.output, &s.error,
-                                 &s.error_code, &s.step_hash}) {
+                                 &s.error_code, &s.step_hash, &s.usage.model}) {
       bytes += heap(*f);
     }
   }

@@ -46,7 +46,7 @@ struct StepRecord {
   std::string error_code;
   std::string step_hash;
   int64_t attempt = 0;
-  int64_t tokens = 0;
+  Usage usage;
   bool sandboxed = false;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
@@ -91,6 +91,7 @@ struct Task {
   std::string failure;     // {"step","index","code","message"} for a failed step
   std::vector<StepRecord> steps;  // by step index - 1
   int64_t tokens_used = 0;
+  int64_t cost_nanos = 0;   // what its steps and its worker cost (Usage::cost_nanos)
   std::string step_hashes;  // canonical array, on success or failure
   std::string task_hash;
   // For a replay: canonical {"first_divergent_step","matches","of_task_id","original_task_hash"}.
@@ -107,6 +108,8 @@ struct Task {
 // A limit of the task (`limits` is a flat canonical object of integers), or 0
 // if unset. Read without a parse: it runs on every create and claim.
 int64_t LimitOf(const Task& task, std::string_view name);
+// limits.max_cost_usd (a decimal) in nanodollars, or 0 if unset.
+int64_t CostLimitOf(const Task& task);
 
 // The index of the step a plan runs next: one past its leading succeeded steps.
 int64_t NextStep(const Task& task);

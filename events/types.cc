@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 
 #include "events/canonical_json.h"
 #include "events/payload.h"
@@ -23,7 +24,7 @@ struct Field {
   std::string T::*text = nullptr;
   int64_t T::*number = nullptr;
   bool T::*flag = nullptr;
-  std::optional<int64_t> T::*usage = nullptr;
+  std::optional<Usage> T::*usage = nullptr;
   int64_t fallback = 0;            // an int read when missing
   std::string_view text_fallback;  // a string read when missing
 };
@@ -57,7 +58,7 @@ constexpr Field<T> Bool(std::string_view name, bool T::*m) {
   return f;
 }
 template <class T>
-constexpr Field<T> Usage(std::optional<int64_t> T::*m) {
+constexpr Field<T> UsageField(std::optional<Usage> T::*m) {
   Field<T> f{"usage", Kind::kUsage, true};
   f.usage = m;
   return f;
@@ -110,7 +111,7 @@ RUNLOG_SCHEMA(StepStarted, "step.started", Int("step_index", &StepStarted::step_
               Str("runner", &StepStarted::runner, kOptional));
 RUNLOG_SCHEMA(StepFinished, "step.finished", Int("step_index", &StepFinished::step_index),
               Str("status", &StepFinished::status), Json("output", &StepFinished::output),
-              Json("error", &StepFinished::error), Usage(&StepFinished::tokens),
+              Json("error", &StepFinished::error), UsageField(&StepFinished::usage),
               Int("duration_ms", &StepFinished::duration_ms),
               Bool("sandboxed", &StepFinished::sandboxed),
               Str("step_hash", &StepFinished::step_hash));
@@ -123,11 +124,11 @@ RUNLOG_SCHEMA(TaskRetryScheduled, "task.retry_scheduled",
               Json("error", &TaskRetryScheduled::error));
 RUNLOG_SCHEMA(TaskSucceeded, "task.succeeded", Json("result", &TaskSucceeded::result),
               Json("step_hashes", &TaskSucceeded::step_hashes),
-              Str("task_hash", &TaskSucceeded::task_hash), Usage(&TaskSucceeded::tokens),
+              Str("task_hash", &TaskSucceeded::task_hash), UsageField(&TaskSucceeded::usage),
               Json("replay", &TaskSucceeded::replay, kOptional));
 RUNLOG_SCHEMA(TaskFailed, "task.failed", Json("error", &TaskFailed::error),
               Json("failure", &TaskFailed::failure), Json("step_hashes", &TaskFailed::step_hashes),
-              Str("task_hash", &TaskFailed::task_hash), Usage(&TaskFailed::tokens),
+              Str("task_hash", &TaskFailed::task_hash), UsageField(&TaskFailed::usage),
               Json("replay", &TaskFailed::replay, kOptional));
 RUNLOG_SCHEMA(TaskCancelRequested, "task.cancel_requested",
               Str("reason", &TaskCancelRequested::reason),
@@ -163,15 +164,24 @@ std::string EncodeAs(const T& v) {
         p.Bool(f.name, v.*f.flag);
         break;
       case Kind::kUsage:
-        if ((v.*f.usage).has_value()) {
-          char digits[24];
-          const auto end = std::to_chars(digits, digits + sizeof digits, *(v.*f.usage)).ptr;
-          p.Raw(f.name, "{\"tokens\":" + std::string(digits, end) + "}");
-        }
+        if ((v.*f.usage).has_value()) p.Raw(f.name, UsageJson(*(v.*f.usage)));
         break;
     }
   }
   return p.Build();
+}
+
+Usage UsageOf(const json::Value& v) {
+  Usage u;
+  u.tokens = json::Int(v, "tokens");
+  u.input_tokens = json::Int(v, "input_tokens");
+  u.output_tokens = json::Int(v, "output_tokens");
+  u.model = json::String(v, "model");
+  u.sandbox_cpu_ms = json::Int(v, "sandbox_cpu_ms");
+  if (const json::Value* cost = json::FindSet(v, "cost_usd"); cost != nullptr && cost->IsNumber()) {
+    u.cost_nanos = NanosOfUsd(cost->GetDouble());
+  }
+  return u;
 }
 
 // Canonical JSON text of a member, or "" when absent or null.
@@ -200,9 +210,7 @@ T DecodeAs(const json::Value& p) {
         v.*f.flag = json::Bool(p, f.name);
         break;
       case Kind::kUsage:
-        if (const json::Value* usage = json::FindSet(p, f.name)) {
-          v.*f.usage = json::Int(*usage, "tokens");
-        }
+        if (const json::Value* usage = json::FindSet(p, f.name)) v.*f.usage = UsageOf(*usage);
         break;
     }
   }
@@ -235,6 +243,34 @@ void ForEachType(Fn&& fn) {
 }
 
 }  // namespace
+
+std::string UsageJson(const Usage& u) {
+  Payload p;
+  p.Int("tokens", u.tokens);
+  if (u.input_tokens != 0) p.Int("input_tokens", u.input_tokens);
+  if (u.output_tokens != 0) p.Int("output_tokens", u.output_tokens);
+  if (!u.model.empty()) p.Str("model", u.model);
+  if (u.sandbox_cpu_ms != 0) p.Int("sandbox_cpu_ms", u.sandbox_cpu_ms);
+  if (u.cost_nanos != 0) p.Raw("cost_usd", UsdJson(u.cost_nanos));
+  return p.Build();
+}
+
+Usage UsageFromJson(std::string_view canonical) {
+  json::ScratchDocument scratch;
+  if (!json::Parse(canonical, &scratch.doc()) || !scratch.doc().IsObject()) return {};
+  return UsageOf(scratch.doc());
+}
+
+std::string UsdJson(int64_t nanos) {
+  // What the canonical writer prints for the same double; NanosOfUsd reads it back exactly.
+  return FormatDouble(static_cast<double>(nanos) / 1e9);
+}
+
+int64_t NanosOfUsd(double usd) {
+  const double nanos = usd * 1e9;
+  if (!(nanos > -9e18 && nanos < 9e18)) return nanos > 0 ? INT64_MAX : 0;
+  return std::llround(nanos);
+}
 
 std::string_view TypeOf(const EventBody& body) {
   return std::visit([](const auto& v) { return Schema<std::decay_t<decltype(v)>>::kType; }, body);

@@ -21,6 +21,24 @@
 
 namespace runlog::events {
 
+// What a step, or a worker's task, used: `usage` on the log. Tokens are
+// input + output when the split is known; cost is in billionths of a
+// dollar (nanodollars), as reported or as priced (services/prices.h), and
+// `cost_usd` on the wire. Only `tokens` is always written.
+struct Usage {
+  int64_t tokens = 0, input_tokens = 0, output_tokens = 0;
+  std::string model;
+  int64_t sandbox_cpu_ms = 0;
+  int64_t cost_nanos = 0;
+  bool operator==(const Usage&) const = default;
+};
+// `usage` as canonical JSON, and back (a missing member reads as 0 or "").
+std::string UsageJson(const Usage& usage);
+Usage UsageFromJson(std::string_view canonical);
+// Nanodollars as a decimal USD JSON number (canonical), and a USD number back.
+std::string UsdJson(int64_t nanos);
+int64_t NanosOfUsd(double usd);
+
 struct TaskCreated {
   std::string type, agent_id, input, limits, plan;
   int64_t max_attempts = 1, priority = 0;
@@ -69,7 +87,7 @@ struct StepStarted {
 struct StepFinished {
   int64_t step_index = 0;
   std::string status, output, error, error_code;
-  std::optional<int64_t> tokens;  // usage {tokens}
+  std::optional<Usage> usage;
   int64_t duration_ms = 0;
   bool sandboxed = false;
   std::string step_hash;
@@ -88,12 +106,12 @@ struct TaskRetryScheduled {
 };
 struct TaskSucceeded {
   std::string result, step_hashes, task_hash, replay;
-  std::optional<int64_t> tokens;  // usage {tokens}, of a worker-run task
+  std::optional<Usage> usage;  // of a worker-run task
   bool operator==(const TaskSucceeded&) const = default;
 };
 struct TaskFailed {
   std::string error, error_code, failure, step_hashes, task_hash, replay;
-  std::optional<int64_t> tokens;
+  std::optional<Usage> usage;
   bool operator==(const TaskFailed&) const = default;
 };
 struct TaskCancelRequested {

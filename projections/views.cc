@@ -23,7 +23,7 @@ using events::Task;
 
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
-constexpr char kFormat[] = "6";  // 5: tasks without their default fields; 6: usage rows
+constexpr char kFormat[] = "7";  // 5: tasks without their default fields; 6: usage rows; 7: cost
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
@@ -103,7 +103,11 @@ UsageCounters ParseUsage(std::string_view value) {
 void CountUsage(const events::EventBody& body, const Task& task, UsageCounters& c) {
   auto count_step = [&c](const events::StepRecord& step) {
     ++c.steps;
-    c.tokens += step.tokens;
+    c.tokens += step.usage.tokens;
+    c.input_tokens += step.usage.input_tokens;
+    c.output_tokens += step.usage.output_tokens;
+    c.sandbox_cpu_ms += step.usage.sandbox_cpu_ms;
+    c.cost_nanos += step.usage.cost_nanos;
     c.step_ms += step.duration_ms;
     if (step.sandboxed) c.sandbox_ms += step.duration_ms;
   };

@@ -50,14 +50,18 @@ struct ListQuery {
 struct UsageCounters {
   int64_t tasks_created = 0, tasks_succeeded = 0, tasks_failed = 0, tasks_cancelled = 0;
   int64_t steps = 0, tokens = 0, step_ms = 0, sandbox_ms = 0;
+  int64_t input_tokens = 0, output_tokens = 0, sandbox_cpu_ms = 0, cost_nanos = 0;
 
-  std::array<int64_t, 8> Fields() const {
-    return {tasks_created, tasks_succeeded, tasks_failed, tasks_cancelled,
-            steps,         tokens,          step_ms,      sandbox_ms};
+  static constexpr size_t kFields = 12;
+  std::array<int64_t, kFields> Fields() const {
+    return {tasks_created, tasks_succeeded, tasks_failed,   tasks_cancelled,
+            steps,         tokens,          step_ms,        sandbox_ms,
+            input_tokens,  output_tokens,   sandbox_cpu_ms, cost_nanos};
   }
-  std::array<int64_t*, 8> MutableFields() {
-    return {&tasks_created, &tasks_succeeded, &tasks_failed, &tasks_cancelled,
-            &steps,         &tokens,          &step_ms,      &sandbox_ms};
+  std::array<int64_t*, kFields> MutableFields() {
+    return {&tasks_created, &tasks_succeeded, &tasks_failed,   &tasks_cancelled,
+            &steps,         &tokens,          &step_ms,        &sandbox_ms,
+            &input_tokens,  &output_tokens,   &sandbox_cpu_ms, &cost_nanos};
   }
   void Add(const UsageCounters& o) {
     auto mine = MutableFields();

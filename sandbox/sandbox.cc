@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -179,6 +180,7 @@ class HelperSession {
   Result<Outcome> Finish(const Request& request, const Options& options) {
     Outcome outcome;
     outcome.wall_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start_).count();
+    outcome.cpu_ms = cpu_ms_;
     outcome.stdout_data = std::move(stdout_.data);
     outcome.stderr_data = std::move(stderr_.data);
     outcome.stdout_truncated = stdout_.truncated;
@@ -207,8 +209,13 @@ class HelperSession {
     helper_killed_ = true;
   }
   void Reap() {
-    while (::waitpid(helper_, &helper_status_, 0) < 0 && errno == EINTR) {
+    // wait4: the helper's CPU time includes the jail's and the code's, which
+    // it and the jail's init reaped.
+    rusage usage{};
+    while (::wait4(helper_, &helper_status_, 0, &usage) < 0 && errno == EINTR) {
     }
+    cpu_ms_ = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+              (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
     reaped_ = true;
   }
   void SendCancel(Clock::time_point now) {
@@ -275,6 +282,7 @@ class HelperSession {
   Fd control_;
   pid_t helper_ = -1;
   int helper_status_ = 0;
+  int64_t cpu_ms_ = 0;
   std::string to_send_, received_;
   size_t sent_ = 0;
   bool control_eof_ = false, helper_killed_ = false, cancel_sent_ = false, reaped_ = false;

@@ -54,6 +54,7 @@ struct Outcome {
   std::string stdout_data, stderr_data;
   bool stdout_truncated = false, stderr_truncated = false;
   int64_t wall_ms = 0;
+  int64_t cpu_ms = 0;       // user + system CPU time of the run's processes that were reaped
   std::string cgroup_mode;  // how this run was confined: "v1", "v2" or "none"
 };
 

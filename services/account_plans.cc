@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "events/types.h"
 #include "infra/base/json.h"
 
 namespace runlog::services {
@@ -17,13 +18,15 @@ std::vector<Plan>& Table() {
 }  // namespace
 
 std::vector<Plan> DefaultPlans() {
+  constexpr int64_t kUsd = 1'000'000'000;
   // name, requests/min, workers, tasks/month, claims/hour, retention days,
-  // max timeout_seconds, max max_steps, default max_queue_seconds
-  return {{"free", 600, 2, 200, 120, 7, 300, 20, 86'400},
-          {"basic", 3'000, 10, 5'000, 1'200, 30, 900, 50, 604'800},
-          {"pro", 12'000, 25, 25'000, 4'000, 60, 3'600, 100, 604'800},
-          {"agency", 60'000, 50, 150'000, 15'000, 90, 3'600, 100, 604'800},
-          {"internal", 0, 0, 0, 0, 0, 0, 0, 0}};
+  // max timeout_seconds, max max_steps, default max_queue_seconds,
+  // max concurrent tasks, monthly budget, executor weight
+  return {{"free", 600, 2, 200, 120, 7, 300, 20, 86'400, 2, 5 * kUsd, 1},
+          {"basic", 3'000, 10, 5'000, 1'200, 30, 900, 50, 604'800, 10, 100 * kUsd, 2},
+          {"pro", 12'000, 25, 25'000, 4'000, 60, 3'600, 100, 604'800, 25, 1'000 * kUsd, 4},
+          {"agency", 60'000, 50, 150'000, 15'000, 90, 3'600, 100, 604'800, 50, 5'000 * kUsd, 8},
+          {"internal", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8}};
 }
 
 Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
@@ -55,7 +58,9 @@ Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
           Number{"retention_days", &Plan::retention_days},
           Number{"max_timeout_seconds", &Plan::max_timeout_seconds},
           Number{"max_steps", &Plan::max_steps},
-          Number{"max_queue_seconds", &Plan::max_queue_seconds}}) {
+          Number{"max_queue_seconds", &Plan::max_queue_seconds},
+          Number{"max_concurrent_tasks", &Plan::max_concurrent_tasks},
+          Number{"weight", &Plan::weight}}) {
       const json::Value* f = json::Find(v, n.field);
       if (f == nullptr) continue;
       if (!f->IsInt64() || f->GetInt64() < 0) {
@@ -63,6 +68,15 @@ Result<std::vector<Plan>> PlansFromJson(std::string_view text) {
                     "plan " + name + ": " + n.field + " must be an integer ≥ 0 (0: unlimited)");
       }
       p.*n.member = f->GetInt64();
+    }
+    if (p.weight < 1) return Fail(codes::kInvalidArgument, "plan " + name + ": weight must be ≥ 1");
+    if (const json::Value* budget = json::Find(v, "monthly_budget_usd")) {
+      if (!budget->IsNumber() || budget->GetDouble() < 0 || budget->GetDouble() > 1e9) {
+        return Fail(codes::kInvalidArgument, "plan " + name +
+                                                 ": monthly_budget_usd must be a number from 0 "
+                                                 "to 1e9 (0: unlimited)");
+      }
+      p.monthly_budget_nanos = events::NanosOfUsd(budget->GetDouble());
     }
   }
   return plans;

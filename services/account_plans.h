@@ -26,9 +26,12 @@ struct Plan {
   int64_t tasks_per_month = 0;  // tasks created in a calendar month (UTC)
   int64_t claims_per_hour = 0;  // worker claims that took a task, in a clock hour (UTC)
   int64_t retention_days = 0;
-  int64_t max_timeout_seconds = 0;  // cap on a task's timeout_seconds (max_total_seconds)
-  int64_t max_steps = 0;            // cap on a task's max_steps
-  int64_t max_queue_seconds = 0;    // default of a task's max_queue_seconds (0: none)
+  int64_t max_timeout_seconds = 0;   // cap on a task's timeout_seconds (max_total_seconds)
+  int64_t max_steps = 0;             // cap on a task's max_steps
+  int64_t max_queue_seconds = 0;     // default of a task's max_queue_seconds (0: none)
+  int64_t max_concurrent_tasks = 0;  // the account's tasks running on runlog's executors at once
+  int64_t monthly_budget_nanos = 0;  // cost a calendar month (UTC), in nanodollars
+  int64_t weight = 1;                // its share of the executors against other accounts' (never 0)
 };
 
 // The built-in plans: free, basic, pro, agency, internal.

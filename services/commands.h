@@ -72,8 +72,9 @@ struct Heartbeat {
 struct CompleteTask {
   Caller caller;
   LeaseRef lease;
-  std::string result;  // canonical JSON
-  int64_t tokens = 0;  // usage.tokens the worker reports
+  std::string result;          // canonical JSON
+  events::Usage usage;         // what the worker reports (usage: tokens, model, cost_usd)
+  bool cost_reported = false;  // usage.cost_usd was given: it is not priced
 };
 
 struct FailTask {
@@ -82,6 +83,8 @@ struct FailTask {
   std::string error;  // canonical JSON {"code","message"}
   bool retryable = false;
   std::string failure;  // canonical {"code","index","message","step"}, or empty
+  events::Usage usage;  // as CompleteTask's
+  bool cost_reported = false;
 };
 
 // An executor records a step before it runs it (the lease is extended to
@@ -102,7 +105,7 @@ struct FinishStep {
   bool ok = false;
   std::string output;  // canonical JSON object, or empty
   std::string error_code, error_message;
-  int64_t tokens = 0;
+  events::Usage usage;  // the tool's: tokens and model, sandbox CPU time; priced by the writer
   int64_t duration_ms = 0;
   bool sandboxed = false;
 };

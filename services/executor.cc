@@ -199,7 +199,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     finish.output = outcome.output;
     finish.error_code = outcome.error_code;
     finish.error_message = outcome.error_message;
-    finish.tokens = outcome.tokens;
+    finish.usage = outcome.usage;
     finish.sandboxed = outcome.sandboxed;
     finish.duration_ms = static_cast<int64_t>(seconds * 1000);
     if (options_.on_step) options_.on_step(tool_name, seconds, outcome.ok, outcome.sandboxed);

@@ -127,8 +127,13 @@ Status PartitionWriter::Recover(const events::Event& event) {
     }
     it = tasks_.emplace(event.aggregate_id, std::move(task)).first;
   }
+  const int64_t cost_before = it->second.cost_nanos;
   if (auto s = ApplyEvent(it->second, event); !s) return s;
   dirty_.insert(event.aggregate_id);
+  if (const int64_t cost = it->second.cost_nanos - cost_before; cost != 0) {
+    Quotas::Bump(counted_[event.tenant_id], Quotas::kCostPerMonth, event.timestamp_ms, cost);
+    counted_dirty_.insert(event.tenant_id);
+  }
   // This partition's share of the quotas' counts, as the live writer counted it.
   const bool worker_claim = event.type == "task.claimed" && !it->second.lease.key_id.empty();
   if (event.type == "task.created" || worker_claim) {
@@ -165,9 +170,12 @@ Status PartitionWriter::LoadCheckpointEntry(
     return {};
   }
   if (key.starts_with(kCounted)) {
-    if (value.size() != 32) return Fail(codes::kInvalidArgument, "a count entry is malformed");
+    // Two counters before costs were counted, three since.
+    if (value.size() != 32 && value.size() != 16 * Quotas::kCounters) {
+      return Fail(codes::kInvalidArgument, "a count entry is malformed");
+    }
     Quotas::Slots& slots = counted_[std::string(key.substr(kCounted.size()))];
-    for (size_t i = 0; i < slots.size(); ++i) {
+    for (size_t i = 0; i < value.size() / 16; ++i) {
       slots[i] = {static_cast<int64_t>(events::GetLittleEndian(value.substr(16 * i, 8))),
                   static_cast<int64_t>(events::GetLittleEndian(value.substr(16 * i + 8, 8)))};
     }
@@ -319,9 +327,11 @@ std::string PartitionWriter::StateForTest() {
   std::vector<std::string> lines;
   for (const auto& [id, task] : tasks_) lines.push_back("live " + events::TaskToJson(task));
   for (const auto& [tenant, slots] : counted_) {
-    lines.push_back("counted " + tenant + " " + std::to_string(slots[0].start) + " " +
-                    std::to_string(slots[0].count) + " " + std::to_string(slots[1].start) + " " +
-                    std::to_string(slots[1].count));
+    std::string line = "counted " + tenant;
+    for (const Quotas::Slot& slot : slots) {
+      line += " " + std::to_string(slot.start) + " " + std::to_string(slot.count);
+    }
+    lines.push_back(std::move(line));
   }
   for (const std::string& id : ready_.Ids()) {
     if (tasks_.contains(id)) continue;
@@ -352,8 +362,10 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
   }
   if (options_.quotas != nullptr) {
     for (const auto& [tenant, slots] : counted_) {
-      options_.quotas->Add(tenant, Quotas::kTasksPerMonth, slots[0].start, slots[0].count);
-      options_.quotas->Add(tenant, Quotas::kClaimsPerHour, slots[1].start, slots[1].count);
+      for (size_t i = 0; i < slots.size(); ++i) {
+        options_.quotas->Add(tenant, static_cast<Quotas::Counter>(i), slots[i].start,
+                             slots[i].count);
+      }
     }
   }
   for (const auto& [id, spilled] : spilled_) queued.push_back({&id, spilled});
@@ -448,6 +460,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
   if (!live) return std::unexpected(live.error());
   Task& task = **live;
   const events::Lease lease_before = task.lease;
+  const int64_t cost_before = task.cost_nanos;
   Status decided = std::visit(
       [&](auto& c) -> Status {
         using T = std::decay_t<decltype(c)>;
@@ -468,6 +481,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
       command);
   Result<CommandResult> result =
       decided ? Result<CommandResult>(Answered(task, prepare)) : std::unexpected(decided.error());
+  CountCost(task.tenant_id, task.cost_nanos - cost_before);
   Track(task, lease_before, batch);  // may retire the task: last
   return result;
 }
@@ -501,6 +515,12 @@ Result<CommandResult> PartitionWriter::Create(const CreateTask& c, const Prepare
   if (options_.quotas != nullptr) {
     const Plan* plan = c.caller.plan.empty() ? nullptr : &PlanNamed(c.caller.plan);
     const int64_t limit = plan != nullptr ? plan->tasks_per_month : 0;
+    if (plan != nullptr && plan->monthly_budget_nanos > 0) {
+      if (const int64_t spent = options_.quotas->Count(tenant, Quotas::kCostPerMonth, now);
+          spent >= plan->monthly_budget_nanos) {
+        return BudgetExceeded(*plan, spent, now);
+      }
+    }
     if (!options_.quotas->TryCount(tenant, Quotas::kTasksPerMonth, now, limit)) {
       return QuotaExceeded(*plan, Quotas::kTasksPerMonth, limit, now);
     }
@@ -534,6 +554,35 @@ std::unexpected<Error> PartitionWriter::QuotaExceeded(const Plan& plan, Quotas::
           .Int("resets_at_ms", resets_at)
           .Int("retry_after_seconds", retry_after)
           .Build());
+}
+
+std::unexpected<Error> PartitionWriter::BudgetExceeded(const Plan& plan, int64_t spent,
+                                                       int64_t now) {
+  const int64_t resets_at = Quotas::Window(Quotas::kCostPerMonth, now).second;
+  const int64_t retry_after = (resets_at - now + 999) / 1000;
+  return Fail(codes::kBudgetExceeded,
+              "plan " + plan.name + "'s monthly budget of " +
+                  events::UsdJson(plan.monthly_budget_nanos) + " USD is spent (" +
+                  events::UsdJson(spent) + " USD this month); new tasks are refused until " +
+                  "the month ends, in " + std::to_string(retry_after) + " s, or the plan changes",
+              events::Payload()
+                  .Str("plan", plan.name)
+                  .Raw("monthly_budget_usd", events::UsdJson(plan.monthly_budget_nanos))
+                  .Raw("spent_usd", events::UsdJson(spent))
+                  .Int("resets_at_ms", resets_at)
+                  .Int("retry_after_seconds", retry_after)
+                  .Build());
+}
+
+void PartitionWriter::CountCost(const std::string& tenant, int64_t nanos) {
+  if (nanos == 0) return;
+  const int64_t now = options_.clock->NowMillis();
+  if (options_.quotas != nullptr) {
+    options_.quotas->Add(tenant, Quotas::kCostPerMonth,
+                         Quotas::Window(Quotas::kCostPerMonth, now).first, nanos);
+  }
+  Quotas::Bump(counted_[tenant], Quotas::kCostPerMonth, now, nanos);
+  counted_dirty_.insert(tenant);
 }
 
 Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCallback& prepare,

@@ -168,6 +168,10 @@ class PartitionWriter {
   // QUOTA_EXCEEDED for `counter` of `plan`, at `limit`, with when it resets.
   static std::unexpected<Error> QuotaExceeded(const Plan& plan, Quotas::Counter counter,
                                               int64_t limit, int64_t now);
+  // BUDGET_EXCEEDED: `plan`'s monthly budget is spent.
+  static std::unexpected<Error> BudgetExceeded(const Plan& plan, int64_t spent, int64_t now);
+  // Counts what a command's events cost `tenant` against its monthly budget.
+  void CountCost(const std::string& tenant, int64_t nanos);
   void ExpireLeases(Batch& batch);
   // The result of a command that succeeded with `task`: if its caller
   // prepares answers, that happens here, and the result then carries only

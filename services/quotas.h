@@ -22,7 +22,9 @@ namespace runlog::services {
 
 class Quotas {
  public:
-  enum Counter { kTasksPerMonth = 0, kClaimsPerHour = 1 };
+  // kCostPerMonth counts nanodollars (events::Usage::cost_nanos), against a monthly budget.
+  enum Counter { kTasksPerMonth = 0, kClaimsPerHour = 1, kCostPerMonth = 2 };
+  static constexpr size_t kCounters = 3;
   // The window [start, end) in Unix ms that `at_ms` falls in.
   static std::pair<int64_t, int64_t> Window(Counter counter, int64_t at_ms);
 
@@ -48,7 +50,7 @@ class Quotas {
     int64_t start = 0;
     int64_t count = 0;
   };
-  using Slots = std::array<Slot, 2>;  // by Counter
+  using Slots = std::array<Slot, kCounters>;  // by Counter
   // Adds one at `at_ms` to `slots`; a later window replaces an earlier one.
   static void Bump(Slots& slots, Counter counter, int64_t at_ms, int64_t n = 1);
 

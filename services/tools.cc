@@ -596,6 +596,7 @@ class SandboxTool : public Tool {
       if (events::Canonicalize(candidate)) o.output = std::move(candidate);
     }
     o.sandboxed = true;
+    o.usage.sandbox_cpu_ms = outcome->cpu_ms;
     if (outcome->timed_out) {
       o.timed_out = true;
       o.error_code = codes::kTimeout;

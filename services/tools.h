@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "events/types.h"
 #include "infra/base/json.h"
 
 namespace runlog::sandbox {
@@ -36,7 +37,7 @@ struct ToolOutcome {
   std::string output;  // canonical JSON object, when ok
   std::string error_code;
   std::string error_message;
-  int64_t tokens = 0;
+  events::Usage usage;  // tokens and model (llm), sandbox CPU time; unpriced
   bool sandboxed = false;
   bool timed_out = false;
 };

@@ -54,6 +54,7 @@ enum class NextStep : uint8_t {
   X(kStepOutOfOrder, "STEP_OUT_OF_ORDER", 409, false, kFixRequest)            \
   X(kPayloadTooLarge, "PAYLOAD_TOO_LARGE", 413, false, kFixRequest)           \
   X(kUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415, false, kFixRequest) \
+  X(kBudgetExceeded, "BUDGET_EXCEEDED", 402, true, kRetryLater)               \
   X(kLimitExceeded, "LIMIT_EXCEEDED", 422, false, kFixRequest)                \
   X(kTaskNotReplayable, "TASK_NOT_REPLAYABLE", 422, false, kFixRequest)       \
   X(kInvalidManifest, "INVALID_MANIFEST", 422, false, kFixRequest)            \
@@ -77,6 +78,7 @@ enum class NextStep : uint8_t {
   X(kTaskTimeout, "TASK_TIMEOUT", 422, false, kGetTask)                       \
   X(kQueueTimeout, "QUEUE_TIMEOUT", 422, false, kGetTask)                     \
   X(kTokenLimit, "TOKEN_LIMIT", 422, false, kGetTask)                         \
+  X(kCostLimit, "COST_LIMIT", 422, false, kGetTask)                           \
   X(kSchemaMismatch, "SCHEMA_MISMATCH", 422, false, kFixRequest)              \
   X(kPlanInvalid, "PLAN_INVALID", 422, false, kFixRequest)                    \
   X(kReferenceError, "REFERENCE_ERROR", 422, false, kFixRequest)              \

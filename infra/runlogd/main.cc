@@ -18,6 +18,7 @@
 
 #include "infra/app/application.h"
 #include "services/account_plans.h"
+#include "services/prices.h"
 
 // jemalloc's options when it is linked (decision 0008; ignored otherwise):
 // transparent huge pages for its extents, so RocksDB's memtable arenas fault
@@ -130,6 +131,10 @@ int main(int argc, char** argv) {
   cli.add_option("--plans", plans_file,
                  "a JSON file of account plans and their quotas (docs/tenancy.md); default: "
                  "the built-in table");
+  std::string prices_file;
+  cli.add_option("--prices", prices_file,
+                 "a JSON file of prices: per model and million tokens, per sandbox CPU-second "
+                 "(docs/tenancy.md); default: the built-in table");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -141,14 +146,25 @@ int main(int argc, char** argv) {
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;
-  if (!plans_file.empty()) {
-    std::ifstream in(plans_file);
+  auto read_file = [](const std::string& path, std::string* out) {
+    std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
-    if (!in) return Die("cannot read the plans file " + plans_file);
-    auto plans = services::PlansFromJson(text.str());
+    *out = text.str();
+    return static_cast<bool>(in);
+  };
+  // Both tables are set before any thread reads them.
+  if (std::string text; !plans_file.empty()) {
+    if (!read_file(plans_file, &text)) return Die("cannot read the plans file " + plans_file);
+    auto plans = services::PlansFromJson(text);
     if (!plans) return Die(plans_file + ": " + plans.error().message);
-    services::SetPlanTable(std::move(*plans));  // before any thread reads it
+    services::SetPlanTable(std::move(*plans));
+  }
+  if (std::string text; !prices_file.empty()) {
+    if (!read_file(prices_file, &text)) return Die("cannot read the prices file " + prices_file);
+    auto prices = services::PricesFromJson(text);
+    if (!prices) return Die(prices_file + ": " + prices.error().message);
+    services::SetPriceTable(std::move(*prices));
   }
   auto http_options = api::ParseListen(listen);
   if (!http_options) return Die(http_options.error().message);

@@ -5,6 +5,7 @@
 #include "events/payload.h"
 #include "infra/base/json.h"
 #include "services/plans.h"
+#include "services/prices.h"
 
 namespace runlog::services {
 namespace {
@@ -111,7 +112,7 @@ Status Decider::Create(Task& task, const CreateTask& c, std::vector<events::Even
     Emit(task, events::TaskPlanRejected{c.plan_failures}, out);
     End(task, "",
         ErrorJson(codes::kPlanInvalid, "the plan failed validation; see plan_validation_failures"),
-        "", 0, out);
+        "", {}, out);
     return {};
   }
   // Without a plan the task is one step done by an external worker (tool "agent").
@@ -174,7 +175,7 @@ void Decider::HandOff(Task& t, int64_t index, std::vector<events::Event>& out) {
     const json::Value* step = PlanStep(t, index, plan);
     if (auto input = StepInput(t, index, step); !input) {
       EndFailed(t, input.error().code, index, input.error().message,
-                step != nullptr ? json::String(*step, "tool") : "", 0, out);
+                step != nullptr ? json::String(*step, "tool") : "", {}, out);
       return;
     }
   }
@@ -221,20 +222,18 @@ Status Decider::Heartbeat(Task& t, const services::Heartbeat& c, std::vector<eve
 
 Status Decider::Complete(Task& t, const CompleteTask& c, std::vector<events::Event>& out) {
   if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  const events::Usage usage = Priced(c.usage, c.cost_reported);
   if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
     if (auto s = CheckCanonical(c.result, "the result"); !s) return s;
     const int64_t elapsed = options_.clock->NowMillis() - t.steps[index - 1].started_at_ms;
-    AfterStep(t, index, {true, c.result, "", "", c.tokens, elapsed, false}, out);
+    AfterStep(t, index, {true, c.result, "", "", usage, elapsed, false}, out);
     return {};
   }
-  const int64_t max_tokens = LimitOf(t, "max_tokens");
-  if (max_tokens > 0 && t.tokens_used + c.tokens > max_tokens) {
-    const std::string message = "the step used " + std::to_string(t.tokens_used + c.tokens) +
-                                " tokens; max_tokens is " + std::to_string(max_tokens);
-    EndFailed(t, codes::kTokenLimit, 1, message, "agent", c.tokens, out);
+  if (auto [code, message] = OverLimit(t, usage); code != nullptr) {
+    EndFailed(t, code, 1, message, "agent", usage, out);
     return {};
   }
-  End(t, c.result, "", "", c.tokens, out);
+  End(t, c.result, "", "", usage, out);
   return {};
 }
 
@@ -242,6 +241,7 @@ Status Decider::Fail(Task& t, const FailTask& given, std::vector<events::Event>&
   if (auto s = HeldLease(t, given.caller, given.lease, out); !s) return s;
   FailTask c = given;  // a failure without an error still fails the task
   if (c.error.empty()) c.error = ErrorJson(codes::kTaskFailed, "the worker reported a failure");
+  const events::Usage usage = Priced(c.usage, c.cost_reported);
   if (c.retryable && t.attempt < t.max_attempts) {
     Requeue(t, "retryable_failure", c.error, out);
   } else if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
@@ -250,10 +250,10 @@ Status Decider::Fail(Task& t, const FailTask& given, std::vector<events::Event>&
     const int64_t elapsed = options_.clock->NowMillis() - t.steps[index - 1].started_at_ms;
     AfterStep(t, index,
               {false, "", json::String(scratch.doc(), "code"),
-               json::String(scratch.doc(), "message"), 0, elapsed, false},
+               json::String(scratch.doc(), "message"), usage, elapsed, false},
               out);
   } else {
-    End(t, "", c.error, c.failure, 0, out);
+    End(t, "", c.error, c.failure, usage, out);
   }
   return {};
 }
@@ -289,7 +289,7 @@ void Decider::ExpireLease(Task& t, std::vector<events::Event>& out) {
   if (t.attempt < t.max_attempts) {
     Requeue(t, events::WorkerRunsNext(t) ? "lease_expired" : "executor_lost", error, out);
   } else {
-    End(t, "", error, "", 0, out);
+    End(t, "", error, "", {}, out);
   }
 }
 
@@ -297,7 +297,7 @@ void Decider::QueueTimeout(Task& t, std::vector<events::Event>& out) {
   End(t, "",
       ErrorJson(codes::kQueueTimeout, "nobody claimed the task within max_queue_seconds (" +
                                           std::to_string(LimitOf(t, "max_queue_seconds")) + ")"),
-      "", 0, out);
+      "", {}, out);
 }
 
 Status Decider::StartStep(Task& t, const services::StartStep& c, std::vector<events::Event>& out) {
@@ -337,7 +337,8 @@ Status Decider::FinishStep(Task& t, const services::FinishStep& c,
                                                     " of task " + t.id + " is not running");
   }
   AfterStep(t, c.step_index,
-            {c.ok, c.output, c.error_code, c.error_message, c.tokens, c.duration_ms, c.sandboxed},
+            {c.ok, c.output, c.error_code, c.error_message, Priced(c.usage, false), c.duration_ms,
+             c.sandboxed},
             out);
   return {};
 }
@@ -378,38 +379,53 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
                             .output = end.output,
                             .error = end.ok ? "" : ErrorJson(end.error_code, end.error_message),
                             .error_code = step.error_code,
-                            .tokens = end.tokens,
+                            .usage = end.usage,
                             .duration_ms = end.duration_ms,
                             .sandboxed = end.sandboxed,
                             .step_hash = events::StepHash(step)},
        out);
-  const int64_t max_tokens = LimitOf(t, "max_tokens");
+  const auto [over, over_message] = OverLimit(t, {});
   if (!end.ok) {
     if (!plan_failures.empty()) {
       Emit(t, events::TaskPlanRejected{plan_failures}, out);
     }
-    EndFailed(t, end.error_code, index, end.error_message, step.tool, 0, out);
-  } else if (max_tokens > 0 && t.tokens_used > max_tokens) {
-    const std::string message = "the plan used " + std::to_string(t.tokens_used) +
-                                " tokens; max_tokens is " + std::to_string(max_tokens);
-    EndFailed(t, codes::kTokenLimit, index, message, step.tool, 0, out);
+    EndFailed(t, end.error_code, index, end.error_message, step.tool, {}, out);
+  } else if (over != nullptr) {
+    EndFailed(t, over, index, over_message, step.tool, {}, out);
   } else {
     if (!plan_steps.empty()) Emit(t, events::TaskPlanExtended{plan_steps}, out);
     if (index == t.step_count) {
-      End(t, end.output, "", "", 0, out);
+      End(t, end.output, "", "", {}, out);
     } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w') {
       HandOff(t, index + 1, out);  // executors run consecutive built-in steps themselves
     }
   }
 }
 
+std::pair<const char*, std::string> Decider::OverLimit(const Task& t, const events::Usage& adding) {
+  const int64_t tokens = t.tokens_used + adding.tokens;
+  const int64_t cost = t.cost_nanos + adding.cost_nanos;
+  const char* what = t.executor ? "the plan used " : "the task used ";
+  if (const int64_t max_tokens = LimitOf(t, "max_tokens"); max_tokens > 0 && tokens > max_tokens) {
+    return {codes::kTokenLimit,
+            what + std::to_string(tokens) + " tokens; max_tokens is " + std::to_string(max_tokens)};
+  }
+  if (const int64_t max_cost = CostLimitOf(t); max_cost > 0 && cost > max_cost) {
+    return {codes::kCostLimit,
+            what + events::UsdJson(cost) + " USD; max_cost_usd is " + events::UsdJson(max_cost)};
+  }
+  return {nullptr, ""};
+}
+
 void Decider::EndFailed(Task& t, const std::string& code, int64_t index, const std::string& message,
-                        const std::string& step, int64_t tokens, std::vector<events::Event>& out) {
-  End(t, "", ErrorJson(code, message), FailureJson(code, index, message, step), tokens, out);
+                        const std::string& step, const events::Usage& usage,
+                        std::vector<events::Event>& out) {
+  End(t, "", ErrorJson(code, message), FailureJson(code, index, message, step), usage, out);
 }
 
 void Decider::End(Task& t, const std::string& result, const std::string& error,
-                  const std::string& failure, int64_t tokens, std::vector<events::Event>& out) {
+                  const std::string& failure, const events::Usage& worker_usage,
+                  std::vector<events::Event>& out) {
   const bool succeeded = error.empty();
   const std::string error_code = CodeOf(error);
   // A worker-run task's one step is implied by its claim and its end.
@@ -425,8 +441,8 @@ void Decider::End(Task& t, const std::string& result, const std::string& error,
   const std::string step_hashes = events::HashListJson(mine);
   const std::string task_hash =
       events::TaskHash(t, succeeded ? "succeeded" : "failed", step_hashes, error_code);
-  std::optional<int64_t> usage;
-  if (!t.executor) usage = tokens;
+  std::optional<events::Usage> usage;
+  if (!t.executor) usage = worker_usage;
   std::string replay_json;
   if (!t.replay_of.empty()) {
     json::Document of;
@@ -457,7 +473,7 @@ void Decider::End(Task& t, const std::string& result, const std::string& error,
                                .step_hashes = step_hashes,
                                .task_hash = task_hash,
                                .replay = replay_json,
-                               .tokens = usage},
+                               .usage = usage},
          out);
   } else {
     Emit(t,
@@ -467,7 +483,7 @@ void Decider::End(Task& t, const std::string& result, const std::string& error,
                             .step_hashes = step_hashes,
                             .task_hash = task_hash,
                             .replay = replay_json,
-                            .tokens = usage},
+                            .usage = usage},
          out);
   }
 }

@@ -66,9 +66,15 @@ class Decider {
   struct StepEnd {
     bool ok = false;
     std::string output, error_code, error_message;
-    int64_t tokens = 0, duration_ms = 0;
+    events::Usage usage;  // priced
+    int64_t duration_ms = 0;
     bool sandboxed = false;
   };
+  // The limit on tokens or cost that `t`'s use now passes, as its failure
+  // (TOKEN_LIMIT, COST_LIMIT) and message; an empty code if none. `adding`:
+  // what a worker's end adds to what its steps used.
+  static std::pair<const char*, std::string> OverLimit(const events::Task& t,
+                                                       const events::Usage& adding);
   // The caller's lease on `task`, checked (expired first if its time is up).
   Status HeldLease(events::Task& task, const Caller& caller, const LeaseRef& ref,
                    std::vector<events::Event>& out);
@@ -84,11 +90,11 @@ class Decider {
                std::vector<events::Event>& out);
   // Ends `task` with task.failed, its error {code, message} and failure at step `index`.
   void EndFailed(events::Task& t, const std::string& code, int64_t index,
-                 const std::string& message, const std::string& step, int64_t tokens,
+                 const std::string& message, const std::string& step, const events::Usage& usage,
                  std::vector<events::Event>& out);
   // Ends `task` with task.succeeded (empty `error`) or task.failed, with its hashes.
   void End(events::Task& t, const std::string& result, const std::string& error,
-           const std::string& failure, int64_t tokens, std::vector<events::Event>& out);
+           const std::string& failure, const events::Usage& usage, std::vector<events::Event>& out);
   // Builds the task's next event, applies it, and appends it to `out`.
   void Emit(events::Task& t, const events::EventBody& body, std::vector<events::Event>& out);
 

@@ -643,6 +643,67 @@ TEST_F(ApiTest, UsageViewAnswersArtexionsShapeAndGroups) {
   ExpectError(client_->Get("/v1/usage?group_by=color"), 400, "VALIDATION_ERROR");
 }
 
+// Cost: what workers report is priced by the price table unless they give
+// cost_usd; tasks and the usage view carry it; max_cost_usd ends a task with
+// COST_LIMIT; a plan's monthly budget refuses creates with 402, also after a
+// restart, until the month ends.
+TEST_F(ApiTest, CostIsPricedCappedAndBudgeted) {
+  auto run = [&](const std::string& create, const std::string& usage) {
+    const std::string id = CreateId(create);
+    auto claimed = client_->Post("/v1/tasks/claim", R"({"types":["c"]})");
+    EXPECT_EQ(claimed.status, 200) << claimed.body;
+    auto done = client_->Post("/v1/tasks/" + id + "/complete",
+                              R"({"result":{"ok":true},"usage":)" + usage + "}");
+    EXPECT_EQ(done.status, 200) << done.body;
+    return client_->Get("/v1/tasks/" + id);
+  };
+  // The default model: $1 a million input tokens, $3 output.
+  auto priced = run(R"({"type":"c"})", R"({"input_tokens":1000,"output_tokens":500,"model":"x"})");
+  EXPECT_EQ(priced["cost_usd"].GetDouble(), 0.0025) << priced.body;
+  EXPECT_EQ(priced["tokens_used"].GetInt(), 1500) << priced.body;
+  auto trace = client_->Get("/v1/tasks/" + priced.Str("id") + "/trace");
+  EXPECT_EQ(trace["estimated_cost_usd"].GetDouble(), 0.0025) << trace.body;
+  EXPECT_STREQ(trace["steps"][0]["usage"]["model"].GetString(), "x") << trace.body;
+  auto reported = run(R"({"type":"c"})", R"({"tokens":10,"cost_usd":0.5})");
+  EXPECT_EQ(reported["cost_usd"].GetDouble(), 0.5) << reported.body;
+  auto over = run(R"({"type":"c","limits":{"max_cost_usd":0.01}})", R"({"cost_usd":0.02})");
+  EXPECT_EQ(over.Str("status"), "failed") << over.body;
+  EXPECT_STREQ(over["error"]["code"].GetString(), "COST_LIMIT") << over.body;
+  EXPECT_EQ(over["limits"]["max_cost_usd"].GetDouble(), 0.01) << over.body;
+  ExpectError(client_->Post("/v1/tasks", R"({"type":"c","max_cost_usd":-1})"), 400,
+              "VALIDATION_ERROR");
+  ExpectError(client_->Post("/v1/tasks/x/complete", R"({"usage":{"tokens":"many"}})"), 400,
+              "VALIDATION_ERROR");
+  auto usage = client_->Get("/v1/usage?group_by=none");
+  ASSERT_EQ(usage.status, 200) << usage.body;
+  EXPECT_EQ(usage["total"]["cost_usd"].GetDouble(), 0.5225) << usage.body;
+  EXPECT_EQ(usage["total"]["input_tokens"].GetInt(), 1000) << usage.body;
+  EXPECT_EQ(client_->Get("/v1/tasks/usage")["total_usage_usd"].GetDouble(), 0.5225);
+
+  // Free's budget is $5 a month: spent, a create answers 402 until the month ends.
+  HttpClient anon(server_->url());
+  auto reg = anon.Post("/v1/keys/register", "");
+  ASSERT_EQ(reg.status, 201) << reg.body;
+  HttpClient user(server_->url());
+  user.SetKey(reg.Str("apiKey"));
+  const std::string id = user.Post("/v1/tasks", R"({"type":"c"})").Str("id");
+  ASSERT_EQ(user.Post("/v1/tasks/claim", "{}").status, 200);
+  ASSERT_EQ(user.Post("/v1/tasks/" + id + "/complete", R"({"usage":{"cost_usd":5}})").status, 200);
+  auto refused = user.Post("/v1/tasks", R"({"type":"c"})");
+  ExpectError(refused, 402, "BUDGET_EXCEEDED");
+  EXPECT_EQ(refused["error"]["details"]["spent_usd"].GetDouble(), 5.0) << refused.body;
+  EXPECT_FALSE(refused.headers["retry-after"].empty());
+  EXPECT_STREQ(refused["agent_contract"]["next_actions"][0]["action"].GetString(),
+               "retry_after_wait");
+  server_.reset();
+  server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
+  HttpClient again(server_->url());
+  again.SetKey(reg.Str("apiKey"));
+  ExpectError(again.Post("/v1/tasks", R"({"type":"c"})"), 402, "BUDGET_EXCEEDED");
+  clock_.Advance(32LL * 86'400'000);  // the next month
+  EXPECT_EQ(again.Post("/v1/tasks", R"({"type":"c"})").status, 201);
+}
+
 // Test keys (Artexion's "start with test keys"): rl_test_…, the same API, in
 // a tenant of their own beside the account's live one, not in its usage.
 TEST_F(ApiTest, TestKeysWorkApartFromTheLiveAccount) {

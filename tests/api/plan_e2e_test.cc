@@ -154,6 +154,11 @@ TEST_F(PlanTest, TheSamePlanGivesTheSameHashesAndItsReplayMatches) {
     EXPECT_STREQ(trace["steps"][3]["output"]["stdout"].GetString(), "hi\n");
     EXPECT_STREQ(trace["steps"][3]["output"]["stderr"].GetString(), "err\n");
     EXPECT_EQ(trace["summary"]["sandbox_runs"].GetInt(), 2);
+    // Sandbox CPU time is metered and priced; the built-in steps cost nothing.
+    EXPECT_GT(trace["steps"][2]["usage"]["sandbox_cpu_ms"].GetInt(), 0) << trace.body;
+    EXPECT_GT(trace["steps"][2]["cost_usd"].GetDouble(), 0) << trace.body;
+    EXPECT_EQ(trace["steps"][0]["cost_usd"].GetDouble(), 0) << trace.body;
+    EXPECT_GT(trace["estimated_cost_usd"].GetDouble(), 0) << trace.body;
   }
   EXPECT_EQ(hashes[0].size(), 64u);
   EXPECT_EQ(hashes[0], hashes[1]);

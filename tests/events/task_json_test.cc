@@ -42,8 +42,10 @@ Task EveryFieldSet() {
   t.error_code = "E";
   t.failure = R"({"code":"E"})";
   t.steps.push_back(StepRecord{1, "math", "1", R"({"x":1})", "failed", R"({"y":2})",
-                               R"({"code":"E"})", "E", "abc", 2, 7, true, 10, 20, 10});
+                               R"({"code":"E"})", "E", "abc", 2,
+                               events::Usage{7, 3, 4, "m1", 250, 1500}, true, 10, 20, 10});
   t.tokens_used = 7;
+  t.cost_nanos = 1500;
   t.step_hashes = R"(["abc"])";
   t.task_hash = "def";
   t.replay = R"({"matches":false})";

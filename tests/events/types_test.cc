@@ -34,9 +34,23 @@ TEST(TypesTest, EncodesCanonicalPayloadsAsTheLogHasThem) {
                               .error_code = "X",
                               .step_hashes = "[]",
                               .task_hash = "h",
-                              .tokens = 0}),
+                              .usage = Usage{}}),
             R"({"error":{"code":"X","message":"m"},"failure":null,"step_hashes":[],)"
             R"("task_hash":"h","usage":{"tokens":0}})");
+  // Usage writes what is set; cost in dollars, as the canonical writer prints it.
+  EXPECT_EQ(UsageJson(Usage{.tokens = 30,
+                            .input_tokens = 10,
+                            .output_tokens = 20,
+                            .model = "m",
+                            .sandbox_cpu_ms = 5,
+                            .cost_nanos = 1'500}),
+            R"({"cost_usd":0.0000015,"input_tokens":10,"model":"m","output_tokens":20,)"
+            R"("sandbox_cpu_ms":5,"tokens":30})");
+  EXPECT_EQ(UsdJson(2'000'000'000), "2");
+  EXPECT_EQ(UsdJson(123'456'789), "0.123456789");
+  for (int64_t nanos : {int64_t{1}, int64_t{7}, int64_t{999'999'999}, int64_t{123'456'789'012}}) {
+    EXPECT_EQ(UsageFromJson(UsageJson(Usage{.cost_nanos = nanos})).cost_nanos, nanos) << nanos;
+  }
   EXPECT_EQ(Encode(TaskCancelled{.error = R"({"code":"CANCELLED","message":"c"})"}),
             R"({"error":{"code":"CANCELLED","message":"c"}})");
 }
@@ -60,7 +74,7 @@ TEST(TypesTest, DecodesWhatItEncodes) {
                    .output = "",
                    .error = R"({"code":"TOOL_ERROR","message":"no"})",
                    .error_code = "TOOL_ERROR",
-                   .tokens = 7,
+                   .usage = Usage{.tokens = 7, .model = "m", .cost_nanos = 42},
                    .duration_ms = 12,
                    .sandboxed = true,
                    .step_hash = "sh"},

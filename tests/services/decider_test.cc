@@ -115,7 +115,9 @@ const LeaseRef kWrongLease{"", "lease_bogus", "w1"};
 Heartbeat Beat(Caller who = kWorker, LeaseRef ref = Held()) { return {who, ref}; }
 CompleteTask Done(Caller who = kWorker, LeaseRef ref = Held(),
                   std::string result = R"({"ok":true})", int64_t tokens = 0) {
-  return {who, ref, std::move(result), tokens};
+  CompleteTask c{who, ref, std::move(result)};
+  c.usage.tokens = tokens;
+  return c;
 }
 FailTask Failed(bool retryable, Caller who = kWorker, LeaseRef ref = Held()) {
   return {who, ref, ErrorJson(codes::kTaskFailed, "it broke"), retryable};
@@ -127,7 +129,7 @@ StartStep Start(int64_t index, std::string input = R"({"expression":"1+1"})",
 }
 FinishStep Finish(int64_t index, std::string output = R"({"result":2})", int64_t tokens = 0) {
   FinishStep f{kExecutor, Held("exec-1"), index, true, std::move(output)};
-  f.tokens = tokens;
+  f.usage.tokens = tokens;
   f.duration_ms = 5;
   return f;
 }
