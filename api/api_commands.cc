@@ -278,8 +278,36 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
     c.executor = true;
     c.source = "planner";
   }
+  // Artexion's execute: a task_definition without a plan is planned, by the
+  // built-in planner (`llm_plan`) if this runlogd has a model, else by a
+  // planner worker (docs/plans.md, "Planners").
+  json::Document builtin_plan;
+  if (plan == nullptr && planner == nullptr && c.plan.empty() && !template_plan.IsObject() &&
+      input_field == "task_definition") {
+    c.source = "planner";
+    if (deps_.tools->has_model()) {
+      (void)json::Parse(
+          events::Payload()
+              .Raw("steps",
+                   "[" +
+                       events::Payload()
+                           .Str("tool", "llm_plan")
+                           .Raw("input", events::Payload()
+                                             .Raw("task_definition", R"({"$ref":"/input"})")
+                                             .Int("max_steps", std::max<int64_t>(1, max_steps - 1))
+                                             .Build())
+                           .Build() +
+                       "]")
+              .Build(),
+          &builtin_plan);
+    } else {
+      c.plan = services::kPlannerPlan;
+      c.executor = true;
+    }
+  }
   // The request's plan, else (unless a planner writes it) the manifest's template.
   const json::Value* given = plan != nullptr                              ? plan
+                             : builtin_plan.IsObject()                    ? &builtin_plan
                              : c.plan.empty() && template_plan.IsObject() ? &template_plan
                                                                           : nullptr;
   if (given != nullptr && f.ok()) {
@@ -466,7 +494,7 @@ void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
   events::Payload recorded;
   std::set<int64_t> recorded_steps;
   for (const events::StepRecord& s : t.steps) {
-    if (events::IsWorkerTool(s.tool) && s.status == "succeeded") {
+    if (events::IsRecordedTool(s.tool) && s.status == "succeeded") {
       recorded.Raw(std::to_string(s.index), s.output.empty() ? "{}" : s.output);
       recorded_steps.insert(s.index);
     }
@@ -478,7 +506,7 @@ void Api::ReplayRead(std::shared_ptr<Exchange> x, const std::string& id) {
   // A planner's task replays from its plan step; the recorded plan is appended again.
   if (auto steps = plan.IsObject() ? plan.FindMember("steps") : plan.MemberEnd();
       steps != plan.MemberEnd() && steps->value.IsArray() && !steps->value.Empty() &&
-      json::String(steps->value[0], "tool") == "plan") {
+      events::IsPlannerTool(json::String(steps->value[0], "tool"))) {
     while (steps->value.Size() > 1) steps->value.PopBack();
   }
   auto checked =

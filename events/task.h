@@ -116,6 +116,14 @@ int64_t NextStep(const Task& task);
 
 // Tools whose steps external workers run through the claim protocol.
 inline bool IsWorkerTool(std::string_view tool) { return tool == "agent" || tool == "plan"; }
+// A step whose output is a plan, checked and appended after it: a planner
+// agent's (`plan`) or the built-in planner's (`llm_plan`).
+inline bool IsPlannerTool(std::string_view tool) { return tool == "plan" || tool == "llm_plan"; }
+// A step whose output a replay reuses instead of running it again: what a
+// worker or a model answered.
+inline bool IsRecordedTool(std::string_view tool) {
+  return IsWorkerTool(tool) || tool == "llm" || tool == "llm_plan";
+}
 
 // True when the task's next step is an external worker's: the whole task of a
 // worker-run plan, or a worker step of an executor-run plan.

@@ -185,7 +185,7 @@ Result<PlanCheck> CheckPlan(const json::Value& plan, int64_t max_steps, const To
         failures.Add(index, path + "/tool_version", codes::kToolVersionMismatch,
                      "this runlogd has " + name + " version " + version + ", not " + wanted);
       }
-      if (name == "plan" && (index != 1 || count != 1)) {
+      if (events::IsPlannerTool(name) && (index != 1 || count != 1)) {
         failures.Add(index, path + "/tool", codes::kUnsupportedPlan,
                      "a plan step must be its plan's only step; the plan it returns follows it");
       }

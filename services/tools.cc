@@ -5,10 +5,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "events/canonical_json.h"
 #include "events/payload.h"
+#include "events/task.h"
 #include "sandbox/sandbox.h"
+#include "services/llm.h"
 
 namespace runlog::services {
 namespace {
@@ -501,6 +504,131 @@ class WorkerTool : public Tool {
   std::string_view output_schema_;
 };
 
+// `llm`: one chat completion. Its usage (tokens and model) is the provider's;
+// a replay returns the recorded output and calls nothing.
+class LlmTool : public Tool {
+ public:
+  explicit LlmTool(const LlmClient* llm) : llm_(llm) {}
+  std::string_view name() const override { return "llm"; }
+  std::string_view version() const override { return "1"; }
+  std::string_view input_schema() const override {
+    return R"({"type":"object","additionalProperties":false,
+      "anyOf":[{"required":["prompt"]},{"required":["messages"]}],
+      "properties":{"prompt":{"type":"string","maxLength":200000},
+        "system":{"type":"string","maxLength":200000},
+        "messages":{"type":"array","minItems":1,"maxItems":100,"items":{"type":"object",
+          "required":["role","content"],"additionalProperties":false,
+          "properties":{"role":{"enum":["system","user","assistant"]},
+                        "content":{"type":"string","maxLength":200000}}}},
+        "model":{"type":"string","minLength":1,"maxLength":128},
+        "max_tokens":{"type":"integer","minimum":1,"maximum":1000000}}})";
+  }
+  std::string_view output_schema() const override {
+    return R"({"type":"object","required":["text","model"],
+      "properties":{"text":{"type":"string"},"model":{"type":"string"},
+                    "finish_reason":{"type":"string"}}})";
+  }
+  ToolOutcome Run(const ToolCall& call) const override {
+    if (!call.recorded_output.empty()) return Ok(call.recorded_output);
+    std::vector<LlmMessage> messages;
+    if (std::string system = json::String(*call.input, "system"); !system.empty()) {
+      messages.push_back({"system", std::move(system)});
+    }
+    if (const json::Value* list = json::Find(*call.input, "messages")) {
+      for (const json::Value& m : list->GetArray()) {
+        messages.push_back({json::String(m, "role"), json::String(m, "content")});
+      }
+    }
+    if (const json::Value* prompt = json::Find(*call.input, "prompt")) {
+      messages.push_back({"user", prompt->GetString()});
+    }
+    return Complete(messages, json::String(*call.input, "model"),
+                    json::Int(*call.input, "max_tokens"), call, [](const LlmReply& r) {
+                      Payload p;
+                      p.Str("text", r.text).Str("model", r.model);
+                      if (!r.finish_reason.empty()) p.Str("finish_reason", r.finish_reason);
+                      return Ok(p.Build());
+                    });
+  }
+
+ protected:
+  // Calls the model and makes the outcome of its reply with `done`, with the reply's usage.
+  ToolOutcome Complete(const std::vector<LlmMessage>& messages, const std::string& model,
+                       int64_t max_tokens, const ToolCall& call,
+                       const std::function<ToolOutcome(const LlmReply&)>& done) const {
+    if (llm_ == nullptr) {
+      return Error(codes::kToolError,
+                   "llm: this runlogd has no model endpoint (runlogd --llm-url)");
+    }
+    auto reply = llm_->Chat(messages, model, max_tokens, call.wall, call.cancel);
+    if (!reply) {
+      ToolOutcome o = Error(reply.error().code, reply.error().message);
+      o.timed_out = reply.error().code == codes::kTimeout;
+      return o;
+    }
+    ToolOutcome o = done(*reply);
+    o.usage.input_tokens = reply->input_tokens;
+    o.usage.output_tokens = reply->output_tokens;
+    o.usage.tokens = reply->input_tokens + reply->output_tokens;
+    o.usage.model = reply->model;
+    return o;
+  }
+
+ private:
+  const LlmClient* llm_;
+};
+
+// `llm_plan`: the built-in planner. The model is asked for a plan of the
+// tools this runlogd has, for the task's definition; what it answers is the
+// step's output, which the writer checks like any planner's plan and
+// appends after this step (docs/plans.md, "Planners").
+class LlmPlanTool : public LlmTool {
+ public:
+  LlmPlanTool(const LlmClient* llm, std::string tools) : LlmTool(llm), tools_(std::move(tools)) {}
+  std::string_view name() const override { return "llm_plan"; }
+  std::string_view input_schema() const override {
+    return R"({"type":"object","required":["task_definition"],"additionalProperties":false,
+      "properties":{"task_definition":{},"max_steps":{"type":"integer","minimum":1,"maximum":100},
+                    "model":{"type":"string","minLength":1,"maxLength":128}}})";
+  }
+  std::string_view output_schema() const override {
+    return R"({"type":"object","required":["steps"],"properties":{"steps":{"type":"array"}}})";
+  }
+  ToolOutcome Run(const ToolCall& call) const override {
+    if (!call.recorded_output.empty()) return Ok(call.recorded_output);
+    const int64_t max_steps = json::Int(*call.input, "max_steps", 10);
+    std::string system =
+        "You are runlog's planner. Answer with one JSON object and nothing else: "
+        "{\"steps\": [{\"tool\": <name>, \"input\": <object>}, ...]}, at most " +
+        std::to_string(max_steps) +
+        " steps, run one after another. A step's input may hold {\"$ref\": \"/input/...\"} "
+        "(the task definition) or {\"$ref\": \"/steps/N/output/...\"} (an earlier step's "
+        "output; this planning step is step 1, so the plan's steps are 2, 3, ...). Tools, "
+        "with the JSON Schema of their input:\n" +
+        tools_;
+    const json::Value* definition = json::Find(*call.input, "task_definition");
+    const std::vector<LlmMessage> messages = {
+        {"system", std::move(system)},
+        {"user", "Task definition: " + events::CanonicalText(*definition)}};
+    return Complete(messages, json::String(*call.input, "model"), 0, call, [](const LlmReply& r) {
+      // The plan may come inside a fenced block; the object is taken as it is.
+      const size_t open = r.text.find('{'), close = r.text.rfind('}');
+      auto plan =
+          open != std::string::npos && close != std::string::npos && open < close
+              ? events::Canonicalize(std::string_view(r.text).substr(open, close - open + 1))
+              : Fail(codes::kPlanInvalid, "no object");
+      if (!plan) {
+        return Error(codes::kPlanInvalid,
+                     "llm_plan: the model's answer holds no JSON plan: " + r.text.substr(0, 200));
+      }
+      return Ok(std::move(*plan));
+    });
+  }
+
+ private:
+  std::string tools_;
+};
+
 // `s` as valid UTF-8: each invalid byte becomes U+FFFD (a cap may cut a character).
 std::string ValidUtf8(const std::string& s) {
   std::string out;
@@ -669,7 +797,8 @@ struct ToolRegistry::Entry {
   std::unique_ptr<rapidjson::SchemaDocument> input, output;
 };
 
-ToolRegistry::ToolRegistry(sandbox::Sandbox* sandbox) {
+ToolRegistry::ToolRegistry(sandbox::Sandbox* sandbox, const LlmClient* llm)
+    : has_model_(llm != nullptr) {
   std::vector<std::unique_ptr<Tool>> tools;
   tools.push_back(std::make_unique<MathTool>());
   tools.push_back(std::make_unique<JsonTool>());
@@ -679,6 +808,14 @@ ToolRegistry::ToolRegistry(sandbox::Sandbox* sandbox) {
       "plan", R"({"type":"object","required":["steps"],"properties":{"steps":{"type":"array"}}})"));
   tools.push_back(std::make_unique<SandboxTool>(sandbox, true));
   tools.push_back(std::make_unique<SandboxTool>(sandbox, false));
+  tools.push_back(std::make_unique<LlmTool>(llm));
+  // The planner is told of every tool a plan may use, with its input schema.
+  std::string described;
+  for (const auto& tool : tools) {
+    if (events::IsWorkerTool(tool->name())) continue;
+    described += "- " + std::string(tool->name()) + ": " + std::string(tool->input_schema()) + "\n";
+  }
+  tools.push_back(std::make_unique<LlmPlanTool>(llm, std::move(described)));
   for (auto& tool : tools) {
     auto e = std::make_unique<Entry>();
     const std::string_view in = tool->input_schema(), out = tool->output_schema();

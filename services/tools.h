@@ -25,6 +25,8 @@ class Sandbox;
 
 namespace runlog::services {
 
+class LlmClient;
+
 struct ToolCall {
   const json::Value* input = nullptr;         // resolved, valid against the input schema
   std::chrono::milliseconds wall{0};          // the time the step may take
@@ -64,8 +66,11 @@ std::vector<SchemaProblem> CheckSchema(const rapidjson::SchemaDocument& schema,
 
 class ToolRegistry {
  public:
-  // The built-in tools. Without a sandbox the code tools fail with SANDBOX_ERROR.
-  explicit ToolRegistry(sandbox::Sandbox* sandbox);
+  // The built-in tools. Without a sandbox the code tools fail with
+  // SANDBOX_ERROR; without a model client `llm` and `llm_plan` fail with TOOL_ERROR.
+  explicit ToolRegistry(sandbox::Sandbox* sandbox, const LlmClient* llm = nullptr);
+  // A model is configured: the built-in planner (`llm_plan`) can plan.
+  bool has_model() const { return has_model_; }
   ~ToolRegistry();
 
   const Tool* Find(std::string_view name) const;
@@ -77,6 +82,7 @@ class ToolRegistry {
  private:
   struct Entry;
   std::map<std::string, std::unique_ptr<Entry>, std::less<>> tools_;
+  bool has_model_ = false;
 };
 
 // The largest output (and resolved input) a step may have; past it the step fails.

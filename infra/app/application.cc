@@ -22,8 +22,10 @@ Status Application::Start() {
   if (!config_.sandbox_helper.empty()) {
     sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{config_.sandbox_helper});
   }
-  // Code steps run in the sandbox; plans of built-in tools on the executors.
-  tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get());
+  if (!config_.llm.url.empty()) llm_ = std::make_unique<services::LlmClient>(config_.llm);
+  // Code steps run in the sandbox, model calls through llm_; plans of built-in tools on the
+  // executors.
+  tools_ = std::make_unique<services::ToolRegistry>(sandbox_.get(), llm_.get());
   if (config_.snapshots) {
     auto snapshots = services::SnapshotStore::Open(config_.log.data_dir);
     if (!snapshots) return failed("", snapshots.error());
@@ -99,6 +101,7 @@ void Application::Stop() {
   tasks_.reset();  // its last checkpoint is written as it stops
   snapshots_.reset();
   tools_.reset();
+  llm_.reset();
   sandbox_.reset();
   log_.reset();  // waits for appends in flight
 }

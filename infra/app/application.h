@@ -28,6 +28,7 @@
 #include "sandbox/sandbox.h"
 #include "services/executor.h"
 #include "services/keys.h"
+#include "services/llm.h"
 #include "services/manifests.h"
 #include "services/task_service.h"
 
@@ -41,6 +42,8 @@ struct Config {
   std::chrono::milliseconds executor_lease_margin{30'000};
   // The runlog-sandbox executable; empty: no sandbox, code steps fail.
   std::string sandbox_helper;
+  // The model endpoint of the `llm` tools and the built-in planner; an empty url: none.
+  services::LlmOptions llm;
   // The admin key to make sure of; empty: one is generated if none exists
   // (admin_key_generated() then returns it, once).
   std::string admin_key;
@@ -88,6 +91,7 @@ class Application {
   // In dependency order; Stop() releases them in reverse.
   std::unique_ptr<events::EventLog> log_;
   std::unique_ptr<sandbox::Sandbox> sandbox_;
+  std::unique_ptr<services::LlmClient> llm_;
   std::unique_ptr<services::ToolRegistry> tools_;
   std::unique_ptr<services::SnapshotStore> snapshots_;
   std::unique_ptr<services::TaskService> tasks_;

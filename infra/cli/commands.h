@@ -21,5 +21,7 @@ Runner AddExport(CLI::App& app);
 Runner AddAudit(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
+// `runlog mock-llm`: a stand-in chat-completions provider on loopback.
+Runner AddMockLlm(CLI::App& app);
 
 }  // namespace runlog::cli

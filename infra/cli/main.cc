@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   runners["bench"] = runlog::cli::AddBench(app);
   runners["bench-log"] = runlog::cli::AddBenchLog(app);
   runners["mock-kafka"] = runlog::cli::AddMockKafka(app);
+  runners["mock-llm"] = runlog::cli::AddMockLlm(app);
   runners["rebuild"] = runlog::cli::AddRebuild(app);
   runners["export"] = runlog::cli::AddExport(app);
   runners["audit"] = runlog::cli::AddAudit(app);

@@ -131,6 +131,12 @@ int main(int argc, char** argv) {
   cli.add_option("--plans", plans_file,
                  "a JSON file of account plans and their quotas (docs/tenancy.md); default: "
                  "the built-in table");
+  cli.add_option("--llm-url", config.llm.url,
+                 "an OpenAI-compatible API (POST <url>/chat/completions) for the llm tools and "
+                 "the built-in planner, e.g. https://api.openai.com/v1; its key is read from "
+                 "RUNLOG_LLM_API_KEY");
+  cli.add_option("--llm-model", config.llm.model, "the model of steps that name none")
+      ->capture_default_str();
   std::string prices_file;
   cli.add_option("--prices", prices_file,
                  "a JSON file of prices: per model and million tokens, per sandbox CPU-second "
@@ -146,6 +152,7 @@ int main(int argc, char** argv) {
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;
+  if (const char* key = std::getenv("RUNLOG_LLM_API_KEY")) config.llm.api_key = key;
   auto read_file = [](const std::string& path, std::string* out) {
     std::ifstream in(path);
     std::stringstream text;

@@ -346,7 +346,7 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
   events::StepRecord step = t.steps[index - 1];
   // A planner's plan is checked like a given one; its steps follow the plan step.
   std::string plan_steps, plan_failures;
-  if (end.ok && step.tool == "plan") {
+  if (end.ok && events::IsPlannerTool(step.tool)) {
     json::Document returned;
     Result<PlanCheck> checked =
         options_.tools == nullptr

@@ -17,6 +17,7 @@
 #include "events/embedded_log.h"
 #include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/process.h"
 #include "tests/testing/server.h"
 
 namespace runlog::api {
@@ -585,6 +586,128 @@ TEST_F(PlanTest, AgentTokensOverMaxTokensFailTheTask) {
   auto task = Finished(id);
   EXPECT_EQ(task.Str("status"), "failed");
   EXPECT_STREQ(task["failure"]["code"].GetString(), "TOKEN_LIMIT") << task.body;
+}
+
+// The model endpoint: `runlog mock-llm` runs as its own process on loopback
+// (the provider's double), and runlogd is pointed at it as at a provider.
+constexpr char kArtexionExecute[] = R"J({
+"task_definition": {
+"topic": "Summarize weekly release notes"
+},
+"max_steps": 12,
+"timeout_seconds": 45
+})J";
+
+TEST(ModelEndpoint, ArtexionsExecuteExampleRunsByItselfWithAModel) {
+  runlog::testing::Process mock({RUNLOG_PATH, "mock-llm", "--api-key", "sk-test-123"});
+  auto url = mock.ReadStdoutLine(10s);
+  ASSERT_TRUE(url.has_value()) << mock.DrainStderr();
+  runlog::testing::TempDir dir;
+  infra::SystemClock clock;
+  runlog::testing::TestServer server(dir.path(), clock, [&](app::Config& c) {
+    c.llm = {*url, "sk-test-123", "test-model"};
+  });
+  HttpClient client(server.url());
+  client.SetKey(runlog::testing::kAdminKey);
+  auto Finished = [&](const std::string& id) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    HttpResponse r;
+    do {
+      r = client.Get("/v1/tasks/" + id);
+      const std::string s = r.Str("status");
+      if (s == "succeeded" || s == "failed" || s == "cancelled") break;
+      std::this_thread::sleep_for(20ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return r;
+  };
+
+  // Sent verbatim: the built-in planner asks the model for a plan, the plan
+  // is checked and run, and its `llm` step calls the model again.
+  auto created = client.Post("/api/v1/tasks/execute", kArtexionExecute);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.Str("task_id");
+  auto task = Finished(id);
+  ASSERT_EQ(task.Str("status"), "succeeded") << client.Get("/v1/tasks/" + id + "/trace").body;
+  EXPECT_NE(std::string(task["result"]["result"].GetString()).find("Summarize weekly"),
+            std::string::npos)
+      << task.body;
+  auto trace = client.Get("/v1/tasks/" + id + "/trace");
+  ASSERT_EQ(trace["steps"].Size(), 3u) << trace.body;
+  EXPECT_STREQ(trace["steps"][0]["tool_name"].GetString(), "llm_plan");
+  EXPECT_STREQ(trace["steps"][1]["tool_name"].GetString(), "llm");
+  EXPECT_STREQ(trace["steps"][1]["usage"]["model"].GetString(), "test-model");
+  EXPECT_GT(trace["steps"][1]["usage"]["input_tokens"].GetInt(), 0);
+  EXPECT_GT(trace["summary"]["tokens_used"].GetInt(), 0);
+  EXPECT_GT(trace["estimated_cost_usd"].GetDouble(), 0);
+  EXPECT_GT(task["cost_usd"].GetDouble(), 0) << task.body;
+  // The request (the step's input) and the answer (its output) are on the log.
+  EXPECT_NE(trace.body.find("step.finished"), std::string::npos);
+  EXPECT_EQ(trace.body.find("sk-test-123"), std::string::npos) << "the key is never recorded";
+  auto usage = client.Get("/api/v1/tasks/usage");
+  EXPECT_EQ(usage["monthly_task_executions"].GetInt(), 1) << usage.body;
+  EXPECT_EQ(usage["total_usage_usd"].GetDouble(), task["cost_usd"].GetDouble()) << usage.body;
+
+  // A replay reuses the recorded answers: the same hashes, no model call, no cost.
+  auto replay = client.Post("/v1/tasks/" + id + "/replay", "");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Finished(replay.Str("id"));
+  EXPECT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  EXPECT_TRUE(replayed["replay"]["matches"].GetBool()) << replayed.body;
+  EXPECT_EQ(replayed["cost_usd"].GetDouble(), 0) << replayed.body;
+
+  // A plan may call the model itself.
+  auto direct = client.Post(
+      "/v1/tasks",
+      R"J({"plan":{"steps":[{"tool":"llm","input":{"prompt":"hi","max_tokens":5}}]}})J");
+  ASSERT_EQ(direct.status, 201) << direct.body;
+  auto answered = Finished(direct.Str("id"));
+  EXPECT_EQ(answered.Str("status"), "succeeded") << answered.body;
+  EXPECT_STREQ(answered["result"]["text"].GetString(), "mock answer: hi");
+}
+
+TEST(ModelEndpoint, AProviderRefusalFailsTheStepAndNoModelMeansAPlannerWorker) {
+  runlog::testing::Process mock({RUNLOG_PATH, "mock-llm", "--api-key", "sk-right"});
+  auto url = mock.ReadStdoutLine(10s);
+  ASSERT_TRUE(url.has_value()) << mock.DrainStderr();
+  runlog::testing::TempDir dir;
+  infra::SystemClock clock;
+  {
+    runlog::testing::TestServer server(dir.path(), clock, [&](app::Config& c) {
+      c.llm = {*url, "sk-wrong-456", "test-model"};
+    });
+    HttpClient client(server.url());
+    client.SetKey(runlog::testing::kAdminKey);
+    const std::string id = client.Post("/api/v1/tasks/execute", kArtexionExecute).Str("task_id");
+    HttpResponse task;
+    for (int i = 0; i < 500 && task.Str("status") != "failed"; ++i) {
+      std::this_thread::sleep_for(20ms);
+      task = client.Get("/v1/tasks/" + id);
+    }
+    ASSERT_EQ(task.Str("status"), "failed") << task.body;
+    EXPECT_STREQ(task["failure"]["code"].GetString(), "TOOL_ERROR");
+    EXPECT_STREQ(task["failure"]["step"].GetString(), "llm_plan");
+    EXPECT_NE(std::string(task["failure"]["message"].GetString()).find("HTTP 401"),
+              std::string::npos)
+        << task.body;
+    EXPECT_EQ(client.Get("/v1/tasks/" + id + "/trace").body.find("sk-wrong-456"),
+              std::string::npos);
+  }
+  // Without a model the same request waits for a planner worker, and says so.
+  runlog::testing::TempDir dir2;
+  runlog::testing::TestServer server(dir2.path(), clock);
+  HttpClient client(server.url());
+  client.SetKey(runlog::testing::kAdminKey);
+  auto created = client.Post("/api/v1/tasks/execute", kArtexionExecute);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.Str("status"), "queued");
+  bool await = false;
+  for (const auto& a : created["agent_contract"]["next_actions"].GetArray()) {
+    await = await || std::string(a["action"].GetString()) == "await_worker";
+  }
+  EXPECT_TRUE(await) << created.body;
+  auto claimed = client.Post("/v1/tasks/claim", "{}");
+  ASSERT_EQ(claimed.status, 200) << claimed.body;
+  EXPECT_STREQ(claimed["task"]["plan"]["steps"][0]["tool"].GetString(), "plan") << claimed.body;
 }
 
 // Overwrites the value of one log record in a stopped copy of the log.

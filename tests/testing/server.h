@@ -3,6 +3,7 @@
 // disk, writers, views, projector and the Pistache server on a free loopback
 // port, with an injected clock so leases can expire on demand.
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -18,8 +19,10 @@ inline constexpr char kAdminKey[] = "rl_test_admin_key";
 // runlogd, on a free loopback port with an injected clock.
 class TestServer {
  public:
-  explicit TestServer(const std::string& data_dir, infra::Clock& clock)
-      : app_(ConfigFor(data_dir, clock)) {
+  // `adjust` changes the configuration before the stack starts.
+  explicit TestServer(const std::string& data_dir, infra::Clock& clock,
+                      const std::function<void(app::Config&)>& adjust = {})
+      : app_(ConfigFor(data_dir, clock, adjust)) {
     if (auto s = app_.Start(); !s) throw std::runtime_error(s.error().ToString());
   }
 
@@ -39,7 +42,8 @@ class TestServer {
   }
 
  private:
-  static app::Config ConfigFor(const std::string& data_dir, infra::Clock& clock) {
+  static app::Config ConfigFor(const std::string& data_dir, infra::Clock& clock,
+                               const std::function<void(app::Config&)>& adjust) {
     app::Config config;
     config.log.data_dir = data_dir;
     config.log.partitions = 4;
@@ -49,6 +53,7 @@ class TestServer {
 #endif
     config.admin_key = kAdminKey;
     config.clock = &clock;
+    if (adjust) adjust(config);
     return config;
   }
 
