@@ -189,6 +189,15 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   c.input = input == nullptr ? "{}" : events::CanonicalText(*input);
   c.max_attempts = f.Int({"max_attempts"}, 1, 1, 100);
   c.priority = f.Int({"priority"}, 0, -1000, 1000);
+  // At most max_concurrency tasks with this key run at once (queued ones wait).
+  c.concurrency_key = f.Str({"concurrency_key"}, 128);
+  if (c.concurrency_key.find('\0') != std::string::npos) {
+    f.Problem(codes::kValidationError, "concurrency_key", "may not hold NUL");
+  }
+  c.max_concurrency = f.Int({"max_concurrency"}, c.concurrency_key.empty() ? 0 : 1, 1, 10'000);
+  if (c.concurrency_key.empty() && c.max_concurrency != 0) {
+    f.Problem(codes::kValidationError, "max_concurrency", "needs a concurrency_key");
+  }
   // The agent's manifest for this type: an input schema, a plan template or a planner.
   std::shared_ptr<const Manifest> manifest;
   const TaskTypeSpec* spec = nullptr;

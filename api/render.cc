@@ -125,6 +125,11 @@ void RenderTaskInto(const events::Task& t, Payload& p) {
       .Raw("cost_usd", events::UsdJson(t.cost_nanos))
       .Int("tokens_used", t.tokens_used)
       .Raw("lease", RenderLease(t, 0));
+  if (!t.concurrency_key.empty()) {
+    p.Str("concurrency_key", t.concurrency_key).Int("max_concurrency", t.max_concurrency);
+  } else {
+    p.Raw("concurrency_key", "");
+  }
   if (!t.agent_id.empty()) {
     p.Str("agent_id", t.agent_id);
   } else {

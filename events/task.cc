@@ -92,6 +92,8 @@ struct Applier {
     task.limits = c.limits;
     task.max_attempts = c.max_attempts;
     task.priority = c.priority;
+    task.concurrency_key = c.concurrency_key;
+    task.max_concurrency = c.max_concurrency;
     task.idempotency_key = c.idempotency_key;
     task.request_hash = c.request_hash;
     task.replay_of_task_id = c.replay_of_task_id;
@@ -380,6 +382,8 @@ std::string TaskToJson(const Task& t) {
   w.Key("max_attempts");  // always: it reads back as 1 when left out
   w.Int64(t.max_attempts);
   num("priority", t.priority);
+  str("concurrency_key", t.concurrency_key);
+  num("max_concurrency", t.max_concurrency);
   str("idempotency_key", t.idempotency_key);
   str("request_hash", t.request_hash);
   str("replay_of_task_id", t.replay_of_task_id);
@@ -463,6 +467,8 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.plan = RawMember(d, "plan");
   t.max_attempts = json::Int(d, "max_attempts", 1);
   t.priority = json::Int(d, "priority");
+  t.concurrency_key = json::String(d, "concurrency_key");
+  t.max_concurrency = json::Int(d, "max_concurrency");
   t.idempotency_key = json::String(d, "idempotency_key");
   t.request_hash = json::String(d, "request_hash");
   t.replay_of_task_id = json::String(d, "replay_of_task_id");
@@ -553,6 +559,7 @@ int64_t TaskMemoryBytes(const Task& t) {
                                &t.agent_step_input,
                                &t.agent_step_version,
                                &t.step_runners,
+                               &t.concurrency_key,
                                &t.lease.lease_id,
                                &t.lease.worker_id,
                                &t.lease.key_id,

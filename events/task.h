@@ -63,6 +63,8 @@ struct Task {
   std::string plan;    // canonical JSON object, empty until planned
   int64_t max_attempts = 1;
   int64_t priority = 0;
+  std::string concurrency_key;  // with max_concurrency: how many such tasks run at once
+  int64_t max_concurrency = 0;
   std::string idempotency_key;
   std::string request_hash;
   std::string replay_of_task_id;

@@ -87,7 +87,9 @@ RUNLOG_SCHEMA(TaskCreated, "task.created", Str("type", &TaskCreated::type),
               Str("request_hash", &TaskCreated::request_hash, kOptional),
               Str("replay_of_task_id", &TaskCreated::replay_of_task_id, kOptional),
               Json("replay_of", &TaskCreated::replay_of, kOptional),
-              Json("recorded_outputs", &TaskCreated::recorded_outputs, kOptional));
+              Json("recorded_outputs", &TaskCreated::recorded_outputs, kOptional),
+              Str("concurrency_key", &TaskCreated::concurrency_key, kOptional),
+              Int("max_concurrency", &TaskCreated::max_concurrency, kOptional));
 RUNLOG_SCHEMA(TaskPlanned, "task.planned", Json("plan", &TaskPlanned::plan),
               Json("limits", &TaskPlanned::limits), Str("source", &TaskPlanned::source),
               Str("runner", &TaskPlanned::runner));

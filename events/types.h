@@ -44,6 +44,8 @@ struct TaskCreated {
   int64_t max_attempts = 1, priority = 0;
   std::string idempotency_key, request_hash;
   std::string replay_of_task_id, replay_of, recorded_outputs;  // a replay's
+  std::string concurrency_key;  // tasks with the same key run at most max_concurrency at once
+  int64_t max_concurrency = 0;
   bool operator==(const TaskCreated&) const = default;
 };
 struct TaskPlanned {

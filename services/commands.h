@@ -40,6 +40,8 @@ struct CreateTask {
   std::string source = "request";  // where the plan came from: request, template, planner
   int64_t max_attempts = 1;
   int64_t priority = 0;
+  std::string concurrency_key;  // and how many tasks with it may run at once
+  int64_t max_concurrency = 0;
   std::string idempotency_key;
   std::string request_hash;
   // A replay: the task replayed, its hashes, and the agent outputs to reuse.
@@ -54,6 +56,11 @@ struct ClaimTask {
   std::vector<std::string> types;  // empty: any type
   int64_t lease_ms = 300'000;
   bool executor = false;  // an executor's claim: tasks whose plans runlog runs, of any tenant
+  // An executor's claim: the one queue to take from (ReadyIndex::KeyOf), and
+  // the cap on its tenant's tasks running on executors (0: none); chosen by
+  // the TaskService's fair share. Empty: any executor queue.
+  std::string queue;
+  int64_t tenant_running_limit = 0;
 };
 
 // Heartbeat, complete and fail must come from the lease holder: the lease_id

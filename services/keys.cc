@@ -28,6 +28,7 @@ KeyStore::KeyStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator
 
 void KeyStore::Insert(const std::string& hash, KeyRecord record) {
   if (HasScope(record, "admin")) has_admin_ = true;
+  key_plans_.try_emplace(record.tenant_id, record.plan);
   by_hash_[hash] = std::move(record);
 }
 
@@ -163,6 +164,15 @@ std::string KeyStore::AccountPlan(const std::string& account) const {
   std::lock_guard lock(mu_);
   auto it = account_plans_.find(account);
   return it == account_plans_.end() ? "" : it->second;
+}
+
+std::string KeyStore::PlanOfTenant(const std::string& tenant) const {
+  std::lock_guard lock(mu_);
+  if (auto it = account_plans_.find(AccountOf(tenant)); it != account_plans_.end()) {
+    return it->second;
+  }
+  auto it = key_plans_.find(tenant);
+  return it == key_plans_.end() ? "" : it->second;
 }
 
 Result<std::string> KeyStore::EnsureAdmin(const std::string& configured) {

@@ -58,6 +58,8 @@ class KeyStore {
                 RegisterCallback done, bool test = false);
   // The plan an admin set for `account`, or "" if none.
   std::string AccountPlan(const std::string& account) const;
+  // The plan of `tenant`: its account's, else that of its first key; "" if it has no key.
+  std::string PlanOfTenant(const std::string& tenant) const;
   // Makes sure an admin key exists: `configured` (RUNLOG_ADMIN_KEY) if given,
   // else a generated one. Returns the plaintext of a newly generated key, or "".
   [[nodiscard]] Result<std::string> EnsureAdmin(const std::string& configured);
@@ -86,6 +88,7 @@ class KeyStore {
   // sequence of its account's last account.plan_set (taken when appending).
   std::unordered_map<std::string, std::string> account_plans_;
   std::unordered_map<std::string, uint64_t> plan_sequences_;
+  std::unordered_map<std::string, std::string> key_plans_;  // by tenant: its first key's plan
   struct Window {
     int64_t minute = 0;
     int64_t count = 0;

@@ -358,6 +358,10 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
       if (options_.quotas != nullptr && !task.lease.key_id.empty()) {
         options_.quotas->Hold(task.tenant_id, task.lease.worker_id);
       }
+      if (options_.quotas != nullptr &&
+          (task.lease.key_id.empty() || !task.concurrency_key.empty())) {
+        options_.quotas->Run(task.tenant_id, task.lease.key_id.empty(), task.concurrency_key);
+      }
     }
   }
   if (options_.quotas != nullptr) {
@@ -587,7 +591,18 @@ void PartitionWriter::CountCost(const std::string& tenant, int64_t nanos) {
 
 Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCallback& prepare,
                                              Batch& batch) {
-  const std::string* best = ready_.Best(c.caller.tenant_id, c.types);
+  // A queue whose concurrency key is at its limit is passed over.
+  ReadyIndex::Blocked blocked;
+  if (options_.quotas != nullptr) {
+    blocked = [this](const ReadyIndex::TenantType& key) {
+      const ReadyIndex::Queue q = ReadyIndex::Parse(key);
+      return !q.concurrency_key.empty() && q.max_concurrency > 0 &&
+             options_.quotas->KeyRuns(q.tenant, q.concurrency_key) >= q.max_concurrency;
+    };
+  }
+  const std::string* best = c.executor && !c.queue.empty()
+                                ? ready_.BestIn({"", c.queue})
+                                : ready_.Best(c.caller.tenant_id, c.types, blocked);
   if (best == nullptr) return CommandResult{Task{}, true};
   auto found = Find(std::string(*best));
   if (!found) {
@@ -624,12 +639,24 @@ Result<CommandResult> PartitionWriter::Claim(const ClaimTask& c, const PrepareCa
                       .Build());
     }
   }
+  // A run of the task's concurrency key, and an executor's run of its
+  // tenant; none left: nothing is claimed here (the claim looks elsewhere).
+  const bool executor_run = c.caller.key_id.empty();
+  const bool runs = options_.quotas != nullptr && (executor_run || !task.concurrency_key.empty());
+  auto undo_worker = [&] {
+    if (!worker) return;
+    options_.quotas->Uncount(tenant, Quotas::kClaimsPerHour, now);
+    options_.quotas->Release(tenant, c.worker_id);
+  };
+  if (runs && !options_.quotas->TryRun(task.tenant_id, executor_run, task.concurrency_key,
+                                       task.max_concurrency, c.tenant_running_limit)) {
+    undo_worker();
+    return CommandResult{Task{}, true};
+  }
   const events::Lease lease_before = task.lease;
   if (auto s = decider_.Claim(task, c, batch.events); !s) {
-    if (worker) {
-      options_.quotas->Uncount(tenant, Quotas::kClaimsPerHour, now);
-      options_.quotas->Release(tenant, c.worker_id);
-    }
+    undo_worker();
+    if (runs) options_.quotas->EndRun(task.tenant_id, executor_run, task.concurrency_key);
     return std::unexpected(s.error());
   }
   if (worker) {
@@ -656,10 +683,14 @@ Result<Task*> PartitionWriter::Live(const std::string& id, const std::string& te
 
 void PartitionWriter::Track(Task& task, const events::Lease& before, Batch& batch) {
   dirty_.insert(task.id);
-  // A worker's lease that ended (or was replaced) frees its worker.
-  if (options_.quotas != nullptr && !before.lease_id.empty() && !before.key_id.empty() &&
+  // A lease that ended (or was replaced) frees its worker, and its run (an
+  // executor's lease has no key: Claim).
+  if (options_.quotas != nullptr && !before.lease_id.empty() &&
       before.lease_id != task.lease.lease_id) {
-    options_.quotas->Release(task.tenant_id, before.worker_id);
+    if (!before.key_id.empty()) options_.quotas->Release(task.tenant_id, before.worker_id);
+    if (before.key_id.empty() || !task.concurrency_key.empty()) {
+      options_.quotas->EndRun(task.tenant_id, before.key_id.empty(), task.concurrency_key);
+    }
   }
   const bool ready = task.status == TaskStatus::kQueued;
   if (ready && !ready_.Contains(task.id)) {

@@ -102,6 +102,10 @@ class PartitionWriter {
                              const std::vector<std::string>& types) const {
     return ready_.Front(tenant, types);
   }
+  // The executors' queues with ready tasks here, and their ranks (ReadyIndex::ExecutorFronts).
+  std::vector<std::pair<ReadyIndex::TenantType, ReadyIndex::Rank>> ExecutorFronts() const {
+    return ready_.ExecutorFronts();
+  }
   // One past the last offset whose append was acknowledged to clients.
   uint64_t acked_end() const { return appender_.acked_end(); }
   bool failed() const { return appender_.failed(); }

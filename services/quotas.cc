@@ -88,4 +88,50 @@ int64_t Quotas::WorkersInUse(const std::string& tenant) const {
   return t == leases_.end() ? 0 : static_cast<int64_t>(t->second.size());
 }
 
+namespace {
+std::string TenantKey(const std::string& tenant, const std::string& key) {
+  std::string out = tenant;
+  out.push_back('\0');
+  return out + key;
+}
+}  // namespace
+
+bool Quotas::TryRun(const std::string& tenant, bool executor, const std::string& key,
+                    int64_t key_limit, int64_t tenant_limit) {
+  std::lock_guard lock(mu_);
+  if (executor && tenant_limit > 0) {
+    auto it = executor_runs_.find(tenant);
+    if (it != executor_runs_.end() && it->second >= tenant_limit) return false;
+  }
+  if (!key.empty() && key_limit > 0) {
+    auto it = key_runs_.find(TenantKey(tenant, key));
+    if (it != key_runs_.end() && it->second >= key_limit) return false;
+  }
+  if (executor) ++executor_runs_[tenant];
+  if (!key.empty()) ++key_runs_[TenantKey(tenant, key)];
+  return true;
+}
+
+void Quotas::EndRun(const std::string& tenant, bool executor, const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto drop = [](auto& map, const std::string& k) {
+    auto it = map.find(k);
+    if (it != map.end() && --it->second <= 0) map.erase(it);
+  };
+  if (executor) drop(executor_runs_, tenant);
+  if (!key.empty()) drop(key_runs_, TenantKey(tenant, key));
+}
+
+int64_t Quotas::ExecutorRuns(const std::string& tenant) const {
+  std::lock_guard lock(mu_);
+  auto it = executor_runs_.find(tenant);
+  return it == executor_runs_.end() ? 0 : it->second;
+}
+
+int64_t Quotas::KeyRuns(const std::string& tenant, const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = key_runs_.find(TenantKey(tenant, key));
+  return it == key_runs_.end() ? 0 : it->second;
+}
+
 }  // namespace runlog::services

@@ -45,6 +45,19 @@ class Quotas {
   void Release(const std::string& tenant, const std::string& worker);
   int64_t WorkersInUse(const std::string& tenant) const;
 
+  // Runs: a claim of a task with a concurrency key, or an executor's claim
+  // (a task running on runlog's executors), holds a run until its lease
+  // ends. False (nothing held) if that would pass `key_limit` runs of the
+  // tenant's `key` or `tenant_limit` executor runs of the tenant (0: none).
+  bool TryRun(const std::string& tenant, bool executor, const std::string& key, int64_t key_limit,
+              int64_t tenant_limit);
+  void Run(const std::string& tenant, bool executor, const std::string& key) {
+    (void)TryRun(tenant, executor, key, 0, 0);
+  }
+  void EndRun(const std::string& tenant, bool executor, const std::string& key);
+  int64_t ExecutorRuns(const std::string& tenant) const;
+  int64_t KeyRuns(const std::string& tenant, const std::string& key) const;
+
   // A count and its window, as a writer keeps and checkpoints its own.
   struct Slot {
     int64_t start = 0;
@@ -58,7 +71,9 @@ class Quotas {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Slots> counts_;
   std::unordered_map<std::string, std::unordered_map<std::string, int64_t>>
-      leases_;  // tenant → worker → leases
+      leases_;                                              // tenant → worker → leases
+  std::unordered_map<std::string, int64_t> executor_runs_;  // by tenant
+  std::unordered_map<std::string, int64_t> key_runs_;       // by tenant NUL key
 };
 
 }  // namespace runlog::services

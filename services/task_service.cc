@@ -242,7 +242,8 @@ void TaskService::Submit(Command command, CommandCallback done, PrepareCallback 
   writers_[partition]->Submit(std::move(command), std::move(done), std::move(prepare));
 }
 
-std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
+std::vector<TaskService::Candidate> TaskService::Candidates(const ClaimTask& command) {
+  if (command.executor) return ExecutorCandidates();
   // Highest priority first, then oldest, across partitions as within one.
   std::vector<std::pair<ReadyIndex::Rank, uint32_t>> ranked;
   for (uint32_t p = 0; p < writers_.size(); ++p) {
@@ -250,9 +251,78 @@ std::vector<uint32_t> TaskService::Candidates(const ClaimTask& command) const {
     if (rank != ReadyIndex::kNone) ranked.emplace_back(rank, p);
   }
   std::sort(ranked.begin(), ranked.end());
-  std::vector<uint32_t> out;
-  for (auto& [at, p] : ranked) out.push_back(p);
+  std::vector<Candidate> out;
+  for (auto& [at, p] : ranked) out.push_back({p});
   return out;
+}
+
+const Plan* TaskService::PlanOf(const std::string& tenant) const {
+  if (!plan_of_) return nullptr;
+  const std::string name = plan_of_(tenant);
+  return PlanExists(name) ? &PlanNamed(name) : nullptr;
+}
+
+namespace {
+constexpr uint64_t kStride = uint64_t{1} << 20;  // a weight-1 tenant's pass per task
+}  // namespace
+
+std::vector<TaskService::Candidate> TaskService::ExecutorCandidates() {
+  struct Ready {
+    ReadyIndex::Rank rank;
+    uint32_t partition;
+    std::string queue;
+  };
+  std::unordered_map<std::string, std::vector<Ready>> by_tenant;
+  for (uint32_t p = 0; p < writers_.size(); ++p) {
+    for (auto& [key, rank] : writers_[p]->ExecutorFronts()) {
+      const ReadyIndex::Queue q = ReadyIndex::Parse(key);
+      if (!q.concurrency_key.empty() && q.max_concurrency > 0 &&
+          quotas_.KeyRuns(q.tenant, q.concurrency_key) >= q.max_concurrency) {
+        continue;
+      }
+      by_tenant[q.tenant].push_back({rank, p, key.second});
+    }
+  }
+  struct Turn {
+    uint64_t pass;
+    ReadyIndex::Rank best;
+    const std::string* tenant;
+    int64_t limit;
+  };
+  std::vector<Turn> turns;
+  {
+    std::lock_guard lock(fair_mu_);
+    for (auto& [tenant, ready] : by_tenant) {
+      const Plan* plan = PlanOf(tenant);
+      const int64_t limit = plan != nullptr ? plan->max_concurrent_tasks : 0;
+      if (limit > 0 && quotas_.ExecutorRuns(tenant) >= limit) continue;
+      std::sort(ready.begin(), ready.end(),
+                [](const Ready& a, const Ready& b) { return a.rank < b.rank; });
+      auto it = pass_.find(tenant);
+      const uint64_t pass = std::max(it == pass_.end() ? 0 : it->second, virtual_pass_);
+      turns.push_back({pass, ready.front().rank, &tenant, limit});
+    }
+  }
+  std::sort(turns.begin(), turns.end(), [](const Turn& a, const Turn& b) {
+    return a.pass != b.pass ? a.pass < b.pass : a.best < b.best;
+  });
+  std::vector<Candidate> out;
+  for (const Turn& turn : turns) {
+    for (Ready& r : by_tenant[*turn.tenant]) {
+      out.push_back({r.partition, std::move(r.queue), turn.limit});
+    }
+  }
+  return out;
+}
+
+void TaskService::Charge(const std::string& tenant) {
+  const Plan* plan = PlanOf(tenant);
+  const uint64_t weight = plan != nullptr ? std::max<int64_t>(1, plan->weight) : 1;
+  std::lock_guard lock(fair_mu_);
+  uint64_t& pass = pass_[tenant];
+  const uint64_t start = std::max(pass, virtual_pass_);
+  pass = start + kStride / weight;
+  virtual_pass_ = start;
 }
 
 void TaskService::Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done,
@@ -264,12 +334,15 @@ void TaskService::Claim(ClaimTask command, std::chrono::milliseconds wait, Comma
 }
 
 // Tries `candidates` from `next` on; when they run out, looks again and parks
-// the claim if nothing is ready and its wait has not ended.
-void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates,
+// the claim if nothing is ready and its wait has not ended. A claim that went
+// through two lists without a task parks too: what is ready is held back
+// (its concurrency key is at its limit) or keeps being taken by others.
+void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<Candidate> candidates,
                            size_t next) {
   if (next >= candidates.size()) {
     std::unique_lock lock(waiters_mu_);
-    candidates = Candidates(waiter->command);
+    candidates.clear();
+    if (waiter->rounds++ < 2) candidates = Candidates(waiter->command);
     if (candidates.empty()) {
       if (!stopping_ && !no_parking_ && std::chrono::steady_clock::now() < waiter->deadline) {
         waiters_.push_back(std::move(waiter));
@@ -282,12 +355,17 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t>
     }
     next = 0;
   }
-  const uint32_t p = candidates[next];
+  const Candidate& candidate = candidates[next];
+  ClaimTask command = waiter->command;
+  command.queue = candidate.queue;
+  command.tenant_running_limit = candidate.tenant_running_limit;
   // The writer prepares only a claim that took a task: that one is final.
-  writers_[p]->Submit(
-      waiter->command,
-      [this, waiter, candidates, next](Result<CommandResult> r) {
-        if (r && r->empty) return TryClaim(waiter, candidates, next + 1);  // raced: try the next
+  writers_[candidate.partition]->Submit(
+      std::move(command),
+      [this, waiter, candidates = std::move(candidates), next](Result<CommandResult> r) mutable {
+        if (r && r->empty)
+          return TryClaim(waiter, std::move(candidates), next + 1);  // try the next
+        if (r && waiter->command.executor) Charge(r->task.tenant_id);
         waiter->done(std::move(r));
       },
       waiter->prepare);
@@ -301,7 +379,9 @@ void TaskService::OnReady(const PartitionWriter::ReadyCounts& ready) {
   {
     std::lock_guard lock(waiters_mu_);
     for (const auto& [tenant_type, count] : ready) {
-      const auto& [tenant, type] = tenant_type;
+      const std::string& tenant = tenant_type.first;
+      // A queue by concurrency key is its type's: "type NUL key NUL max".
+      const std::string type = tenant_type.second.substr(0, tenant_type.second.find('\0'));
       int left = count;
       std::erase_if(waiters_, [&](std::shared_ptr<Waiter>& w) {
         const auto& types = w->command.types;
@@ -315,7 +395,10 @@ void TaskService::OnReady(const PartitionWriter::ReadyCounts& ready) {
       });
     }
   }
-  for (auto& w : woken) TryClaim(std::move(w), {}, 0);
+  for (auto& w : woken) {
+    w->rounds = 0;
+    TryClaim(std::move(w), {}, 0);
+  }
 }
 
 // Ends parked claims whose wait is over, and expires leases on time even when

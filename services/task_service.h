@@ -1,8 +1,10 @@
 #pragma once
 // TaskService: the front of the partition writers. It routes each command to
-// the writer of its task's partition, spreads claims over partitions (oldest
-// ready task first) and parks long-polling claims until work arrives or their
-// wait ends. It also recovers every writer from the log at start.
+// the writer of its task's partition, spreads claims over partitions (best
+// ready task first), shares the executors out among tenants (weighted by
+// plan, within each plan's max_concurrent_tasks; docs/decisions/0019) and
+// parks long-polling claims until work arrives or their wait ends. It also
+// recovers every writer from the log at start.
 //
 // Lifecycle: construct, Recover(), Start(); Stop() answers parked claims with
 // nothing, then stops the writers.
@@ -70,6 +72,12 @@ class TaskService {
   void SetCancelListener(std::function<void(const std::string& task_id)> listener) {
     on_cancelled_ = std::move(listener);
   }
+  // The plan of a tenant (services/account_plans.h), or "" for none: its
+  // executor weight and max_concurrent_tasks. Set before Start; without it
+  // every tenant weighs 1, uncapped.
+  void SetPlanResolver(std::function<std::string(const std::string& tenant)> plan_of) {
+    plan_of_ = std::move(plan_of);
+  }
 
   // Checkpoints every writer now (waits until what it covers is durable).
   [[nodiscard]] Status CheckpointAll();
@@ -113,9 +121,24 @@ class TaskService {
     std::chrono::steady_clock::time_point deadline;
     CommandCallback done;
     PrepareCallback prepare;
+    int rounds = 0;  // lists of candidates tried since it last woke: bounds a claim's retries
   };
-  void TryClaim(std::shared_ptr<Waiter> waiter, std::vector<uint32_t> candidates, size_t next);
-  std::vector<uint32_t> Candidates(const ClaimTask& command) const;
+  // Where a claim may find a task: a partition, and for an executor one
+  // queue there and the cap on its tenant's running tasks.
+  struct Candidate {
+    uint32_t partition = 0;
+    std::string queue;
+    int64_t tenant_running_limit = 0;
+  };
+  void TryClaim(std::shared_ptr<Waiter> waiter, std::vector<Candidate> candidates, size_t next);
+  std::vector<Candidate> Candidates(const ClaimTask& command);
+  // An executor's candidates: tenants by fair share (least served for their
+  // weight first), each tenant's queues best first; tenants at their
+  // max_concurrent_tasks and keys at their max_concurrency left out.
+  std::vector<Candidate> ExecutorCandidates();
+  // An executor took a task of `tenant`: its share moves on by 1/weight.
+  void Charge(const std::string& tenant);
+  const Plan* PlanOf(const std::string& tenant) const;
   void OnReady(const PartitionWriter::ReadyCounts& ready);
   void ReapLoop();
   void CheckpointLoop();
@@ -137,8 +160,14 @@ class TaskService {
   bool no_parking_ = false;                       // guarded by waiters_mu_
   std::thread reaper_;
   std::thread checkpointer_;
-  std::mutex checkpoint_mu_;                              // one checkpoint at a time, in order
-  std::function<void(const std::string&)> on_cancelled_;  // set before Start
+  std::mutex checkpoint_mu_;                                // one checkpoint at a time, in order
+  std::function<void(const std::string&)> on_cancelled_;    // set before Start
+  std::function<std::string(const std::string&)> plan_of_;  // set before Start
+  // Stride scheduling of the executors among tenants: each tenant's pass
+  // (what it was served, over its weight) and the pass of the last served.
+  std::mutex fair_mu_;
+  std::unordered_map<std::string, uint64_t> pass_;  // guarded by fair_mu_
+  uint64_t virtual_pass_ = 0;                       // guarded by fair_mu_
 };
 
 }  // namespace runlog::services

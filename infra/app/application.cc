@@ -37,6 +37,8 @@ Status Application::Start() {
   // Keys and manifests append through the writers too: one writer a partition.
   keys_ = std::make_unique<services::KeyStore>(*tasks_, *clock_, ids_);
   manifests_ = std::make_unique<services::ManifestStore>(*tasks_, *clock_, ids_, *tools_);
+  tasks_->SetPlanResolver(
+      [this](const std::string& tenant) { return keys_->PlanOfTenant(tenant); });
   if (auto s = tasks_->Recover(
           [this](const events::Event& e) {
             keys_->Recover(e);

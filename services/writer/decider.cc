@@ -97,7 +97,9 @@ Status Decider::Create(Task& task, const CreateTask& c, std::vector<events::Even
                               .limits = c.limits,
                               .plan = c.plan,
                               .max_attempts = c.max_attempts,
-                              .priority = c.priority};
+                              .priority = c.priority,
+                              .concurrency_key = c.concurrency_key,
+                              .max_concurrency = c.max_concurrency};
   if (!c.idempotency_key.empty()) {
     created.idempotency_key = c.idempotency_key;
     created.request_hash = c.request_hash;

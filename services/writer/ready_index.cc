@@ -1,9 +1,61 @@
 #include "services/writer/ready_index.h"
 
+#include <cstdlib>
+
 namespace runlog::services {
 
+namespace {
+std::string Keyed(std::string head, const events::Task& t) {
+  head.push_back('\0');
+  head += t.concurrency_key;
+  head.push_back('\0');
+  head += std::to_string(t.max_concurrency);
+  return head;
+}
+
+// Calls `fn` with each queue of `tenant` among `types` (any type if empty):
+// a type's plain queue and its queues by concurrency key.
+template <class Map, class Fn>
+void ForQueues(const Map& queues, const std::string& tenant, const std::vector<std::string>& types,
+               Fn&& fn) {
+  if (types.empty()) {
+    for (auto it = queues.lower_bound({tenant, ""});
+         it != queues.end() && it->first.first == tenant; ++it) {
+      fn(*it);
+    }
+    return;
+  }
+  for (const std::string& type : types) {
+    for (auto it = queues.lower_bound({tenant, type});
+         it != queues.end() && it->first.first == tenant && it->first.second.starts_with(type) &&
+         (it->first.second.size() == type.size() || it->first.second[type.size()] == '\0');
+         ++it) {
+      fn(*it);
+    }
+  }
+}
+}  // namespace
+
 ReadyIndex::TenantType ReadyIndex::KeyOf(const events::Task& t) {
-  return events::WorkerRunsNext(t) ? TenantType{t.tenant_id, t.type} : TenantType{};
+  if (!events::WorkerRunsNext(t)) return {"", Keyed(t.tenant_id, t)};
+  return {t.tenant_id, t.concurrency_key.empty() ? t.type : Keyed(t.type, t)};
+}
+
+ReadyIndex::Queue ReadyIndex::Parse(const TenantType& key) {
+  Queue q;
+  q.executor = key.first.empty();
+  const std::string& s = key.second;
+  const size_t a = s.find('\0');
+  (q.executor ? q.tenant : q.type) = s.substr(0, a);
+  if (!q.executor) q.tenant = key.first;
+  if (a != std::string::npos) {
+    const size_t b = s.find('\0', a + 1);
+    q.concurrency_key = s.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+    if (b != std::string::npos) {
+      q.max_concurrency = std::strtoll(s.c_str() + b + 1, nullptr, 10);
+    }
+  }
+  return q;
 }
 
 void ReadyIndex::Add(const std::string& id, const TenantType& where, int64_t priority,
@@ -26,24 +78,22 @@ void ReadyIndex::Remove(const std::string& id) {
 }
 
 const std::string* ReadyIndex::Best(const std::string& tenant,
-                                    const std::vector<std::string>& types) const {
+                                    const std::vector<std::string>& types,
+                                    const Blocked& blocked) const {
   const Entry* best = nullptr;
-  auto consider = [&](const std::set<Entry>& entries) {
-    if (!entries.empty() && (best == nullptr || *entries.begin() < *best)) {
+  ForQueues(ready_, tenant, types, [&](const auto& queue) {
+    const std::set<Entry>& entries = queue.second;
+    if (!entries.empty() && (best == nullptr || *entries.begin() < *best) &&
+        !(blocked && blocked(queue.first))) {
       best = &*entries.begin();
     }
-  };
-  if (types.empty()) {
-    for (auto it = ready_.lower_bound({tenant, ""});
-         it != ready_.end() && it->first.first == tenant; ++it) {
-      consider(it->second);
-    }
-  } else {
-    for (const std::string& type : types) {
-      if (auto it = ready_.find({tenant, type}); it != ready_.end()) consider(it->second);
-    }
-  }
+  });
   return best == nullptr ? nullptr : best->id;
+}
+
+const std::string* ReadyIndex::BestIn(const TenantType& queue) const {
+  auto it = ready_.find(queue);
+  return it == ready_.end() || it->second.empty() ? nullptr : it->second.begin()->id;
 }
 
 namespace {
@@ -92,19 +142,19 @@ ReadyIndex::Rank ReadyIndex::Front(const std::string& tenant,
                                    const std::vector<std::string>& types) const {
   std::lock_guard lock(summary_mu_);
   Rank best = kNone;
-  if (types.empty()) {
-    for (auto it = summary_.lower_bound({tenant, ""});
-         it != summary_.end() && it->first.first == tenant; ++it) {
-      best = std::min(best, it->second);
-    }
-  } else {
-    for (const std::string& type : types) {
-      if (auto it = summary_.find({tenant, type}); it != summary_.end()) {
-        best = std::min(best, it->second);
-      }
-    }
-  }
+  ForQueues(summary_, tenant, types,
+            [&](const auto& queue) { best = std::min(best, queue.second); });
   return best;
+}
+
+std::vector<std::pair<ReadyIndex::TenantType, ReadyIndex::Rank>> ReadyIndex::ExecutorFronts()
+    const {
+  std::lock_guard lock(summary_mu_);
+  std::vector<std::pair<TenantType, Rank>> out;
+  for (auto it = summary_.begin(); it != summary_.end() && it->first.first.empty(); ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
 }
 
 }  // namespace runlog::services

@@ -2,13 +2,17 @@
 // ReadyIndex: which tasks of a partition wait to be claimed, and when the
 // leases of its running tasks expire. A claim takes the best ready task of
 // the types it asks for: highest priority first, then the one that became
-// ready first. Tasks an executor runs next wait under the empty (tenant, type).
+// ready first. Tasks an executor runs next wait in queues of their own, one
+// per tenant (and concurrency key), so that executors can share themselves
+// out among tenants (TaskService); a task with a concurrency key waits in a
+// queue of that key, which a claim skips while the key is at its limit.
 //
 // Lifecycle and thread contract: owned by one PartitionWriter and used under
 // its lock, except Front (the published summary, any thread).
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,8 +29,19 @@ class ReadyIndex {
  public:
   using TenantType = std::pair<std::string, std::string>;
 
-  // Where a ready task waits: its tenant and type, or ("", "") for executors.
+  // Where a ready task waits: (tenant, type) for workers, (tenant, type NUL
+  // key NUL max) with a concurrency key; ("", tenant NUL key NUL max) for
+  // executors (key empty and max 0 without one).
   static TenantType KeyOf(const events::Task& task);
+  struct Queue {
+    std::string tenant, type;  // type: empty for executors
+    std::string concurrency_key;
+    int64_t max_concurrency = 0;
+    bool executor = false;
+  };
+  static Queue Parse(const TenantType& key);
+  // True: the queue is not to be claimed from now (its concurrency key is at its limit).
+  using Blocked = std::function<bool(const TenantType&)>;
 
   bool Contains(const std::string& id) const { return where_.contains(id); }
   // Adds a ready task (behind every task already ready at its priority).
@@ -36,8 +51,12 @@ class ReadyIndex {
   // The same, for a task known by its index entry alone (its body parked on disk).
   void Add(const std::string& id, const TenantType& where, int64_t priority, int64_t queued_at_ms);
   void Remove(const std::string& id);
-  // The best ready task of `tenant` among `types` (any type if empty), or null.
-  const std::string* Best(const std::string& tenant, const std::vector<std::string>& types) const;
+  // The best ready task of `tenant` among `types` (any type if empty) in a
+  // queue not `blocked`, or null.
+  const std::string* Best(const std::string& tenant, const std::vector<std::string>& types,
+                          const Blocked& blocked = {}) const;
+  // The best ready task of one queue, or null.
+  const std::string* BestIn(const TenantType& queue) const;
   size_t size() const { return where_.size(); }
   std::vector<std::string> Ids() const {
     std::vector<std::string> ids;
@@ -79,6 +98,8 @@ class ReadyIndex {
   void Publish();
   // The best rank among `tenant`'s queues of `types` (any type if empty), or kNone.
   Rank Front(const std::string& tenant, const std::vector<std::string>& types) const;
+  // The executors' queues with ready tasks, and their ranks, as last published.
+  std::vector<std::pair<TenantType, Rank>> ExecutorFronts() const;
 
  private:
   // A ready task in its queue: ordered by priority, then by when it was

@@ -710,6 +710,136 @@ TEST(ModelEndpoint, AProviderRefusalFailsTheStepAndNoModelMeansAPlannerWorker) {
   EXPECT_STREQ(claimed["task"]["plan"]["steps"][0]["tool"].GetString(), "plan") << claimed.body;
 }
 
+// Fairness and concurrency. Each test asserts an order or a count of tasks
+// running at once, read from the tasks' recorded times, not a duration.
+namespace fairness {
+
+// A plan of one sandboxed step sleeping `seconds`, with `extra` fields.
+std::string Sleeper(double seconds, const std::string& extra = "") {
+  return R"J({"type":"sleep",)J" + extra +
+         R"J("plan":{"steps":[{"tool":"python_sandbox","input":{"code":"import time\ntime.sleep()J" +
+         std::to_string(seconds) + R"J()"}}]}})J";
+}
+
+struct Span {
+  std::string start, end;  // ISO times, comparable as strings
+};
+
+// The most tasks of `spans` that ran at the same moment.
+int MostAtOnce(std::vector<Span> spans) {
+  std::vector<std::pair<std::string, int>> edges;
+  for (const Span& s : spans) {
+    edges.push_back({s.start, 1});
+    edges.push_back({s.end, -1});
+  }
+  std::sort(edges.begin(), edges.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second < b.second;  // ends first
+  });
+  int now = 0, most = 0;
+  for (const auto& [at, d] : edges) most = std::max(most, now += d);
+  return most;
+}
+
+// Waits until `ids` have all ended; their execution spans.
+std::vector<Span> Spans(HttpClient& client, const std::vector<std::string>& ids) {
+  std::vector<Span> spans;
+  for (const std::string& id : ids) {
+    HttpResponse r;
+    for (int i = 0; i < 600; ++i) {
+      r = client.Get("/v1/tasks/" + id);
+      if (r.Str("status") == "succeeded" || r.Str("status") == "failed") break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(r.Str("status"), "succeeded") << r.body;
+    if (r["execution_started_at"].IsString() && r["execution_finished_at"].IsString()) {
+      spans.push_back(
+          {r["execution_started_at"].GetString(), r["execution_finished_at"].GetString()});
+    }
+  }
+  return spans;
+}
+
+}  // namespace fairness
+
+TEST_F(PlanTest, AConcurrencyKeyHoldsWorkerTasksBackWithoutBlockingOthers) {
+  std::vector<std::string> keyed;
+  for (int i = 0; i < 2; ++i) {
+    auto r = client_->Post("/v1/tasks", R"J({"type":"k","concurrency_key":"user-7"})J");
+    ASSERT_EQ(r.status, 201) << r.body;
+    EXPECT_EQ(r["max_concurrency"].GetInt(), 1) << r.body;
+    keyed.push_back(r.Str("id"));
+  }
+  const std::string plain = client_->Post("/v1/tasks", R"J({"type":"k"})J").Str("id");
+  auto first = client_->Post("/v1/tasks/claim", R"J({"types":["k"]})J");
+  ASSERT_EQ(first.Str("id"), keyed[0]) << first.body;
+  // user-7 is at its limit: the claim passes its queue over.
+  auto second = client_->Post("/v1/tasks/claim", R"J({"types":["k"]})J");
+  EXPECT_EQ(second.Str("id"), plain) << second.body;
+  auto none = client_->Post("/v1/tasks/claim", R"J({"types":["k"]})J");
+  EXPECT_TRUE(none["task"].IsNull()) << none.body;
+  ASSERT_EQ(client_->Post("/v1/tasks/" + keyed[0] + "/complete", "{}").status, 200);
+  EXPECT_EQ(client_->Post("/v1/tasks/claim", R"J({"types":["k"]})J").Str("id"), keyed[1]);
+  auto bad = client_->Post("/v1/tasks", R"J({"type":"k","max_concurrency":2})J");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+}
+
+TEST(Fairness, PlanCapsAndConcurrencyKeysBoundTheTasksRunningOnExecutors) {
+  runlog::testing::TempDir dir;
+  infra::SystemClock clock;
+  runlog::testing::TestServer server(dir.path(), clock,
+                                     [](app::Config& c) { c.executor_slots = 3; });
+  HttpClient admin(server.url());
+  admin.SetKey(runlog::testing::kAdminKey);
+  // Internal, uncapped: with max_concurrency 1 its keyed tasks run one at a time.
+  std::vector<std::string> keyed;
+  for (int i = 0; i < 3; ++i) {
+    auto r = admin.Post("/v1/tasks",
+                        fairness::Sleeper(0.3, R"J("concurrency_key":"q","max_concurrency":1,)J"));
+    ASSERT_EQ(r.status, 201) << r.body;
+    keyed.push_back(r.Str("id"));
+  }
+  EXPECT_EQ(fairness::MostAtOnce(fairness::Spans(admin, keyed)), 1);
+  // A free account's plan allows 2 tasks on the executors at once, of 3 executors.
+  HttpClient user(server.url());
+  user.SetKey(server.KeyWithScopes("acct_free", {"read", "write"}, "free"));
+  std::vector<std::string> capped;
+  for (int i = 0; i < 4; ++i) {
+    auto r = user.Post("/v1/tasks", fairness::Sleeper(0.3));
+    ASSERT_EQ(r.status, 201) << r.body;
+    capped.push_back(r.Str("id"));
+  }
+  EXPECT_EQ(fairness::MostAtOnce(fairness::Spans(user, capped)), 2);
+}
+
+TEST(Fairness, ANewTenantsTaskStartsNextNotAfterTheBacklog) {
+  runlog::testing::TempDir dir;
+  infra::SystemClock clock;
+  runlog::testing::TestServer server(dir.path(), clock);  // 2 executors
+  HttpClient a(server.url());
+  a.SetKey(runlog::testing::kAdminKey);
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 12; ++i) {
+    auto r = a.Post("/v1/tasks", fairness::Sleeper(0.3));
+    ASSERT_EQ(r.status, 201) << r.body;
+    backlog.push_back(r.Str("id"));
+  }
+  std::this_thread::sleep_for(100ms);  // A's first two are running
+  HttpClient b(server.url());
+  b.SetKey(server.KeyWithScopes("acct_b", {"read", "write"}, "basic"));
+  auto created = b.Post("/v1/tasks", fairness::Sleeper(0.1));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string b_start = fairness::Spans(b, {created.Str("id")}).at(0).start;
+  const std::string b_created = created["created_at"].GetString();
+  // First come, first served, B would wait for ten of A's tasks; shared out,
+  // it takes the next executor that frees up (at most one per executor may
+  // have been claimed while B's create was in flight).
+  int started_between = 0;
+  for (const fairness::Span& s : fairness::Spans(a, backlog)) {
+    started_between += s.start > b_created && s.start < b_start;
+  }
+  EXPECT_LE(started_between, 2) << "B started at " << b_start;
+}
+
 // Overwrites the value of one log record in a stopped copy of the log.
 void RewriteRecord(const std::string& data_dir, uint32_t partition, uint64_t offset,
                    const std::function<void(std::string&)>& change) {

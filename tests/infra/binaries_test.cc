@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "projections/views.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -250,6 +251,70 @@ TEST(Runlogd, AnExecutorKilledMidStepIsRetriedFromThatStep) {
   EXPECT_STREQ(trace["steps"][1]["output"]["stdout"].GetString(), "done\n");
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0);
+}
+
+// `runlog rebuild` rebuilds the usage view, with costs, byte for byte as it
+// was built while the tasks ran: a model's steps (through `runlog mock-llm`)
+// and a worker's reported usage.
+TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
+  TempDir dir;
+  Process mock({RUNLOG_PATH, "mock-llm"});
+  auto llm = mock.ReadStdoutLine(10s);
+  ASSERT_TRUE(llm.has_value()) << mock.DrainStderr();
+  ::setenv("RUNLOG_ADMIN_KEY", "rl_admin_rebuild", 1);
+  auto usage_rows = [&] {
+    auto views = projections::Views::Open(dir / "data");
+    EXPECT_TRUE(views.has_value());
+    std::vector<std::pair<std::string, std::string>> rows;
+    if (!views) return rows;
+    auto dump = (*views)->Dump();
+    EXPECT_TRUE(dump.has_value());
+    if (!dump) return rows;
+    for (const auto& row : *dump) {
+      if (row.first.starts_with("u")) rows.push_back(row);
+    }
+    return rows;
+  };
+  {
+    Process server(
+        {RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", dir / "data", "--llm-url", *llm});
+    const std::string base = WaitServing(server);
+    ASSERT_FALSE(base.empty()) << server.DrainStderr();
+    runlog::testing::HttpClient client(base);
+    client.SetKey("rl_admin_rebuild");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+      auto r = client.Post("/api/v1/tasks/execute",
+                           R"({"task_definition":{"topic":"t)" + std::to_string(i) + R"("}})");
+      ASSERT_EQ(r.status, 201) << r.body;
+      ids.push_back(r.Str("id"));
+    }
+    ASSERT_EQ(
+        client.Post("/v1/tasks", R"({"type":"w","plan":{"steps":[{"tool":"agent"}]}})").status,
+        201);
+    auto claimed = client.Post("/v1/tasks/claim", R"({"types":["w"]})");
+    ASSERT_EQ(claimed.status, 200) << claimed.body;
+    ASSERT_EQ(client
+                  .Post("/v1/tasks/" + claimed.Str("id") + "/complete",
+                        R"({"usage":{"input_tokens":100,"output_tokens":7,"model":"m"}})")
+                  .status,
+              200);
+    for (const std::string& id : ids) {
+      for (int i = 0; i < 200 && client.Get("/v1/tasks/" + id).Str("status") != "succeeded"; ++i) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    auto usage = client.Get("/v1/usage?group_by=none");
+    EXPECT_GT(usage["total"]["cost_usd"].GetDouble(), 0) << usage.body;
+    EXPECT_EQ(usage["total"]["tasks_succeeded"].GetInt(), 4) << usage.body;
+    server.Signal(SIGTERM);
+    ASSERT_EQ(server.Wait(), 0);
+  }
+  const auto live = usage_rows();
+  EXPECT_GE(live.size(), 2u);
+  Process rebuild({RUNLOG_PATH, "rebuild", "--data", dir / "data"});
+  ASSERT_EQ(rebuild.Wait(), 0) << rebuild.DrainStderr();
+  EXPECT_EQ(usage_rows(), live);
 }
 
 }  // namespace

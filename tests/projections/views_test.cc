@@ -197,7 +197,9 @@ TEST_F(ViewsTest, IncrementalViewsEqualARebuildByteForByte) {
     services::LeaseRef ref{c.task.id, c.task.lease.lease_id, "w"};
     if (i % 3 == 0) {
       Call([&](auto done) {
-        service_->Submit(services::CompleteTask{{"acct_a", "k"}, ref, R"({"i":1})"}, done);
+        services::CompleteTask done_task{{"acct_a", "k"}, ref, R"({"i":1})"};
+        done_task.usage = {.tokens = 30, .input_tokens = 20, .output_tokens = 10, .model = "m"};
+        service_->Submit(std::move(done_task), done);
       });
     } else if (i % 3 == 1) {
       Call([&](auto done) {
