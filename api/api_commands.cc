@@ -289,26 +289,16 @@ void Api::CreateTask(std::shared_ptr<Exchange> x) {
   }
   // Artexion's execute: a task_definition without a plan is planned, by the
   // built-in planner (`llm_plan`) if this runlogd has a model, else by a
-  // planner worker (docs/plans.md, "Planners").
+  // planner worker (docs/plans.md, "The built-in planner").
   json::Document builtin_plan;
   if (plan == nullptr && planner == nullptr && c.plan.empty() && !template_plan.IsObject() &&
       input_field == "task_definition") {
     c.source = "planner";
     if (deps_.tools->has_model()) {
-      (void)json::Parse(
-          events::Payload()
-              .Raw("steps",
-                   "[" +
-                       events::Payload()
-                           .Str("tool", "llm_plan")
-                           .Raw("input", events::Payload()
-                                             .Raw("task_definition", R"({"$ref":"/input"})")
-                                             .Int("max_steps", std::max<int64_t>(1, max_steps - 1))
-                                             .Build())
-                           .Build() +
-                       "]")
-              .Build(),
-          &builtin_plan);
+      (void)json::Parse(R"({"steps":[{"input":{"max_steps":)" +
+                            std::to_string(std::max<int64_t>(1, max_steps - 1)) +
+                            R"(,"task_definition":{"$ref":"/input"}},"tool":"llm_plan"}]})",
+                        &builtin_plan);
     } else {
       c.plan = services::kPlannerPlan;
       c.executor = true;

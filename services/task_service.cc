@@ -290,17 +290,19 @@ std::vector<TaskService::Candidate> TaskService::ExecutorCandidates() {
     int64_t limit;
   };
   std::vector<Turn> turns;
+  for (auto& [tenant, ready] : by_tenant) {
+    const Plan* plan = PlanOf(tenant);
+    const int64_t limit = plan != nullptr ? plan->max_concurrent_tasks : 0;
+    if (limit > 0 && quotas_.ExecutorRuns(tenant) >= limit) continue;
+    std::sort(ready.begin(), ready.end(),
+              [](const Ready& a, const Ready& b) { return a.rank < b.rank; });
+    turns.push_back({0, ready.front().rank, &tenant, limit});
+  }
   {
     std::lock_guard lock(fair_mu_);
-    for (auto& [tenant, ready] : by_tenant) {
-      const Plan* plan = PlanOf(tenant);
-      const int64_t limit = plan != nullptr ? plan->max_concurrent_tasks : 0;
-      if (limit > 0 && quotas_.ExecutorRuns(tenant) >= limit) continue;
-      std::sort(ready.begin(), ready.end(),
-                [](const Ready& a, const Ready& b) { return a.rank < b.rank; });
-      auto it = pass_.find(tenant);
-      const uint64_t pass = std::max(it == pass_.end() ? 0 : it->second, virtual_pass_);
-      turns.push_back({pass, ready.front().rank, &tenant, limit});
+    for (Turn& turn : turns) {
+      auto it = pass_.find(*turn.tenant);
+      turn.pass = std::max(it == pass_.end() ? 0 : it->second, virtual_pass_);
     }
   }
   std::sort(turns.begin(), turns.end(), [](const Turn& a, const Turn& b) {
@@ -355,12 +357,12 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<Candidate
     }
     next = 0;
   }
-  const Candidate& candidate = candidates[next];
+  const uint32_t partition = candidates[next].partition;
   ClaimTask command = waiter->command;
-  command.queue = candidate.queue;
-  command.tenant_running_limit = candidate.tenant_running_limit;
+  command.queue = candidates[next].queue;
+  command.tenant_running_limit = candidates[next].tenant_running_limit;
   // The writer prepares only a claim that took a task: that one is final.
-  writers_[candidate.partition]->Submit(
+  writers_[partition]->Submit(
       std::move(command),
       [this, waiter, candidates = std::move(candidates), next](Result<CommandResult> r) mutable {
         if (r && r->empty)
