@@ -69,8 +69,6 @@ Result<PriceTable> PricesFromJson(std::string_view text) {
 
 void SetPriceTable(PriceTable table) { Table() = std::move(table); }
 
-const PriceTable& Prices() { return Table(); }
-
 int64_t PriceOf(const events::Usage& u) {
   const PriceTable& table = Table();
   auto it = table.models.find(u.model);

@@ -36,7 +36,6 @@ PriceTable DefaultPrices();
 // the sandbox price too if given. INVALID_ARGUMENT names the first problem.
 [[nodiscard]] Result<PriceTable> PricesFromJson(std::string_view text);
 void SetPriceTable(PriceTable table);
-const PriceTable& Prices();
 
 // The cost of `usage` by the table, in nanodollars, ignoring its cost_nanos.
 int64_t PriceOf(const events::Usage& usage);

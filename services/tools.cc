@@ -581,7 +581,7 @@ class LlmTool : public Tool {
 // `llm_plan`: the built-in planner. The model is asked for a plan of the
 // tools this runlogd has, for the task's definition; what it answers is the
 // step's output, which the writer checks like any planner's plan and
-// appends after this step (docs/plans.md, "Planners").
+// appends after this step (docs/plans.md, "The built-in planner").
 class LlmPlanTool : public LlmTool {
  public:
   LlmPlanTool(const LlmClient* llm, std::string tools) : LlmTool(llm), tools_(std::move(tools)) {}
