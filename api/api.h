@@ -18,6 +18,7 @@
 #include "events/event_log.h"
 #include "events/payload.h"
 #include "projections/projector.h"
+#include "services/content_store.h"
 #include "services/keys.h"
 #include "services/manifests.h"
 #include "services/task_service.h"
@@ -82,6 +83,8 @@ struct ApiDeps {
   infra::Clock* clock = nullptr;
   const services::ToolRegistry* tools = nullptr;  // checks given plans
   ManifestStore* manifests = nullptr;             // agents' task types
+  services::ContentStore* content = nullptr;      // artifacts' bytes
+  infra::IdGenerator* ids = nullptr;              // artifact and event ids
 };
 
 class Api {
@@ -119,6 +122,16 @@ class Api {
   // later on the projector's thread.
   void AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const std::string& id,
                       std::function<void(Exchange&)> read);
+  // Artifacts (api/api_artifacts.cc). StoreArtifact puts the bytes of one
+  // {type, data} (an output's {content} if not `typed`) in the content store.
+  Result<services::NewArtifact> StoreArtifact(const json::Value& spec, const std::string& field,
+                                              bool typed);
+  Result<std::vector<services::NewArtifact>> StoreArtifacts(const json::Value* list);
+  void AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id);
+  void CreateOutput(std::shared_ptr<Exchange> x);
+  void GetArtifact(Exchange& x, const std::string& id);
+  void ListArtifacts(Exchange& x);
+  void DeleteArtifact(Exchange& x, const std::string& id);
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ReadTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);

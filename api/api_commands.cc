@@ -384,6 +384,11 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
     services::CompleteTask complete{caller, ref,
                                     result == nullptr ? "{}" : events::CanonicalText(*result)};
     ReadUsage(f, &complete.usage, &complete.cost_reported);
+    if (f.ok()) {
+      auto artifacts = StoreArtifacts(f.Any({"artifacts"}));
+      if (!artifacts) return x->ErrorFrom(artifacts.error(), id);
+      complete.artifacts = std::move(*artifacts);
+    }
     command = std::move(complete);
   } else {
     std::string error = services::ErrorJson(codes::kTaskFailed, "the worker reported a failure");

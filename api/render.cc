@@ -99,10 +99,16 @@ std::string RenderTask(const events::Task& t) {
 
 void RenderTaskInto(const events::Task& t, Payload& p) {
   const std::string status(events::StatusName(t.status));
+  std::string artifacts = "[";
+  for (const std::string& id : t.artifacts) {
+    if (artifacts.size() > 1) artifacts += ",";
+    events::AppendCanonicalString(id, &artifacts);
+  }
+  artifacts += "]";
   p.Str("id", t.id)
       .Str("task_id", t.id)
       .Str("tenant_id", t.tenant_id)
-      .Raw("artifacts", "[]")  // typed artifacts come with issue 16
+      .Raw("artifacts", artifacts)
       .Str("type", t.type)
       .Str("task_type", t.type)
       .Str("status", status)

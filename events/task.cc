@@ -268,6 +268,14 @@ struct Applier {
     task.execution_finished_at_ms = e.timestamp_ms;
     return {};
   }
+  Status operator()(const TaskArtifactCreated& c) {
+    // Made by the worker holding the lease (or with its complete).
+    if (s != TaskStatus::kRunning || task.lease.lease_id.empty()) return Illegal(task, e);
+    task.artifacts.push_back(c.artifact_id);
+    return {};
+  }
+  Status operator()(const OutputCreated&) { return NotATaskEvent(); }
+  Status operator()(const ArtifactDeleted&) { return NotATaskEvent(); }
   Status operator()(const KeyRegistered&) { return NotATaskEvent(); }
   Status operator()(const AgentRegistered&) { return NotATaskEvent(); }
   Status operator()(const AccountPlanSet&) { return NotATaskEvent(); }
@@ -423,6 +431,13 @@ std::string TaskToJson(const Task& t) {
   raw("step_hashes", t.step_hashes);
   str("task_hash", t.task_hash);
   raw("replay", t.replay);
+  if (!t.artifacts.empty()) {
+    w.Key("artifacts");
+    w.StartArray();
+    for (const std::string& id : t.artifacts)
+      w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+    w.EndArray();
+  }
   if (!t.steps.empty()) {
     w.Key("steps");
     w.StartArray();
@@ -509,6 +524,11 @@ Result<Task> TaskFromJson(std::string_view text) {
   t.step_hashes = RawMember(d, "step_hashes");
   t.task_hash = json::String(d, "task_hash");
   t.replay = RawMember(d, "replay");
+  if (const json::Value* ids = json::Find(d, "artifacts"); ids != nullptr && ids->IsArray()) {
+    for (const json::Value& id : ids->GetArray()) {
+      if (id.IsString()) t.artifacts.emplace_back(id.GetString(), id.GetStringLength());
+    }
+  }
   if (const json::Value* steps = json::Find(d, "steps"); steps != nullptr && steps->IsArray()) {
     for (const json::Value& v : steps->GetArray()) {
       StepRecord step;
@@ -575,6 +595,8 @@ int64_t TaskMemoryBytes(const Task& t) {
                                &t.replay}) {
     bytes += heap(*s);
   }
+  bytes += static_cast<int64_t>(t.artifacts.capacity() * sizeof(std::string));
+  for (const std::string& id : t.artifacts) bytes += heap(id);
   bytes += static_cast<int64_t>(t.steps.capacity() * sizeof(StepRecord));
   for (const StepRecord& s : t.steps) {
     for (const std::string* f : {&s.tool, &s.tool_version, &s.input, &s.status, &s.output, &s.error,

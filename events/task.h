@@ -98,6 +98,7 @@ struct Task {
   std::string task_hash;
   // For a replay: canonical {"first_divergent_step","matches","of_task_id","original_task_hash"}.
   std::string replay;
+  std::vector<std::string> artifacts;  // ids, as task.artifact_created added them
 
   int64_t created_at_ms = 0;
   int64_t queued_at_ms = 0;  // last time it became ready
@@ -135,6 +136,12 @@ bool WorkerRunsNext(const Task& task);
 // task by; other records (keys, manifests) belong to other aggregates.
 inline bool IsTaskEvent(const Event& e) {
   return e.type.starts_with("task.") || e.type.starts_with("step.");
+}
+// A record of another aggregate that a writer keeps in its checkpoint for
+// the stores recovering from it (keys, agents, account plans); outputs and
+// deletions of artifacts only feed the views.
+inline bool IsStateRecord(const Event& e) {
+  return e.type == "key.registered" || e.type == "agent.registered" || e.type == "account.plan_set";
 }
 
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose

@@ -137,6 +137,17 @@ RUNLOG_SCHEMA(TaskCancelRequested, "task.cancel_requested",
               Str("requested_by", &TaskCancelRequested::requested_by));
 RUNLOG_SCHEMA(TaskCancelled, "task.cancelled", Json("error", &TaskCancelled::error),
               Str("revoked_lease_id", &TaskCancelled::revoked_lease_id, kOptional));
+RUNLOG_SCHEMA(TaskArtifactCreated, "task.artifact_created",
+              Str("artifact_id", &TaskArtifactCreated::artifact_id),
+              Str("type", &TaskArtifactCreated::type), Str("digest", &TaskArtifactCreated::digest),
+              Str("content_type", &TaskArtifactCreated::content_type),
+              Int("size", &TaskArtifactCreated::size),
+              Str("created_by", &TaskArtifactCreated::created_by, kOptional));
+RUNLOG_SCHEMA(OutputCreated, "output.created", Str("digest", &OutputCreated::digest),
+              Str("content_type", &OutputCreated::content_type), Int("size", &OutputCreated::size),
+              Str("created_by", &OutputCreated::created_by, kOptional));
+RUNLOG_SCHEMA(ArtifactDeleted, "artifact.deleted",
+              Str("deleted_by", &ArtifactDeleted::deleted_by, kOptional));
 RUNLOG_SCHEMA(KeyRegistered, "key.registered", Str("key_hash", &KeyRegistered::key_hash),
               Json("scopes", &KeyRegistered::scopes),
               Str("plan", &KeyRegistered::plan, false, "free"));

@@ -124,6 +124,26 @@ struct TaskCancelled {
   std::string error, error_code, revoked_lease_id;
   bool operator==(const TaskCancelled&) const = default;
 };
+// An artifact of a task, made by the worker holding its lease: its bytes are
+// in the content store under `digest` (services/content_store.h).
+struct TaskArtifactCreated {
+  std::string artifact_id, type, digest, content_type;
+  int64_t size = 0;
+  std::string created_by;  // the key id
+  bool operator==(const TaskArtifactCreated&) const = default;
+};
+// An artifact without a task (Orchestrion's outputs); its aggregate is its id.
+struct OutputCreated {
+  std::string digest, content_type;
+  int64_t size = 0;
+  std::string created_by;
+  bool operator==(const OutputCreated&) const = default;
+};
+// An artifact (or output) deleted; its aggregate is the artifact's id.
+struct ArtifactDeleted {
+  std::string deleted_by;
+  bool operator==(const ArtifactDeleted&) const = default;
+};
 struct KeyRegistered {
   std::string key_hash, scopes, plan;
   bool operator==(const KeyRegistered&) const = default;
@@ -137,12 +157,13 @@ struct AccountPlanSet {
   bool operator==(const AccountPlanSet&) const = default;
 };
 
-// Every event type; the first sixteen are a task's (ApplyEvent's).
-using EventBody = std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended,
-                               TaskHandedOff, TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted,
-                               StepFinished, TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded,
-                               TaskFailed, TaskCancelRequested, TaskCancelled, KeyRegistered,
-                               AgentRegistered, AccountPlanSet>;
+// Every event type; the first seventeen are a task's (ApplyEvent's).
+using EventBody =
+    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
+                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
+                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
+                 TaskCancelRequested, TaskCancelled, TaskArtifactCreated, KeyRegistered,
+                 AgentRegistered, AccountPlanSet, OutputCreated, ArtifactDeleted>;
 
 // "task.created", … (docs/events.md).
 std::string_view TypeOf(const EventBody& body);

@@ -15,6 +15,7 @@
 #include "events/local_store.h"
 #include "events/payload.h"
 #include "infra/base/clock.h"
+#include "infra/base/json.h"
 
 namespace runlog::projections {
 namespace {
@@ -23,10 +24,17 @@ using events::Task;
 
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
-constexpr char kFormat[] = "7";  // 5: tasks without their default fields; 6: usage rows; 7: cost
+// 5: tasks without their default fields; 6: usage rows; 7: cost; 8: artifacts
+constexpr char kFormat[] = "8";
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
 std::string TaskKey(const std::string& id) { return "t" + id; }
+// An artifact (or output) of a tenant: "a" tenant NUL artifact id.
+std::string ArtifactKey(const std::string& tenant, const std::string& id) {
+  std::string key = "a" + tenant;
+  key.push_back('\0');
+  return key + id;
+}
 
 // A "t" value: the trace positions' length (u32 LE), the positions, then the
 // task as JSON.
@@ -126,6 +134,35 @@ void CountUsage(const events::EventBody& body, const Task& task, UsageCounters& 
   }
 }
 
+std::string ArtifactJson(const std::string& id, const std::string& task_id, const std::string& type,
+                         const std::string& digest, const std::string& content_type, int64_t size,
+                         int64_t created_at_ms) {
+  return events::Payload()
+      .Str("artifact_id", id)
+      .Str("task_id", task_id)
+      .Str("type", type)
+      .Str("digest", digest)
+      .Str("content_type", content_type)
+      .Int("size", size)
+      .Int("created_at_ms", created_at_ms)
+      .Build();
+}
+
+Artifact ParseArtifact(std::string_view value) {
+  json::ScratchDocument scratch;
+  Artifact a;
+  if (!json::Parse(value, &scratch.doc())) return a;
+  const json::Value& d = scratch.doc();
+  a.id = json::String(d, "artifact_id");
+  a.task_id = json::String(d, "task_id");
+  a.type = json::String(d, "type");
+  a.digest = json::String(d, "digest");
+  a.content_type = json::String(d, "content_type");
+  a.size = json::Int(d, "size");
+  a.created_at_ms = json::Int(d, "created_at_ms");
+  return a;
+}
+
 // Newest first: the inverted creation time in fixed-width hex, then the id.
 std::string Ordering(const Task& t) {
   char buf[17];
@@ -222,8 +259,27 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   };
   std::unordered_map<std::string, Touched> touched;
   std::map<std::string, UsageCounters> usage;  // what this batch adds, by row
+  struct Write {
+    std::string key;
+    std::optional<std::string> value;  // none: delete
+  };
+  std::vector<Write> writes;
   for (const events::LogRecord& r : records) {
-    if (!events::IsTaskEvent(r.event)) continue;
+    if (!events::IsTaskEvent(r.event)) {
+      // Outputs and deletions of artifacts; other records are not views'.
+      if (r.event.type == "output.created" || r.event.type == "artifact.deleted") {
+        auto body = events::Decode(r.event);
+        if (!body) return Fail(codes::kLogCorrupt, body.error().message);
+        const std::string key = ArtifactKey(r.event.tenant_id, r.event.aggregate_id);
+        if (const auto* out = std::get_if<events::OutputCreated>(&*body)) {
+          writes.push_back({key, ArtifactJson(r.event.aggregate_id, "", "output", out->digest,
+                                              out->content_type, out->size, r.event.timestamp_ms)});
+        } else {
+          writes.push_back({key, std::nullopt});
+        }
+      }
+      continue;
+    }
     auto it = touched.find(r.event.aggregate_id);
     if (it == touched.end()) {
       Touched t;
@@ -247,6 +303,11 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
                                           std::to_string(r.offset) + ": " +
                                           applied.error().message);
     }
+    if (const auto* a = std::get_if<events::TaskArtifactCreated>(&*body)) {
+      writes.push_back({ArtifactKey(task.tenant_id, a->artifact_id),
+                        ArtifactJson(a->artifact_id, task.id, a->type, a->digest, a->content_type,
+                                     a->size, r.event.timestamp_ms)});
+    }
     UsageCounters counted;
     CountUsage(*body, task, counted);
     if (counted != UsageCounters{}) {
@@ -260,12 +321,7 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   // The writes go to the memtable in key order: each insert then starts its
   // search where the previous one ended (RocksDB keeps that place), instead
   // of from the top of the skip list, a cache miss per level.
-  struct Write {
-    std::string key;
-    std::optional<std::string> value;  // none: delete
-  };
-  std::vector<Write> writes;
-  writes.reserve(touched.size() * 5 + 1);
+  writes.reserve(writes.size() + touched.size() * 5 + 1);
   for (const auto& [id, t] : touched) {
     std::vector<std::string> after = IndexKeys(t.state.task);
     for (const std::string& key : t.index_before) {
@@ -288,8 +344,9 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     writes.push_back({key, UsageValue(total)});
   }
   writes.push_back({OffsetKey(partition), std::to_string(records.back().offset + 1)});
-  std::sort(writes.begin(), writes.end(),
-            [](const Write& a, const Write& b) { return a.key < b.key; });
+  // Stable: an artifact made and deleted in one batch stays deleted.
+  std::stable_sort(writes.begin(), writes.end(),
+                   [](const Write& a, const Write& b) { return a.key < b.key; });
   for (const Write& w : writes) {
     if (w.value) {
       batch.Put(w.key, *w.value);
@@ -472,6 +529,32 @@ Result<std::vector<std::pair<std::string, std::string>>> Views::Dump() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return out;
+}
+
+Result<std::optional<Artifact>> Views::GetArtifact(const std::string& tenant,
+                                                   const std::string& id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ArtifactKey(tenant, id), &value);
+  if (s.IsNotFound()) return std::optional<Artifact>();
+  if (!s.ok()) return Storage(s);
+  return std::optional<Artifact>(ParseArtifact(value));
+}
+
+Result<std::vector<Artifact>> Views::ListArtifacts(const std::string& tenant,
+                                                   const std::string& task_id,
+                                                   const std::string& type, size_t limit) {
+  std::vector<Artifact> out;
+  const std::string prefix = ArtifactKey(tenant, "");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+       it->Next()) {
+    Artifact a = ParseArtifact(std::string_view(it->value().data(), it->value().size()));
+    if ((task_id.empty() || a.task_id == task_id) && (type.empty() || a.type == type)) {
+      out.push_back(std::move(a));
+    }
   }
   if (!it->status().ok()) return Storage(it->status());
   return out;

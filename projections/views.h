@@ -79,6 +79,14 @@ struct UsageRow {
   UsageCounters counters;
 };
 
+// An artifact (or output) as its view row holds it; the bytes are in the
+// content store under `digest`.
+struct Artifact {
+  std::string id, task_id, type, digest, content_type;  // task_id empty for outputs
+  int64_t size = 0;
+  int64_t created_at_ms = 0;
+};
+
 struct ListPage {
   std::vector<events::Task> tasks;
   std::string next_cursor;  // empty on the last page
@@ -107,6 +115,14 @@ class Views {
   [[nodiscard]] Result<ListPage> List(const ListQuery& query);
   // How many tasks List would give for `query` with every status named (no paging).
   [[nodiscard]] Result<int64_t> CountListed(const ListQuery& query);
+  // The artifact `id` of `tenant`, or none.
+  [[nodiscard]] Result<std::optional<Artifact>> GetArtifact(const std::string& tenant,
+                                                            const std::string& id);
+  // `tenant`'s artifacts in id order (ids are time-sortable), of `task_id`
+  // and `type` if given, up to `limit`.
+  [[nodiscard]] Result<std::vector<Artifact>> ListArtifacts(const std::string& tenant,
+                                                            const std::string& task_id,
+                                                            const std::string& type, size_t limit);
   // The usage rows of `tenant` for the days from `from_day` to `to_day`
   // (YYYY-MM-DD, both included), in day order.
   [[nodiscard]] Result<std::vector<UsageRow>> Usage(const std::string& tenant,

@@ -76,12 +76,26 @@ struct Heartbeat {
   LeaseRef lease;
 };
 
+// An artifact whose bytes are already in the content store.
+struct NewArtifact {
+  std::string artifact_id, type, digest, content_type;
+  int64_t size = 0;
+};
+
+// Artifacts made by the worker holding the task's lease.
+struct AddArtifacts {
+  Caller caller;
+  LeaseRef lease;
+  std::vector<NewArtifact> artifacts;
+};
+
 struct CompleteTask {
   Caller caller;
   LeaseRef lease;
-  std::string result;          // canonical JSON
-  events::Usage usage;         // what the worker reports (usage: tokens, model, cost_usd)
-  bool cost_reported = false;  // usage.cost_usd was given: it is not priced
+  std::string result;                  // canonical JSON
+  events::Usage usage;                 // what the worker reports (usage: tokens, model, cost_usd)
+  bool cost_reported = false;          // usage.cost_usd was given: it is not priced
+  std::vector<NewArtifact> artifacts;  // recorded before the task ends
 };
 
 struct FailTask {
@@ -132,7 +146,7 @@ struct RecordEvent {
 };
 
 using Command = std::variant<CreateTask, ClaimTask, Heartbeat, CompleteTask, FailTask, CancelTask,
-                             StartStep, FinishStep, RecordEvent>;
+                             StartStep, FinishStep, RecordEvent, AddArtifacts>;
 
 // The aggregate a command is about, which decides its partition: the task
 // (a create's chosen id), a record's aggregate, or "" for a claim.

@@ -113,7 +113,7 @@ void PartitionWriter::CheckpointWritten(const SnapshotStore::Checkpoint& cp) {
 
 Status PartitionWriter::Recover(const events::Event& event) {
   if (!events::IsTaskEvent(event)) {
-    records_.push_back(events::EncodeEvent(event));
+    if (events::IsStateRecord(event)) records_.push_back(events::EncodeEvent(event));
     return {};
   }
   auto it = tasks_.find(event.aggregate_id);
@@ -451,7 +451,7 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
     if (events::IsTaskEvent(c->event)) {
       return Fail(codes::kInvalidArgument, "a task's events are decided here, not recorded");
     }
-    records_.push_back(events::EncodeEvent(c->event));
+    if (events::IsStateRecord(c->event)) records_.push_back(events::EncodeEvent(c->event));
     batch.events.push_back(std::move(c->event));
     return CommandResult{Task{}, true};
   }
@@ -470,6 +470,9 @@ Result<CommandResult> PartitionWriter::Decide(Command& command, const PrepareCal
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, Heartbeat>)
           return decider_.Heartbeat(task, c, batch.events);
+        if constexpr (std::is_same_v<T, AddArtifacts>) {
+          return decider_.AddArtifacts(task, c, batch.events);
+        }
         if constexpr (std::is_same_v<T, CompleteTask>) {
           return decider_.Complete(task, c, batch.events);
         }

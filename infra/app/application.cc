@@ -31,6 +31,9 @@ Status Application::Start() {
     if (!snapshots) return failed("", snapshots.error());
     snapshots_ = std::move(*snapshots);
   }
+  auto content = services::ContentStore::Open(config_.log.data_dir);
+  if (!content) return failed("", content.error());
+  content_ = std::move(*content);
   tasks_ = std::make_unique<services::TaskService>(services::TaskService::Options{
       log_.get(), clock_, &ids_, [this](double seconds) { metrics_.AppendLatency(seconds); },
       tools_.get(), snapshots_.get(), config_.checkpoint_every_events, config_.checkpoint_every});
@@ -76,7 +79,7 @@ Status Application::Start() {
 
   api_ = std::make_unique<api::Api>(
       api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(), &metrics_,
-                   clock_, tools_.get(), manifests_.get()},
+                   clock_, tools_.get(), manifests_.get(), content_.get(), &ids_},
       config_.api);
   http_ = std::make_unique<api::HttpServer>(config_.http, *api_);
   if (auto s = http_->Start(); !s) return failed("", s.error());
@@ -104,6 +107,7 @@ void Application::Stop() {
   snapshots_.reset();
   tools_.reset();
   llm_.reset();
+  content_.reset();
   sandbox_.reset();
   log_.reset();  // waits for appends in flight
 }

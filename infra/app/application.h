@@ -26,6 +26,7 @@
 #include "infra/base/ids.h"
 #include "projections/projector.h"
 #include "sandbox/sandbox.h"
+#include "services/content_store.h"
 #include "services/executor.h"
 #include "services/keys.h"
 #include "services/llm.h"
@@ -94,6 +95,7 @@ class Application {
   std::unique_ptr<services::LlmClient> llm_;
   std::unique_ptr<services::ToolRegistry> tools_;
   std::unique_ptr<services::SnapshotStore> snapshots_;
+  std::unique_ptr<services::ContentStore> content_;
   std::unique_ptr<services::TaskService> tasks_;
   std::unique_ptr<services::KeyStore> keys_;
   std::unique_ptr<services::ManifestStore> manifests_;

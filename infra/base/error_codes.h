@@ -44,6 +44,7 @@ enum class NextStep : uint8_t {
   X(kNotFound, "NOT_FOUND", 404, false, kListTasks)                           \
   X(kTaskNotFound, "TASK_NOT_FOUND", 404, false, kListTasks)                  \
   X(kAgentNotFound, "AGENT_NOT_FOUND", 404, false, kFixRequest)               \
+  X(kArtifactNotFound, "ARTIFACT_NOT_FOUND", 404, false, kListTasks)          \
   X(kMethodNotAllowed, "METHOD_NOT_ALLOWED", 405, false, kFixRequest)         \
   X(kTaskTerminal, "TASK_TERMINAL", 409, false, kGetTask)                     \
   X(kTaskCancelled, "TASK_CANCELLED", 409, false, kClaimNext)                 \

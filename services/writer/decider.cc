@@ -222,11 +222,36 @@ Status Decider::Heartbeat(Task& t, const services::Heartbeat& c, std::vector<eve
   return {};
 }
 
+Status Decider::AddArtifacts(Task& t, const services::AddArtifacts& c,
+                             std::vector<events::Event>& out) {
+  if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
+  EmitArtifacts(t, c.artifacts, c.caller.key_id, out);
+  return {};
+}
+
+void Decider::EmitArtifacts(Task& t, const std::vector<NewArtifact>& artifacts,
+                            const std::string& key_id, std::vector<events::Event>& out) {
+  for (const NewArtifact& a : artifacts) {
+    Emit(t,
+         events::TaskArtifactCreated{.artifact_id = a.artifact_id,
+                                     .type = a.type,
+                                     .digest = a.digest,
+                                     .content_type = a.content_type,
+                                     .size = a.size,
+                                     .created_by = key_id},
+         out);
+  }
+}
+
 Status Decider::Complete(Task& t, const CompleteTask& c, std::vector<events::Event>& out) {
   if (auto s = HeldLease(t, c.caller, c.lease, out); !s) return s;
-  const events::Usage usage = Priced(c.usage, c.cost_reported);
-  if (const int64_t index = RunningWorkerStep(t); index > 0) {  // a worker step of a plan
+  const int64_t index = RunningWorkerStep(t);  // a worker step of a plan, or 0
+  if (index > 0) {
     if (auto s = CheckCanonical(c.result, "the result"); !s) return s;
+  }
+  EmitArtifacts(t, c.artifacts, c.caller.key_id, out);
+  const events::Usage usage = Priced(c.usage, c.cost_reported);
+  if (index > 0) {
     const int64_t elapsed = options_.clock->NowMillis() - t.steps[index - 1].started_at_ms;
     AfterStep(t, index, {true, c.result, "", "", usage, elapsed, false}, out);
     return {};

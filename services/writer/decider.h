@@ -47,6 +47,8 @@ class Decider {
                              std::vector<events::Event>& out);
   [[nodiscard]] Status Heartbeat(events::Task& task, const services::Heartbeat& c,
                                  std::vector<events::Event>& out);
+  [[nodiscard]] Status AddArtifacts(events::Task& task, const services::AddArtifacts& c,
+                                    std::vector<events::Event>& out);
   [[nodiscard]] Status Complete(events::Task& task, const CompleteTask& c,
                                 std::vector<events::Event>& out);
   [[nodiscard]] Status Fail(events::Task& task, const FailTask& c, std::vector<events::Event>& out);
@@ -88,6 +90,8 @@ class Decider {
                        std::vector<events::Event>& out);
   void Requeue(events::Task& t, const std::string& reason, const std::string& error,
                std::vector<events::Event>& out);
+  void EmitArtifacts(events::Task& t, const std::vector<NewArtifact>& artifacts,
+                     const std::string& key_id, std::vector<events::Event>& out);
   // Ends `task` with task.failed, its error {code, message} and failure at step `index`.
   void EndFailed(events::Task& t, const std::string& code, int64_t index,
                  const std::string& message, const std::string& step, const events::Usage& usage,

@@ -704,6 +704,75 @@ TEST_F(ApiTest, CostIsPricedCappedAndBudgeted) {
   EXPECT_EQ(again.Post("/v1/tasks", R"({"type":"c"})").status, 201);
 }
 
+// Artifacts (Ariftly's shape) and outputs (Orchestrion's): made by the worker
+// holding the lease or with its complete, read, listed, deleted; another
+// tenant's answer 404; they are on the task and outlast a restart.
+TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
+  const std::string id = CreateId(R"({"type":"doc"})");
+  // Without the lease (nobody claimed the task) an artifact is refused.
+  auto early = client_->Post("/v1/tasks/" + id + "/artifacts", R"({"type":"summary","data":1})");
+  ExpectError(early, 409, "LEASE_EXPIRED");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["doc"]})").status, 200);
+  auto made = client_->Post("/v1/tasks/" + id + "/artifacts",
+                            R"({"type":"summary","data":{"text":"hello"}})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  ExpectContract(made);
+  const std::string summary = made.Str("artifact_id");
+  EXPECT_EQ(made.Str("task_id"), id);
+  EXPECT_EQ(made.Str("type"), "summary");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/artifacts", R"({"type":"summary"})"), 400,
+              "VALIDATION_ERROR");
+  ExpectError(client_->Post("/v1/tasks/" + id + "/artifacts", R"({"type":"a b","data":1})"), 400,
+              "VALIDATION_ERROR");
+  auto done =
+      client_->Post("/v1/tasks/" + id + "/complete",
+                    R"({"result":{"ok":true},"artifacts":[{"type":"report","data":[1,2]}]})");
+  ASSERT_EQ(done.status, 200) << done.body;
+  ASSERT_EQ(done["task"]["artifacts"].Size(), 2u) << done.body;
+  EXPECT_EQ(std::string(done["task"]["artifacts"][0].GetString()), summary);
+  const std::string report = done["task"]["artifacts"][1].GetString();
+
+  auto got = client_->Get("/v1/artifacts/" + summary);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_STREQ(got["data"]["text"].GetString(), "hello");
+  EXPECT_EQ(got.Str("task_id"), id);
+  EXPECT_EQ(got.Str("digest").rfind("sha256:", 0), 0u) << got.body;
+  EXPECT_EQ(client_->Get("/v1/artifacts?task_id=" + id)["artifacts"].Size(), 2u);
+  auto reports = client_->Get("/v1/artifacts?type=report");
+  ASSERT_EQ(reports["artifacts"].Size(), 1u) << reports.body;
+  EXPECT_EQ(std::string(reports["artifacts"][0]["artifact_id"].GetString()), report);
+
+  // An output: an artifact without a task, which a complete's result can name.
+  auto output = client_->Post("/v1/outputs", R"({"content":{"rows":3}})");
+  ASSERT_EQ(output.status, 201) << output.body;
+  const std::string out = output.Str("output_id");
+  EXPECT_EQ(out.rfind("out_", 0), 0u) << output.body;
+  auto read_out = client_->Get("/v1/artifacts/" + out);
+  ASSERT_EQ(read_out.status, 200) << read_out.body;
+  EXPECT_EQ(read_out["data"]["rows"].GetInt(), 3);
+  EXPECT_TRUE(read_out["task_id"].IsNull());
+
+  // Another tenant sees none of them.
+  HttpClient them(server_->url());
+  them.SetKey(server_->KeyWithScopes("acct_other", {"read", "write"}));
+  ExpectError(them.Get("/v1/artifacts/" + summary), 404, "ARTIFACT_NOT_FOUND");
+  ExpectError(them.Delete("/v1/artifacts/" + summary), 404, "ARTIFACT_NOT_FOUND");
+  EXPECT_EQ(them.Get("/v1/artifacts")["artifacts"].Size(), 0u);
+
+  // Deleted: gone from reads and lists; the rest outlast a restart.
+  auto deleted = client_->Delete("/v1/artifacts/" + report);
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  ExpectError(client_->Get("/v1/artifacts/" + report), 404, "ARTIFACT_NOT_FOUND");
+  server_.reset();
+  server_ = std::make_unique<runlog::testing::TestServer>(dir_.path(), clock_);
+  client_ = std::make_unique<HttpClient>(server_->url());
+  client_->SetKey(runlog::testing::kAdminKey);
+  EXPECT_STREQ(client_->Get("/v1/artifacts/" + summary)["data"]["text"].GetString(), "hello");
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + out)["data"]["rows"].GetInt(), 3);
+  EXPECT_EQ(client_->Get("/v1/artifacts?task_id=" + id)["artifacts"].Size(), 1u);
+  EXPECT_EQ(client_->Get("/v1/tasks/" + id)["artifacts"].Size(), 2u);
+}
+
 // Test keys (Artexion's "start with test keys"): rl_test_…, the same API, in
 // a tenant of their own beside the account's live one, not in its usage.
 TEST_F(ApiTest, TestKeysWorkApartFromTheLiveAccount) {

@@ -77,6 +77,7 @@ class HttpClient {
   HttpResponse Put(const std::string& path, const std::string& body) {
     return Do("PUT", path, &body, {});
   }
+  HttpResponse Delete(const std::string& path) { return Do("DELETE", path, nullptr, {}); }
   HttpResponse Do(const std::string& method, const std::string& path, const std::string* body,
                   std::vector<std::string> headers) {
     HttpResponse r;

@@ -1,0 +1,184 @@
+// Artifacts and outputs: a task's typed, immutable results, made by the
+// worker holding its lease (POST /v1/tasks/{id}/artifacts, or `artifacts`
+// in complete); outputs, artifacts without a task (POST /v1/outputs); read,
+// listed and deleted by the tenant. The bytes go to the content store before
+// the event that names their digest is appended (docs/api.md, "Artifacts").
+
+#include "api/api.h"
+#include "api/exchange.h"
+#include "api/render.h"
+#include "events/canonical_json.h"
+#include "services/content_store.h"
+
+namespace runlog::api {
+namespace {
+
+constexpr size_t kMaxArtifactsPerCall = 100;
+
+events::Payload RenderArtifact(const projections::Artifact& a, const std::string* data) {
+  events::Payload p;
+  p.Str("artifact_id", a.id)
+      .Str("id", a.id)
+      .Str("type", a.type)
+      .Str("content_type", a.content_type)
+      .Int("size", a.size)
+      .Str("digest", "sha256:" + a.digest)
+      .Raw("created_at", IsoTimeJson(a.created_at_ms));
+  if (a.task_id.empty()) {
+    p.Raw("task_id", "");
+  } else {
+    p.Str("task_id", a.task_id);
+  }
+  if (data != nullptr) p.Raw("data", *data);
+  return p;
+}
+
+ContractContext ArtifactContract(const std::string& id) {
+  ContractContext contract;
+  contract.actions = {Act("get_artifact", true, "GET", "/v1/artifacts/" + id),
+                      Act("list_artifacts", false, "GET", "/v1/artifacts")};
+  return contract;
+}
+
+}  // namespace
+
+Result<services::NewArtifact> Api::StoreArtifact(const json::Value& spec, const std::string& field,
+                                                 bool typed) {
+  services::NewArtifact a;
+  if (!spec.IsObject()) {
+    return Fail(codes::kValidationError, field + " must be an object {type, data}",
+                events::Payload().Str("field", field).Build());
+  }
+  a.type = json::String(spec, "type", typed ? "" : "output");
+  if (typed && (a.type.empty() || a.type.size() > 128 || !ValidTypeName(a.type))) {
+    return Fail(codes::kValidationError,
+                field + ".type must be a type name of 1-128 letters, digits and _ . : -",
+                events::Payload().Str("field", field + ".type").Build());
+  }
+  const json::Value* data = json::FindSet(spec, typed ? "data" : "content");
+  if (data == nullptr) {
+    return Fail(codes::kValidationError,
+                field + (typed ? ".data" : ".content") + " is required (any JSON value)",
+                events::Payload().Str("field", field + (typed ? ".data" : ".content")).Build());
+  }
+  const std::string bytes = events::CanonicalText(*data);
+  auto digest = deps_.content->Put(bytes);
+  if (!digest) return std::unexpected(digest.error());
+  a.artifact_id = deps_.ids->NextSortable(typed ? "art_" : "out_");
+  a.digest = std::move(*digest);
+  a.content_type = "application/json";
+  a.size = static_cast<int64_t>(bytes.size());
+  return a;
+}
+
+Result<std::vector<services::NewArtifact>> Api::StoreArtifacts(const json::Value* list) {
+  std::vector<services::NewArtifact> out;
+  if (list == nullptr) return out;
+  if (!list->IsArray() || list->Size() > kMaxArtifactsPerCall) {
+    return Fail(codes::kValidationError,
+                "artifacts must be an array of up to " + std::to_string(kMaxArtifactsPerCall) +
+                    " {type, data}",
+                R"({"field":"artifacts"})");
+  }
+  for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+    auto a = StoreArtifact((*list)[i], "artifacts[" + std::to_string(i) + "]", true);
+    if (!a) return std::unexpected(a.error());
+    out.push_back(std::move(*a));
+  }
+  return out;
+}
+
+void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
+  if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
+  auto stored = StoreArtifact(x->body, "body", true);
+  if (!stored) return x->ErrorFrom(stored.error(), task_id);
+  services::AddArtifacts c{{x->key->tenant_id, x->key->key_id, x->key->plan},
+                           {task_id, json::String(x->body, "lease_id"),
+                            json::String(x->body, "worker_id", x->key->key_id)},
+                           {*stored}};
+  x->DropBody();
+  const int64_t now = deps_.clock->NowMillis();
+  deps_.tasks->Submit(
+      std::move(c), [x, task_id, a = *stored, now](Result<services::CommandResult> r) {
+        if (!r) return x->ErrorFrom(r.error(), task_id);
+        projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
+                                   a.content_type, a.size,  now};
+        x->Send(201, RenderArtifact(view, nullptr), ArtifactContract(a.artifact_id));
+      });
+}
+
+void Api::CreateOutput(std::shared_ptr<Exchange> x) {
+  if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
+  auto stored = StoreArtifact(x->body, "body", false);
+  if (!stored) return x->ErrorFrom(stored.error());
+  x->DropBody();
+  events::Event e;
+  e.type = "output.created";
+  e.event_id = deps_.ids->Next("evt_");
+  e.aggregate_id = stored->artifact_id;
+  e.tenant_id = x->key->tenant_id;
+  e.sequence = 1;
+  e.timestamp_ms = deps_.clock->NowMillis();
+  e.payload = events::Encode(
+      events::OutputCreated{stored->digest, stored->content_type, stored->size, x->key->key_id});
+  deps_.tasks->Record(std::move(e), [x, id = stored->artifact_id](Status s) {
+    if (!s) return x->ErrorFrom(s.error());
+    x->Send(201, events::Payload().Str("output_id", id).Str("id", id), ArtifactContract(id));
+  });
+}
+
+void Api::GetArtifact(Exchange& x, const std::string& id) {
+  AfterOwnWrites(x, std::nullopt, "", [this, id](Exchange& x) {
+    auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
+    if (!found) return x.ErrorFrom(found.error());
+    if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
+    auto bytes = deps_.content->Get((*found)->digest);
+    if (!bytes) return x.ErrorFrom(bytes.error());
+    x.Send(200, RenderArtifact(**found, &*bytes), ArtifactContract(id));
+  });
+}
+
+void Api::ListArtifacts(Exchange& x) {
+  auto query = [&](const char* name) {
+    auto it = x.call.query.find(name);
+    return it == x.call.query.end() ? std::string() : it->second;
+  };
+  AfterOwnWrites(x, std::nullopt, "",
+                 [this, task_id = query("task_id"), type = query("type")](Exchange& x) {
+                   auto list = deps_.views->ListArtifacts(x.key->tenant_id, task_id, type, 500);
+                   if (!list) return x.ErrorFrom(list.error());
+                   std::string items = "[";
+                   for (const projections::Artifact& a : *list) {
+                     if (items.size() > 1) items += ",";
+                     items += RenderArtifact(a, nullptr).Build();
+                   }
+                   items += "]";
+                   ContractContext contract;
+                   contract.actions = {Act("list_tasks", false, "GET", "/v1/tasks")};
+                   x.Send(200, events::Payload().Raw("artifacts", items), contract);
+                 });
+}
+
+void Api::DeleteArtifact(Exchange& x, const std::string& id) {
+  AfterOwnWrites(x, std::nullopt, "", [this, id](Exchange& x) {
+    auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
+    if (!found) return x.ErrorFrom(found.error());
+    if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
+    events::Event e;
+    e.type = "artifact.deleted";
+    e.event_id = deps_.ids->Next("evt_");
+    e.aggregate_id = id;
+    e.tenant_id = x.key->tenant_id;
+    e.sequence = (*found)->task_id.empty() ? 2 : 1;  // after an output's output.created
+    e.timestamp_ms = deps_.clock->NowMillis();
+    e.payload = events::Encode(events::ArtifactDeleted{x.key->key_id});
+    deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), id](Status s) {
+      if (!s) return x->ErrorFrom(s.error());
+      ContractContext contract;
+      contract.actions = {Act("list_artifacts", true, "GET", "/v1/artifacts")};
+      x->Send(200, events::Payload().Str("artifact_id", id).Bool("deleted", true), contract);
+    });
+  });
+}
+
+}  // namespace runlog::api
