@@ -122,11 +122,19 @@ class Api {
   // later on the projector's thread.
   void AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const std::string& id,
                       std::function<void(Exchange&)> read);
-  // Artifacts (api/api_artifacts.cc). StoreArtifact puts the bytes of one
-  // {type, data} (an output's {content} if not `typed`) in the content store.
-  Result<services::NewArtifact> StoreArtifact(const json::Value& spec, const std::string& field,
-                                              bool typed);
-  Result<std::vector<services::NewArtifact>> StoreArtifacts(const json::Value* list);
+  // Artifacts (api/api_artifacts.cc). CheckArtifact validates one {type,
+  // data} (an output's {content} if not `typed`) and gives its bytes, its data
+  // against its type's schema in `tenant`'s manifests, if one declares it;
+  // StoreArtifacts checks them all and puts their bytes in the content store
+  // with one synced write; StoreArtifactList does it for a complete's `artifacts`.
+  Result<services::NewArtifact> CheckArtifact(const std::string& tenant, const json::Value& spec,
+                                              const std::string& field, bool typed,
+                                              std::string* bytes);
+  Result<std::vector<services::NewArtifact>> StoreArtifacts(
+      const std::string& tenant, const std::vector<const json::Value*>& specs,
+      const std::string& field, bool typed);
+  Result<std::vector<services::NewArtifact>> StoreArtifactList(const std::string& tenant,
+                                                               const json::Value* list);
   void AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id);
   void CreateOutput(std::shared_ptr<Exchange> x);
   void GetArtifact(Exchange& x, const std::string& id);

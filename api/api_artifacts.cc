@@ -42,8 +42,9 @@ ContractContext ArtifactContract(const std::string& id) {
 
 }  // namespace
 
-Result<services::NewArtifact> Api::StoreArtifact(const json::Value& spec, const std::string& field,
-                                                 bool typed) {
+Result<services::NewArtifact> Api::CheckArtifact(const std::string& tenant, const json::Value& spec,
+                                                 const std::string& field, bool typed,
+                                                 std::string* bytes) {
   services::NewArtifact a;
   if (!spec.IsObject()) {
     return Fail(codes::kValidationError, field + " must be an object {type, data}",
@@ -55,51 +56,76 @@ Result<services::NewArtifact> Api::StoreArtifact(const json::Value& spec, const 
                 field + ".type must be a type name of 1-128 letters, digits and _ . : -",
                 events::Payload().Str("field", field + ".type").Build());
   }
-  const json::Value* data = json::FindSet(spec, typed ? "data" : "content");
+  const char* member = typed ? "data" : "content";
+  const json::Value* data = json::FindSet(spec, member);
   if (data == nullptr) {
-    return Fail(codes::kValidationError,
-                field + (typed ? ".data" : ".content") + " is required (any JSON value)",
-                events::Payload().Str("field", field + (typed ? ".data" : ".content")).Build());
+    return Fail(codes::kValidationError, field + "." + member + " is required (any JSON value)",
+                events::Payload().Str("field", field + "." + member).Build());
   }
-  const std::string bytes = events::CanonicalText(*data);
-  auto digest = deps_.content->Put(bytes);
-  if (!digest) return std::unexpected(digest.error());
+  // An artifact type an agent's manifest declares: its data must match its schema.
+  if (auto schema = typed && deps_.manifests != nullptr
+                        ? deps_.manifests->ArtifactSchema(tenant, "", a.type)
+                        : nullptr) {
+    if (auto problems = services::CheckSchema(*schema, *data); !problems.empty()) {
+      const std::string where = field + "." + member + problems[0].path;
+      return Fail(codes::kSchemaMismatch,
+                  where + " does not match the schema of artifact type " + a.type + ": " +
+                      problems[0].message,
+                  events::Payload().Str("field", where).Build());
+    }
+  }
+  *bytes = events::CanonicalText(*data);
   a.artifact_id = deps_.ids->NextSortable(typed ? "art_" : "out_");
-  a.digest = std::move(*digest);
   a.content_type = "application/json";
-  a.size = static_cast<int64_t>(bytes.size());
+  a.size = static_cast<int64_t>(bytes->size());
   return a;
 }
 
-Result<std::vector<services::NewArtifact>> Api::StoreArtifacts(const json::Value* list) {
+Result<std::vector<services::NewArtifact>> Api::StoreArtifacts(
+    const std::string& tenant, const std::vector<const json::Value*>& specs,
+    const std::string& field, bool typed) {
   std::vector<services::NewArtifact> out;
-  if (list == nullptr) return out;
+  std::vector<std::string> contents(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::string where =
+        specs.size() == 1 && field != "artifacts" ? field : field + "[" + std::to_string(i) + "]";
+    auto a = CheckArtifact(tenant, *specs[i], where, typed, &contents[i]);
+    if (!a) return std::unexpected(a.error());
+    out.push_back(std::move(*a));
+  }
+  if (out.empty()) return out;
+  auto digests = deps_.content->PutAll(contents);  // one synced write for all
+  if (!digests) return std::unexpected(digests.error());
+  for (size_t i = 0; i < out.size(); ++i) out[i].digest = std::move((*digests)[i]);
+  return out;
+}
+
+Result<std::vector<services::NewArtifact>> Api::StoreArtifactList(const std::string& tenant,
+                                                                  const json::Value* list) {
+  if (list == nullptr) return std::vector<services::NewArtifact>();
   if (!list->IsArray() || list->Size() > kMaxArtifactsPerCall) {
     return Fail(codes::kValidationError,
                 "artifacts must be an array of up to " + std::to_string(kMaxArtifactsPerCall) +
                     " {type, data}",
                 R"({"field":"artifacts"})");
   }
-  for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
-    auto a = StoreArtifact((*list)[i], "artifacts[" + std::to_string(i) + "]", true);
-    if (!a) return std::unexpected(a.error());
-    out.push_back(std::move(*a));
-  }
-  return out;
+  std::vector<const json::Value*> specs;
+  for (const json::Value& spec : list->GetArray()) specs.push_back(&spec);
+  return StoreArtifacts(tenant, specs, "artifacts", true);
 }
 
 void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
   if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
-  auto stored = StoreArtifact(x->body, "body", true);
+  auto stored = StoreArtifacts(x->key->tenant_id, {&x->body}, "body", true);
   if (!stored) return x->ErrorFrom(stored.error(), task_id);
   services::AddArtifacts c{{x->key->tenant_id, x->key->key_id, x->key->plan},
                            {task_id, json::String(x->body, "lease_id"),
                             json::String(x->body, "worker_id", x->key->key_id)},
-                           {*stored}};
+                           *stored};
   x->DropBody();
   const int64_t now = deps_.clock->NowMillis();
   deps_.tasks->Submit(
-      std::move(c), [x, task_id, a = *stored, now](Result<services::CommandResult> r) {
+      std::move(c), [x, task_id, a = stored->front(), now](Result<services::CommandResult> r) {
         if (!r) return x->ErrorFrom(r.error(), task_id);
         projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
                                    a.content_type, a.size,  now};
@@ -109,9 +135,10 @@ void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
 
 void Api::CreateOutput(std::shared_ptr<Exchange> x) {
   if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
-  auto stored = StoreArtifact(x->body, "body", false);
-  if (!stored) return x->ErrorFrom(stored.error());
+  auto outputs = StoreArtifacts(x->key->tenant_id, {&x->body}, "body", false);
+  if (!outputs) return x->ErrorFrom(outputs.error());
   x->DropBody();
+  const services::NewArtifact* stored = &outputs->front();
   events::Event e;
   e.type = "output.created";
   e.event_id = deps_.ids->Next("evt_");

@@ -385,7 +385,7 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
                                     result == nullptr ? "{}" : events::CanonicalText(*result)};
     ReadUsage(f, &complete.usage, &complete.cost_reported);
     if (f.ok()) {
-      auto artifacts = StoreArtifacts(f.Any({"artifacts"}));
+      auto artifacts = StoreArtifactList(caller.tenant_id, f.Any({"artifacts"}));
       if (!artifacts) return x->ErrorFrom(artifacts.error(), id);
       complete.artifacts = std::move(*artifacts);
     }

@@ -307,6 +307,11 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
       writes.push_back({ArtifactKey(task.tenant_id, a->artifact_id),
                         ArtifactJson(a->artifact_id, task.id, a->type, a->digest, a->content_type,
                                      a->size, r.event.timestamp_ms)});
+    } else if (std::holds_alternative<events::TaskCancelled>(*body)) {
+      // A cancelled task's partial artifacts are discarded (Ariftly's rule).
+      for (const std::string& id : task.artifacts) {
+        writes.push_back({ArtifactKey(task.tenant_id, id), std::nullopt});
+      }
     }
     UsageCounters counted;
     CountUsage(*body, task, counted);

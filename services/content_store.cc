@@ -1,5 +1,7 @@
 #include "services/content_store.h"
 
+#include <rocksdb/write_batch.h>
+
 #include "events/local_store.h"
 #include "events/sha256.h"
 
@@ -16,14 +18,27 @@ Result<std::unique_ptr<ContentStore>> ContentStore::Open(const std::string& data
 }
 
 Result<std::string> ContentStore::Put(std::string_view bytes) {
-  std::string digest = events::Sha256Hex(bytes);
-  std::string existing;
-  if (db_->Get(rocksdb::ReadOptions(), digest, &existing).ok()) return digest;
+  auto digests = PutAll({std::string(bytes)});
+  if (!digests) return std::unexpected(digests.error());
+  return std::move(digests->front());
+}
+
+Result<std::vector<std::string>> ContentStore::PutAll(const std::vector<std::string>& contents) {
+  std::vector<std::string> digests;
+  rocksdb::WriteBatch batch;
+  for (const std::string& bytes : contents) {
+    digests.push_back(events::Sha256Hex(bytes));
+    // Stored already (the same bytes): nothing to write.
+    std::string existing;
+    if (db_->Get(rocksdb::ReadOptions(), digests.back(), &existing).ok()) continue;
+    batch.Put(digests.back(), bytes);
+  }
+  if (batch.Count() == 0) return digests;
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  rocksdb::Status s = db_->Put(sync, digest, rocksdb::Slice(bytes.data(), bytes.size()));
+  rocksdb::Status s = db_->Write(sync, &batch);
   if (!s.ok()) return Fail(codes::kUnavailable, "cannot store content: " + s.ToString());
-  return digest;
+  return digests;
 }
 
 Result<std::string> ContentStore::Get(const std::string& digest) const {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "infra/base/result.h"
 
@@ -24,6 +25,8 @@ class ContentStore {
   // Stores `bytes` (synced: the event that names it follows) and returns
   // their digest, lowercase hex SHA-256. Storing the same bytes again is a no-op.
   [[nodiscard]] Result<std::string> Put(std::string_view bytes);
+  // The same for several, with one synced write; their digests in order.
+  [[nodiscard]] Result<std::vector<std::string>> PutAll(const std::vector<std::string>& contents);
   // The bytes of `digest`; NOT_FOUND if none.
   [[nodiscard]] Result<std::string> Get(const std::string& digest) const;
 

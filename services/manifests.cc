@@ -96,6 +96,25 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
                       .Build());
     }
   }
+  // Artifact types: {"<type>": {"schema": <JSON Schema>}}.
+  if (const json::Value* artifacts = json::FindSet(body, "artifact_types")) {
+    if (!artifacts->IsObject() || artifacts->MemberCount() > 100) {
+      return Shape("artifact_types", "must be an object of up to 100 artifact types");
+    }
+    for (const auto& m : artifacts->GetObject()) {
+      const std::string type(m.name.GetString(), m.name.GetStringLength());
+      const std::string field = "artifact_types." + type;
+      if (!ValidTypeName(type)) {
+        return Shape(field, "is not a type name (1-128 of letters, digits, _ . : -)");
+      }
+      const json::Value* schema = m.value.IsObject() ? json::FindSet(m.value, "schema") : nullptr;
+      if (schema == nullptr || !schema->IsObject()) {
+        return Shape(field + ".schema", "must be a JSON Schema (an object)");
+      }
+      if (HasRef(*schema))
+        return Shape(field + ".schema", "may not use $ref (write the schema out)");
+    }
+  }
   std::string text;
   if (auto s = events::WriteCanonical(body, &text); !s) return Shape("body", s.error().message);
   return text;
@@ -123,6 +142,17 @@ std::shared_ptr<const Manifest> ManifestStore::Build(const std::string& agent_id
     manifest->task_types.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
                                  std::move(spec));
   }
+  if (const json::Value* artifacts = json::FindSet(body, "artifact_types")) {
+    for (const auto& m : artifacts->GetObject()) {
+      ArtifactTypeSpec spec;
+      auto doc = std::make_shared<json::Document>();
+      doc->CopyFrom(*json::Find(m.value, "schema"), doc->GetAllocator());
+      spec.schema = std::make_shared<rapidjson::SchemaDocument>(*doc);
+      spec.schema_doc = std::move(doc);
+      manifest->artifact_types.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
+                                       std::move(spec));
+    }
+  }
   return manifest;
 }
 
@@ -130,6 +160,9 @@ void ManifestStore::Insert(const std::string& tenant_id, std::shared_ptr<const M
   std::lock_guard lock(mu_);
   for (const auto& [type, spec] : manifest->task_types) {
     by_type_[Key(tenant_id, type)] = manifest->agent_id;
+  }
+  for (const auto& [type, spec] : manifest->artifact_types) {
+    by_artifact_type_[Key(tenant_id, type)] = manifest->agent_id;
   }
   by_agent_[Key(tenant_id, manifest->agent_id)] = std::move(manifest);
 }
@@ -202,6 +235,23 @@ Result<const TaskTypeSpec*> ManifestStore::Spec(const std::string& tenant_id,
   }
   *keep = it->second;
   return &spec->second;
+}
+
+std::shared_ptr<const rapidjson::SchemaDocument> ManifestStore::ArtifactSchema(
+    const std::string& tenant_id, const std::string& agent_id, const std::string& type) const {
+  std::lock_guard lock(mu_);
+  auto declared =
+      [&](const std::string& agent) -> std::shared_ptr<const rapidjson::SchemaDocument> {
+    auto it = by_agent_.find(Key(tenant_id, agent));
+    if (it == by_agent_.end()) return nullptr;
+    auto spec = it->second->artifact_types.find(type);
+    return spec == it->second->artifact_types.end() ? nullptr : spec->second.schema;
+  };
+  if (!agent_id.empty()) {
+    if (auto schema = declared(agent_id)) return schema;
+  }
+  auto latest = by_artifact_type_.find(Key(tenant_id, type));
+  return latest == by_artifact_type_.end() ? nullptr : declared(latest->second);
 }
 
 }  // namespace runlog::services

@@ -36,11 +36,18 @@ struct TaskTypeSpec {
   bool planner = false;
 };
 
+// One artifact type of a manifest: the JSON Schema its data must match.
+struct ArtifactTypeSpec {
+  std::shared_ptr<const json::Document> schema_doc;
+  std::shared_ptr<const rapidjson::SchemaDocument> schema;
+};
+
 struct Manifest {
   std::string agent_id;
   std::string text;  // canonical manifest, as registered
   int64_t registered_at_ms = 0;
   std::unordered_map<std::string, TaskTypeSpec> task_types;
+  std::unordered_map<std::string, ArtifactTypeSpec> artifact_types;
 };
 
 class ManifestStore {
@@ -66,6 +73,11 @@ class ManifestStore {
   // The spec of `type`: of `agent_id`'s manifest if given, else of the
   // tenant's latest manifest that declares the type. Null if none;
   // UNKNOWN_TASK_TYPE when the named agent's manifest lacks the type.
+  // The schema of artifact type `type`: of `agent_id`'s manifest if it
+  // declares it, else of the tenant's latest manifest that does; null if none.
+  std::shared_ptr<const rapidjson::SchemaDocument> ArtifactSchema(const std::string& tenant_id,
+                                                                  const std::string& agent_id,
+                                                                  const std::string& type) const;
   [[nodiscard]] Result<const TaskTypeSpec*> Spec(const std::string& tenant_id,
                                                  const std::string& agent_id,
                                                  const std::string& type,
@@ -85,6 +97,7 @@ class ManifestStore {
   // "tenant\0agent" -> manifest; "tenant\0type" -> agent of the latest manifest with it.
   std::unordered_map<std::string, std::shared_ptr<const Manifest>> by_agent_;  // guarded by mu_
   std::unordered_map<std::string, std::string> by_type_;                       // guarded by mu_
+  std::unordered_map<std::string, std::string> by_artifact_type_;  // the same, for artifact types
 };
 
 }  // namespace runlog::services

@@ -742,6 +742,28 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
   ASSERT_EQ(reports["artifacts"].Size(), 1u) << reports.body;
   EXPECT_EQ(std::string(reports["artifacts"][0]["artifact_id"].GetString()), report);
 
+  // An agent's manifest may give an artifact type a schema: data must match it.
+  auto agent = client_->Put(
+      "/v1/agents/auditor",
+      R"({"task_types":{"doc":{}},"artifact_types":{"audit_report":{"schema":{"type":"object",)"
+      R"("required":["gaps_found"],"properties":{"gaps_found":{"type":"integer"}}}}}})");
+  ASSERT_EQ(agent.status, 201) << agent.body;
+  ExpectError(
+      client_->Put("/v1/agents/bad", R"({"task_types":{"doc":{}},"artifact_types":{"x":1}})"), 400,
+      "VALIDATION_ERROR");
+  const std::string audited = CreateId(R"({"type":"doc"})");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["doc"]})").status, 200);
+  auto mismatch = client_->Post("/v1/tasks/" + audited + "/artifacts",
+                                R"({"type":"audit_report","data":{"gaps_found":"many"}})");
+  ExpectError(mismatch, 422, "SCHEMA_MISMATCH");
+  EXPECT_STREQ(mismatch["error"]["details"]["field"].GetString(), "body.data/gaps_found")
+      << mismatch.body;
+  EXPECT_EQ(client_
+                ->Post("/v1/tasks/" + audited + "/complete",
+                       R"({"artifacts":[{"type":"audit_report","data":{"gaps_found":14}}]})")
+                .status,
+            200);
+
   // An output: an artifact without a task, which a complete's result can name.
   auto output = client_->Post("/v1/outputs", R"({"content":{"rows":3}})");
   ASSERT_EQ(output.status, 201) << output.body;
@@ -771,6 +793,16 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
   EXPECT_EQ(client_->Get("/v1/artifacts/" + out)["data"]["rows"].GetInt(), 3);
   EXPECT_EQ(client_->Get("/v1/artifacts?task_id=" + id)["artifacts"].Size(), 1u);
   EXPECT_EQ(client_->Get("/v1/tasks/" + id)["artifacts"].Size(), 2u);
+
+  // A cancelled task's partial artifacts are discarded.
+  const std::string cancelled = CreateId(R"({"type":"doc"})");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["doc"]})").status, 200);
+  auto partial =
+      client_->Post("/v1/tasks/" + cancelled + "/artifacts", R"({"type":"draft","data":"half"})");
+  ASSERT_EQ(partial.status, 201) << partial.body;
+  ASSERT_EQ(client_->Post("/v1/tasks/" + cancelled + "/cancel", "{}").status, 200);
+  ExpectError(client_->Get("/v1/artifacts/" + partial.Str("artifact_id")), 404,
+              "ARTIFACT_NOT_FOUND");
 }
 
 // Test keys (Artexion's "start with test keys"): rl_test_…, the same API, in
