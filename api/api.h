@@ -140,6 +140,9 @@ class Api {
   void GetArtifact(Exchange& x, const std::string& id);
   void ListArtifacts(Exchange& x);
   void DeleteArtifact(Exchange& x, const std::string& id);
+  // POST /v1/artifacts/{id}/approve or /reject: `decision` is approved or rejected.
+  void DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
+                      const std::string& decision);
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ReadTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);

@@ -15,7 +15,14 @@ namespace {
 
 constexpr size_t kMaxArtifactsPerCall = 100;
 
-events::Payload RenderArtifact(const projections::Artifact& a, const std::string* data) {
+// The approval status a reader sees: a pending one past its time is expired.
+std::string ApprovalStatus(const projections::Artifact& a, int64_t now_ms) {
+  if (a.approval_status == "pending" && now_ms >= a.approval_expires_at_ms) return "expired";
+  return a.approval_status;
+}
+
+events::Payload RenderArtifact(const projections::Artifact& a, const std::string* data,
+                               int64_t now_ms) {
   events::Payload p;
   p.Str("artifact_id", a.id)
       .Str("id", a.id)
@@ -30,6 +37,15 @@ events::Payload RenderArtifact(const projections::Artifact& a, const std::string
     p.Str("task_id", a.task_id);
   }
   if (data != nullptr) p.Raw("data", *data);
+  if (!a.approval_status.empty()) {
+    p.Str("approval_status", ApprovalStatus(a, now_ms))
+        .Raw("approval_expires_at", IsoTimeJson(a.approval_expires_at_ms));
+    if (!a.decided_by.empty()) {
+      p.Str("decided_by", a.decided_by)
+          .Str("comment", a.comment)
+          .Raw("decided_at", IsoTimeJson(a.decided_at_ms));
+    }
+  }
   return p;
 }
 
@@ -62,11 +78,17 @@ Result<services::NewArtifact> Api::CheckArtifact(const std::string& tenant, cons
     return Fail(codes::kValidationError, field + "." + member + " is required (any JSON value)",
                 events::Payload().Str("field", field + "." + member).Build());
   }
-  // An artifact type an agent's manifest declares: its data must match its schema.
-  if (auto schema = typed && deps_.manifests != nullptr
-                        ? deps_.manifests->ArtifactSchema(tenant, "", a.type)
-                        : nullptr) {
-    if (auto problems = services::CheckSchema(*schema, *data); !problems.empty()) {
+  // An artifact type an agent's manifest declares: its data must match its
+  // schema, and it may wait for a person's approval.
+  const auto declared = typed && deps_.manifests != nullptr
+                            ? deps_.manifests->ArtifactType(tenant, "", a.type)
+                            : std::nullopt;
+  if (declared && declared->requires_approval) {
+    a.approval_expires_at_ms =
+        deps_.clock->NowMillis() + declared->approval_expires_days * 86'400'000;
+  }
+  if (declared && declared->schema != nullptr) {
+    if (auto problems = services::CheckSchema(*declared->schema, *data); !problems.empty()) {
       const std::string where = field + "." + member + problems[0].path;
       return Fail(codes::kSchemaMismatch,
                   where + " does not match the schema of artifact type " + a.type + ": " +
@@ -129,7 +151,11 @@ void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
         if (!r) return x->ErrorFrom(r.error(), task_id);
         projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
                                    a.content_type, a.size,  now};
-        x->Send(201, RenderArtifact(view, nullptr), ArtifactContract(a.artifact_id));
+        if (a.approval_expires_at_ms != 0) {
+          view.approval_status = "pending";
+          view.approval_expires_at_ms = a.approval_expires_at_ms;
+        }
+        x->Send(201, RenderArtifact(view, nullptr, now), ArtifactContract(a.artifact_id));
       });
 }
 
@@ -161,7 +187,7 @@ void Api::GetArtifact(Exchange& x, const std::string& id) {
     if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
     auto bytes = deps_.content->Get((*found)->digest);
     if (!bytes) return x.ErrorFrom(bytes.error());
-    x.Send(200, RenderArtifact(**found, &*bytes), ArtifactContract(id));
+    x.Send(200, RenderArtifact(**found, &*bytes, deps_.clock->NowMillis()), ArtifactContract(id));
   });
 }
 
@@ -170,20 +196,70 @@ void Api::ListArtifacts(Exchange& x) {
     auto it = x.call.query.find(name);
     return it == x.call.query.end() ? std::string() : it->second;
   };
+  const std::string approval = query("approval_status");
+  if (!approval.empty() && approval != "pending" && approval != "approved" &&
+      approval != "rejected" && approval != "expired") {
+    return x.Error(codes::kValidationError,
+                   "approval_status must be pending, approved, rejected or expired",
+                   R"({"field":"approval_status"})");
+  }
   AfterOwnWrites(x, std::nullopt, "",
-                 [this, task_id = query("task_id"), type = query("type")](Exchange& x) {
-                   auto list = deps_.views->ListArtifacts(x.key->tenant_id, task_id, type, 500);
+                 [this, task_id = query("task_id"), type = query("type"), approval](Exchange& x) {
+                   const int64_t now = deps_.clock->NowMillis();
+                   auto list = deps_.views->ListArtifacts(
+                       x.key->tenant_id, task_id, type, 500, [&](const projections::Artifact& a) {
+                         return approval.empty() || ApprovalStatus(a, now) == approval;
+                       });
                    if (!list) return x.ErrorFrom(list.error());
                    std::string items = "[";
                    for (const projections::Artifact& a : *list) {
                      if (items.size() > 1) items += ",";
-                     items += RenderArtifact(a, nullptr).Build();
+                     items += RenderArtifact(a, nullptr, now).Build();
                    }
                    items += "]";
                    ContractContext contract;
                    contract.actions = {Act("list_tasks", false, "GET", "/v1/tasks")};
                    x.Send(200, events::Payload().Raw("artifacts", items), contract);
                  });
+}
+
+void Api::DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
+                         const std::string& decision) {
+  if (!ParseBody(*x, options_.max_body_bytes, false, nullptr)) return;
+  const json::Value* comment = json::FindSet(x->body, "comment");
+  if (comment != nullptr && (!comment->IsString() || comment->GetStringLength() > 4096)) {
+    return x->Error(codes::kValidationError, "comment must be a string of up to 4096 characters",
+                    R"({"field":"comment"})");
+  }
+  std::string text = comment != nullptr ? comment->GetString() : "";
+  AfterOwnWrites(*x, std::nullopt, "", [this, id, decision, text](Exchange& x) {
+    auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
+    if (!found) return x.ErrorFrom(found.error());
+    if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
+    const int64_t now = deps_.clock->NowMillis();
+    if (const std::string status = ApprovalStatus(**found, now); status != "pending") {
+      return x.Error(codes::kApprovalNotPending,
+                     "artifact " + id + (status.empty() ? " needs no approval" : " is " + status),
+                     events::Payload().Str("approval_status", status).Build());
+    }
+    events::Event e;
+    e.type = "artifact.approval_decided";
+    e.event_id = deps_.ids->Next("evt_");
+    e.aggregate_id = id;
+    e.tenant_id = x.key->tenant_id;
+    e.sequence = 1;
+    e.timestamp_ms = now;
+    e.payload = events::Encode(events::ArtifactApprovalDecided{decision, text, x.key->key_id});
+    projections::Artifact decided = **found;
+    decided.approval_status = decision;
+    decided.decided_by = x.key->key_id;
+    decided.comment = text;
+    decided.decided_at_ms = now;
+    deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), decided, now](Status s) {
+      if (!s) return x->ErrorFrom(s.error());
+      x->Send(200, RenderArtifact(decided, nullptr, now), ArtifactContract(decided.id));
+    });
+  });
 }
 
 void Api::DeleteArtifact(Exchange& x, const std::string& id) {

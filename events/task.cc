@@ -275,6 +275,7 @@ struct Applier {
     return {};
   }
   Status operator()(const OutputCreated&) { return NotATaskEvent(); }
+  Status operator()(const ArtifactApprovalDecided&) { return NotATaskEvent(); }
   Status operator()(const ArtifactDeleted&) { return NotATaskEvent(); }
   Status operator()(const KeyRegistered&) { return NotATaskEvent(); }
   Status operator()(const AgentRegistered&) { return NotATaskEvent(); }

@@ -142,10 +142,16 @@ RUNLOG_SCHEMA(TaskArtifactCreated, "task.artifact_created",
               Str("type", &TaskArtifactCreated::type), Str("digest", &TaskArtifactCreated::digest),
               Str("content_type", &TaskArtifactCreated::content_type),
               Int("size", &TaskArtifactCreated::size),
-              Str("created_by", &TaskArtifactCreated::created_by, kOptional));
+              Str("created_by", &TaskArtifactCreated::created_by, kOptional),
+              Int("approval_expires_at_ms", &TaskArtifactCreated::approval_expires_at_ms,
+                  kOptional));
 RUNLOG_SCHEMA(OutputCreated, "output.created", Str("digest", &OutputCreated::digest),
               Str("content_type", &OutputCreated::content_type), Int("size", &OutputCreated::size),
               Str("created_by", &OutputCreated::created_by, kOptional));
+RUNLOG_SCHEMA(ArtifactApprovalDecided, "artifact.approval_decided",
+              Str("decision", &ArtifactApprovalDecided::decision),
+              Str("comment", &ArtifactApprovalDecided::comment, kOptional),
+              Str("decided_by", &ArtifactApprovalDecided::decided_by, kOptional));
 RUNLOG_SCHEMA(ArtifactDeleted, "artifact.deleted",
               Str("deleted_by", &ArtifactDeleted::deleted_by, kOptional));
 RUNLOG_SCHEMA(KeyRegistered, "key.registered", Str("key_hash", &KeyRegistered::key_hash),

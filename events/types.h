@@ -129,7 +129,8 @@ struct TaskCancelled {
 struct TaskArtifactCreated {
   std::string artifact_id, type, digest, content_type;
   int64_t size = 0;
-  std::string created_by;  // the key id
+  std::string created_by;              // the key id
+  int64_t approval_expires_at_ms = 0;  // its type requires approval: pending until then
   bool operator==(const TaskArtifactCreated&) const = default;
 };
 // An artifact without a task (Orchestrion's outputs); its aggregate is its id.
@@ -138,6 +139,12 @@ struct OutputCreated {
   int64_t size = 0;
   std::string created_by;
   bool operator==(const OutputCreated&) const = default;
+};
+// A decision on an artifact pending approval; its aggregate is the artifact's id.
+struct ArtifactApprovalDecided {
+  std::string decision;  // approved or rejected
+  std::string comment, decided_by;
+  bool operator==(const ArtifactApprovalDecided&) const = default;
 };
 // An artifact (or output) deleted; its aggregate is the artifact's id.
 struct ArtifactDeleted {
@@ -158,12 +165,12 @@ struct AccountPlanSet {
 };
 
 // Every event type; the first seventeen are a task's (ApplyEvent's).
-using EventBody =
-    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
-                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
-                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
-                 TaskCancelRequested, TaskCancelled, TaskArtifactCreated, KeyRegistered,
-                 AgentRegistered, AccountPlanSet, OutputCreated, ArtifactDeleted>;
+using EventBody = std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended,
+                               TaskHandedOff, TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted,
+                               StepFinished, TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded,
+                               TaskFailed, TaskCancelRequested, TaskCancelled, TaskArtifactCreated,
+                               KeyRegistered, AgentRegistered, AccountPlanSet, OutputCreated,
+                               ArtifactApprovalDecided, ArtifactDeleted>;
 
 // "task.created", … (docs/events.md).
 std::string_view TypeOf(const EventBody& body);

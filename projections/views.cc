@@ -134,17 +134,20 @@ void CountUsage(const events::EventBody& body, const Task& task, UsageCounters& 
   }
 }
 
-std::string ArtifactJson(const std::string& id, const std::string& task_id, const std::string& type,
-                         const std::string& digest, const std::string& content_type, int64_t size,
-                         int64_t created_at_ms) {
+std::string ArtifactJson(const Artifact& a) {
   return events::Payload()
-      .Str("artifact_id", id)
-      .Str("task_id", task_id)
-      .Str("type", type)
-      .Str("digest", digest)
-      .Str("content_type", content_type)
-      .Int("size", size)
-      .Int("created_at_ms", created_at_ms)
+      .Str("artifact_id", a.id)
+      .Str("task_id", a.task_id)
+      .Str("type", a.type)
+      .Str("digest", a.digest)
+      .Str("content_type", a.content_type)
+      .Int("size", a.size)
+      .Int("created_at_ms", a.created_at_ms)
+      .Str("approval_status", a.approval_status)
+      .Int("approval_expires_at_ms", a.approval_expires_at_ms)
+      .Str("decided_by", a.decided_by)
+      .Str("comment", a.comment)
+      .Int("decided_at_ms", a.decided_at_ms)
       .Build();
 }
 
@@ -160,6 +163,11 @@ Artifact ParseArtifact(std::string_view value) {
   a.content_type = json::String(d, "content_type");
   a.size = json::Int(d, "size");
   a.created_at_ms = json::Int(d, "created_at_ms");
+  a.approval_status = json::String(d, "approval_status");
+  a.approval_expires_at_ms = json::Int(d, "approval_expires_at_ms");
+  a.decided_by = json::String(d, "decided_by");
+  a.comment = json::String(d, "comment");
+  a.decided_at_ms = json::Int(d, "decided_at_ms");
   return a;
 }
 
@@ -266,17 +274,42 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   std::vector<Write> writes;
   for (const events::LogRecord& r : records) {
     if (!events::IsTaskEvent(r.event)) {
-      // Outputs and deletions of artifacts; other records are not views'.
-      if (r.event.type == "output.created" || r.event.type == "artifact.deleted") {
-        auto body = events::Decode(r.event);
-        if (!body) return Fail(codes::kLogCorrupt, body.error().message);
-        const std::string key = ArtifactKey(r.event.tenant_id, r.event.aggregate_id);
-        if (const auto* out = std::get_if<events::OutputCreated>(&*body)) {
-          writes.push_back({key, ArtifactJson(r.event.aggregate_id, "", "output", out->digest,
-                                              out->content_type, out->size, r.event.timestamp_ms)});
-        } else {
-          writes.push_back({key, std::nullopt});
+      // Outputs, approvals and deletions of artifacts; other records are not views'.
+      if (!r.event.type.starts_with("output.") && !r.event.type.starts_with("artifact.")) continue;
+      auto body = events::Decode(r.event);
+      if (!body) return Fail(codes::kLogCorrupt, body.error().message);
+      const std::string key = ArtifactKey(r.event.tenant_id, r.event.aggregate_id);
+      if (const auto* out = std::get_if<events::OutputCreated>(&*body)) {
+        Artifact row;
+        row.id = r.event.aggregate_id;
+        row.type = "output";
+        row.digest = out->digest;
+        row.content_type = out->content_type;
+        row.size = out->size;
+        row.created_at_ms = r.event.timestamp_ms;
+        writes.push_back({key, ArtifactJson(row)});
+      } else if (const auto* d = std::get_if<events::ArtifactApprovalDecided>(&*body)) {
+        // The first decision on a pending artifact counts; its row may be in this batch.
+        std::optional<std::string> row;
+        for (auto w = writes.rbegin(); w != writes.rend() && !row; ++w) {
+          if (w->key == key) row = w->value.value_or("");
         }
+        if (!row) {
+          std::string stored;
+          rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), key, &stored);
+          if (!got.ok() && !got.IsNotFound()) return Storage(got);
+          row = got.ok() ? stored : "";
+        }
+        if (row->empty()) continue;  // deleted (or discarded) before the decision
+        Artifact a = ParseArtifact(*row);
+        if (a.approval_status != "pending") continue;
+        a.approval_status = d->decision;
+        a.decided_by = d->decided_by;
+        a.comment = d->comment;
+        a.decided_at_ms = r.event.timestamp_ms;
+        writes.push_back({key, ArtifactJson(a)});
+      } else if (std::holds_alternative<events::ArtifactDeleted>(*body)) {
+        writes.push_back({key, std::nullopt});
       }
       continue;
     }
@@ -304,9 +337,19 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
                                           applied.error().message);
     }
     if (const auto* a = std::get_if<events::TaskArtifactCreated>(&*body)) {
-      writes.push_back({ArtifactKey(task.tenant_id, a->artifact_id),
-                        ArtifactJson(a->artifact_id, task.id, a->type, a->digest, a->content_type,
-                                     a->size, r.event.timestamp_ms)});
+      Artifact row;
+      row.id = a->artifact_id;
+      row.task_id = task.id;
+      row.type = a->type;
+      row.digest = a->digest;
+      row.content_type = a->content_type;
+      row.size = a->size;
+      row.created_at_ms = r.event.timestamp_ms;
+      if (a->approval_expires_at_ms != 0) {
+        row.approval_status = "pending";
+        row.approval_expires_at_ms = a->approval_expires_at_ms;
+      }
+      writes.push_back({ArtifactKey(task.tenant_id, a->artifact_id), ArtifactJson(row)});
     } else if (std::holds_alternative<events::TaskCancelled>(*body)) {
       // A cancelled task's partial artifacts are discarded (Ariftly's rule).
       for (const std::string& id : task.artifacts) {
@@ -548,16 +591,17 @@ Result<std::optional<Artifact>> Views::GetArtifact(const std::string& tenant,
   return std::optional<Artifact>(ParseArtifact(value));
 }
 
-Result<std::vector<Artifact>> Views::ListArtifacts(const std::string& tenant,
-                                                   const std::string& task_id,
-                                                   const std::string& type, size_t limit) {
+Result<std::vector<Artifact>> Views::ListArtifacts(
+    const std::string& tenant, const std::string& task_id, const std::string& type, size_t limit,
+    const std::function<bool(const Artifact&)>& keep) {
   std::vector<Artifact> out;
   const std::string prefix = ArtifactKey(tenant, "");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
        it->Next()) {
     Artifact a = ParseArtifact(std::string_view(it->value().data(), it->value().size()));
-    if ((task_id.empty() || a.task_id == task_id) && (type.empty() || a.type == type)) {
+    if ((task_id.empty() || a.task_id == task_id) && (type.empty() || a.type == type) &&
+        (!keep || keep(a))) {
       out.push_back(std::move(a));
     }
   }

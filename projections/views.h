@@ -85,6 +85,12 @@ struct Artifact {
   std::string id, task_id, type, digest, content_type;  // task_id empty for outputs
   int64_t size = 0;
   int64_t created_at_ms = 0;
+  // Of a type that requires approval: "pending" (until approval_expires_at_ms),
+  // "approved" or "rejected"; empty otherwise.
+  std::string approval_status;
+  int64_t approval_expires_at_ms = 0;
+  std::string decided_by, comment;
+  int64_t decided_at_ms = 0;
 };
 
 struct ListPage {
@@ -119,10 +125,10 @@ class Views {
   [[nodiscard]] Result<std::optional<Artifact>> GetArtifact(const std::string& tenant,
                                                             const std::string& id);
   // `tenant`'s artifacts in id order (ids are time-sortable), of `task_id`
-  // and `type` if given, up to `limit`.
-  [[nodiscard]] Result<std::vector<Artifact>> ListArtifacts(const std::string& tenant,
-                                                            const std::string& task_id,
-                                                            const std::string& type, size_t limit);
+  // and `type` if given, that `keep` keeps (if given), up to `limit`.
+  [[nodiscard]] Result<std::vector<Artifact>> ListArtifacts(
+      const std::string& tenant, const std::string& task_id, const std::string& type, size_t limit,
+      const std::function<bool(const Artifact&)>& keep = {});
   // The usage rows of `tenant` for the days from `from_day` to `to_day`
   // (YYYY-MM-DD, both included), in day order.
   [[nodiscard]] Result<std::vector<UsageRow>> Usage(const std::string& tenant,

@@ -80,6 +80,7 @@ struct Heartbeat {
 struct NewArtifact {
   std::string artifact_id, type, digest, content_type;
   int64_t size = 0;
+  int64_t approval_expires_at_ms = 0;  // its type requires approval: pending until then
 };
 
 // Artifacts made by the worker holding the task's lease.

@@ -107,12 +107,22 @@ Result<std::string> ManifestStore::Check(const json::Value& body) const {
       if (!ValidTypeName(type)) {
         return Shape(field, "is not a type name (1-128 of letters, digits, _ . : -)");
       }
-      const json::Value* schema = m.value.IsObject() ? json::FindSet(m.value, "schema") : nullptr;
-      if (schema == nullptr || !schema->IsObject()) {
+      if (!m.value.IsObject()) return Shape(field, "must be an object");
+      const json::Value* schema = json::FindSet(m.value, "schema");
+      if (schema != nullptr && !schema->IsObject()) {
         return Shape(field + ".schema", "must be a JSON Schema (an object)");
       }
-      if (HasRef(*schema))
+      if (schema != nullptr && HasRef(*schema)) {
         return Shape(field + ".schema", "may not use $ref (write the schema out)");
+      }
+      const json::Value* approval = json::FindSet(m.value, "requires_approval");
+      if (approval != nullptr && !approval->IsBool()) {
+        return Shape(field + ".requires_approval", "must be a bool");
+      }
+      const json::Value* days = json::FindSet(m.value, "approval_expires_days");
+      if (days != nullptr && (!days->IsInt64() || days->GetInt64() < 1 || days->GetInt64() > 365)) {
+        return Shape(field + ".approval_expires_days", "must be an integer from 1 to 365");
+      }
     }
   }
   std::string text;
@@ -145,10 +155,14 @@ std::shared_ptr<const Manifest> ManifestStore::Build(const std::string& agent_id
   if (const json::Value* artifacts = json::FindSet(body, "artifact_types")) {
     for (const auto& m : artifacts->GetObject()) {
       ArtifactTypeSpec spec;
-      auto doc = std::make_shared<json::Document>();
-      doc->CopyFrom(*json::Find(m.value, "schema"), doc->GetAllocator());
-      spec.schema = std::make_shared<rapidjson::SchemaDocument>(*doc);
-      spec.schema_doc = std::move(doc);
+      if (const json::Value* schema = json::FindSet(m.value, "schema")) {
+        auto doc = std::make_shared<json::Document>();
+        doc->CopyFrom(*schema, doc->GetAllocator());
+        spec.schema = std::make_shared<rapidjson::SchemaDocument>(*doc);
+        spec.schema_doc = std::move(doc);
+      }
+      spec.requires_approval = json::Bool(m.value, "requires_approval");
+      spec.approval_expires_days = json::Int(m.value, "approval_expires_days", 7);
       manifest->artifact_types.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
                                        std::move(spec));
     }
@@ -237,21 +251,23 @@ Result<const TaskTypeSpec*> ManifestStore::Spec(const std::string& tenant_id,
   return &spec->second;
 }
 
-std::shared_ptr<const rapidjson::SchemaDocument> ManifestStore::ArtifactSchema(
-    const std::string& tenant_id, const std::string& agent_id, const std::string& type) const {
+std::optional<ArtifactTypeSpec> ManifestStore::ArtifactType(const std::string& tenant_id,
+                                                            const std::string& agent_id,
+                                                            const std::string& type) const {
   std::lock_guard lock(mu_);
-  auto declared =
-      [&](const std::string& agent) -> std::shared_ptr<const rapidjson::SchemaDocument> {
+  auto declared = [&](const std::string& agent) -> std::optional<ArtifactTypeSpec> {
     auto it = by_agent_.find(Key(tenant_id, agent));
-    if (it == by_agent_.end()) return nullptr;
+    if (it == by_agent_.end()) return std::nullopt;
     auto spec = it->second->artifact_types.find(type);
-    return spec == it->second->artifact_types.end() ? nullptr : spec->second.schema;
+    if (spec == it->second->artifact_types.end()) return std::nullopt;
+    return spec->second;
   };
   if (!agent_id.empty()) {
-    if (auto schema = declared(agent_id)) return schema;
+    if (auto spec = declared(agent_id)) return spec;
   }
   auto latest = by_artifact_type_.find(Key(tenant_id, type));
-  return latest == by_artifact_type_.end() ? nullptr : declared(latest->second);
+  if (latest == by_artifact_type_.end()) return std::nullopt;
+  return declared(latest->second);
 }
 
 }  // namespace runlog::services

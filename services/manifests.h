@@ -38,8 +38,10 @@ struct TaskTypeSpec {
 
 // One artifact type of a manifest: the JSON Schema its data must match.
 struct ArtifactTypeSpec {
-  std::shared_ptr<const json::Document> schema_doc;
+  std::shared_ptr<const json::Document> schema_doc;  // null: any data
   std::shared_ptr<const rapidjson::SchemaDocument> schema;
+  bool requires_approval = false;
+  int64_t approval_expires_days = 7;  // a pending approval expires after this
 };
 
 struct Manifest {
@@ -73,11 +75,11 @@ class ManifestStore {
   // The spec of `type`: of `agent_id`'s manifest if given, else of the
   // tenant's latest manifest that declares the type. Null if none;
   // UNKNOWN_TASK_TYPE when the named agent's manifest lacks the type.
-  // The schema of artifact type `type`: of `agent_id`'s manifest if it
-  // declares it, else of the tenant's latest manifest that does; null if none.
-  std::shared_ptr<const rapidjson::SchemaDocument> ArtifactSchema(const std::string& tenant_id,
-                                                                  const std::string& agent_id,
-                                                                  const std::string& type) const;
+  // Artifact type `type`: of `agent_id`'s manifest if it declares it, else
+  // of the tenant's latest manifest that does; none if none.
+  std::optional<ArtifactTypeSpec> ArtifactType(const std::string& tenant_id,
+                                               const std::string& agent_id,
+                                               const std::string& type) const;
   [[nodiscard]] Result<const TaskTypeSpec*> Spec(const std::string& tenant_id,
                                                  const std::string& agent_id,
                                                  const std::string& type,

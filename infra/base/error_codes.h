@@ -52,6 +52,7 @@ enum class NextStep : uint8_t {
   X(kLeaseMismatch, "LEASE_MISMATCH", 409, false, kClaimNext)                 \
   X(kIdempotencyConflict, "IDEMPOTENCY_CONFLICT", 409, false, kGetOrNewKey)   \
   X(kTaskNotFinished, "TASK_NOT_FINISHED", 409, false, kFixRequest)           \
+  X(kApprovalNotPending, "APPROVAL_NOT_PENDING", 409, false, kFixRequest)     \
   X(kStepOutOfOrder, "STEP_OUT_OF_ORDER", 409, false, kFixRequest)            \
   X(kPayloadTooLarge, "PAYLOAD_TOO_LARGE", 413, false, kFixRequest)           \
   X(kUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415, false, kFixRequest) \

@@ -238,7 +238,8 @@ void Decider::EmitArtifacts(Task& t, const std::vector<NewArtifact>& artifacts,
                                      .digest = a.digest,
                                      .content_type = a.content_type,
                                      .size = a.size,
-                                     .created_by = key_id},
+                                     .created_by = key_id,
+                                     .approval_expires_at_ms = a.approval_expires_at_ms},
          out);
   }
 }

@@ -746,7 +746,8 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
   auto agent = client_->Put(
       "/v1/agents/auditor",
       R"({"task_types":{"doc":{}},"artifact_types":{"audit_report":{"schema":{"type":"object",)"
-      R"("required":["gaps_found"],"properties":{"gaps_found":{"type":"integer"}}}}}})");
+      R"("required":["gaps_found"],"properties":{"gaps_found":{"type":"integer"}}}},)"
+      R"("sales.email_draft":{"requires_approval":true}}})");
   ASSERT_EQ(agent.status, 201) << agent.body;
   ExpectError(
       client_->Put("/v1/agents/bad", R"({"task_types":{"doc":{}},"artifact_types":{"x":1}})"), 400,
@@ -763,6 +764,38 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
                        R"({"artifacts":[{"type":"audit_report","data":{"gaps_found":14}}]})")
                 .status,
             200);
+
+  // Approvals: a draft waits for a person; each decision names its key; a
+  // pending one expires after 7 days.
+  const std::string drafting = CreateId(R"({"type":"doc"})");
+  ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["doc"]})").status, 200);
+  std::vector<std::string> drafts;
+  for (int i = 0; i < 3; ++i) {
+    auto d = client_->Post("/v1/tasks/" + drafting + "/artifacts",
+                           R"({"type":"sales.email_draft","data":{"to":"alex@acme.com"}})");
+    ASSERT_EQ(d.status, 201) << d.body;
+    EXPECT_EQ(d.Str("approval_status"), "pending");
+    drafts.push_back(d.Str("artifact_id"));
+  }
+  EXPECT_EQ(client_->Get("/v1/artifacts?approval_status=pending")["artifacts"].Size(), 3u);
+  auto approved = client_->Post("/v1/artifacts/" + drafts[0] + "/approve", R"({"comment":"ok"})");
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  EXPECT_EQ(approved.Str("approval_status"), "approved");
+  EXPECT_EQ(approved.Str("comment"), "ok");
+  EXPECT_FALSE(approved.Str("decided_by").empty());
+  ExpectError(client_->Post("/v1/artifacts/" + drafts[0] + "/reject", "{}"), 409,
+              "APPROVAL_NOT_PENDING");
+  ExpectError(client_->Post("/v1/artifacts/" + summary + "/approve", "{}"), 409,
+              "APPROVAL_NOT_PENDING");
+  EXPECT_EQ(client_->Post("/v1/artifacts/" + drafts[1] + "/reject", "{}").Str("approval_status"),
+            "rejected");
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + drafts[0]).Str("approval_status"), "approved");
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + drafts[1]).Str("approval_status"), "rejected");
+  clock_.Advance(8LL * 86'400'000);
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + drafts[2]).Str("approval_status"), "expired");
+  ExpectError(client_->Post("/v1/artifacts/" + drafts[2] + "/approve", "{}"), 409,
+              "APPROVAL_NOT_PENDING");
+  EXPECT_EQ(client_->Get("/v1/artifacts?approval_status=expired")["artifacts"].Size(), 1u);
 
   // An output: an artifact without a task, which a complete's result can name.
   auto output = client_->Post("/v1/outputs", R"({"content":{"rows":3}})");
@@ -793,6 +826,7 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
   EXPECT_EQ(client_->Get("/v1/artifacts/" + out)["data"]["rows"].GetInt(), 3);
   EXPECT_EQ(client_->Get("/v1/artifacts?task_id=" + id)["artifacts"].Size(), 1u);
   EXPECT_EQ(client_->Get("/v1/tasks/" + id)["artifacts"].Size(), 2u);
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + drafts[0]).Str("approval_status"), "approved");
 
   // A cancelled task's partial artifacts are discarded.
   const std::string cancelled = CreateId(R"({"type":"doc"})");
