@@ -49,6 +49,21 @@ events::Payload RenderArtifact(const projections::Artifact& a, const std::string
   return p;
 }
 
+// A record of an artifact's own aggregate (an output, a decision, a deletion).
+events::Event ArtifactRecord(infra::IdGenerator& ids, int64_t now_ms, const std::string& tenant,
+                             const std::string& artifact_id, uint64_t sequence,
+                             const events::EventBody& body) {
+  events::Event e;
+  e.type = std::string(events::TypeOf(body));
+  e.event_id = ids.Next("evt_");
+  e.aggregate_id = artifact_id;
+  e.tenant_id = tenant;
+  e.sequence = sequence;
+  e.timestamp_ms = now_ms;
+  e.payload = events::Encode(body);
+  return e;
+}
+
 ContractContext ArtifactContract(const std::string& id) {
   ContractContext contract;
   contract.actions = {Act("get_artifact", true, "GET", "/v1/artifacts/" + id),
@@ -165,14 +180,8 @@ void Api::CreateOutput(std::shared_ptr<Exchange> x) {
   if (!outputs) return x->ErrorFrom(outputs.error());
   x->DropBody();
   const services::NewArtifact* stored = &outputs->front();
-  events::Event e;
-  e.type = "output.created";
-  e.event_id = deps_.ids->Next("evt_");
-  e.aggregate_id = stored->artifact_id;
-  e.tenant_id = x->key->tenant_id;
-  e.sequence = 1;
-  e.timestamp_ms = deps_.clock->NowMillis();
-  e.payload = events::Encode(
+  events::Event e = ArtifactRecord(
+      *deps_.ids, deps_.clock->NowMillis(), x->key->tenant_id, stored->artifact_id, 1,
       events::OutputCreated{stored->digest, stored->content_type, stored->size, x->key->key_id});
   deps_.tasks->Record(std::move(e), [x, id = stored->artifact_id](Status s) {
     if (!s) return x->ErrorFrom(s.error());
@@ -242,14 +251,9 @@ void Api::DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
                      "artifact " + id + (status.empty() ? " needs no approval" : " is " + status),
                      events::Payload().Str("approval_status", status).Build());
     }
-    events::Event e;
-    e.type = "artifact.approval_decided";
-    e.event_id = deps_.ids->Next("evt_");
-    e.aggregate_id = id;
-    e.tenant_id = x.key->tenant_id;
-    e.sequence = 1;
-    e.timestamp_ms = now;
-    e.payload = events::Encode(events::ArtifactApprovalDecided{decision, text, x.key->key_id});
+    events::Event e =
+        ArtifactRecord(*deps_.ids, now, x.key->tenant_id, id, 1,
+                       events::ArtifactApprovalDecided{decision, text, x.key->key_id});
     projections::Artifact decided = **found;
     decided.approval_status = decision;
     decided.decided_by = x.key->key_id;
@@ -267,14 +271,10 @@ void Api::DeleteArtifact(Exchange& x, const std::string& id) {
     auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
     if (!found) return x.ErrorFrom(found.error());
     if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
-    events::Event e;
-    e.type = "artifact.deleted";
-    e.event_id = deps_.ids->Next("evt_");
-    e.aggregate_id = id;
-    e.tenant_id = x.key->tenant_id;
-    e.sequence = (*found)->task_id.empty() ? 2 : 1;  // after an output's output.created
-    e.timestamp_ms = deps_.clock->NowMillis();
-    e.payload = events::Encode(events::ArtifactDeleted{x.key->key_id});
+    // An output's deletion follows its output.created.
+    events::Event e =
+        ArtifactRecord(*deps_.ids, deps_.clock->NowMillis(), x.key->tenant_id, id,
+                       (*found)->task_id.empty() ? 2 : 1, events::ArtifactDeleted{x.key->key_id});
     deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), id](Status s) {
       if (!s) return x->ErrorFrom(s.error());
       ContractContext contract;
