@@ -49,14 +49,15 @@ events::Payload RenderArtifact(const projections::Artifact& a, const std::string
   return p;
 }
 
-// A record of an artifact's own aggregate (an output, a decision, a deletion).
+// A record about an artifact that is not a task event: an output's creation
+// (its aggregate the output), a decision, a deletion (on the artifact's task).
 events::Event ArtifactRecord(infra::IdGenerator& ids, int64_t now_ms, const std::string& tenant,
-                             const std::string& artifact_id, uint64_t sequence,
+                             const std::string& aggregate_id, uint64_t sequence,
                              const events::EventBody& body) {
   events::Event e;
   e.type = std::string(events::TypeOf(body));
   e.event_id = ids.Next("evt_");
-  e.aggregate_id = artifact_id;
+  e.aggregate_id = aggregate_id;
   e.tenant_id = tenant;
   e.sequence = sequence;
   e.timestamp_ms = now_ms;
@@ -251,9 +252,10 @@ void Api::DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
                      "artifact " + id + (status.empty() ? " needs no approval" : " is " + status),
                      events::Payload().Str("approval_status", status).Build());
     }
-    events::Event e =
-        ArtifactRecord(*deps_.ids, now, x.key->tenant_id, id, 1,
-                       events::ArtifactApprovalDecided{decision, text, x.key->key_id});
+    // On the artifact's task (or output): the views apply it after the artifact.
+    events::Event e = ArtifactRecord(
+        *deps_.ids, now, x.key->tenant_id, (*found)->task_id.empty() ? id : (*found)->task_id, 0,
+        events::ArtifactApprovalDecided{id, decision, text, x.key->key_id});
     projections::Artifact decided = **found;
     decided.approval_status = decision;
     decided.decided_by = x.key->key_id;
@@ -271,10 +273,10 @@ void Api::DeleteArtifact(Exchange& x, const std::string& id) {
     auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
     if (!found) return x.ErrorFrom(found.error());
     if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
-    // An output's deletion follows its output.created.
-    events::Event e =
-        ArtifactRecord(*deps_.ids, deps_.clock->NowMillis(), x.key->tenant_id, id,
-                       (*found)->task_id.empty() ? 2 : 1, events::ArtifactDeleted{x.key->key_id});
+    // On the artifact's task (or output): the views apply it after the artifact.
+    events::Event e = ArtifactRecord(*deps_.ids, deps_.clock->NowMillis(), x.key->tenant_id,
+                                     (*found)->task_id.empty() ? id : (*found)->task_id, 0,
+                                     events::ArtifactDeleted{id, x.key->key_id});
     deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), id](Status s) {
       if (!s) return x->ErrorFrom(s.error());
       ContractContext contract;

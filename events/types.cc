@@ -149,10 +149,12 @@ RUNLOG_SCHEMA(OutputCreated, "output.created", Str("digest", &OutputCreated::dig
               Str("content_type", &OutputCreated::content_type), Int("size", &OutputCreated::size),
               Str("created_by", &OutputCreated::created_by, kOptional));
 RUNLOG_SCHEMA(ArtifactApprovalDecided, "artifact.approval_decided",
+              Str("artifact_id", &ArtifactApprovalDecided::artifact_id),
               Str("decision", &ArtifactApprovalDecided::decision),
               Str("comment", &ArtifactApprovalDecided::comment, kOptional),
               Str("decided_by", &ArtifactApprovalDecided::decided_by, kOptional));
 RUNLOG_SCHEMA(ArtifactDeleted, "artifact.deleted",
+              Str("artifact_id", &ArtifactDeleted::artifact_id),
               Str("deleted_by", &ArtifactDeleted::deleted_by, kOptional));
 RUNLOG_SCHEMA(KeyRegistered, "key.registered", Str("key_hash", &KeyRegistered::key_hash),
               Json("scopes", &KeyRegistered::scopes),

@@ -140,14 +140,18 @@ struct OutputCreated {
   std::string created_by;
   bool operator==(const OutputCreated&) const = default;
 };
-// A decision on an artifact pending approval; its aggregate is the artifact's id.
+// A decision on an artifact pending approval. Its aggregate is the
+// artifact's task (an output's id for an output), so that it follows the
+// artifact's creation in the same partition: the views apply them in order.
 struct ArtifactApprovalDecided {
+  std::string artifact_id;
   std::string decision;  // approved or rejected
   std::string comment, decided_by;
   bool operator==(const ArtifactApprovalDecided&) const = default;
 };
-// An artifact (or output) deleted; its aggregate is the artifact's id.
+// An artifact (or output) deleted; its aggregate as for a decision.
 struct ArtifactDeleted {
+  std::string artifact_id;
   std::string deleted_by;
   bool operator==(const ArtifactDeleted&) const = default;
 };

@@ -278,7 +278,15 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
       if (!r.event.type.starts_with("output.") && !r.event.type.starts_with("artifact.")) continue;
       auto body = events::Decode(r.event);
       if (!body) return Fail(codes::kLogCorrupt, body.error().message);
-      const std::string key = ArtifactKey(r.event.tenant_id, r.event.aggregate_id);
+      // The artifact: an output's own id, else named by the event (whose
+      // aggregate is the artifact's task).
+      std::string artifact_id = r.event.aggregate_id;
+      if (const auto* d = std::get_if<events::ArtifactApprovalDecided>(&*body)) {
+        artifact_id = d->artifact_id;
+      } else if (const auto* gone = std::get_if<events::ArtifactDeleted>(&*body)) {
+        artifact_id = gone->artifact_id;
+      }
+      const std::string key = ArtifactKey(r.event.tenant_id, artifact_id);
       if (const auto* out = std::get_if<events::OutputCreated>(&*body)) {
         Artifact row;
         row.id = r.event.aggregate_id;

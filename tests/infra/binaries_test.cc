@@ -253,7 +253,7 @@ TEST(Runlogd, AnExecutorKilledMidStepIsRetriedFromThatStep) {
   EXPECT_EQ(server->Wait(), 0);
 }
 
-// `runlog rebuild` rebuilds the usage view, with costs, byte for byte as it
+// `runlog rebuild` rebuilds the usage and artifact views, with costs, byte for byte as it
 // was built while the tasks ran: a model's steps (through `runlog mock-llm`)
 // and a worker's reported usage.
 TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
@@ -271,7 +271,7 @@ TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
     EXPECT_TRUE(dump.has_value());
     if (!dump) return rows;
     for (const auto& row : *dump) {
-      if (row.first.starts_with("u")) rows.push_back(row);
+      if (row.first.starts_with("u") || row.first.starts_with("a")) rows.push_back(row);
     }
     return rows;
   };
@@ -294,6 +294,17 @@ TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
         201);
     auto claimed = client.Post("/v1/tasks/claim", R"({"types":["w"]})");
     ASSERT_EQ(claimed.status, 200) << claimed.body;
+    // Artifacts: one kept, one deleted (its deletion is applied after its
+    // creation on a rebuild too), and an output.
+    for (const char* type : {"kept", "gone"}) {
+      auto made = client.Post("/v1/tasks/" + claimed.Str("id") + "/artifacts",
+                              std::string(R"({"type":")") + type + R"(","data":{"n":1}})");
+      ASSERT_EQ(made.status, 201) << made.body;
+      if (std::string(type) == "gone") {
+        ASSERT_EQ(client.Do("DELETE", "/v1/artifacts/" + made.Str("id"), nullptr, {}).status, 200);
+      }
+    }
+    ASSERT_EQ(client.Post("/v1/outputs", R"({"content":[1]})").status, 201);
     ASSERT_EQ(client
                   .Post("/v1/tasks/" + claimed.Str("id") + "/complete",
                         R"({"usage":{"input_tokens":100,"output_tokens":7,"model":"m"}})")
@@ -311,7 +322,7 @@ TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
     ASSERT_EQ(server.Wait(), 0);
   }
   const auto live = usage_rows();
-  EXPECT_GE(live.size(), 2u);
+  EXPECT_GE(live.size(), 4u);  // usage rows, a kept artifact and an output
   Process rebuild({RUNLOG_PATH, "rebuild", "--data", dir / "data"});
   ASSERT_EQ(rebuild.Wait(), 0) << rebuild.DrainStderr();
   EXPECT_EQ(usage_rows(), live);
