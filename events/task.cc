@@ -544,7 +544,7 @@ Result<Task> TaskFromJson(std::string_view text) {
       step.step_hash = json::String(v, "step_hash");
       step.attempt = json::Int(v, "attempt");
       if (const json::Value* usage = json::FindSet(v, "usage"); usage != nullptr) {
-        step.usage = UsageFromJson(RawMember(v, "usage"));
+        step.usage = UsageOf(*usage);
       } else {
         step.usage.tokens = json::Int(v, "tokens");  // a checkpoint written before usage
       }

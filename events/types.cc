@@ -192,19 +192,6 @@ std::string EncodeAs(const T& v) {
   return p.Build();
 }
 
-Usage UsageOf(const json::Value& v) {
-  Usage u;
-  u.tokens = json::Int(v, "tokens");
-  u.input_tokens = json::Int(v, "input_tokens");
-  u.output_tokens = json::Int(v, "output_tokens");
-  u.model = json::String(v, "model");
-  u.sandbox_cpu_ms = json::Int(v, "sandbox_cpu_ms");
-  if (const json::Value* cost = json::FindSet(v, "cost_usd"); cost != nullptr && cost->IsNumber()) {
-    u.cost_nanos = NanosOfUsd(cost->GetDouble());
-  }
-  return u;
-}
-
 // Canonical JSON text of a member, or "" when absent or null.
 std::string RawMember(const json::Value& payload, std::string_view key) {
   const json::Value* v = json::FindSet(payload, key);
@@ -264,6 +251,19 @@ void ForEachType(Fn&& fn) {
 }
 
 }  // namespace
+
+Usage UsageOf(const json::Value& v) {
+  Usage u;
+  u.tokens = json::Int(v, "tokens");
+  u.input_tokens = json::Int(v, "input_tokens");
+  u.output_tokens = json::Int(v, "output_tokens");
+  u.model = json::String(v, "model");
+  u.sandbox_cpu_ms = json::Int(v, "sandbox_cpu_ms");
+  if (const json::Value* cost = json::FindSet(v, "cost_usd"); cost != nullptr && cost->IsNumber()) {
+    u.cost_nanos = NanosOfUsd(cost->GetDouble());
+  }
+  return u;
+}
 
 std::string UsageJson(const Usage& u) {
   Payload p;

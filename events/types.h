@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "events/event.h"
+#include "infra/base/json.h"
 #include "infra/base/result.h"
 
 namespace runlog::events {
@@ -32,9 +33,11 @@ struct Usage {
   int64_t cost_nanos = 0;
   bool operator==(const Usage&) const = default;
 };
-// `usage` as canonical JSON, and back (a missing member reads as 0 or "").
+// `usage` as canonical JSON, and back (a missing member reads as 0 or ""),
+// from the text or from a parsed value.
 std::string UsageJson(const Usage& usage);
 Usage UsageFromJson(std::string_view canonical);
+Usage UsageOf(const json::Value& usage);
 // Nanodollars as a decimal USD JSON number (canonical), and a USD number back.
 std::string UsdJson(int64_t nanos);
 int64_t NanosOfUsd(double usd);
