@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <ctime>
 #include <map>
 
 #include "api/exchange.h"
 #include "api/render.h"
+#include "api/streams.h"
 #include "events/canonical_json.h"
 #include "events/sha256.h"
 
@@ -267,6 +269,32 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "write",
        [](Api& a, X x, Id id) { a.DeleteArtifact(*x, id); }},
       {"POST",
+       {"webhooks"},
+       "create_webhook",
+       "write",
+       [](Api& a, X x, Id) { a.CreateWebhook(std::move(x)); }},
+      {"GET", {"webhooks"}, "list_webhooks", "read", [](Api& a, X x, Id) { a.ListWebhooks(*x); }},
+      {"GET",
+       {"webhooks", "{id}"},
+       "get_webhook",
+       "read",
+       [](Api& a, X x, Id id) { a.GetWebhook(*x, id); }},
+      {"DELETE",
+       {"webhooks", "{id}"},
+       "delete_webhook",
+       "write",
+       [](Api& a, X x, Id id) { a.DeleteWebhook(std::move(x), id); }},
+      {"GET",
+       {"webhooks", "{id}", "deliveries"},
+       "list_deliveries",
+       "read",
+       [](Api& a, X x, Id id) { a.ListDeliveries(*x, id); }},
+      {"POST",
+       {"webhooks", "{id}", "deliveries", "{id}", "redeliver"},
+       "redeliver",
+       "write",
+       [](Api& a, X x, Id id) { a.Redeliver(std::move(x), id); }},
+      {"POST",
        {"outputs"},
        "create_output",
        "write",
@@ -297,6 +325,12 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "get_task",
        "read",
        [](Api& a, X x, Id id) { a.GetTask(*x, id, false); }},
+      {"GET",
+       {"tasks", "{id}", "events"},
+       "stream_task_events",
+       "read",
+       [](Api& a, X x, Id id) { a.StreamEvents(*x, id); }},
+      {"GET", {"events"}, "stream_events", "read", [](Api& a, X x, Id) { a.StreamEvents(*x, ""); }},
       {"GET",
        {"tasks", "{id}", "trace"},
        "get_trace",
@@ -378,7 +412,9 @@ void Api::Route(Exchange& x) {
   }
   x.route = match->name;
   const std::string scope = match->scope;
-  if (!scope.empty()) {
+  if (x.call.principal) {
+    x.key = x.call.principal;
+  } else if (!scope.empty()) {
     const auto presented = BearerKey(x.call.authorization);
     if (!presented) return x.Error(codes::kUnauthenticated, "send Authorization: Bearer <api key>");
     x.key = deps_.keys->Lookup(*presented);
@@ -413,6 +449,56 @@ void Api::AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const s
         }
         read(*x);
       });
+}
+
+void Api::StreamEvents(Exchange& x, const std::string& task_id) {
+  if (deps_.streams == nullptr) {
+    return x.Error(codes::kUnavailable, "event streams are not served here");
+  }
+  StreamHub::Spec spec;
+  spec.tenant_id = x.key->tenant_id;
+  spec.task_id = task_id;
+  if (auto it = x.call.query.find("types"); it != x.call.query.end()) {
+    for (size_t start = 0; start <= it->second.size();) {
+      const size_t comma = std::min(it->second.find(',', start), it->second.size());
+      if (comma > start) spec.types.insert(it->second.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  std::string resume = x.call.last_event_id;
+  if (auto it = x.call.query.find("last_event_id"); resume.empty() && it != x.call.query.end()) {
+    resume = it->second;
+  }
+  if (!resume.empty()) {
+    bool ok = false;
+    if (task_id.empty()) {
+      ok = StreamHub::ParsePositionId(resume, deps_.log->partition_count(), &spec.from);
+    } else {
+      auto [ptr, ec] =
+          std::from_chars(resume.data(), resume.data() + resume.size(), spec.after_offset);
+      ok = ec == std::errc() && ptr == resume.data() + resume.size() && spec.after_offset >= 0;
+    }
+    if (!ok) {
+      return x.Error(codes::kValidationError,
+                     "Last-Event-ID is not an id this stream sent: send back the last id: seen",
+                     R"({"field":"Last-Event-ID"})");
+    }
+  }
+  if (!deps_.streams->HasRoom()) {
+    return x.Error(codes::kUnavailable, "too many event streams are open", "", task_id, 5);
+  }
+  std::optional<uint32_t> partition;
+  if (!task_id.empty()) partition = deps_.tasks->PartitionOf(task_id);
+  AfterOwnWrites(x, partition, task_id, [this, spec = std::move(spec)](Exchange& x) mutable {
+    if (!spec.task_id.empty()) {
+      auto task = deps_.views->GetTask(spec.task_id, x.key->tenant_id);
+      if (!task) return x.ErrorFrom(task.error(), spec.task_id);
+      if (!*task) return x.Error(codes::kTaskNotFound, "no task " + spec.task_id, "", spec.task_id);
+    }
+    auto stream = x.OpenStream("text/event-stream");
+    if (!stream) return x.Error(codes::kUnavailable, "this transport cannot stream");
+    deps_.streams->Add(std::move(spec), std::move(stream));
+  });
 }
 
 void Api::GetTask(Exchange& x, const std::string& id, bool trace) {

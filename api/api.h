@@ -19,6 +19,7 @@
 #include "events/payload.h"
 #include "projections/projector.h"
 #include "services/content_store.h"
+#include "services/hooks.h"
 #include "services/keys.h"
 #include "services/manifests.h"
 #include "services/task_service.h"
@@ -45,7 +46,26 @@ struct Call {
   std::string authorization;
   std::string content_type;
   std::string idempotency_key;
+  std::string last_event_id;  // an event stream's resume point
   bool body_too_large = false;
+  // Set for calls runlog makes itself (a trigger's fire): the key they act
+  // as, instead of an Authorization header.
+  std::optional<KeyRecord> principal;
+};
+
+// An answer written over time (server-sent events) once its headers are out.
+// Thread contract: one thread at a time (the stream's own).
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  // Queues `data` and sends what the socket takes without blocking.
+  virtual void Write(std::string_view data) = 0;
+  // Sends what waits, without blocking; false once the client is gone.
+  virtual bool Flush() = 0;
+  // Bytes queued and not yet taken by the socket.
+  virtual size_t unsent() const = 0;
+  // Ends the response and the connection.
+  virtual void Close() = 0;
 };
 
 class Reply {
@@ -62,6 +82,10 @@ class Reply {
             const Headers& headers) {
     SendSerialized(Serialize(status, content_type, body, headers));
   }
+  // Instead of Send: a 200 with `content_type` and no length, whose body is
+  // written later through the stream; the connection closes when it ends.
+  // Null where the transport cannot stream.
+  virtual std::shared_ptr<Stream> OpenStream(const std::string&) { return nullptr; }
 };
 
 struct ApiOptions {
@@ -71,7 +95,11 @@ struct ApiOptions {
   int64_t max_lease_seconds = 3600;
   int64_t max_wait_seconds = 30;
   std::chrono::milliseconds read_your_writes_timeout{2000};
+  // Webhook destinations on private addresses (runlogd --webhook-allow-private).
+  bool webhook_allow_private = false;
 };
+
+class StreamHub;  // api/streams.h
 
 struct ApiDeps {
   events::EventLog* log = nullptr;
@@ -85,12 +113,18 @@ struct ApiDeps {
   ManifestStore* manifests = nullptr;             // agents' task types
   services::ContentStore* content = nullptr;      // artifacts' bytes
   infra::IdGenerator* ids = nullptr;              // artifact and event ids
+  services::HookStore* hooks = nullptr;           // webhooks and triggers
+  StreamHub* streams = nullptr;                   // live progress (server-sent events)
 };
 
 class Api {
  public:
   Api(ApiDeps deps, ApiOptions options) : deps_(deps), options_(options) {}
   void Handle(Call call, std::shared_ptr<Reply> reply);
+  // The `data` of webhook event `name` caused by `source`: the task record
+  // (with its artifact ids), or for an artifact's events the artifact with
+  // its task. None when the views hold neither (deleted since).
+  std::optional<std::string> WebhookData(const events::Event& source, const std::string& name);
 
   class Exchange;  // one call in flight (api/exchange.h)
 
@@ -143,6 +177,15 @@ class Api {
   // POST /v1/artifacts/{id}/approve or /reject: `decision` is approved or rejected.
   void DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
                       const std::string& decision);
+  // Webhooks (api/api_webhooks.cc).
+  void CreateWebhook(std::shared_ptr<Exchange> x);
+  void ListWebhooks(Exchange& x);
+  void GetWebhook(Exchange& x, const std::string& id);
+  void DeleteWebhook(std::shared_ptr<Exchange> x, const std::string& id);
+  void ListDeliveries(Exchange& x, const std::string& id);
+  void Redeliver(std::shared_ptr<Exchange> x, const std::string& delivery_id);
+  // Server-sent events (api/streams.h): one task's, or the tenant's (`task_id` empty).
+  void StreamEvents(Exchange& x, const std::string& task_id);
   void GetTask(Exchange& x, const std::string& id, bool trace);
   void ReadTask(Exchange& x, const std::string& id, bool trace);
   void ListTasks(Exchange& x);

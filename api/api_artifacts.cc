@@ -74,6 +74,35 @@ ContractContext ArtifactContract(const std::string& id) {
 
 }  // namespace
 
+std::optional<std::string> Api::WebhookData(const events::Event& source, const std::string&) {
+  const std::string& tenant = source.tenant_id;
+  std::string artifact_id;
+  if (source.type == "task.artifact_created" || source.type == "artifact.approval_decided") {
+    auto body = events::Decode(source);
+    if (!body) return std::nullopt;
+    if (const auto* a = std::get_if<events::TaskArtifactCreated>(&*body)) {
+      artifact_id = a->artifact_id;
+    }
+    if (const auto* d = std::get_if<events::ArtifactApprovalDecided>(&*body)) {
+      artifact_id = d->artifact_id;
+    }
+  }
+  std::optional<events::Task> task;
+  if (events::IsTaskEvent(source) || source.type == "artifact.approval_decided") {
+    auto found = deps_.views->GetTask(source.aggregate_id, tenant);
+    if (found && *found) task = std::move(**found);
+  }
+  if (artifact_id.empty()) {
+    if (!task) return std::nullopt;
+    return RenderTask(*task);
+  }
+  auto found = deps_.views->GetArtifact(tenant, artifact_id);
+  if (!found || !*found) return std::nullopt;
+  events::Payload p = RenderArtifact(**found, nullptr, deps_.clock->NowMillis());
+  if (task) p.Raw("task", RenderTask(*task));
+  return p.Build();
+}
+
 Result<services::NewArtifact> Api::CheckArtifact(const std::string& tenant, const json::Value& spec,
                                                  const std::string& field, bool typed,
                                                  std::string* bytes) {

@@ -42,6 +42,12 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
     prepared_.reset();
   }
 
+  // Answers with a stream instead (server-sent events); null if the transport cannot.
+  std::shared_ptr<Stream> OpenStream(const std::string& content_type) {
+    Measure(200);
+    return reply_->OpenStream(content_type);
+  }
+
   // Frees the request's body once the command is built from it, on the
   // thread that parsed it (else the answering thread frees it).
   void DropBody() {

@@ -114,6 +114,7 @@ class PistacheReply final : public Reply {
     answered_ = true;
     Answer(std::move(wire));
   }
+  std::shared_ptr<Stream> OpenStream(const std::string& content_type) override;
 
  private:
   // Writes this answer and every later one that was waiting for it, in order.
@@ -189,6 +190,59 @@ class PistacheReply final : public Reply {
   bool answered_ = false;
 };
 
+// The body of a streamed answer, written to the connection's own socket
+// without blocking: what the socket does not take waits in `unsent_`.
+class SocketStream final : public Stream {
+ public:
+  explicit SocketStream(std::shared_ptr<Connection> conn) : conn_(std::move(conn)) {}
+  ~SocketStream() override { Close(); }
+  void Write(std::string_view data) override {
+    unsent_.append(data);
+    Flush();
+  }
+  bool Flush() override {
+    while (!gone_ && !unsent_.empty()) {
+      const ssize_t n =
+          ::send(conn_->fd, unsent_.data(), unsent_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        unsent_.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        break;
+      } else {
+        gone_ = true;
+      }
+    }
+    if (!gone_ && unsent_.empty()) {
+      // A client that went away shows as a readable end of file.
+      char probe;
+      const ssize_t n = ::recv(conn_->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0) gone_ = true;
+    }
+    return !gone_;
+  }
+  size_t unsent() const override { return unsent_.size(); }
+  void Close() override {
+    if (closed_) return;
+    closed_ = true;
+    ::shutdown(conn_->fd, SHUT_RDWR);  // Pistache sees the end and lets the connection go
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  std::string unsent_;
+  bool gone_ = false, closed_ = false;
+};
+
+std::shared_ptr<Stream> PistacheReply::OpenStream(const std::string& content_type) {
+  if (conn_->fd < 0) return nullptr;
+  answered_ = true;
+  Answer("HTTP/1.1 200 OK\r\nContent-Type: " + content_type +
+         "\r\nCache-Control: no-cache\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\n");
+  return std::make_shared<SocketStream>(conn_);
+}
+
 class Handler final : public Pistache::Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
@@ -226,6 +280,7 @@ class Handler final : public Pistache::Http::Handler {
     call.authorization = RawHeader(request, "Authorization");
     call.content_type = RawHeader(request, "Content-Type");
     call.idempotency_key = RawHeader(request, "Idempotency-Key");
+    call.last_event_id = RawHeader(request, "Last-Event-ID");
     call.body_too_large = request.body().size() > max_body_;
     if (!call.body_too_large) call.body = request.body();
     if (state_->draining.load()) {

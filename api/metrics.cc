@@ -55,7 +55,21 @@ Metrics::Metrics()
                          .Name("runlog_writer_memory_bytes")
                          .Help("Estimated memory of the partition writers' state")
                          .Register(*registry_)
-                         .Add({})) {}
+                         .Add({})),
+      webhook_attempts_(prometheus::BuildCounter()
+                            .Name("runlog_webhook_attempts_total")
+                            .Help("Webhook delivery attempts, by outcome")
+                            .Register(*registry_)),
+      webhook_seconds_(prometheus::BuildHistogram()
+                           .Name("runlog_webhook_attempt_duration_seconds")
+                           .Help("Time for a webhook receiver to answer an attempt")
+                           .Register(*registry_)
+                           .Add({}, LatencyBuckets())) {}
+
+void Metrics::WebhookAttempt(const std::string& outcome, double seconds) {
+  webhook_attempts_.Add({{"outcome", outcome}}).Increment();
+  webhook_seconds_.Observe(seconds);
+}
 
 void Metrics::Request(const std::string& route, int status, double seconds) {
   prometheus::Counter* counter;

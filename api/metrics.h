@@ -27,6 +27,8 @@ class Metrics {
   // What the partition writers hold: tasks by state ("ended" for those
   // remembered after they ended), and an estimate of their memory in bytes.
   void WriterState(const std::map<std::string, int64_t>& tasks, int64_t memory_bytes);
+  // One webhook delivery attempt: its outcome (delivered, retrying, failed, gone) and seconds.
+  void WebhookAttempt(const std::string& outcome, double seconds);
   std::string Serialize() const;
 
  private:
@@ -40,6 +42,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& projection_lag_;
   prometheus::Family<prometheus::Gauge>& writer_tasks_;
   prometheus::Gauge& writer_memory_;
+  prometheus::Family<prometheus::Counter>& webhook_attempts_;
+  prometheus::Histogram& webhook_seconds_;
 
   std::mutex mu_;  // guards the caches of labelled children below
   std::map<std::pair<std::string, int>, prometheus::Counter*> request_counters_;

@@ -280,6 +280,13 @@ struct Applier {
   Status operator()(const KeyRegistered&) { return NotATaskEvent(); }
   Status operator()(const AgentRegistered&) { return NotATaskEvent(); }
   Status operator()(const AccountPlanSet&) { return NotATaskEvent(); }
+  Status operator()(const WebhookRegistered&) { return NotATaskEvent(); }
+  Status operator()(const WebhookRemoved&) { return NotATaskEvent(); }
+  Status operator()(const WebhookAttempted&) { return NotATaskEvent(); }
+  Status operator()(const WebhookRedeliverRequested&) { return NotATaskEvent(); }
+  Status operator()(const TriggerCreated&) { return NotATaskEvent(); }
+  Status operator()(const TriggerStateSet&) { return NotATaskEvent(); }
+  Status operator()(const TriggerFired&) { return NotATaskEvent(); }
   Status NotATaskEvent() const {
     return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
   }

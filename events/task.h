@@ -141,7 +141,10 @@ inline bool IsTaskEvent(const Event& e) {
 // the stores recovering from it (keys, agents, account plans); outputs and
 // deletions of artifacts only feed the views.
 inline bool IsStateRecord(const Event& e) {
-  return e.type == "key.registered" || e.type == "agent.registered" || e.type == "account.plan_set";
+  return e.type == "key.registered" || e.type == "agent.registered" ||
+         e.type == "account.plan_set" || e.type == "webhook.registered" ||
+         e.type == "webhook.removed" || e.type == "trigger.created" ||
+         e.type == "trigger.state_set";
 }
 
 // Applies one event of this task. Refuses (FAILED_PRECONDITION) an event whose

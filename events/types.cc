@@ -164,6 +164,40 @@ RUNLOG_SCHEMA(AgentRegistered, "agent.registered", Str("agent_id", &AgentRegiste
 
 RUNLOG_SCHEMA(AccountPlanSet, "account.plan_set", Str("plan", &AccountPlanSet::plan),
               Str("set_by", &AccountPlanSet::set_by));
+RUNLOG_SCHEMA(WebhookRegistered, "webhook.registered",
+              Str("webhook_id", &WebhookRegistered::webhook_id),
+              Str("url", &WebhookRegistered::url), Json("events", &WebhookRegistered::events),
+              Str("secret_sealed", &WebhookRegistered::secret_sealed),
+              Str("created_by", &WebhookRegistered::created_by, kOptional));
+RUNLOG_SCHEMA(WebhookRemoved, "webhook.removed", Str("webhook_id", &WebhookRemoved::webhook_id),
+              Str("reason", &WebhookRemoved::reason),
+              Str("removed_by", &WebhookRemoved::removed_by, kOptional));
+RUNLOG_SCHEMA(
+    WebhookAttempted, "webhook.attempted", Str("delivery_id", &WebhookAttempted::delivery_id),
+    Str("webhook_id", &WebhookAttempted::webhook_id), Str("event", &WebhookAttempted::event),
+    Int("source_partition", &WebhookAttempted::source_partition),
+    Int("source_offset", &WebhookAttempted::source_offset),
+    Int("attempt", &WebhookAttempted::attempt), Int("status_code", &WebhookAttempted::status_code),
+    Int("latency_ms", &WebhookAttempted::latency_ms),
+    Str("error", &WebhookAttempted::error, kOptional), Str("outcome", &WebhookAttempted::outcome),
+    Int("next_attempt_at_ms", &WebhookAttempted::next_attempt_at_ms, kOptional));
+RUNLOG_SCHEMA(WebhookRedeliverRequested, "webhook.redeliver_requested",
+              Str("delivery_id", &WebhookRedeliverRequested::delivery_id),
+              Str("webhook_id", &WebhookRedeliverRequested::webhook_id),
+              Str("event", &WebhookRedeliverRequested::event),
+              Int("source_partition", &WebhookRedeliverRequested::source_partition),
+              Int("source_offset", &WebhookRedeliverRequested::source_offset),
+              Str("requested_by", &WebhookRedeliverRequested::requested_by, kOptional));
+RUNLOG_SCHEMA(TriggerCreated, "trigger.created", Str("trigger_id", &TriggerCreated::trigger_id),
+              Str("kind", &TriggerCreated::kind), Json("spec", &TriggerCreated::spec),
+              Str("secret_sealed", &TriggerCreated::secret_sealed, kOptional),
+              Str("created_by", &TriggerCreated::created_by, kOptional));
+RUNLOG_SCHEMA(TriggerStateSet, "trigger.state_set", Str("trigger_id", &TriggerStateSet::trigger_id),
+              Str("state", &TriggerStateSet::state),
+              Str("set_by", &TriggerStateSet::set_by, kOptional));
+RUNLOG_SCHEMA(TriggerFired, "trigger.fired", Str("trigger_id", &TriggerFired::trigger_id),
+              Str("fire_id", &TriggerFired::fire_id), Str("occasion", &TriggerFired::occasion),
+              Str("task_id", &TriggerFired::task_id));
 
 #undef RUNLOG_SCHEMA
 

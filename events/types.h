@@ -170,14 +170,70 @@ struct AccountPlanSet {
   std::string plan, set_by;
   bool operator==(const AccountPlanSet&) const = default;
 };
+// A webhook endpoint of a tenant; its aggregate is "webhook:<tenant>/<id>",
+// and its later records (removal, attempts, redeliveries) share it.
+struct WebhookRegistered {
+  std::string webhook_id, url;
+  std::string events;         // JSON array of the event names it receives
+  std::string secret_sealed;  // its signing secret, sealed (services/secret_box.h)
+  std::string created_by;
+  bool operator==(const WebhookRegistered&) const = default;
+};
+// No more deliveries: deleted by a key, or gone (its receiver answered 410).
+struct WebhookRemoved {
+  std::string webhook_id, reason, removed_by;
+  bool operator==(const WebhookRemoved&) const = default;
+};
+// One attempt to deliver one event to one webhook. The delivery's id is
+// derived from the webhook and the source record, so it is stable across
+// retries and restarts (it is the `webhook-id` header).
+struct WebhookAttempted {
+  std::string delivery_id, webhook_id, event;  // event: the webhook event's name
+  int64_t source_partition = 0, source_offset = 0;
+  int64_t attempt = 0, status_code = 0, latency_ms = 0;
+  std::string error;
+  std::string outcome;  // delivered, retrying, failed (gave up) or gone (410)
+  int64_t next_attempt_at_ms = 0;
+  bool operator==(const WebhookAttempted&) const = default;
+};
+// Asks the dispatcher to send a delivery once more.
+struct WebhookRedeliverRequested {
+  std::string delivery_id, webhook_id, event;
+  int64_t source_partition = 0, source_offset = 0;
+  std::string requested_by;
+  bool operator==(const WebhookRedeliverRequested&) const = default;
+};
+// A trigger of a tenant (schedule, event or channel); aggregate "trigger:<tenant>/<id>".
+struct TriggerCreated {
+  std::string trigger_id, kind;
+  std::string spec;           // canonical JSON, its secret left out
+  std::string secret_sealed;  // a channel's secret, sealed
+  std::string created_by;
+  bool operator==(const TriggerCreated&) const = default;
+};
+// active, paused or deleted.
+struct TriggerStateSet {
+  std::string trigger_id, state, set_by;
+  bool operator==(const TriggerStateSet&) const = default;
+};
+// A fire: its id is derived from the trigger and the occasion (a scheduled
+// time, a source event's id, a message's digest); the task it started was
+// created with that id as its idempotency key, so a fire repeated after a
+// crash starts no second task.
+struct TriggerFired {
+  std::string trigger_id, fire_id, occasion, task_id;
+  bool operator==(const TriggerFired&) const = default;
+};
 
 // Every event type; the first seventeen are a task's (ApplyEvent's).
-using EventBody = std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended,
-                               TaskHandedOff, TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted,
-                               StepFinished, TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded,
-                               TaskFailed, TaskCancelRequested, TaskCancelled, TaskArtifactCreated,
-                               KeyRegistered, AgentRegistered, AccountPlanSet, OutputCreated,
-                               ArtifactApprovalDecided, ArtifactDeleted>;
+using EventBody =
+    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
+                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
+                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
+                 TaskCancelRequested, TaskCancelled, TaskArtifactCreated, KeyRegistered,
+                 AgentRegistered, AccountPlanSet, OutputCreated, ArtifactApprovalDecided,
+                 ArtifactDeleted, WebhookRegistered, WebhookRemoved, WebhookAttempted,
+                 WebhookRedeliverRequested, TriggerCreated, TriggerStateSet, TriggerFired>;
 
 // "task.created", … (docs/events.md).
 std::string_view TypeOf(const EventBody& body);

@@ -10,7 +10,7 @@ PACKAGES=(
   cmake g++ pkg-config ccache python3
   librdkafka-dev librocksdb-dev rapidjson-dev libpistache-dev prometheus-cpp-dev
   libssl-dev libseccomp-dev libcurl4-openssl-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libabsl-dev tzdata
 )
 
 missing=()

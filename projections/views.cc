@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -38,6 +39,67 @@ std::string ArtifactKey(const std::string& tenant, const std::string& id) {
 
 // A "t" value: the trace positions' length (u32 LE), the positions, then the
 // task as JSON.
+// A webhook delivery: "h" tenant NUL webhook id NUL delivery id.
+std::string DeliveryKey(const std::string& tenant, const std::string& webhook,
+                        const std::string& delivery) {
+  return "h" + tenant + '\0' + webhook + '\0' + delivery;
+}
+// A trigger's fire: "f" tenant NUL trigger id NUL fire id; its latest
+// scheduled occasion: "F" tenant NUL trigger id.
+std::string FireKey(const std::string& tenant, const std::string& trigger,
+                    const std::string& fire) {
+  return "f" + tenant + '\0' + trigger + '\0' + fire;
+}
+std::string LastFireKey(const std::string& tenant, const std::string& trigger) {
+  return "F" + tenant + '\0' + trigger;
+}
+
+// A delivery's row after one more attempt (`row` empty for the first): the
+// last kMaxAttemptsShown attempts, newest last.
+constexpr size_t kMaxAttemptsShown = 20;
+std::string DeliveryJson(const std::string& row, const events::WebhookAttempted& a, int64_t at_ms) {
+  json::Document old;
+  std::vector<std::string> attempts;
+  int64_t count = 0;
+  if (!row.empty() && json::Parse(row, &old) && old.IsObject()) {
+    count = json::Int(old, "attempt_count");
+    if (const json::Value* list = json::FindSet(old, "attempts"); list && list->IsArray()) {
+      for (const json::Value& item : list->GetArray()) {
+        attempts.push_back(events::CanonicalText(item));
+      }
+    }
+  }
+  events::Payload attempt;
+  attempt.Int("attempt", a.attempt)
+      .Int("status_code", a.status_code)
+      .Int("latency_ms", a.latency_ms)
+      .Str("outcome", a.outcome)
+      .Int("at_ms", at_ms);
+  if (!a.error.empty()) attempt.Str("error", a.error);
+  attempts.push_back(attempt.Build());
+  if (attempts.size() > kMaxAttemptsShown) {
+    attempts.erase(attempts.begin(), attempts.end() - kMaxAttemptsShown);
+  }
+  std::string list = "[";
+  for (const std::string& item : attempts) {
+    if (list.size() > 1) list += ',';
+    list += item;
+  }
+  list += ']';
+  events::Payload out;
+  out.Str("delivery_id", a.delivery_id)
+      .Str("webhook_id", a.webhook_id)
+      .Str("event", a.event)
+      .Str("status", a.outcome)
+      .Int("attempt_count", count + 1)
+      .Int("source_partition", a.source_partition)
+      .Int("source_offset", a.source_offset)
+      .Int("updated_at_ms", at_ms)
+      .Raw("attempts", list);
+  if (a.next_attempt_at_ms != 0) out.Int("next_attempt_at_ms", a.next_attempt_at_ms);
+  return out.Build();
+}
+
 std::string TaskValue(const std::string& positions, const Task& task) {
   std::string out;
   events::PutLittleEndian(out, positions.size(), 4);
@@ -272,8 +334,49 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     std::optional<std::string> value;  // none: delete
   };
   std::vector<Write> writes;
+  // A row as this batch left it, else as stored; "" if none.
+  auto current = [&](const std::string& key) -> Result<std::string> {
+    for (auto w = writes.rbegin(); w != writes.rend(); ++w) {
+      if (w->key == key) return w->value.value_or("");
+    }
+    std::string stored;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), key, &stored);
+    if (!got.ok() && !got.IsNotFound()) return Storage(got);
+    return got.ok() ? stored : "";
+  };
   for (const events::LogRecord& r : records) {
     if (!events::IsTaskEvent(r.event)) {
+      if (r.event.type == "webhook.attempted" || r.event.type == "trigger.fired") {
+        auto body = events::Decode(r.event);
+        if (!body) return Fail(codes::kLogCorrupt, body.error().message);
+        if (const auto* a = std::get_if<events::WebhookAttempted>(&*body)) {
+          const std::string key = DeliveryKey(r.event.tenant_id, a->webhook_id, a->delivery_id);
+          auto row = current(key);
+          if (!row) return std::unexpected(row.error());
+          writes.push_back({key, DeliveryJson(*row, *a, r.event.timestamp_ms)});
+        } else if (const auto* f = std::get_if<events::TriggerFired>(&*body)) {
+          writes.push_back({FireKey(r.event.tenant_id, f->trigger_id, f->fire_id),
+                            events::Payload()
+                                .Str("fire_id", f->fire_id)
+                                .Str("trigger_id", f->trigger_id)
+                                .Str("occasion", f->occasion)
+                                .Str("task_id", f->task_id)
+                                .Int("fired_at_ms", r.event.timestamp_ms)
+                                .Build()});
+          // A schedule's occasion is its time in ms: the latest is where it resumes.
+          int64_t at = 0;
+          if (std::from_chars(f->occasion.data(), f->occasion.data() + f->occasion.size(), at).ec ==
+              std::errc()) {
+            const std::string key = LastFireKey(r.event.tenant_id, f->trigger_id);
+            auto last = current(key);
+            if (!last) return std::unexpected(last.error());
+            int64_t before = 0;
+            std::from_chars(last->data(), last->data() + last->size(), before);
+            if (at > before) writes.push_back({key, std::to_string(at)});
+          }
+        }
+        continue;
+      }
       // Outputs, approvals and deletions of artifacts; other records are not views'.
       if (!r.event.type.starts_with("output.") && !r.event.type.starts_with("artifact.")) continue;
       auto body = events::Decode(r.event);
@@ -298,16 +401,8 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
         writes.push_back({key, ArtifactJson(row)});
       } else if (const auto* d = std::get_if<events::ArtifactApprovalDecided>(&*body)) {
         // The first decision on a pending artifact counts; its row may be in this batch.
-        std::optional<std::string> row;
-        for (auto w = writes.rbegin(); w != writes.rend() && !row; ++w) {
-          if (w->key == key) row = w->value.value_or("");
-        }
-        if (!row) {
-          std::string stored;
-          rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), key, &stored);
-          if (!got.ok() && !got.IsNotFound()) return Storage(got);
-          row = got.ok() ? stored : "";
-        }
+        auto row = current(key);
+        if (!row) return std::unexpected(row.error());
         if (row->empty()) continue;  // deleted (or discarded) before the decision
         Artifact a = ParseArtifact(*row);
         if (a.approval_status != "pending") continue;
@@ -597,6 +692,48 @@ Result<std::optional<Artifact>> Views::GetArtifact(const std::string& tenant,
   if (s.IsNotFound()) return std::optional<Artifact>();
   if (!s.ok()) return Storage(s);
   return std::optional<Artifact>(ParseArtifact(value));
+}
+
+Result<std::vector<std::string>> Views::ListDeliveries(const std::string& tenant,
+                                                       const std::string& webhook_id) {
+  return Rows(DeliveryKey(tenant, webhook_id, ""));
+}
+
+Result<std::optional<std::string>> Views::GetDelivery(const std::string& tenant,
+                                                      const std::string& webhook_id,
+                                                      const std::string& delivery_id) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), DeliveryKey(tenant, webhook_id, delivery_id), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Storage(s);
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<std::vector<std::string>> Views::ListFires(const std::string& tenant,
+                                                  const std::string& trigger_id) {
+  return Rows(FireKey(tenant, trigger_id, ""));
+}
+
+Result<int64_t> Views::LastScheduledFire(const std::string& tenant, const std::string& trigger_id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), LastFireKey(tenant, trigger_id), &value);
+  if (s.IsNotFound()) return int64_t{0};
+  if (!s.ok()) return Storage(s);
+  int64_t at = 0;
+  std::from_chars(value.data(), value.data() + value.size(), at);
+  return at;
+}
+
+Result<std::vector<std::string>> Views::Rows(const std::string& prefix) {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < kMaxRows;
+       it->Next()) {
+    out.emplace_back(it->value().data(), it->value().size());
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return out;
 }
 
 Result<std::vector<Artifact>> Views::ListArtifacts(

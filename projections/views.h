@@ -129,6 +129,19 @@ class Views {
   [[nodiscard]] Result<std::vector<Artifact>> ListArtifacts(
       const std::string& tenant, const std::string& task_id, const std::string& type, size_t limit,
       const std::function<bool(const Artifact&)>& keep = {});
+  // A webhook's deliveries (JSON rows: docs/webhooks.md), at most kMaxRows, in id order.
+  static constexpr size_t kMaxRows = 10'000;
+  [[nodiscard]] Result<std::vector<std::string>> ListDeliveries(const std::string& tenant,
+                                                                const std::string& webhook_id);
+  [[nodiscard]] Result<std::optional<std::string>> GetDelivery(const std::string& tenant,
+                                                               const std::string& webhook_id,
+                                                               const std::string& delivery_id);
+  // A trigger's fires (JSON rows), at most kMaxRows, in fire id order.
+  [[nodiscard]] Result<std::vector<std::string>> ListFires(const std::string& tenant,
+                                                           const std::string& trigger_id);
+  // The latest scheduled time (ms) a schedule trigger fired for; 0 if none.
+  [[nodiscard]] Result<int64_t> LastScheduledFire(const std::string& tenant,
+                                                  const std::string& trigger_id);
   // The usage rows of `tenant` for the days from `from_day` to `to_day`
   // (YYYY-MM-DD, both included), in day order.
   [[nodiscard]] Result<std::vector<UsageRow>> Usage(const std::string& tenant,
@@ -139,6 +152,8 @@ class Views {
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();
 
  private:
+  // Every value under `prefix`, at most kMaxRows.
+  [[nodiscard]] Result<std::vector<std::string>> Rows(const std::string& prefix);
   // A task as Apply keeps it: the task and its trace positions.
   struct Cached {
     events::Task task;

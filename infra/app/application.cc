@@ -40,12 +40,17 @@ Status Application::Start() {
   // Keys and manifests append through the writers too: one writer a partition.
   keys_ = std::make_unique<services::KeyStore>(*tasks_, *clock_, ids_);
   manifests_ = std::make_unique<services::ManifestStore>(*tasks_, *clock_, ids_, *tools_);
+  auto box = services::SecretBox::Open(config_.log.data_dir);
+  if (!box) return failed("", box.error());
+  secrets_ = std::move(*box);
+  hooks_ = std::make_unique<services::HookStore>(*tasks_, *clock_, ids_, *secrets_);
   tasks_->SetPlanResolver(
       [this](const std::string& tenant) { return keys_->PlanOfTenant(tenant); });
   if (auto s = tasks_->Recover(
           [this](const events::Event& e) {
             keys_->Recover(e);
             manifests_->Recover(e);
+            hooks_->Recover(e);
           },
           config_.watch);
       !s) {
@@ -77,10 +82,30 @@ Status Application::Start() {
   tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
   if (config_.executor_slots > 0) executor_->Start();
 
+  streams_ = std::make_unique<api::StreamHub>(*log_, *views_);
   api_ = std::make_unique<api::Api>(
       api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(), &metrics_,
-                   clock_, tools_.get(), manifests_.get(), content_.get(), &ids_},
+                   clock_, tools_.get(), manifests_.get(), content_.get(), &ids_, hooks_.get(),
+                   streams_.get()},
       config_.api);
+  if (config_.webhooks) {
+    api::Dispatcher::Options d = *config_.webhooks;
+    d.log = log_.get();
+    d.projector = projector_.get();
+    d.hooks = hooks_.get();
+    d.writers = tasks_.get();
+    d.clock = clock_;
+    d.data_dir = config_.log.data_dir;
+    d.allow_private = config_.api.webhook_allow_private;
+    d.data_of = [this](const events::Event& source, const std::string& name) {
+      return api_->WebhookData(source, name);
+    };
+    d.on_attempt = [this](const std::string& outcome, double seconds) {
+      metrics_.WebhookAttempt(outcome, seconds);
+    };
+    dispatcher_ = std::make_unique<api::Dispatcher>(std::move(d));
+    if (auto s = dispatcher_->Start(); !s) return failed("cannot start the webhooks: ", s.error());
+  }
   http_ = std::make_unique<api::HttpServer>(config_.http, *api_);
   if (auto s = http_->Start(); !s) return failed("", s.error());
   return {};
@@ -91,16 +116,22 @@ void Application::Stop() {
     http_->BeginDrain();  // new requests get 503
   }
   if (tasks_ && started_) tasks_->StopParking();  // parked long polls are answered now
+  if (streams_) streams_->Stop();                 // event streams end; clients resume later
   if (http_) http_->Stop();                       // waits for the answers in flight
   if (executor_) executor_->Stop();               // a long step is left to its lease
+  if (dispatcher_) dispatcher_->Stop();           // deliveries in flight are sent again later
   if (tasks_) tasks_->Stop();
   if (projector_) projector_->Stop();
   started_ = false;
   http_.reset();
+  dispatcher_.reset();
   api_.reset();
+  streams_.reset();
   executor_.reset();
   projector_.reset();
   views_.reset();
+  hooks_.reset();
+  secrets_.reset();
   manifests_.reset();
   keys_.reset();
   tasks_.reset();  // its last checkpoint is written as it stops

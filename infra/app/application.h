@@ -20,6 +20,8 @@
 #include "api/api.h"
 #include "api/http_server.h"
 #include "api/metrics.h"
+#include "api/streams.h"
+#include "api/webhooks.h"
 #include "events/event_log.h"
 #include "events/read_watch.h"
 #include "infra/base/clock.h"
@@ -28,6 +30,7 @@
 #include "sandbox/sandbox.h"
 #include "services/content_store.h"
 #include "services/executor.h"
+#include "services/hooks.h"
 #include "services/keys.h"
 #include "services/llm.h"
 #include "services/manifests.h"
@@ -58,6 +61,9 @@ struct Config {
   int background_nice = 0;
   // Progress and cancellation of the recovery and catch-up in Start.
   events::ReadWatch watch;
+  // The webhook dispatcher's timing (its other fields are set by Start);
+  // none: webhooks are registered but not sent.
+  std::optional<api::Dispatcher::Options> webhooks = api::Dispatcher::Options{};
   // Injected time (tests); null: the system clock.
   infra::Clock* clock = nullptr;
 };
@@ -99,10 +105,14 @@ class Application {
   std::unique_ptr<services::TaskService> tasks_;
   std::unique_ptr<services::KeyStore> keys_;
   std::unique_ptr<services::ManifestStore> manifests_;
+  std::unique_ptr<services::SecretBox> secrets_;
+  std::unique_ptr<services::HookStore> hooks_;
   std::unique_ptr<projections::Views> views_;
   std::unique_ptr<projections::Projector> projector_;
   std::unique_ptr<services::Executor> executor_;
+  std::unique_ptr<api::StreamHub> streams_;
   std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<api::HttpServer> http_;
 };
 

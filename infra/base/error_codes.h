@@ -39,12 +39,16 @@ enum class NextStep : uint8_t {
   X(kInvalidArgument, "INVALID_ARGUMENT", 400, false, kFixRequest)            \
   X(kFailedPrecondition, "FAILED_PRECONDITION", 400, false, kFixRequest)      \
   X(kUnauthenticated, "UNAUTHENTICATED", 401, false, kRegisterKey)            \
+  X(kBadSignature, "BAD_SIGNATURE", 401, false, kFixRequest)                  \
   X(kForbidden, "FORBIDDEN", 403, false, kFixRequest)                         \
   X(kRegistrationDisabled, "REGISTRATION_DISABLED", 403, false, kFixRequest)  \
   X(kNotFound, "NOT_FOUND", 404, false, kListTasks)                           \
   X(kTaskNotFound, "TASK_NOT_FOUND", 404, false, kListTasks)                  \
   X(kAgentNotFound, "AGENT_NOT_FOUND", 404, false, kFixRequest)               \
   X(kArtifactNotFound, "ARTIFACT_NOT_FOUND", 404, false, kListTasks)          \
+  X(kWebhookNotFound, "WEBHOOK_NOT_FOUND", 404, false, kFixRequest)           \
+  X(kDeliveryNotFound, "DELIVERY_NOT_FOUND", 404, false, kFixRequest)         \
+  X(kTriggerNotFound, "TRIGGER_NOT_FOUND", 404, false, kFixRequest)           \
   X(kMethodNotAllowed, "METHOD_NOT_ALLOWED", 405, false, kFixRequest)         \
   X(kTaskTerminal, "TASK_TERMINAL", 409, false, kGetTask)                     \
   X(kTaskCancelled, "TASK_CANCELLED", 409, false, kClaimNext)                 \
@@ -58,6 +62,7 @@ enum class NextStep : uint8_t {
   X(kUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415, false, kFixRequest) \
   X(kBudgetExceeded, "BUDGET_EXCEEDED", 402, true, kRetryLater)               \
   X(kLimitExceeded, "LIMIT_EXCEEDED", 422, false, kFixRequest)                \
+  X(kDestinationRefused, "DESTINATION_REFUSED", 422, false, kFixRequest)      \
   X(kTaskNotReplayable, "TASK_NOT_REPLAYABLE", 422, false, kFixRequest)       \
   X(kInvalidManifest, "INVALID_MANIFEST", 422, false, kFixRequest)            \
   X(kUnknownTaskType, "UNKNOWN_TASK_TYPE", 422, false, kFixRequest)           \

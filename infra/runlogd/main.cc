@@ -141,6 +141,20 @@ int main(int argc, char** argv) {
   cli.add_option("--prices", prices_file,
                  "a JSON file of prices: per model and million tokens, per sandbox CPU-second "
                  "(docs/tenancy.md); default: the built-in table");
+  cli.add_flag("--webhook-allow-private", config.api.webhook_allow_private,
+               "let webhooks post to loopback, private, link-local and metadata addresses "
+               "(tests, on-premises receivers); refused by default");
+  int64_t webhook_first_backoff_ms = 1000, webhook_max_backoff_ms = 3'600'000,
+          webhook_give_up_ms = 24 * 3'600'000;
+  cli.add_option("--webhook-first-backoff-ms", webhook_first_backoff_ms,
+                 "wait before a delivery's second attempt; doubled per attempt, with jitter")
+      ->capture_default_str();
+  cli.add_option("--webhook-max-backoff-ms", webhook_max_backoff_ms,
+                 "the longest wait between two attempts of a delivery")
+      ->capture_default_str();
+  cli.add_option("--webhook-give-up-ms", webhook_give_up_ms,
+                 "how long a delivery is retried before it is marked failed")
+      ->capture_default_str();
   try {
     cli.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -152,6 +166,11 @@ int main(int argc, char** argv) {
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;
+  config.webhooks->first_backoff =
+      std::chrono::milliseconds(std::max<int64_t>(1, webhook_first_backoff_ms));
+  config.webhooks->max_backoff =
+      std::chrono::milliseconds(std::max<int64_t>(1, webhook_max_backoff_ms));
+  config.webhooks->give_up_after = std::chrono::milliseconds(webhook_give_up_ms);
   if (const char* key = std::getenv("RUNLOG_LLM_API_KEY")) config.llm.api_key = key;
   auto read_file = [](const std::string& path, std::string* out) {
     std::ifstream in(path);
