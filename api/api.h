@@ -47,6 +47,8 @@ struct Call {
   std::string content_type;
   std::string idempotency_key;
   std::string last_event_id;  // an event stream's resume point
+  // Signature headers of a channel's message (names lowercased).
+  std::map<std::string, std::string> headers;
   bool body_too_large = false;
   // Set for calls runlog makes itself (a trigger's fire): the key they act
   // as, instead of an Authorization header.
@@ -100,6 +102,7 @@ struct ApiOptions {
 };
 
 class StreamHub;  // api/streams.h
+class Triggers;   // api/triggers.h
 
 struct ApiDeps {
   events::EventLog* log = nullptr;
@@ -115,12 +118,15 @@ struct ApiDeps {
   infra::IdGenerator* ids = nullptr;              // artifact and event ids
   services::HookStore* hooks = nullptr;           // webhooks and triggers
   StreamHub* streams = nullptr;                   // live progress (server-sent events)
+  Triggers* triggers = nullptr;                   // channels' messages
 };
 
 class Api {
  public:
   Api(ApiDeps deps, ApiOptions options) : deps_(deps), options_(options) {}
   void Handle(Call call, std::shared_ptr<Reply> reply);
+  // The triggers fire through this Api, and it hands them channels' messages.
+  void SetTriggers(Triggers* triggers) { deps_.triggers = triggers; }
   // The `data` of webhook event `name` caused by `source`: the task record
   // (with its artifact ids), or for an artifact's events the artifact with
   // its task. None when the views hold neither (deleted since).
@@ -184,6 +190,14 @@ class Api {
   void DeleteWebhook(std::shared_ptr<Exchange> x, const std::string& id);
   void ListDeliveries(Exchange& x, const std::string& id);
   void Redeliver(std::shared_ptr<Exchange> x, const std::string& delivery_id);
+  // Triggers (api/api_triggers.cc); `state`: active, paused or deleted.
+  void CreateTrigger(std::shared_ptr<Exchange> x);
+  void ListTriggers(Exchange& x);
+  void GetTrigger(Exchange& x, const std::string& id);
+  void SetTriggerState(std::shared_ptr<Exchange> x, const std::string& id,
+                       const std::string& state);
+  void ListFires(Exchange& x, const std::string& id);
+  void ChannelInbound(Exchange& x, const std::string& id);
   // Server-sent events (api/streams.h): one task's, or the tenant's (`task_id` empty).
   void StreamEvents(Exchange& x, const std::string& task_id);
   void GetTask(Exchange& x, const std::string& id, bool trace);

@@ -281,6 +281,12 @@ class Handler final : public Pistache::Http::Handler {
     call.content_type = RawHeader(request, "Content-Type");
     call.idempotency_key = RawHeader(request, "Idempotency-Key");
     call.last_event_id = RawHeader(request, "Last-Event-ID");
+    if (call.path.find("/channels/") != std::string::npos) {
+      for (const char* name :
+           {"webhook-id", "webhook-timestamp", "webhook-signature", "x-runlog-signature"}) {
+        if (std::string v = RawHeader(request, name); !v.empty()) call.headers[name] = v;
+      }
+    }
     call.body_too_large = request.body().size() > max_body_;
     if (!call.body_too_large) call.body = request.body();
     if (state_->draining.load()) {

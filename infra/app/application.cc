@@ -88,6 +88,10 @@ Status Application::Start() {
                    clock_, tools_.get(), manifests_.get(), content_.get(), &ids_, hooks_.get(),
                    streams_.get()},
       config_.api);
+  triggers_ = std::make_unique<api::Triggers>(api::Triggers::Options{
+      api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_});
+  api_->SetTriggers(triggers_.get());
+  triggers_->Start();
   if (config_.webhooks) {
     api::Dispatcher::Options d = *config_.webhooks;
     d.log = log_.get();
@@ -100,6 +104,7 @@ Status Application::Start() {
     d.data_of = [this](const events::Event& source, const std::string& name) {
       return api_->WebhookData(source, name);
     };
+    d.on_record = [this](const events::LogRecord& r, uint32_t) { return triggers_->OnRecord(r); };
     d.on_attempt = [this](const std::string& outcome, double seconds) {
       metrics_.WebhookAttempt(outcome, seconds);
     };
@@ -120,11 +125,13 @@ void Application::Stop() {
   if (http_) http_->Stop();                       // waits for the answers in flight
   if (executor_) executor_->Stop();               // a long step is left to its lease
   if (dispatcher_) dispatcher_->Stop();           // deliveries in flight are sent again later
+  if (triggers_) triggers_->Stop();               // fires missed now follow their catch_up
   if (tasks_) tasks_->Stop();
   if (projector_) projector_->Stop();
   started_ = false;
   http_.reset();
   dispatcher_.reset();
+  triggers_.reset();
   api_.reset();
   streams_.reset();
   executor_.reset();

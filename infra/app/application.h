@@ -21,6 +21,7 @@
 #include "api/http_server.h"
 #include "api/metrics.h"
 #include "api/streams.h"
+#include "api/triggers.h"
 #include "api/webhooks.h"
 #include "events/event_log.h"
 #include "events/read_watch.h"
@@ -61,8 +62,8 @@ struct Config {
   int background_nice = 0;
   // Progress and cancellation of the recovery and catch-up in Start.
   events::ReadWatch watch;
-  // The webhook dispatcher's timing (its other fields are set by Start);
-  // none: webhooks are registered but not sent.
+  // The webhook dispatcher's timing (its other fields are set by Start); none:
+  // webhooks are registered but not sent, and event triggers do not fire.
   std::optional<api::Dispatcher::Options> webhooks = api::Dispatcher::Options{};
   // Injected time (tests); null: the system clock.
   infra::Clock* clock = nullptr;
@@ -112,6 +113,7 @@ class Application {
   std::unique_ptr<services::Executor> executor_;
   std::unique_ptr<api::StreamHub> streams_;
   std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::Triggers> triggers_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<api::HttpServer> http_;
 };
