@@ -9,7 +9,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,8 @@ struct ApiOptions {
   int64_t max_lease_seconds = 3600;
   int64_t max_wait_seconds = 30;
   std::chrono::milliseconds read_your_writes_timeout{2000};
+  // The largest binary artifact or output (PUT with a Content-Type).
+  size_t max_content_bytes = 64 << 20;
   // Webhook destinations on private addresses (runlogd --webhook-allow-private).
   bool webhook_allow_private = false;
 };
@@ -177,6 +181,12 @@ class Api {
                                                                const json::Value* list);
   void AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id);
   void CreateOutput(std::shared_ptr<Exchange> x);
+  // Binary content: PUT /v1/tasks/{id}/artifacts/{type} and PUT /v1/outputs
+  // with the bytes as the body and their Content-Type; GET …/{id}/content.
+  Result<services::NewArtifact> StoreContent(Exchange& x, const std::string& type, bool typed);
+  void PutArtifactContent(std::shared_ptr<Exchange> x, const std::string& type);
+  void PutOutputContent(std::shared_ptr<Exchange> x);
+  void GetArtifactContent(Exchange& x, const std::string& id);
   void GetArtifact(Exchange& x, const std::string& id);
   void ListArtifacts(Exchange& x);
   void DeleteArtifact(Exchange& x, const std::string& id);
@@ -229,6 +239,11 @@ class Api {
 
   ApiDeps deps_;
   ApiOptions options_;
+  struct Deleting {
+    std::mutex mu;
+    std::set<std::string> ids;  // artifacts whose deletion is in flight
+  };
+  std::unique_ptr<Deleting> deleting_ = std::make_unique<Deleting>();
 };
 
 }  // namespace runlog::api

@@ -36,7 +36,9 @@ events::Payload RenderArtifact(const projections::Artifact& a, const std::string
   } else {
     p.Str("task_id", a.task_id);
   }
-  if (data != nullptr) p.Raw("data", *data);
+  // JSON data inline; other content through its own URL.
+  if (data != nullptr) p.Raw("data", a.content_type == "application/json" ? *data : "null");
+  p.Str("content_url", "/v1/artifacts/" + a.id + "/content");
   if (!a.approval_status.empty()) {
     p.Str("approval_status", ApprovalStatus(a, now_ms))
         .Raw("approval_expires_at", IsoTimeJson(a.approval_expires_at_ms));
@@ -204,6 +206,104 @@ void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
       });
 }
 
+Result<services::NewArtifact> Api::StoreContent(Exchange& x, const std::string& type, bool typed) {
+  if (x.call.body_too_large) {
+    return Fail(codes::kPayloadTooLarge,
+                "content is at most " + std::to_string(options_.max_content_bytes) + " bytes");
+  }
+  if (typed && (type.empty() || type.size() > 128 || !ValidTypeName(type))) {
+    return Fail(codes::kValidationError,
+                "the artifact type must be a type name of 1-128 letters, digits and _ . : -",
+                R"({"field":"type"})");
+  }
+  services::NewArtifact a;
+  a.type = typed ? type : "output";
+  a.content_type = x.call.content_type.empty() ? "application/octet-stream" : x.call.content_type;
+  if (a.content_type.size() > 255 || a.content_type.find_first_of("\r\n") != std::string::npos) {
+    return Fail(codes::kValidationError, "Content-Type is not valid",
+                R"({"field":"Content-Type"})");
+  }
+  const auto declared = typed && deps_.manifests != nullptr
+                            ? deps_.manifests->ArtifactType(x.key->tenant_id, "", a.type)
+                            : std::nullopt;
+  if (declared && declared->schema != nullptr) {
+    return Fail(codes::kSchemaMismatch,
+                "artifact type " + a.type +
+                    " declares a JSON Schema: send it as {type, data} to POST, not as content",
+                R"({"field":"body"})");
+  }
+  if (declared && declared->requires_approval) {
+    a.approval_expires_at_ms =
+        deps_.clock->NowMillis() + declared->approval_expires_days * 86'400'000;
+  }
+  auto digest = deps_.content->Put(x.call.body);
+  if (!digest) return std::unexpected(digest.error());
+  a.digest = std::move(*digest);
+  a.size = static_cast<int64_t>(x.call.body.size());
+  a.artifact_id = deps_.ids->NextSortable(typed ? "art_" : "out_");
+  std::string().swap(x.call.body);
+  return a;
+}
+
+void Api::PutArtifactContent(std::shared_ptr<Exchange> x, const std::string& type) {
+  // /tasks/{task_id}/artifacts/{type}
+  const std::string& path = x->call.path;
+  const size_t from = std::string("/tasks/").size();
+  const std::string task_id = path.substr(from, path.find('/', from) - from);
+  auto stored = StoreContent(*x, type, true);
+  if (!stored) return x->ErrorFrom(stored.error(), task_id);
+  auto query = [&](const char* name, const std::string& fallback) {
+    auto it = x->call.query.find(name);
+    return it == x->call.query.end() ? fallback : it->second;
+  };
+  services::AddArtifacts c{{x->key->tenant_id, x->key->key_id, x->key->plan},
+                           {task_id, query("lease_id", ""), query("worker_id", x->key->key_id)},
+                           {*stored}};
+  const int64_t now = deps_.clock->NowMillis();
+  deps_.tasks->Submit(
+      std::move(c), [this, x, task_id, a = *stored, now](Result<services::CommandResult> r) {
+        if (!r) {
+          deps_.content->Release(a.digest);  // no artifact names it after all
+          return x->ErrorFrom(r.error(), task_id);
+        }
+        projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
+                                   a.content_type, a.size,  now};
+        if (a.approval_expires_at_ms != 0) {
+          view.approval_status = "pending";
+          view.approval_expires_at_ms = a.approval_expires_at_ms;
+        }
+        x->Send(201, RenderArtifact(view, nullptr, now), ArtifactContract(a.artifact_id));
+      });
+}
+
+void Api::PutOutputContent(std::shared_ptr<Exchange> x) {
+  auto stored = StoreContent(*x, "", false);
+  if (!stored) return x->ErrorFrom(stored.error());
+  events::Event e = ArtifactRecord(
+      *deps_.ids, deps_.clock->NowMillis(), x->key->tenant_id, stored->artifact_id, 1,
+      events::OutputCreated{stored->digest, stored->content_type, stored->size, x->key->key_id});
+  deps_.tasks->Record(std::move(e), [this, x, a = *stored](Status s) {
+    if (!s) {
+      deps_.content->Release(a.digest);
+      return x->ErrorFrom(s.error());
+    }
+    x->Send(201, events::Payload().Str("output_id", a.artifact_id).Str("id", a.artifact_id),
+            ArtifactContract(a.artifact_id));
+  });
+}
+
+void Api::GetArtifactContent(Exchange& x, const std::string& id) {
+  AfterOwnWrites(x, std::nullopt, "", [this, id](Exchange& x) {
+    auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
+    if (!found) return x.ErrorFrom(found.error());
+    if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
+    auto bytes = deps_.content->Get((*found)->digest);
+    if (!bytes) return x.ErrorFrom(bytes.error());
+    x.Finish(200, (*found)->content_type, *bytes,
+             {{"X-Content-SHA256", (*found)->digest}, {"Cache-Control", "private, immutable"}});
+  });
+}
+
 void Api::CreateOutput(std::shared_ptr<Exchange> x) {
   if (!ParseBody(*x, options_.max_body_bytes, true, nullptr)) return;
   auto outputs = StoreArtifacts(x->key->tenant_id, {&x->body}, "body", false);
@@ -306,12 +406,25 @@ void Api::DeleteArtifact(Exchange& x, const std::string& id) {
     events::Event e = ArtifactRecord(*deps_.ids, deps_.clock->NowMillis(), x.key->tenant_id,
                                      (*found)->task_id.empty() ? id : (*found)->task_id, 0,
                                      events::ArtifactDeleted{id, x.key->key_id});
-    deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), id](Status s) {
-      if (!s) return x->ErrorFrom(s.error());
-      ContractContext contract;
-      contract.actions = {Act("list_artifacts", true, "GET", "/v1/artifacts")};
-      x->Send(200, events::Payload().Str("artifact_id", id).Bool("deleted", true), contract);
-    });
+    {
+      // Two deletions of one artifact at once would release its bytes twice.
+      std::lock_guard lock(deleting_->mu);
+      if (!deleting_->ids.insert(id).second) {
+        return x.Error(codes::kArtifactNotFound, "artifact " + id + " is being deleted");
+      }
+    }
+    deps_.tasks->Record(
+        std::move(e), [this, x = x.shared_from_this(), id, digest = (*found)->digest](Status s) {
+          if (s) deps_.content->Release(digest);  // its bytes go, unless another artifact has them
+          {
+            std::lock_guard lock(deleting_->mu);
+            deleting_->ids.erase(id);
+          }
+          if (!s) return x->ErrorFrom(s.error());
+          ContractContext contract;
+          contract.actions = {Act("list_artifacts", true, "GET", "/v1/artifacts")};
+          x->Send(200, events::Payload().Str("artifact_id", id).Bool("deleted", true), contract);
+        });
   });
 }
 

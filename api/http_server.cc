@@ -246,8 +246,8 @@ std::shared_ptr<Stream> PistacheReply::OpenStream(const std::string& content_typ
 class Handler final : public Pistache::Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
-  Handler(Api* api, std::shared_ptr<HttpServer::State> state, size_t max_body)
-      : api_(api), state_(std::move(state)), max_body_(max_body) {}
+  Handler(Api* api, std::shared_ptr<HttpServer::State> state, size_t max_body, size_t max_content)
+      : api_(api), state_(std::move(state)), max_body_(max_body), max_content_(max_content) {}
 
   void onRequest(const Pistache::Http::Request& request,
                  Pistache::Http::ResponseWriter response) override {
@@ -287,7 +287,11 @@ class Handler final : public Pistache::Http::Handler {
         if (std::string v = RawHeader(request, name); !v.empty()) call.headers[name] = v;
       }
     }
-    call.body_too_large = request.body().size() > max_body_;
+    // Binary content (PUT of an artifact's or output's bytes) may be larger.
+    const bool content =
+        request.method() == Pistache::Http::Method::Put &&
+        (call.path.find("/artifacts/") != std::string::npos || call.path.ends_with("/outputs"));
+    call.body_too_large = request.body().size() > (content ? max_content_ : max_body_);
     if (!call.body_too_large) call.body = request.body();
     if (state_->draining.load()) {
       reply->Send(
@@ -313,6 +317,7 @@ class Handler final : public Pistache::Http::Handler {
   Api* api_;
   std::shared_ptr<HttpServer::State> state_;
   size_t max_body_;
+  size_t max_content_;
 };
 
 }  // namespace
@@ -348,13 +353,15 @@ Status HttpServer::Start() {
     endpoint_ = std::make_shared<Pistache::Http::Endpoint>(address);
     // Bodies up to 2x the API's limit reach the API, which answers 413 with a
     // JSON error; beyond that Pistache answers 413 itself.
-    endpoint_->init(Pistache::Http::Endpoint::options()
-                        .threads(options_.threads)
-                        .flags(Pistache::Tcp::Options::ReuseAddr)
-                        .maxRequestSize(2 * options_.max_body_bytes + 65536)
-                        .maxResponseSize(64 << 20));
-    endpoint_->setHandler(
-        Pistache::Http::make_handler<Handler>(&api_, state_, options_.max_body_bytes));
+    endpoint_->init(
+        Pistache::Http::Endpoint::options()
+            .threads(options_.threads)
+            .flags(Pistache::Tcp::Options::ReuseAddr)
+            .maxRequestSize(std::max(2 * options_.max_body_bytes, options_.max_content_bytes) +
+                            65536)
+            .maxResponseSize(64 << 20));
+    endpoint_->setHandler(Pistache::Http::make_handler<Handler>(
+        &api_, state_, options_.max_body_bytes, options_.max_content_bytes));
     endpoint_->serveThreaded();
     port_ = static_cast<uint16_t>(endpoint_->getPort());
   } catch (const std::exception& e) {

@@ -32,6 +32,7 @@ struct HttpOptions {
   uint16_t port = 8080;  // 0 picks a free port
   int threads = 2;
   size_t max_body_bytes = 1 << 20;
+  size_t max_content_bytes = 64 << 20;  // binary artifacts (ApiOptions::max_content_bytes)
 };
 
 class HttpServer {

@@ -10,6 +10,7 @@
 #include <rocksdb/db.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,10 +30,16 @@ class ContentStore {
   [[nodiscard]] Result<std::vector<std::string>> PutAll(const std::vector<std::string>& contents);
   // The bytes of `digest`; NOT_FOUND if none.
   [[nodiscard]] Result<std::string> Get(const std::string& digest) const;
+  // One artifact naming `digest` is gone (deleted or expired): the bytes
+  // are deleted once no artifact names them. Every Put/PutAll of the bytes
+  // counts as one artifact naming them; bytes stored before counting began
+  // are kept.
+  void Release(const std::string& digest);
 
  private:
   explicit ContentStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   std::unique_ptr<rocksdb::DB> db_;
+  std::mutex mu_;  // orders the read-modify-writes of the counts
 };
 
 }  // namespace runlog::services

@@ -104,6 +104,10 @@ int main(int argc, char** argv) {
   cli.add_option("--max-body-bytes", config.api.max_body_bytes, "largest request body")
       ->check(CLI::Range(size_t{1024}, size_t{64} << 20))
       ->capture_default_str();
+  cli.add_option("--max-content-bytes", config.api.max_content_bytes,
+                 "largest binary artifact or output (PUT with a Content-Type)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
   cli.add_option("--executors", config.executor_slots,
                  "steps run at once by this runlogd's executors (0: none)")
       ->check(CLI::Range(0, 256))
@@ -196,6 +200,7 @@ int main(int argc, char** argv) {
   if (!http_options) return Die(http_options.error().message);
   http_options->threads = http_threads;
   http_options->max_body_bytes = config.api.max_body_bytes;
+  http_options->max_content_bytes = config.api.max_content_bytes;
   config.http = *http_options;
   const std::string host = config.http.host;
 

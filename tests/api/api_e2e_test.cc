@@ -1133,5 +1133,70 @@ TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {
   EXPECT_EQ(client_->Get("/healthz").status, 200);
 }
 
+TEST_F(ApiTest, BinaryContentIsStoredOnceAndGoesWithItsLastArtifact) {
+  const std::string id = CreateId(R"({"type":"scan"})");
+  auto claimed = client_->Post("/v1/tasks/claim", R"({"types":["scan"]})");
+  ASSERT_EQ(claimed.status, 200);
+  const std::string lease = claimed["lease"]["lease_id"].GetString();
+  std::string pdf = "%PDF-1.7\n";
+  for (uint64_t i = 0; i < 300000; ++i) pdf.push_back(static_cast<char>(i * 7919 % 256));
+  auto put = [&](const std::string& type, const std::string& bytes) {
+    return client_->Do("PUT", "/v1/tasks/" + id + "/artifacts/" + type + "?lease_id=" + lease,
+                       &bytes, {"Content-Type: application/pdf"});
+  };
+  auto first = put("report.pdf", pdf);
+  ASSERT_EQ(first.status, 201) << first.body;
+  ExpectContract(first);
+  auto second = put("report.pdf", pdf);  // the same bytes, another artifact
+  ASSERT_EQ(second.status, 201) << second.body;
+  const std::string a = first.Str("artifact_id"), b = second.Str("artifact_id");
+  auto got = client_->Get("/v1/artifacts/" + a);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.Str("content_type"), "application/pdf");
+  EXPECT_EQ(got["size"].GetInt64(), static_cast<int64_t>(pdf.size()));
+  EXPECT_TRUE(got["data"].IsNull());
+  EXPECT_EQ(got.Str("content_url"), "/v1/artifacts/" + a + "/content");
+  auto content = client_->Get("/v1/artifacts/" + a + "/content");
+  ASSERT_EQ(content.status, 200);
+  EXPECT_EQ(content.body, pdf);
+  EXPECT_EQ(content.headers["content-type"], "application/pdf");
+  // Outputs take content too; a type name is checked; no lease, no artifact.
+  const std::string text = "plain words";
+  auto output = client_->Do("PUT", "/v1/outputs", &text, {"Content-Type: text/plain"});
+  ASSERT_EQ(output.status, 201) << output.body;
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + output.Str("output_id") + "/content").body, text);
+  ExpectError(put("a%20b", pdf), 400, "VALIDATION_ERROR");
+  ExpectError(client_->Do("PUT", "/v1/tasks/" + id + "/artifacts/x?lease_id=lease_nope", &text,
+                          {"Content-Type: text/plain"}),
+              409, "LEASE_MISMATCH");
+  // Deleting one artifact keeps the bytes the other names; the last takes them.
+  const std::string digest = got.Str("digest").substr(7);
+  EXPECT_EQ(client_->Delete("/v1/artifacts/" + a).status, 200);
+  EXPECT_EQ(client_->Get("/v1/artifacts/" + b + "/content").body, pdf);
+  EXPECT_EQ(client_->Delete("/v1/artifacts/" + b).status, 200);
+  ExpectError(client_->Get("/v1/artifacts/" + b + "/content"), 404, "ARTIFACT_NOT_FOUND");
+  server_.reset();
+  auto store = services::ContentStore::Open(dir_.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ((*store)->Get(digest).error().code, "NOT_FOUND")
+      << "the bytes outlived their artifacts";
+}
+
+TEST(ApiContent, ContentOverTheLimitIs413) {
+  runlog::testing::TempDir dir;
+  infra::SystemClock clock;
+  runlog::testing::TestServer server(dir.path(), clock, [](app::Config& c) {
+    c.api.max_content_bytes = c.http.max_content_bytes = 100'000;
+  });
+  HttpClient client(server.url());
+  client.SetKey(runlog::testing::kAdminKey);
+  const std::string big(150'000, 'x');
+  auto r = client.Do("PUT", "/v1/outputs", &big, {"Content-Type: application/octet-stream"});
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "PAYLOAD_TOO_LARGE");
+  const std::string small(90'000, 'x');
+  EXPECT_EQ(client.Do("PUT", "/v1/outputs", &small, {"Content-Type: text/plain"}).status, 201);
+}
+
 }  // namespace
 }  // namespace runlog::api
