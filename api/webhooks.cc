@@ -289,6 +289,7 @@ void Dispatcher::Stop() {
 }
 
 void Dispatcher::Loop() {
+  pthread_setname_np(pthread_self(), "rl-dispatch");  // niced with the projector (runlogd)
   auto* multi = static_cast<CURLM*>(multi_);
   while (!stopping_.load()) {
     size_t read = 0;
@@ -370,11 +371,12 @@ size_t Dispatcher::Consume(uint32_t p) {
     }
     const std::vector<std::string> names = WebhookEventsOf(r.event);
     for (const std::string& name : names) {
+      std::optional<std::string> data;  // rendered once for all its webhooks
       for (const services::WebhookRecord& wh : options_.hooks->Subscribers(tenant, name)) {
         // A webhook hears of what happened after it was registered.
         if (r.event.timestamp_ms < wh.created_at_ms) continue;
-        auto data = options_.data_of(r.event, name);
-        if (!data) continue;
+        if (!data) data = options_.data_of(r.event, name);
+        if (!data) break;
         Pending d;
         d.id = "msg_" + events::Sha256Hex(wh.webhook_id + "|" + name + "|" + std::to_string(p) +
                                           "|" + std::to_string(r.offset))

@@ -69,10 +69,6 @@ Status Application::Start() {
   projector_->Start();
   tasks_->Start();
   started_ = true;
-  // Both RocksDBs are open and the projector runs: their threads exist now.
-  if (config_.background_nice != 0) {
-    infra::NiceThreadsNamed({"rl-project", "rocksdb:"}, config_.background_nice);
-  }
   auto admin = keys_->EnsureAdmin(config_.admin_key);
   if (!admin) return failed("cannot store the admin key: ", admin.error());
   generated_admin_key_ = *admin;
@@ -110,6 +106,10 @@ Status Application::Start() {
     };
     dispatcher_ = std::make_unique<api::Dispatcher>(std::move(d));
     if (auto s = dispatcher_->Start(); !s) return failed("cannot start the webhooks: ", s.error());
+  }
+  // The RocksDBs are open and the projector and the dispatcher run: their threads exist now.
+  if (config_.background_nice != 0) {
+    infra::NiceThreadsNamed({"rl-project", "rl-dispatch", "rocksdb:"}, config_.background_nice);
   }
   http_ = std::make_unique<api::HttpServer>(config_.http, *api_);
   if (auto s = http_->Start(); !s) return failed("", s.error());
