@@ -736,6 +736,35 @@ Result<std::vector<std::string>> Views::Rows(const std::string& prefix) {
   return out;
 }
 
+Result<std::vector<std::pair<std::string, Artifact>>> Views::ArtifactsOlderThan(
+    const std::function<int64_t(const std::string& tenant)>& cutoff_of, size_t limit) {
+  std::vector<std::pair<std::string, Artifact>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek("a");
+  while (it->Valid() && it->key().starts_with("a") && out.size() < limit) {
+    const std::string_view key(it->key().data(), it->key().size());
+    const size_t nul = key.find('\0');
+    if (nul == std::string_view::npos) break;
+    const std::string tenant(key.substr(1, nul - 1));
+    const int64_t cutoff = cutoff_of(tenant);
+    // Ids sort by time within their kind (art_, out_): past the first young
+    // one, the next kind.
+    const std::string prefix = std::string("a") + tenant + '\0';
+    while (it->Valid() && it->key().starts_with(prefix) && out.size() < limit) {
+      Artifact a = ParseArtifact(std::string_view(it->value().data(), it->value().size()));
+      if (a.created_at_ms >= cutoff) {
+        it->Seek(prefix + a.id.substr(0, 4) + '\xff');
+        continue;
+      }
+      out.emplace_back(tenant, std::move(a));
+      it->Next();
+    }
+    it->Seek(std::string("a") + tenant + '\x01');
+  }
+  if (!it->status().ok()) return Storage(it->status());
+  return out;
+}
+
 Result<std::vector<Artifact>> Views::ListArtifacts(
     const std::string& tenant, const std::string& task_id, const std::string& type, size_t limit,
     const std::function<bool(const Artifact&)>& keep) {

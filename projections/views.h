@@ -129,6 +129,10 @@ class Views {
   [[nodiscard]] Result<std::vector<Artifact>> ListArtifacts(
       const std::string& tenant, const std::string& task_id, const std::string& type, size_t limit,
       const std::function<bool(const Artifact&)>& keep = {});
+  // Artifacts whose creation is before `cutoff_of(tenant)` (0: none of
+  // that tenant's), oldest first within a tenant, at most `limit`.
+  [[nodiscard]] Result<std::vector<std::pair<std::string, Artifact>>> ArtifactsOlderThan(
+      const std::function<int64_t(const std::string& tenant)>& cutoff_of, size_t limit);
   // A webhook's deliveries (JSON rows: docs/webhooks.md), at most kMaxRows, in id order.
   static constexpr size_t kMaxRows = 10'000;
   [[nodiscard]] Result<std::vector<std::string>> ListDeliveries(const std::string& tenant,

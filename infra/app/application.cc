@@ -88,6 +88,10 @@ Status Application::Start() {
       api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_});
   api_->SetTriggers(triggers_.get());
   triggers_->Start();
+  retention_ = std::make_unique<api::Retention>(
+      api::Retention::Options{views_.get(), tasks_.get(), content_.get(), keys_.get(), clock_,
+                              &ids_, config_.retention_every});
+  retention_->Start();
   if (config_.webhooks) {
     api::Dispatcher::Options d = *config_.webhooks;
     d.log = log_.get();
@@ -126,12 +130,14 @@ void Application::Stop() {
   if (executor_) executor_->Stop();               // a long step is left to its lease
   if (dispatcher_) dispatcher_->Stop();           // deliveries in flight are sent again later
   if (triggers_) triggers_->Stop();               // fires missed now follow their catch_up
+  if (retention_) retention_->Stop();
   if (tasks_) tasks_->Stop();
   if (projector_) projector_->Stop();
   started_ = false;
   http_.reset();
   dispatcher_.reset();
   triggers_.reset();
+  retention_.reset();
   api_.reset();
   streams_.reset();
   executor_.reset();

@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "api/http_server.h"
 #include "api/metrics.h"
+#include "api/retention.h"
 #include "api/streams.h"
 #include "api/triggers.h"
 #include "api/webhooks.h"
@@ -65,6 +66,8 @@ struct Config {
   // The webhook dispatcher's timing (its other fields are set by Start); none:
   // webhooks are registered but not sent, and event triggers do not fire.
   std::optional<api::Dispatcher::Options> webhooks = api::Dispatcher::Options{};
+  // How often expired artifacts are swept (the plans' retention_days).
+  std::chrono::milliseconds retention_every{60'000};
   // Injected time (tests); null: the system clock.
   infra::Clock* clock = nullptr;
 };
@@ -114,6 +117,7 @@ class Application {
   std::unique_ptr<api::StreamHub> streams_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::Triggers> triggers_;
+  std::unique_ptr<api::Retention> retention_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<api::HttpServer> http_;
 };

@@ -1198,5 +1198,59 @@ TEST(ApiContent, ContentOverTheLimitIs413) {
   EXPECT_EQ(client.Do("PUT", "/v1/outputs", &small, {"Content-Type: text/plain"}).status, 201);
 }
 
+TEST(ApiRetention, ArtifactsOlderThanThePlansRetentionExpireWithTheirBytes) {
+  runlog::testing::TempDir dir;
+  infra::ManualClock clock{1'800'000'000'000};
+  std::string digest, kept;
+  {
+    runlog::testing::TestServer server(dir.path(), clock, [](app::Config& c) {
+      c.retention_every = std::chrono::milliseconds(50);
+    });
+    HttpClient free(server.url()), pro(server.url());
+    free.SetKey(server.KeyWithScopes("acct_free", {"read", "write", "worker"}, "free"));  // 7 days
+    pro.SetKey(server.KeyWithScopes("acct_pro", {"read", "write", "worker"}, "pro"));     // 60 days
+    auto make = [](HttpClient& client) {
+      const std::string id = client.Post("/v1/tasks", R"({"type":"r"})").Str("id");
+      auto claimed = client.Post("/v1/tasks/claim", R"({"types":["r"]})");
+      EXPECT_EQ(claimed.status, 200) << claimed.body;
+      auto done = client.Post(
+          "/v1/tasks/" + id + "/complete",
+          R"({"result":{},"artifacts":[{"type":"note","data":{"n":"unique-)" + id + R"("}}]})");
+      EXPECT_EQ(done.status, 200) << done.body;
+      return std::string(done["task"]["artifacts"][0].GetString());
+    };
+    const std::string old = make(free);
+    kept = make(pro);
+    digest = free.Get("/v1/artifacts/" + old).Str("digest").substr(7);
+    const std::string output = free.Post("/v1/outputs", R"({"content":"o"})").Str("output_id");
+    // Six days on nothing has gone; eight days on the free tenant's have.
+    clock.Advance(6 * 86'400'000LL);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(free.Get("/v1/artifacts/" + old).status, 200);
+    clock.Advance(2 * 86'400'000LL);
+    EXPECT_TRUE(runlog::testing::WaitFor(
+        [&] { return free.Get("/v1/artifacts/" + old).status == 404; }, 5s));
+    EXPECT_TRUE(runlog::testing::WaitFor(
+        [&] { return free.Get("/v1/artifacts/" + output).status == 404; }, 5s));
+    EXPECT_EQ(pro.Get("/v1/artifacts/" + kept).status, 200);
+  }
+  auto store = services::ContentStore::Open(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ((*store)->Get(digest).error().code, "NOT_FOUND");
+  // The log still names the expired artifact's digest.
+  auto log = events::OpenEventLog({.data_dir = dir.path(), .partitions = 4});
+  ASSERT_TRUE(log);
+  bool deleted = false;
+  for (uint32_t p = 0; p < (*log)->partition_count(); ++p) {
+    auto records = (*log)->Read(p, 0, 10'000);
+    ASSERT_TRUE(records);
+    for (const auto& r : *records) {
+      deleted |= r.event.type == "artifact.deleted" &&
+                 r.event.payload.find("\"retention\"") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(deleted);
+}
+
 }  // namespace
 }  // namespace runlog::api

@@ -73,14 +73,14 @@ TEST(Triggers, AnEverySecondScheduleSurvivesTwoKillNinesAndFollowsItsCatchUp) {
       ids[policy] = t.Str("trigger_id");
     }
   }
-  // Up 8 s, down ~4 s, up 8 s, down ~4 s, up 6 s.
+  // Up 8 s, down ~6 s, up 8 s, down ~6 s, up 6 s.
   std::vector<std::pair<int64_t, int64_t>> outages;  // killed at, serving again at
   for (int round = 0; round < 2; ++round) {
     std::this_thread::sleep_for(8s);
     server->Signal(SIGKILL);
     server->Wait();
     const int64_t killed = NowMs();
-    std::this_thread::sleep_for(4s);
+    std::this_thread::sleep_for(6s);
     server = StartServer(data, &url);
     ASSERT_TRUE(server);
     outages.emplace_back(killed, NowMs());
