@@ -390,10 +390,55 @@ void Api::DecideApproval(std::shared_ptr<Exchange> x, const std::string& id,
     decided.decided_by = x.key->key_id;
     decided.comment = text;
     decided.decided_at_ms = now;
-    deps_.tasks->Record(std::move(e), [x = x.shared_from_this(), decided, now](Status s) {
-      if (!s) return x->ErrorFrom(s.error());
-      x->Send(200, RenderArtifact(decided, nullptr, now), ArtifactContract(decided.id));
-    });
+    auto record = [this, x = x.shared_from_this(), decided, now,
+                   e = std::make_shared<events::Event>(std::move(e))]() {
+      deps_.tasks->Record(std::move(*e), [x, decided, now](Status s) {
+        if (!s) return x->ErrorFrom(s.error());
+        x->Send(200, RenderArtifact(decided, nullptr, now), ArtifactContract(decided.id));
+      });
+    };
+    // The artifact of a plan's approval step: the decision finishes the step
+    // first (the task's state is the truth of the wait), then is recorded.
+    std::optional<services::FinishStep> finish;
+    if (!decided.task_id.empty()) {
+      auto task = deps_.views->GetTask(decided.task_id, x.key->tenant_id);
+      if (task && *task && (*task)->status == events::TaskStatus::kRunning) {
+        const events::Task& t = **task;
+        for (size_t i = t.steps.size(); i > 0; --i) {
+          const events::StepRecord& step = t.steps[i - 1];
+          if (step.status != "running") continue;
+          if (step.tool == "approval" && step.started_at_ms <= decided.created_at_ms) {
+            finish = services::FinishStep{{x.key->tenant_id, ""},
+                                          {t.id, t.lease.lease_id, t.lease.worker_id},
+                                          static_cast<int64_t>(i)};
+            finish->ok = decision == "approved";
+            finish->output = events::Payload()
+                                 .Str("decision", decision)
+                                 .Str("artifact_id", id)
+                                 .Str("comment", text)
+                                 .Str("decided_by", x.key->key_id)
+                                 .Build();
+            if (!finish->ok) {
+              finish->error_code = codes::kApprovalRejected;
+              finish->error_message =
+                  "artifact " + id + " was rejected" + (text.empty() ? std::string() : ": " + text);
+            }
+            finish->duration_ms = now - step.started_at_ms;
+          }
+          break;
+        }
+      }
+    }
+    if (!finish) return record();
+    deps_.tasks->Submit(
+        std::move(*finish), [x = x.shared_from_this(), record](Result<services::CommandResult> r) {
+          if (!r) {
+            return x->Error(codes::kApprovalNotPending,
+                            "the approval step no longer waits: " + r.error().message,
+                            R"({"approval_status":"expired"})");
+          }
+          record();
+        });
   });
 }
 

@@ -213,24 +213,26 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
     if (s.status == "running") ++running;
     if (s.sandboxed) ++sandbox_runs;
     if (rendered.size() > 1) rendered += ",";
-    rendered += Payload()
-                    .Str("id", t.id + "-" + std::to_string(s.index))
-                    .Int("step_index", s.index)
-                    .Str("tool_name", s.tool)
-                    .Str("tool_version", s.tool_version)
-                    .Raw("input", s.input.empty() ? "{}" : s.input)
-                    .Raw("output", s.output)
-                    .Str("status", s.status)
-                    .Raw("error", s.error)
-                    .Int("attempt", s.attempt)
-                    .Bool("sandboxed", s.sandboxed)
-                    .Raw("usage", events::UsageJson(s.usage))
-                    .Raw("cost_usd", events::UsdJson(s.usage.cost_nanos))
-                    .Raw("step_hash", s.step_hash.empty() ? "null" : "\"" + s.step_hash + "\"")
-                    .Raw("started_at", IsoTimeJson(s.started_at_ms))
-                    .Raw("finished_at", IsoTimeJson(s.finished_at_ms))
-                    .Int("duration_ms", s.duration_ms)
-                    .Build();
+    rendered +=
+        Payload()
+            .Str("id", t.id + "-" + std::to_string(s.index))
+            .Int("step_index", s.index)
+            .Str("tool_name", s.tool)
+            .Str("tool_version", s.tool_version)
+            .Raw("input", s.input.empty() ? "{}" : s.input)
+            .Raw("output", s.output)
+            // An approval step that runs is waiting for a person.
+            .Str("status", s.status == "running" && s.tool == "approval" ? "waiting" : s.status)
+            .Raw("error", s.error)
+            .Int("attempt", s.attempt)
+            .Bool("sandboxed", s.sandboxed)
+            .Raw("usage", events::UsageJson(s.usage))
+            .Raw("cost_usd", events::UsdJson(s.usage.cost_nanos))
+            .Raw("step_hash", s.step_hash.empty() ? "null" : "\"" + s.step_hash + "\"")
+            .Raw("started_at", IsoTimeJson(s.started_at_ms))
+            .Raw("finished_at", IsoTimeJson(s.finished_at_ms))
+            .Int("duration_ms", s.duration_ms)
+            .Build();
     if (s.error_code == codes::kSchemaMismatch) {
       if (schema_failures.size() > 1) schema_failures += ",";
       json::Document error;

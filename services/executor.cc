@@ -83,6 +83,28 @@ void Executor::Loop(int slot) {
   }
 }
 
+Status Executor::AwaitApproval(const Caller& caller, const LeaseRef& ref, const json::Value& input,
+                               int64_t until_ms) {
+  if (options_.content == nullptr || options_.ids == nullptr) {
+    return Fail(codes::kToolError, "this runlogd cannot hold artifacts for approval");
+  }
+  const json::Value* data = json::FindSet(input, "data");
+  auto digest = options_.content->Put(events::CanonicalText(data != nullptr ? *data : input));
+  if (!digest) return std::unexpected(digest.error());
+  NewArtifact a{options_.ids->NextSortable("art_"),
+                json::String(input, "type"),
+                *digest,
+                "application/json",
+                static_cast<int64_t>(events::CanonicalText(data != nullptr ? *data : input).size()),
+                until_ms};
+  auto added = Call(AddArtifacts{caller, ref, {a}});
+  if (!added) {
+    options_.content->Release(a.digest);
+    return std::unexpected(added.error());
+  }
+  return {};
+}
+
 void Executor::Run(const std::string& worker_id, events::Task task) {
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
@@ -121,10 +143,21 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     const json::Value empty(rapidjson::kObjectType);
     const json::Value* raw_input = json::FindSet(step, "input");
     auto resolved = ResolveInput(raw_input != nullptr ? *raw_input : empty, task, index);
-    auto started =
-        Call(StartStep{caller, ref, index, tool_name, std::string(tool->version()),
-                       resolved ? *resolved : events::CanonicalText(raw_input ? *raw_input : empty),
-                       wall + options_.lease_margin.count()});
+    // An approval step (not a replay's) waits for a decision: its lease is
+    // the wait, up to its timeout_seconds (7 days) and the task's time left.
+    const bool approval =
+        tool_name == "approval" && json::Find(recorded, std::to_string(index)) == nullptr;
+    int64_t lease_ms = wall + options_.lease_margin.count();
+    if (approval) {
+      json::Document in;
+      const int64_t timeout_s = resolved && json::Parse(*resolved, &in) && in.IsObject()
+                                    ? json::Int(in, "timeout_seconds", kApprovalWaitSeconds)
+                                    : kApprovalWaitSeconds;
+      lease_ms = std::min(timeout_s * 1000, left);
+    }
+    auto started = Call(StartStep{
+        caller, ref, index, tool_name, std::string(tool->version()),
+        resolved ? *resolved : events::CanonicalText(raw_input ? *raw_input : empty), lease_ms});
     if (!started) break;  // cancelled, or the lease is gone
     task = std::move(started->task);
     const auto t0 = std::chrono::steady_clock::now();
@@ -144,6 +177,14 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     } else if (auto problems = options_.tools->CheckInput(*tool, input); !problems.empty()) {
       outcome.error_code = codes::kSchemaMismatch;
       outcome.error_message = Problems("input", problems);
+    } else if (approval) {
+      // Its data becomes an artifact pending approval; the task then waits
+      // under this lease with no executor (POST /v1/artifacts/{id}/approve
+      // finishes the step; the lease's end fails it APPROVAL_EXPIRED).
+      auto waiting = AwaitApproval(caller, ref, input, task.lease.expires_at_ms);
+      if (waiting) break;
+      outcome.error_code = waiting.error().code;
+      outcome.error_message = waiting.error().message;
     } else {
       ToolCall call;
       call.input = &input;

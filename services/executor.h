@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "infra/base/ids.h"
+#include "services/content_store.h"
 #include "services/task_service.h"
 #include "services/tools.h"
 
@@ -36,7 +38,12 @@ class Executor {
     std::string name = "executor";
     // Called after each step (for metrics); optional.
     std::function<void(const std::string& tool, double seconds, bool ok, bool sandboxed)> on_step;
+    // Approval steps store their artifact's bytes here, under ids from `ids`.
+    ContentStore* content = nullptr;
+    infra::IdGenerator* ids = nullptr;
   };
+  // How long an approval step waits when its input names no timeout_seconds.
+  static constexpr int64_t kApprovalWaitSeconds = 7 * 86'400;
   explicit Executor(Options options);
   ~Executor();
 
@@ -47,6 +54,9 @@ class Executor {
  private:
   void Loop(int slot);
   void Run(const std::string& worker_id, events::Task task);
+  // An approval step: its artifact, pending until `until_ms`, under the lease.
+  Status AwaitApproval(const Caller& caller, const LeaseRef& ref, const json::Value& input,
+                       int64_t until_ms);
   // Submits `command` and waits for its answer.
   Result<CommandResult> Call(Command command);
 

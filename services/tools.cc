@@ -504,6 +504,31 @@ class WorkerTool : public Tool {
   std::string_view output_schema_;
 };
 
+// `approval`: records its `data` as an artifact of `type` pending a person's
+// decision and waits, without an executor, until POST /v1/artifacts/{id}/approve
+// or /reject, or `timeout_seconds` (docs/plans.md, "Approval steps"). The
+// executor does the waiting (services/executor.cc); a replay returns the
+// recorded decision.
+class ApprovalTool : public Tool {
+ public:
+  std::string_view name() const override { return "approval"; }
+  std::string_view version() const override { return "1"; }
+  std::string_view input_schema() const override {
+    return R"({"type":"object","required":["type","data"],"properties":{)"
+           R"("type":{"type":"string","minLength":1,"maxLength":128},)"
+           R"("timeout_seconds":{"type":"integer","minimum":1}}})";
+  }
+  std::string_view output_schema() const override {
+    return R"({"type":"object","required":["decision"]})";
+  }
+  ToolOutcome Run(const ToolCall& call) const override {
+    if (call.recorded_output.empty()) {
+      return Error(codes::kToolError, "approval steps wait for a person's decision");
+    }
+    return Ok(call.recorded_output);
+  }
+};
+
 // `llm`: one chat completion. Its usage (tokens and model) is the provider's;
 // a replay returns the recorded output and calls nothing.
 class LlmTool : public Tool {
@@ -804,6 +829,7 @@ ToolRegistry::ToolRegistry(sandbox::Sandbox* sandbox, const LlmClient* llm)
   tools.push_back(std::make_unique<JsonTool>());
   tools.push_back(std::make_unique<TemplateTool>());
   tools.push_back(std::make_unique<WorkerTool>("agent", "{}"));
+  tools.push_back(std::make_unique<ApprovalTool>());
   tools.push_back(std::make_unique<WorkerTool>(
       "plan", R"({"type":"object","required":["steps"],"properties":{"steps":{"type":"array"}}})"));
   tools.push_back(std::make_unique<SandboxTool>(sandbox, true));

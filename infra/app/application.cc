@@ -74,7 +74,8 @@ Status Application::Start() {
   generated_admin_key_ = *admin;
 
   executor_ = std::make_unique<services::Executor>(services::Executor::Options{
-      tasks_.get(), tools_.get(), clock_, config_.executor_slots, config_.executor_lease_margin});
+      tasks_.get(), tools_.get(), clock_, config_.executor_slots, config_.executor_lease_margin,
+      "executor", nullptr, content_.get(), &ids_});
   tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
   if (config_.executor_slots > 0) executor_->Start();
 

@@ -86,6 +86,8 @@ enum class NextStep : uint8_t {
   X(kQueueTimeout, "QUEUE_TIMEOUT", 422, false, kGetTask)                     \
   X(kTokenLimit, "TOKEN_LIMIT", 422, false, kGetTask)                         \
   X(kCostLimit, "COST_LIMIT", 422, false, kGetTask)                           \
+  X(kApprovalRejected, "APPROVAL_REJECTED", 422, false, kGetTask)             \
+  X(kApprovalExpired, "APPROVAL_EXPIRED", 422, false, kGetTask)               \
   X(kSchemaMismatch, "SCHEMA_MISMATCH", 422, false, kFixRequest)              \
   X(kPlanInvalid, "PLAN_INVALID", 422, false, kFixRequest)                    \
   X(kReferenceError, "REFERENCE_ERROR", 422, false, kFixRequest)              \

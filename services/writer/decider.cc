@@ -312,6 +312,24 @@ void Decider::Requeue(Task& t, const std::string& reason, const std::string& err
 }
 
 void Decider::ExpireLease(Task& t, std::vector<events::Event>& out) {
+  // An approval step's lease is its wait: past it, the step fails.
+  for (size_t i = t.steps.size(); i > 0; --i) {
+    const events::StepRecord& step = t.steps[i - 1];
+    if (step.status != "running") continue;
+    if (step.tool == "approval") {
+      AfterStep(t, static_cast<int64_t>(i),
+                {false,
+                 "",
+                 codes::kApprovalExpired,
+                 "nobody approved or rejected the step's artifact in time",
+                 {},
+                 options_.clock->NowMillis() - step.started_at_ms,
+                 false},
+                out);
+      return;
+    }
+    break;
+  }
   Emit(t, events::TaskLeaseExpired{t.lease.lease_id, t.attempt}, out);
   const std::string error = ErrorJson(codes::kLeaseExpired, "the worker's lease expired");
   if (t.attempt < t.max_attempts) {
@@ -424,8 +442,11 @@ void Decider::AfterStep(Task& t, int64_t index, StepEnd end, std::vector<events:
     if (!plan_steps.empty()) Emit(t, events::TaskPlanExtended{plan_steps}, out);
     if (index == t.step_count) {
       End(t, end.output, "", "", {}, out);
-    } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w') {
-      HandOff(t, index + 1, out);  // executors run consecutive built-in steps themselves
+    } else if (t.step_runners[index - 1] == 'w' || t.step_runners[index] == 'w' ||
+               step.tool == "approval") {
+      // Executors run consecutive built-in steps themselves; none waits
+      // through an approval, so the step after one is handed to them anew.
+      HandOff(t, index + 1, out);
     }
   }
 }
