@@ -51,6 +51,18 @@ events::Payload RenderArtifact(const projections::Artifact& a, const std::string
   return p;
 }
 
+// An artifact just added to `task_id`, as its view will show it.
+events::Payload RenderNew(const services::NewArtifact& a, const std::string& task_id,
+                          int64_t now_ms) {
+  projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
+                             a.content_type, a.size,  now_ms};
+  if (a.approval_expires_at_ms != 0) {
+    view.approval_status = "pending";
+    view.approval_expires_at_ms = a.approval_expires_at_ms;
+  }
+  return RenderArtifact(view, nullptr, now_ms);
+}
+
 // A record about an artifact that is not a task event: an output's creation
 // (its aggregate the output), a decision, a deletion (on the artifact's task).
 events::Event ArtifactRecord(infra::IdGenerator& ids, int64_t now_ms, const std::string& tenant,
@@ -193,17 +205,14 @@ void Api::AddArtifact(std::shared_ptr<Exchange> x, const std::string& task_id) {
                            *stored};
   x->DropBody();
   const int64_t now = deps_.clock->NowMillis();
-  deps_.tasks->Submit(
-      std::move(c), [x, task_id, a = stored->front(), now](Result<services::CommandResult> r) {
-        if (!r) return x->ErrorFrom(r.error(), task_id);
-        projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
-                                   a.content_type, a.size,  now};
-        if (a.approval_expires_at_ms != 0) {
-          view.approval_status = "pending";
-          view.approval_expires_at_ms = a.approval_expires_at_ms;
-        }
-        x->Send(201, RenderArtifact(view, nullptr, now), ArtifactContract(a.artifact_id));
-      });
+  deps_.tasks->Submit(std::move(c), [this, x, task_id, a = stored->front(),
+                                     now](Result<services::CommandResult> r) {
+    if (!r) {
+      deps_.content->Release(a.digest);  // no artifact names it after all
+      return x->ErrorFrom(r.error(), task_id);
+    }
+    x->Send(201, RenderNew(a, task_id, now), ArtifactContract(a.artifact_id));
+  });
 }
 
 Result<services::NewArtifact> Api::StoreContent(Exchange& x, const std::string& type, bool typed) {
@@ -260,20 +269,14 @@ void Api::PutArtifactContent(std::shared_ptr<Exchange> x, const std::string& typ
                            {task_id, query("lease_id", ""), query("worker_id", x->key->key_id)},
                            {*stored}};
   const int64_t now = deps_.clock->NowMillis();
-  deps_.tasks->Submit(
-      std::move(c), [this, x, task_id, a = *stored, now](Result<services::CommandResult> r) {
-        if (!r) {
-          deps_.content->Release(a.digest);  // no artifact names it after all
-          return x->ErrorFrom(r.error(), task_id);
-        }
-        projections::Artifact view{a.artifact_id,  task_id, a.type, a.digest,
-                                   a.content_type, a.size,  now};
-        if (a.approval_expires_at_ms != 0) {
-          view.approval_status = "pending";
-          view.approval_expires_at_ms = a.approval_expires_at_ms;
-        }
-        x->Send(201, RenderArtifact(view, nullptr, now), ArtifactContract(a.artifact_id));
-      });
+  deps_.tasks->Submit(std::move(c),
+                      [this, x, task_id, a = *stored, now](Result<services::CommandResult> r) {
+                        if (!r) {
+                          deps_.content->Release(a.digest);  // no artifact names it after all
+                          return x->ErrorFrom(r.error(), task_id);
+                        }
+                        x->Send(201, RenderNew(a, task_id, now), ArtifactContract(a.artifact_id));
+                      });
 }
 
 void Api::PutOutputContent(std::shared_ptr<Exchange> x) {

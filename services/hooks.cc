@@ -20,6 +20,20 @@ std::string JsonList(const std::vector<std::string>& items) {
   return out + "]";
 }
 
+// LIMIT_EXCEEDED once `tenant` has `max` of `records`.
+template <class Record>
+Status Room(const std::map<std::string, Record>& records, const std::string& tenant, size_t max,
+            const std::string& what) {
+  size_t mine = 0;
+  for (auto it = records.lower_bound(KeyOf(tenant, ""));
+       it != records.end() && it->second.tenant_id == tenant; ++it) {
+    ++mine;
+  }
+  if (mine < max) return {};
+  return Fail(codes::kLimitExceeded, "a tenant has at most " + std::to_string(max) + " " + what,
+              R"({"limit":")" + what + R"(","max":)" + std::to_string(max) + "}");
+}
+
 }  // namespace
 
 HookStore::HookStore(TaskService& writers, infra::Clock& clock, infra::IdGenerator& ids,
@@ -34,6 +48,17 @@ events::Event HookStore::NewRecord(const std::string& tenant, std::string aggreg
   e.sequence = 0;
   e.timestamp_ms = clock_.NowMillis();
   return e;
+}
+
+void HookStore::Append(events::Event e, std::function<void(Status)> done) {
+  auto applied = std::make_shared<events::Event>(e);
+  writers_.Record(std::move(e), [this, applied, done = std::move(done)](Status s) {
+    if (s) {
+      std::lock_guard lock(mu_);
+      Apply(*applied);
+    }
+    done(s);
+  });
 }
 
 void HookStore::Recover(const events::Event& e) {
@@ -86,15 +111,8 @@ void HookStore::Apply(const events::Event& e) {
 void HookStore::AddWebhook(WebhookRecord record, std::function<void(Result<WebhookRecord>)> done) {
   {
     std::lock_guard lock(mu_);
-    size_t mine = 0;
-    for (auto it = webhooks_.lower_bound(KeyOf(record.tenant_id, ""));
-         it != webhooks_.end() && it->second.tenant_id == record.tenant_id; ++it) {
-      ++mine;
-    }
-    if (mine >= kMaxWebhooks) {
-      return done(Fail(codes::kLimitExceeded,
-                       "a tenant has at most " + std::to_string(kMaxWebhooks) + " webhooks",
-                       R"({"limit":"webhooks","max":)" + std::to_string(kMaxWebhooks) + "}"));
+    if (auto room = Room(webhooks_, record.tenant_id, kMaxWebhooks, "webhooks"); !room) {
+      return done(std::unexpected(room.error()));
     }
   }
   record.webhook_id = ids_.Next("wh_");
@@ -104,14 +122,9 @@ void HookStore::AddWebhook(WebhookRecord record, std::function<void(Result<Webho
   e.payload = events::Encode(
       events::WebhookRegistered{record.webhook_id, record.url, JsonList(record.events),
                                 box_.Seal(record.secret), record.created_by});
-  auto applied = std::make_shared<events::Event>(e);
-  writers_.Record(std::move(e), [this, applied, record, done](Status s) mutable {
+  record.created_at_ms = e.timestamp_ms;
+  Append(std::move(e), [record = std::move(record), done](Status s) mutable {
     if (!s) return done(std::unexpected(s.error()));
-    {
-      std::lock_guard lock(mu_);
-      Apply(*applied);
-    }
-    record.created_at_ms = applied->timestamp_ms;
     done(std::move(record));
   });
 }
@@ -125,14 +138,7 @@ void HookStore::RemoveWebhook(const std::string& tenant_id, const std::string& w
   events::Event e = NewRecord(tenant_id, WebhookAggregate(tenant_id, webhook_id));
   e.type = "webhook.removed";
   e.payload = events::Encode(events::WebhookRemoved{webhook_id, reason, by});
-  auto applied = std::make_shared<events::Event>(e);
-  writers_.Record(std::move(e), [this, applied, done](Status s) {
-    if (s) {
-      std::lock_guard lock(mu_);
-      Apply(*applied);
-    }
-    done(s);
-  });
+  Append(std::move(e), std::move(done));
 }
 
 std::optional<WebhookRecord> HookStore::Webhook(const std::string& tenant_id,
@@ -173,15 +179,8 @@ std::vector<WebhookRecord> HookStore::Subscribers(const std::string& tenant_id,
 void HookStore::AddTrigger(TriggerRecord record, std::function<void(Result<TriggerRecord>)> done) {
   {
     std::lock_guard lock(mu_);
-    size_t mine = 0;
-    for (auto it = triggers_.lower_bound(KeyOf(record.tenant_id, ""));
-         it != triggers_.end() && it->second.tenant_id == record.tenant_id; ++it) {
-      ++mine;
-    }
-    if (mine >= kMaxTriggers) {
-      return done(Fail(codes::kLimitExceeded,
-                       "a tenant has at most " + std::to_string(kMaxTriggers) + " triggers",
-                       R"({"limit":"triggers","max":)" + std::to_string(kMaxTriggers) + "}"));
+    if (auto room = Room(triggers_, record.tenant_id, kMaxTriggers, "triggers"); !room) {
+      return done(std::unexpected(room.error()));
     }
   }
   record.trigger_id = ids_.Next("trg_");
@@ -191,14 +190,9 @@ void HookStore::AddTrigger(TriggerRecord record, std::function<void(Result<Trigg
   e.payload = events::Encode(events::TriggerCreated{
       record.trigger_id, record.kind, record.spec,
       record.secret.empty() ? "" : box_.Seal(record.secret), record.created_by});
-  auto applied = std::make_shared<events::Event>(e);
-  writers_.Record(std::move(e), [this, applied, record, done](Status s) mutable {
+  record.created_at_ms = e.timestamp_ms;
+  Append(std::move(e), [record = std::move(record), done](Status s) mutable {
     if (!s) return done(std::unexpected(s.error()));
-    {
-      std::lock_guard lock(mu_);
-      Apply(*applied);
-    }
-    record.created_at_ms = applied->timestamp_ms;
     done(std::move(record));
   });
 }
@@ -211,15 +205,10 @@ void HookStore::SetTriggerState(const std::string& tenant_id, const std::string&
   events::Event e = NewRecord(tenant_id, TriggerAggregate(tenant_id, trigger_id));
   e.type = "trigger.state_set";
   e.payload = events::Encode(events::TriggerStateSet{trigger_id, state, by});
-  auto applied = std::make_shared<events::Event>(e);
-  writers_.Record(std::move(e), [this, applied, found, state, done](Status s) mutable {
+  found->state = state;
+  Append(std::move(e), [found = std::move(*found), done](Status s) mutable {
     if (!s) return done(std::unexpected(s.error()));
-    {
-      std::lock_guard lock(mu_);
-      Apply(*applied);
-    }
-    found->state = state;
-    done(std::move(*found));
+    done(std::move(found));
   });
 }
 

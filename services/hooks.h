@@ -87,6 +87,8 @@ class HookStore {
 
  private:
   events::Event NewRecord(const std::string& tenant, std::string aggregate);
+  // Appends `e` through its writer and applies it here once durable.
+  void Append(events::Event e, std::function<void(Status)> done);
   void Apply(const events::Event& event);  // requires mu_
 
   TaskService& writers_;

@@ -10,12 +10,12 @@
 #include <openssl/hmac.h>
 
 #include <map>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
+#include "tests/testing/runlogd.h"
 #include "tests/testing/server.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -37,17 +37,7 @@ int64_t NowMs() {
 }
 
 std::unique_ptr<Process> StartServer(const std::string& data, std::string* url) {
-  auto server = std::make_unique<Process>(std::vector<std::string>{
-      RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", data, "--partitions", "4"});
-  static const std::regex kServing(R"(serving (http://127\.0\.0\.1:\d+))");
-  while (auto line = server->ReadStderrLine(30s)) {
-    std::smatch m;
-    if (std::regex_search(*line, m, kServing)) {
-      *url = m[1];
-      return server;
-    }
-  }
-  return nullptr;
+  return runlog::testing::StartRunlogd(data, url);
 }
 
 TEST(Triggers, AnEverySecondScheduleSurvivesTwoKillNinesAndFollowsItsCatchUp) {

@@ -9,13 +9,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <regex>
 #include <set>
 #include <thread>
 
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/receiver.h"
+#include "tests/testing/runlogd.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -32,23 +32,9 @@ constexpr char kSecret[] = "your_webhook_secret";
 
 std::unique_ptr<Process> StartServer(const std::string& data, std::string* url,
                                      std::vector<std::string> extra = {"--webhook-allow-private"}) {
-  std::vector<std::string> argv = {RUNLOGD_PATH,  "--listen",
-                                   "127.0.0.1:0", "--data",
-                                   data,          "--partitions",
-                                   "4",           "--webhook-first-backoff-ms",
-                                   "500",         "--webhook-max-backoff-ms",
-                                   "2000"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto server = std::make_unique<Process>(argv);
-  static const std::regex kServing(R"(serving (http://127\.0\.0\.1:\d+))");
-  while (auto line = server->ReadStderrLine(30s)) {
-    std::smatch m;
-    if (std::regex_search(*line, m, kServing)) {
-      *url = m[1];
-      return server;
-    }
-  }
-  return nullptr;
+  extra.insert(extra.end(),
+               {"--webhook-first-backoff-ms", "500", "--webhook-max-backoff-ms", "2000"});
+  return runlog::testing::StartRunlogd(data, url, extra);
 }
 
 std::string HmacSha256(const std::string& key, const std::string& data) {
