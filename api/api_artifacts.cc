@@ -245,6 +245,19 @@ Result<services::NewArtifact> Api::StoreContent(Exchange& x, const std::string& 
     a.approval_expires_at_ms =
         deps_.clock->NowMillis() + declared->approval_expires_days * 86'400'000;
   }
+  if (a.content_type.starts_with("application/json")) {
+    // JSON content is served inline as `data`: it must be JSON, and is kept canonical.
+    json::Document parsed;
+    parsed.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(
+        x.call.body.data(), x.call.body.size());
+    std::string canonical;
+    if (parsed.HasParseError() || !events::WriteCanonical(parsed, &canonical)) {
+      return Fail(codes::kInvalidJson, "the content says application/json but is not JSON",
+                  R"({"field":"body"})");
+    }
+    a.content_type = "application/json";
+    x.call.body = std::move(canonical);
+  }
   auto digest = deps_.content->Put(x.call.body);
   if (!digest) return std::unexpected(digest.error());
   a.digest = std::move(*digest);
@@ -327,9 +340,14 @@ void Api::GetArtifact(Exchange& x, const std::string& id) {
     auto found = deps_.views->GetArtifact(x.key->tenant_id, id);
     if (!found) return x.ErrorFrom(found.error());
     if (!*found) return x.Error(codes::kArtifactNotFound, "no artifact " + id);
-    auto bytes = deps_.content->Get((*found)->digest);
-    if (!bytes) return x.ErrorFrom(bytes.error());
-    x.Send(200, RenderArtifact(**found, &*bytes, deps_.clock->NowMillis()), ArtifactContract(id));
+    // Only JSON is shown inline; other content is read from its content_url.
+    std::string bytes = "null";
+    if ((*found)->content_type == "application/json") {
+      auto got = deps_.content->Get((*found)->digest);
+      if (!got) return x.ErrorFrom(got.error());
+      bytes = std::move(*got);
+    }
+    x.Send(200, RenderArtifact(**found, &bytes, deps_.clock->NowMillis()), ArtifactContract(id));
   });
 }
 

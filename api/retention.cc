@@ -38,8 +38,14 @@ size_t Retention::Sweep() {
       },
       options_.max_per_sweep);
   if (!due) return 0;
+  // Expired by an earlier sweep but still in views that lag: not again (its
+  // bytes would be released twice). Ids the views no longer list are dropped.
+  std::set<std::string> listed;
+  for (const auto& [tenant, a] : *due) listed.insert(a.id);
+  std::erase_if(recorded_, [&](const std::string& id) { return !listed.contains(id); });
   size_t expired = 0;
   for (const auto& [tenant, a] : *due) {
+    if (recorded_.contains(a.id)) continue;
     events::Event e;
     e.type = "artifact.deleted";
     e.event_id = options_.ids->Next("evt_");
@@ -52,6 +58,7 @@ size_t Retention::Sweep() {
     options_.writers->Record(std::move(e), [&](Status s) { recorded.set_value(s); });
     if (!recorded.get_future().get()) break;  // the log refuses: the next sweep tries again
     options_.content->Release(a.digest);
+    recorded_.insert(a.id);
     ++expired;
   }
   return expired;

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "infra/base/clock.h"
@@ -47,7 +49,8 @@ class Retention {
   Options options_;
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
+  std::set<std::string> recorded_;  // expired, maybe not yet gone from the views (Sweep's)
   std::thread thread_;
 };
 

@@ -10,6 +10,12 @@ namespace {
 constexpr size_t kBatch = 256;
 constexpr auto kWait = std::chrono::milliseconds(500);
 
+// Records a tenant stream does not show: keys (their hashes), and webhooks'
+// and triggers' registrations (URLs that may hold credentials, sealed secrets).
+bool Private(const std::string& type) {
+  return type.starts_with("key.") || type == "webhook.registered" || type == "trigger.created";
+}
+
 bool Terminal(const std::string& type) {
   return type == "task.succeeded" || type == "task.failed" || type == "task.cancelled";
 }
@@ -161,7 +167,7 @@ void StreamHub::RunTenant(Spec spec, Stream& stream) {
       read += records->size();
       for (const events::LogRecord& r : *records) {
         next[p] = r.offset + 1;
-        if (r.event.tenant_id != spec.tenant_id) continue;
+        if (r.event.tenant_id != spec.tenant_id || Private(r.event.type)) continue;
         if (!spec.types.empty() && !spec.types.contains(r.event.type)) continue;
         const std::string id = PositionId(next);
         if (!Send(stream, Frame(id, r), resume, last)) return;

@@ -19,7 +19,8 @@ namespace {
 
 constexpr size_t kMaxPattern = 256;
 constexpr size_t kMaxMessage = 64 << 10;
-constexpr size_t kMaxCatchUp = 1000;  // fires a schedule makes up for in one go
+constexpr size_t kMaxMatched = 4 << 10;  // bytes of a message a pattern sees
+constexpr size_t kMaxCatchUp = 1000;     // fires a schedule makes up for in one go
 
 std::unexpected<Error> Invalid(const std::string& message, const std::string& field) {
   return Fail(codes::kValidationError, message, events::Payload().Str("field", field).Build());
@@ -36,8 +37,10 @@ bool ValidPattern(const json::Value& v) {
 }
 
 bool Matches(const std::string& pattern, const std::string& text) {
+  // std::regex recurses per character: only the first kMaxMatched bytes are
+  // matched, so no message can exhaust the stack.
   try {
-    return std::regex_search(text, std::regex(pattern));
+    return std::regex_search(text.substr(0, kMaxMatched), std::regex(pattern));
   } catch (const std::exception&) {
     return false;  // a regex_error, or its stack limit on a pathological pattern
   }
@@ -186,7 +189,8 @@ Result<std::string> Triggers::Fire(const services::TriggerRecord& t, const std::
   call.path = "/v1/tasks";
   call.body = json::Write(task);
   call.content_type = "application/json";
-  call.idempotency_key = fire_id;
+  // Names the trigger, so that its own tasks do not set it off again.
+  call.idempotency_key = "trigger:" + t.trigger_id + ":" + fire_id;
   call.principal = services::KeyRecord{
       "trigger:" + t.trigger_id, t.tenant_id, {"write"}, options_.keys->PlanOfTenant(t.tenant_id)};
   auto reply = std::make_shared<CapturedReply>();
@@ -205,7 +209,15 @@ Result<std::string> Triggers::Fire(const services::TriggerRecord& t, const std::
     const std::string code = created.IsObject() && created.HasMember("error")
                                  ? json::String(created["error"], "code")
                                  : "UNKNOWN";
-    if (status == 503 || status == 429) {
+    // Only a server that cannot take it now is tried again; a refusal (a
+    // quota, a bad input) is the fire's outcome, recorded without a task, so
+    // one tenant's spent quota never holds up the log's other records.
+    if (code == codes::kIdempotencyConflict) {
+      // Fired before (a crash came between its task and its record), with
+      // a context that renders differently now: that fire stands.
+      return std::string();
+    }
+    if (status >= 500) {
       return Fail(codes::kUnavailable, "the trigger's task was refused for now: " + code);
     }
   }
@@ -233,7 +245,12 @@ void Triggers::Tick() {
   const int64_t now = options_.clock->NowMillis();
   for (const services::TriggerRecord& t : options_.hooks->TriggersOfKind("schedule")) {
     if (stopping_.load()) return;
-    if (t.state != "active") continue;
+    if (t.state != "active") {
+      // Paused: the times it passes are not missed, they are skipped.
+      std::lock_guard lock(mu_);
+      cursor_[t.tenant_id + '\0' + t.trigger_id] = now;
+      continue;
+    }
     json::Document spec;
     if (!json::Parse(t.spec, &spec) || !spec.IsObject()) continue;
     auto cron = services::ParseCron(json::String(spec, "schedule"));
@@ -328,7 +345,7 @@ bool Triggers::OnRecord(const events::LogRecord& r) {
                                   .Str("event_id", e.event_id)
                                   .Build();
   for (const services::TriggerRecord& t : matching) {
-    if ((*task)->lease.key_id == "trigger:" + t.trigger_id) continue;
+    if ((*task)->idempotency_key.starts_with("trigger:" + t.trigger_id + ":")) continue;
     json::Document spec;
     if (!json::Parse(t.spec, &spec) || !spec.IsObject() || !spec.HasMember("on")) continue;
     const json::Value& on = spec["on"];
@@ -365,8 +382,14 @@ Result<Triggers::Inbound> Triggers::OnMessage(const std::string& trigger_id,
       for (const auto& [name, value] :
            SignatureHeaders(t->secret, id, std::atoll(ts.c_str()), body)) {
         if (name != "webhook-signature") continue;
-        const std::string given = " " + header("webhook-signature") + " ";
-        verified = given.find(" " + value + " ") != std::string::npos;
+        // Each of the space-separated signatures, compared in constant time.
+        const std::string given = header("webhook-signature");
+        for (size_t at = 0; at <= given.size();) {
+          const size_t end = std::min(given.find(' ', at), given.size());
+          verified |= end - at == value.size() &&
+                      CRYPTO_memcmp(given.data() + at, value.data(), value.size()) == 0;
+          at = end + 1;
+        }
       }
     }
   } else if (const std::string sig = header("x-runlog-signature"); sig.starts_with("sha256=")) {
@@ -387,7 +410,8 @@ Result<Triggers::Inbound> Triggers::OnMessage(const std::string& trigger_id,
     return Fail(codes::kPayloadTooLarge, "a channel message is at most 64 KiB");
   }
   json::Document message;
-  if (!json::Parse(body, &message) || !message.IsObject()) {
+  message.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());  // untrusted
+  if (message.HasParseError() || !message.IsObject()) {
     message.SetObject();
     message.AddMember("text", json::Value(body.c_str(), message.GetAllocator()),
                       message.GetAllocator());

@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <random>
 
 #include "api/render.h"
@@ -66,12 +67,19 @@ bool IsPrivate(const sockaddr* addr) {
   if (addr->sa_family == AF_INET6) {
     const auto& a6 = reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr;
     const uint8_t* b = a6.s6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+    // IPv4 inside IPv6: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d),
+    // NAT64 (64:ff9b::/96) and 6to4 (2002:AABB:CCDD::/48).
+    const bool mapped = IN6_IS_ADDR_V4MAPPED(&a6) || IN6_IS_ADDR_V4COMPAT(&a6);
+    const bool nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
+                       std::all_of(b + 4, b + 12, [](uint8_t c) { return c == 0; });
+    const bool six_to_four = b[0] == 0x20 && b[1] == 0x02;
+    if (mapped || nat64 || six_to_four) {
       sockaddr_in v4{};
       v4.sin_family = AF_INET;
-      std::memcpy(&v4.sin_addr, b + 12, 4);
+      std::memcpy(&v4.sin_addr, six_to_four ? b + 2 : b + 12, 4);
       return IsPrivate(reinterpret_cast<const sockaddr*>(&v4));
     }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;  // site-local fec0::/10
     return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
            IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_MULTICAST(&a6) || (b[0] & 0xfe) == 0xfc;
   }
@@ -427,6 +435,12 @@ void Dispatcher::StartDue() {
       db_->Delete(rocksdb::WriteOptions(), key);
       continue;
     }
+    if (wh->secret.empty()) {  // sealed with another key (docs/webhooks.md): never unsigned
+      RecordAttempt(*d, 0, 0, "the webhook's secret cannot be unsealed with this server's key",
+                    "failed", 0);
+      db_->Delete(rocksdb::WriteOptions(), key);
+      continue;
+    }
     // The entry stays until the outcome is known: a kill -9 now sends it again.
     auto t = std::make_unique<Transfer>();
     t->key = key;
@@ -444,6 +458,9 @@ void Dispatcher::StartDue() {
     CURL* e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, wh->url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    // No proxy from the environment: the address checked must be the receiver's.
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, t->delivery.body.c_str());
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
@@ -524,7 +541,9 @@ void Dispatcher::RecordAttempt(const Pending& d, long status, int64_t latency_ms
                                int64_t next_ms) {
   events::Event e;
   e.type = "webhook.attempted";
-  e.event_id = "evt_" + d.id.substr(4) + "_" + std::to_string(d.attempt);
+  // Unique: a redelivery counts its attempts from 1 again.
+  e.event_id = "evt_" + d.id.substr(4) + "_" + std::to_string(d.attempt) + "_" +
+               std::to_string(options_.clock->NowMillis());
   e.aggregate_id = services::HookStore::WebhookAggregate(d.tenant, d.webhook_id);
   e.tenant_id = d.tenant;
   e.sequence = 0;

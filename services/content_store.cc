@@ -44,7 +44,7 @@ Result<std::vector<std::string>> ContentStore::PutAll(const std::vector<std::str
       if (db_->Get(rocksdb::ReadOptions(), CountKey(digest), &text).ok()) {
         count->second = std::atoll(text.c_str());
       } else if (db_->Get(rocksdb::ReadOptions(), digest, &text).ok()) {
-        count->second = 1;  // stored before counting began: never freed
+        count->second = int64_t{1} << 40;  // stored before counting began: never freed
       } else {
         batch.Put(digest, bytes);
       }

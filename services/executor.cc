@@ -1,5 +1,6 @@
 #include "services/executor.h"
 
+#include <algorithm>
 #include <future>
 
 #include "events/canonical_json.h"
@@ -153,7 +154,8 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
       const int64_t timeout_s = resolved && json::Parse(*resolved, &in) && in.IsObject()
                                     ? json::Int(in, "timeout_seconds", kApprovalWaitSeconds)
                                     : kApprovalWaitSeconds;
-      lease_ms = std::min(timeout_s * 1000, left);
+      // At least a second, at most a year: no overflow, no lease born expired.
+      lease_ms = std::min(std::clamp<int64_t>(timeout_s, 1, 366 * 86'400) * 1000, left);
     }
     auto started = Call(StartStep{
         caller, ref, index, tool_name, std::string(tool->version()),

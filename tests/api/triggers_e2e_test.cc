@@ -195,6 +195,18 @@ TEST_F(TriggerTest, AnEventTriggerChainsTasksOnAnArtifactAndOnAStatus) {
   EXPECT_EQ(other.Get("/v1/triggers/" + on_status.Str("trigger_id")).status, 404);
 }
 
+TEST_F(TriggerTest, ATriggersOwnTasksDoNotSetItOffAgain) {
+  auto t = client_->Post("/v1/triggers", R"J({"kind":"event","on":{"status":"succeeded"},
+      "task":{"type":"echo","input":{"after":{"$ref":"/task/id"}}}})J");
+  ASSERT_EQ(t.status, 201) << t.body;
+  ASSERT_EQ(client_->Post("/v1/tasks", R"({"type":"seed","input":{}})").status, 201);
+  ClaimAndComplete("seed", R"(,"result":{})");
+  ASSERT_FALSE(ClaimAndComplete("echo", R"(,"result":{})").empty());
+  std::this_thread::sleep_for(1s);  // a loop would have started a second echo by now
+  EXPECT_EQ(client_->Get("/v1/triggers/" + t.Str("trigger_id") + "/fires")["fires"].Size(), 1u);
+  EXPECT_EQ(client_->Get("/v1/tasks?type=echo")["tasks"].Size(), 1u);
+}
+
 std::string HexHmac(const std::string& key, const std::string& body) {
   unsigned char md[32];
   unsigned int len = 0;
