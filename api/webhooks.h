@@ -47,9 +47,10 @@ std::vector<std::string> WebhookEventsOf(const events::Event& event);
 // Every name a webhook may subscribe to.
 const std::vector<std::string>& WebhookEventNames();
 
-// http(s) URL checks at registration: INVALID_ARGUMENT for a bad URL,
-// DESTINATION_REFUSED for a host that is (or resolves to) a private,
-// loopback, link-local or metadata address unless `allow_private`.
+// http(s) URL checks at registration: VALIDATION_ERROR for a bad URL,
+// DESTINATION_REFUSED for a host that is (or now resolves to) a private,
+// loopback, link-local or metadata address unless `allow_private`. A host
+// that does not resolve yet is accepted: each connection is checked again.
 [[nodiscard]] Status CheckWebhookUrl(const std::string& url, bool allow_private);
 // The URL with any user:password replaced by "***".
 std::string RedactUrl(const std::string& url);

@@ -218,6 +218,11 @@ TEST(Webhooks, A410DisablesTheEndpointAndPrivateAddressesAreRefusedByDefault) {
     EXPECT_EQ(refused.status, 422) << target << " " << refused.body;
     EXPECT_EQ(refused.ErrorCode(), "DESTINATION_REFUSED") << target;
   }
+  // Ariftly's example, verbatim: a host DNS does not know yet is accepted.
+  auto seed = client.Post("/v1/webhooks", R"({"url":"https://your-system.invalid/hooks/ariftly",)"
+                                          R"("events":["task.complete","task.failed"],)"
+                                          R"("secret":"your_webhook_secret"})");
+  EXPECT_EQ(seed.status, 201) << seed.body;
   auto bad = client.Post("/v1/webhooks", R"({"url":"ftp://example.com/x"})");
   EXPECT_EQ(bad.status, 400);
   auto unknown =
