@@ -39,16 +39,6 @@ std::vector<std::string> Split(const std::string& path) {
   return parts;
 }
 
-std::string HexEncode(const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
 // The key of "Authorization: Bearer <key>", the scheme in any case (RFC 9110).
 std::optional<std::string> BearerKey(const std::string& auth) {
   const size_t key_at = auth.find_first_not_of(' ', 6);
@@ -631,7 +621,7 @@ void Api::ListPage(Exchange& x, const projections::ListQuery& q, const std::stri
     body.Raw("next_cursor", "");
     contract.actions = {Act("create_task", false, "POST", "/v1/tasks")};
   } else {
-    const std::string cursor = HexEncode(page->next_cursor);
+    const std::string cursor = events::HexOf(page->next_cursor);
     body.Str("next_cursor", cursor);
     contract.actions = {Act("next_page", true, "GET", "/v1/tasks?" + filters + "cursor=" + cursor)};
   }

@@ -13,17 +13,11 @@ namespace runlog::api {
 namespace {
 
 events::Payload RenderWebhook(const services::WebhookRecord& w) {
-  std::string events = "[";
-  for (const std::string& name : w.events) {
-    if (events.size() > 1) events += ',';
-    events::AppendCanonicalString(name, &events);
-  }
-  events += ']';
   events::Payload p;
   p.Str("webhook_id", w.webhook_id)
       .Str("id", w.webhook_id)
       .Str("url", RedactUrl(w.url))
-      .Raw("events", events)
+      .Raw("events", services::StringListJson(w.events))
       .Str("status", w.disabled.empty() ? "active" : "disabled")
       .Raw("created_at", IsoTimeJson(w.created_at_ms));
   if (!w.disabled.empty()) p.Str("disabled_reason", w.disabled);

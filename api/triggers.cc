@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <rapidjson/pointer.h>
 
+#include <deque>
 #include <future>
 #include <regex>
 
@@ -243,6 +244,7 @@ void Triggers::Loop() {
 
 void Triggers::Tick() {
   const int64_t now = options_.clock->NowMillis();
+  std::map<std::string, Schedule> kept;  // this tick's triggers: deleted ones drop out
   for (const services::TriggerRecord& t : options_.hooks->TriggersOfKind("schedule")) {
     if (stopping_.load()) return;
     if (t.state != "active") {
@@ -251,13 +253,24 @@ void Triggers::Tick() {
       cursor_[t.tenant_id + '\0' + t.trigger_id] = now;
       continue;
     }
-    json::Document spec;
-    if (!json::Parse(t.spec, &spec) || !spec.IsObject()) continue;
-    auto cron = services::ParseCron(json::String(spec, "schedule"));
-    auto zone = services::LoadZone(json::String(spec, "timezone", "UTC"));
-    if (!cron || !zone) continue;
-    const std::string policy = json::String(spec, "catch_up", "latest");
     const std::string key = t.tenant_id + '\0' + t.trigger_id;
+    // Parsed once per trigger, not at every tick.
+    auto parsed = schedules_.find(key);
+    if (parsed == schedules_.end() || parsed->second.spec != t.spec) {
+      json::Document spec;
+      if (!json::Parse(t.spec, &spec) || !spec.IsObject()) continue;
+      auto cron = services::ParseCron(json::String(spec, "schedule"));
+      auto zone = services::LoadZone(json::String(spec, "timezone", "UTC"));
+      if (!cron || !zone) continue;
+      parsed = schedules_
+                   .insert_or_assign(key, Schedule{t.spec, *cron, *zone,
+                                                   json::String(spec, "catch_up", "latest")})
+                   .first;
+    }
+    const Schedule& schedule = kept.insert_or_assign(key, std::move(parsed->second)).first->second;
+    const services::Cron* cron = &schedule.cron;
+    const absl::TimeZone* zone = &schedule.zone;
+    const std::string& policy = schedule.policy;
     int64_t from;
     {
       std::lock_guard lock(mu_);
@@ -270,11 +283,11 @@ void Triggers::Tick() {
       }
       from = it->second;
     }
-    std::vector<int64_t> due;
+    std::deque<int64_t> due;  // the latest kMaxCatchUp of them
     for (auto at = services::NextFire(*cron, *zone, from); at && *at <= now;
          at = services::NextFire(*cron, *zone, *at)) {
       due.push_back(*at);
-      if (due.size() > kMaxCatchUp) due.erase(due.begin());
+      if (due.size() > kMaxCatchUp) due.pop_front();
     }
     if (due.empty()) continue;
     std::vector<int64_t> fire;
@@ -305,6 +318,7 @@ void Triggers::Tick() {
     std::lock_guard lock(mu_);
     cursor_[key] = reached;
   }
+  schedules_ = std::move(kept);
 }
 
 bool Triggers::OnRecord(const events::LogRecord& r) {

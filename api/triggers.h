@@ -88,6 +88,14 @@ class Triggers {
   // Per schedule trigger (tenant \0 id): the latest time it fired for or
   // passed over; guarded by mu_.
   std::map<std::string, int64_t> cursor_;
+  // Per schedule trigger: its spec parsed (the scheduler's thread only).
+  struct Schedule {
+    std::string spec;
+    services::Cron cron;
+    absl::TimeZone zone;
+    std::string policy;
+  };
+  std::map<std::string, Schedule> schedules_;
 };
 
 }  // namespace runlog::api

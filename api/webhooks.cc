@@ -44,16 +44,6 @@ std::string Hmac(std::string_view key, std::string_view data) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
-std::string Hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
 // Loopback, private (RFC 1918, ULA), link-local (metadata services live
 // there: 169.254.169.254, fd00:ec2::254), CGNAT, unspecified and multicast.
 bool IsPrivate(const sockaddr* addr) {
@@ -191,7 +181,7 @@ std::vector<std::pair<std::string, std::string>> SignatureHeaders(const std::str
   return {{"webhook-id", id},
           {"webhook-timestamp", ts},
           {"webhook-signature", "v1," + services::Base64(Hmac(key, id + "." + ts + "." + body))},
-          {"X-Ariftly-Signature", Hex(Hmac(secret, body))}};
+          {"X-Ariftly-Signature", events::HexOf(Hmac(secret, body))}};
 }
 
 // A delivery waiting for its next attempt, as kept in the store.

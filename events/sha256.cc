@@ -15,12 +15,16 @@ std::string Sha256Hex(std::string_view data) {
   if (sha256 == nullptr || EVP_Digest(data.data(), data.size(), md, &len, sha256, nullptr) != 1) {
     throw std::runtime_error("EVP_Digest(sha256) failed");  // impossible state
   }
+  return HexOf(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+std::string HexOf(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 15]);
+  hex.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    hex.push_back(kHex[c >> 4]);
+    hex.push_back(kHex[c & 15]);
   }
   return hex;
 }

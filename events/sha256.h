@@ -8,5 +8,7 @@
 namespace runlog::events {
 
 std::string Sha256Hex(std::string_view data);
+// Lowercase hex of any bytes.
+std::string HexOf(std::string_view bytes);
 
 }  // namespace runlog::events

@@ -11,7 +11,9 @@ namespace {
 
 std::string KeyOf(const std::string& tenant, const std::string& id) { return tenant + '\0' + id; }
 
-std::string JsonList(const std::vector<std::string>& items) {
+}  // namespace
+
+std::string StringListJson(const std::vector<std::string>& items) {
   std::string out = "[";
   for (const std::string& item : items) {
     if (out.size() > 1) out += ',';
@@ -19,6 +21,8 @@ std::string JsonList(const std::vector<std::string>& items) {
   }
   return out + "]";
 }
+
+namespace {
 
 // LIMIT_EXCEEDED once `tenant` has `max` of `records`.
 template <class Record>
@@ -120,7 +124,7 @@ void HookStore::AddWebhook(WebhookRecord record, std::function<void(Result<Webho
       NewRecord(record.tenant_id, WebhookAggregate(record.tenant_id, record.webhook_id));
   e.type = "webhook.registered";
   e.payload = events::Encode(
-      events::WebhookRegistered{record.webhook_id, record.url, JsonList(record.events),
+      events::WebhookRegistered{record.webhook_id, record.url, StringListJson(record.events),
                                 box_.Seal(record.secret), record.created_by});
   record.created_at_ms = e.timestamp_ms;
   Append(std::move(e), [record = std::move(record), done](Status s) mutable {

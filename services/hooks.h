@@ -26,6 +26,9 @@ namespace runlog::services {
 
 class TaskService;
 
+// A canonical JSON array of strings (a webhook's events as the log and the API show them).
+std::string StringListJson(const std::vector<std::string>& items);
+
 struct WebhookRecord {
   std::string tenant_id, webhook_id, url;
   std::vector<std::string> events;
