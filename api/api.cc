@@ -361,6 +361,7 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "read",
        [](Api& a, X x, Id) { a.AccountUsage(*x); }},
       {"GET", {"usage"}, "usage", "read", [](Api& a, X x, Id) { a.Usage(*x); }},
+      {"GET", {"cluster"}, "cluster", "admin", [](Api& a, X x, Id) { a.ClusterState(*x); }},
       {"GET",
        {"tasks", "{id}"},
        "get_task",
@@ -812,6 +813,15 @@ void Api::SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account
 // lag at all would answer 503 to almost every probe of a busy server: the
 // check waits, at most kReadyWait, for the views to reach that point instead.
 // A rebuild from the log, a stuck projector or a failed writer is not ready.
+void Api::ClusterState(Exchange& x) {
+  if (deps_.cluster == nullptr || !deps_.cluster->state) {
+    events::Payload one;
+    one.Str("mode", "single").Int("partitions", deps_.log->partition_count());
+    return x.Send(200, std::move(one), {});
+  }
+  x.Send(200, deps_.cluster->state(), {});
+}
+
 void Api::Readyz(Exchange& x) {
   static constexpr std::chrono::milliseconds kReadyWait{500};
   auto not_ready = [](Exchange& x, const std::string& reason) {
@@ -821,6 +831,9 @@ void Api::Readyz(Exchange& x) {
   auto unhealthy = [this]() -> std::string {
     if (!deps_.tasks->healthy()) return "a partition writer failed; restart runlogd";
     if (deps_.projector->failed()) return "projection failed: " + deps_.projector->failure();
+    if (deps_.cluster != nullptr && deps_.cluster->not_ready) {
+      if (std::string why = deps_.cluster->not_ready(); !why.empty()) return why;
+    }
     return "";
   };
   if (std::string reason = unhealthy(); !reason.empty()) return not_ready(x, reason);

@@ -55,6 +55,8 @@ struct Call {
   // Set for calls runlog makes itself (a trigger's fire): the key they act
   // as, instead of an Authorization header.
   std::optional<KeyRecord> principal;
+  // Sent by another node of the cluster (X-Runlog-Forwarded): never forwarded again.
+  bool forwarded = false;
 };
 
 // An answer written over time (server-sent events) once its headers are out.
@@ -107,6 +109,22 @@ struct ApiOptions {
 
 class StreamHub;  // api/streams.h
 class Triggers;   // api/triggers.h
+class Forwarder;  // api/forwarder.h
+
+// A cluster of runlogd nodes on one Kafka topic (docs/kafka.md): where a
+// partition's writer is, and how a call gets there. Null outside a cluster.
+struct ClusterDeps {
+  // The address of the node that writes `partition`, if another node does.
+  std::function<std::optional<std::string>(uint32_t partition)> owner_of;
+  Forwarder* forwarder = nullptr;
+  // GET /v1/cluster: the nodes, their partitions, the log's ends and the views' positions.
+  std::function<events::Payload()> state;
+  // Why this node cannot serve yet (partitions with no writer, the admin key
+  // not written yet), or "" (readyz).
+  std::function<std::string()> not_ready;
+  // The addresses of the other live nodes that write partitions.
+  std::function<std::vector<std::string>()> other_nodes;
+};
 
 struct ApiDeps {
   events::EventLog* log = nullptr;
@@ -123,6 +141,7 @@ struct ApiDeps {
   services::HookStore* hooks = nullptr;           // webhooks and triggers
   StreamHub* streams = nullptr;                   // live progress (server-sent events)
   Triggers* triggers = nullptr;                   // channels' messages
+  const ClusterDeps* cluster = nullptr;           // other nodes; null outside a cluster
 };
 
 class Api {
@@ -153,6 +172,15 @@ class Api {
   void Route(Exchange& x);
   void CreateTask(std::shared_ptr<Exchange> x);
   void ClaimTask(std::shared_ptr<Exchange> x);
+  // Cluster mode (docs/kafka.md, "Claims"): this node's partitions, then the
+  // other nodes' without waiting, then a wait here that work appearing on
+  // another node cuts short; again until `deadline`. `first`: no wait here yet.
+  void ClusterClaim(std::shared_ptr<Exchange> x, services::ClaimTask c,
+                    std::chrono::steady_clock::time_point deadline, int64_t wait, bool first);
+  void RemoteClaims(std::shared_ptr<Exchange> x, services::ClaimTask c,
+                    std::chrono::steady_clock::time_point deadline, int64_t wait,
+                    std::shared_ptr<std::vector<std::string>> nodes, size_t next);
+  void AnswerNoTask(Exchange& x, int64_t wait);
   void LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id, const std::string& verb);
   void CancelTask(std::shared_ptr<Exchange> x, const std::string& id);
   void ReplayTask(std::shared_ptr<Exchange> x, const std::string& id);
@@ -227,6 +255,7 @@ class Api {
   // GET /v1/tasks/usage: the account's month, in Artexion's shape.
   void AccountUsage(Exchange& x);
   void Readyz(Exchange& x);
+  void ClusterState(Exchange& x);
   // Answers a command of `kind` ("create", "claim", "heartbeat", …) once it
   // is durable: with what AnswerPrepare rendered for it, if anything.
   void AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandResult> r,

@@ -354,20 +354,76 @@ void Api::ClaimTask(std::shared_ptr<Exchange> x) {
                             options_.max_lease_seconds);
   const int64_t wait = f.Int({"wait_seconds"}, 0, 0, INT32_MAX, options_.max_wait_seconds);
   if (!f.ok()) return f.Fail(*x);
+  if (deps_.cluster != nullptr && !x->call.forwarded && deps_.cluster->other_nodes) {
+    c.wake_on_remote_work = true;
+    return ClusterClaim(x, std::move(c),
+                        std::chrono::steady_clock::now() + std::chrono::seconds(wait), wait, true);
+  }
   x->DropBody();
   deps_.tasks->Claim(
       std::move(c), std::chrono::seconds(wait),
       [this, x, wait](Result<services::CommandResult> r) {
-        if (r && r->empty) {
-          ContractContext contract;
-          contract.retry = true;  // nothing ready now; claim again
-          contract.actions = {
-              Act("retry_after_wait", true, "POST", "/v1/tasks/claim", wait > 0 ? 0 : 5)};
-          return x->Send(200, events::Payload().Raw("task", "").Raw("lease", ""), contract);
-        }
+        if (r && r->empty) return AnswerNoTask(*x, wait);
         AnswerCommand(x, std::move(r), "claim");
       },
       AnswerPrepare(x, "claim"));
+}
+
+void Api::AnswerNoTask(Exchange& x, int64_t wait) {
+  ContractContext contract;
+  contract.retry = true;  // nothing ready now; claim again
+  contract.actions = {Act("retry_after_wait", true, "POST", "/v1/tasks/claim", wait > 0 ? 0 : 5)};
+  x.Send(200, events::Payload().Raw("task", "").Raw("lease", ""), contract);
+}
+
+void Api::ClusterClaim(std::shared_ptr<Exchange> x, services::ClaimTask c,
+                       std::chrono::steady_clock::time_point deadline, int64_t wait, bool first) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  const auto here =
+      first ? std::chrono::milliseconds(0) : std::max(left, std::chrono::milliseconds(0));
+  deps_.tasks->Claim(
+      c, here,
+      [this, x, c, deadline, wait, first](Result<services::CommandResult> r) {
+        if (!r || !r->empty) return AnswerCommand(x, std::move(r), "claim");
+        if (!first && std::chrono::steady_clock::now() >= deadline) return AnswerNoTask(*x, wait);
+        auto nodes = std::make_shared<std::vector<std::string>>(deps_.cluster->other_nodes());
+        RemoteClaims(x, c, deadline, wait, std::move(nodes), 0);
+      },
+      AnswerPrepare(x, "claim"));
+}
+
+void Api::RemoteClaims(std::shared_ptr<Exchange> x, services::ClaimTask c,
+                       std::chrono::steady_clock::time_point deadline, int64_t wait,
+                       std::shared_ptr<std::vector<std::string>> nodes, size_t next) {
+  if (next >= nodes->size()) {
+    if (std::chrono::steady_clock::now() >= deadline) return AnswerNoTask(*x, wait);
+    return ClusterClaim(x, std::move(c), deadline, wait, false);
+  }
+  // The same claim, without waiting, answered from that node's partitions alone.
+  Call call = x->call;
+  json::Document body;
+  body.CopyFrom(x->body, body.GetAllocator());
+  if (!body.IsObject()) body.SetObject();
+  body.RemoveMember("wait_seconds");
+  body.AddMember("wait_seconds", 0, body.GetAllocator());
+  call.body = json::Write(body);
+  call.content_type = "application/json";
+  deps_.cluster->forwarder->Forward(
+      (*nodes)[next], call,
+      [this, x, c = std::move(c), deadline, wait, nodes,
+       next](Result<Forwarder::Answer> answer) mutable {
+        if (answer && answer->status == 200) {
+          json::Document got;
+          if (json::Parse(answer->body, &got) && got.IsObject()) {
+            const json::Value* task = json::Find(got, "task");
+            if (task != nullptr && task->IsObject()) {
+              return x->Finish(answer->status, answer->content_type, answer->body, answer->headers);
+            }
+          }
+        }
+        RemoteClaims(x, std::move(c), deadline, wait, std::move(nodes), next + 1);
+      });
 }
 
 void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,

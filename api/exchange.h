@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "api/api.h"
+#include "api/forwarder.h"
 #include "events/payload.h"
 #include "infra/base/json.h"
 
@@ -51,6 +52,7 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   // Frees the request's body once the command is built from it, on the
   // thread that parsed it (else the answering thread frees it).
   void DropBody() {
+    if (deps_.cluster != nullptr) return;  // it may yet be forwarded whole
     body = json::Document();
     std::string().swap(call.body);
   }
@@ -61,6 +63,7 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   void Error(const std::string& code, const std::string& message, std::string details = "",
              const std::string& task_id = "", int64_t retry_after = -1,
              std::vector<std::pair<std::string, std::string>> headers = {}) {
+    if (code == codes::kNotOwner && Forward(details)) return;
     ContractContext contract;
     contract.error_code = code;
     contract.retry_after_seconds = retry_after;
@@ -115,6 +118,26 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
     }
     body.Str("version", kApiVersion).Raw("agent_contract", AgentContract(contract));
     return body.Build();
+  }
+  // Sends the call to the node that writes the partition `details` names,
+  // and its answer back as this call's; false where it cannot go.
+  bool Forward(const std::string& details) {
+    const ClusterDeps* cluster = deps_.cluster;
+    if (cluster == nullptr || cluster->forwarder == nullptr || call.forwarded || call.principal) {
+      return false;
+    }
+    json::ScratchDocument scratch;
+    if (!json::Parse(details, &scratch.doc()) || !scratch.doc().IsObject()) return false;
+    const int64_t partition = json::Int(scratch.doc(), "partition", -1);
+    if (partition < 0) return false;
+    auto owner = cluster->owner_of(static_cast<uint32_t>(partition));
+    if (!owner) return false;
+    cluster->forwarder->Forward(
+        *owner, call, [self = shared_from_this()](Result<Forwarder::Answer> answer) {
+          if (!answer) return self->Error(codes::kUnavailable, answer.error().message, "", "", 1);
+          self->Finish(answer->status, answer->content_type, answer->body, answer->headers);
+        });
+    return true;
   }
   // The path of the call under /v1 (call.path has its prefix taken off).
   std::string CallEndpoint() const { return "/v1" + call.path; }

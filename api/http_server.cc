@@ -281,6 +281,7 @@ class Handler final : public Pistache::Http::Handler {
     call.content_type = RawHeader(request, "Content-Type");
     call.idempotency_key = RawHeader(request, "Idempotency-Key");
     call.last_event_id = RawHeader(request, "Last-Event-ID");
+    call.forwarded = !RawHeader(request, "X-Runlog-Forwarded").empty();
     if (call.path.find("/channels/") != std::string::npos) {
       for (const char* name :
            {"webhook-id", "webhook-timestamp", "webhook-signature", "x-runlog-signature"}) {

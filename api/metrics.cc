@@ -60,6 +60,15 @@ Metrics::Metrics()
                             .Name("runlog_webhook_attempts_total")
                             .Help("Webhook delivery attempts, by outcome")
                             .Register(*registry_)),
+      partition_moves_(prometheus::BuildCounter()
+                           .Name("runlog_partition_moves_total")
+                           .Help("Partitions this node acquired, released or lost (cluster mode)")
+                           .Register(*registry_)),
+      partitions_owned_(prometheus::BuildGauge()
+                            .Name("runlog_partitions_owned")
+                            .Help("Partitions this node writes (cluster mode)")
+                            .Register(*registry_)
+                            .Add({})),
       webhook_seconds_(prometheus::BuildHistogram()
                            .Name("runlog_webhook_attempt_duration_seconds")
                            .Help("Time for a webhook receiver to answer an attempt")
@@ -69,6 +78,11 @@ Metrics::Metrics()
 void Metrics::WebhookAttempt(const std::string& outcome, double seconds) {
   webhook_attempts_.Add({{"outcome", outcome}}).Increment();
   webhook_seconds_.Observe(seconds);
+}
+
+void Metrics::PartitionMove(const std::string& what, uint32_t partition, int64_t owned) {
+  partition_moves_.Add({{"what", what}, {"partition", std::to_string(partition)}}).Increment();
+  partitions_owned_.Set(static_cast<double>(owned));
 }
 
 void Metrics::Request(const std::string& route, int status, double seconds) {

@@ -29,6 +29,8 @@ class Metrics {
   void WriterState(const std::map<std::string, int64_t>& tasks, int64_t memory_bytes);
   // One webhook delivery attempt: its outcome (delivered, retrying, failed, gone) and seconds.
   void WebhookAttempt(const std::string& outcome, double seconds);
+  // Cluster mode: a partition acquired, released or lost, and how many this node owns.
+  void PartitionMove(const std::string& what, uint32_t partition, int64_t owned);
   std::string Serialize() const;
 
  private:
@@ -43,6 +45,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& writer_tasks_;
   prometheus::Gauge& writer_memory_;
   prometheus::Family<prometheus::Counter>& webhook_attempts_;
+  prometheus::Family<prometheus::Counter>& partition_moves_;
+  prometheus::Gauge& partitions_owned_;
   prometheus::Histogram& webhook_seconds_;
 
   std::mutex mu_;  // guards the caches of labelled children below

@@ -258,10 +258,17 @@ Status Dispatcher::Start() {
   if (!db) return std::unexpected(db.error());
   db_ = std::move(*db);
   cursor_.assign(options_.log->partition_count(), 0);
+  published_.reset(new std::atomic<uint64_t>[cursor_.size()]);
+  floor_.reset(new std::atomic<uint64_t>[cursor_.size()]);
+  for (uint32_t p = 0; p < cursor_.size(); ++p) {
+    published_[p].store(0);
+    floor_[p].store(0);
+  }
   for (uint32_t p = 0; p < cursor_.size(); ++p) {
     std::string value;
     if (db_->Get(rocksdb::ReadOptions(), CursorKey(p), &value).ok() && value.size() == 8) {
       cursor_[p] = events::GetBigEndian(value);
+      published_[p].store(cursor_[p]);
     }
   }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -293,7 +300,10 @@ void Dispatcher::Loop() {
   auto* multi = static_cast<CURLM*>(multi_);
   while (!stopping_.load()) {
     size_t read = 0;
-    for (uint32_t p = 0; p < cursor_.size() && !stopping_.load(); ++p) read += Consume(p);
+    for (uint32_t p = 0; p < cursor_.size() && !stopping_.load(); ++p) {
+      if (options_.owns && !options_.owns(p)) continue;  // its owner delivers it
+      read += Consume(p);
+    }
     StartDue();
     int running = 0;
     curl_multi_perform(multi, &running);
@@ -325,6 +335,13 @@ void Dispatcher::Loop() {
 }
 
 size_t Dispatcher::Consume(uint32_t p) {
+  if (const uint64_t floor = floor_[p].load(); floor > cursor_[p]) {
+    std::string value;
+    events::PutBigEndian(value, floor, 8);
+    if (!db_->Put(rocksdb::WriteOptions(), CursorKey(p), value).ok()) return 0;
+    cursor_[p] = floor;
+    published_[p].store(floor);
+  }
   auto records = options_.log->Read(p, cursor_[p], 256);
   if (!records || records->empty()) return 0;
   // Bodies are rendered from the views: wait until they hold these records.
@@ -407,6 +424,7 @@ size_t Dispatcher::Consume(uint32_t p) {
   if (!db_->Write(rocksdb::WriteOptions(), &batch).ok()) return 0;  // read again next round
   const size_t n = next - cursor_[p];
   cursor_[p] = next;
+  published_[p].store(next);
   for (auto& [due, key] : added) due_.emplace(due, std::move(key));
   pending_count_.store(due_.size());
   return n;

@@ -90,6 +90,9 @@ class Dispatcher {
     std::function<bool(const events::LogRecord&, uint32_t partition)> on_record;
     // After each attempt, for metrics: its outcome and seconds.
     std::function<void(const std::string& outcome, double seconds)> on_attempt;
+    // Cluster mode: whether this node writes `partition`; only its owner
+    // delivers a partition's events. Null: every partition is this node's.
+    std::function<bool(uint32_t partition)> owns;
   };
 
   explicit Dispatcher(Options options);
@@ -100,6 +103,14 @@ class Dispatcher {
 
   // Deliveries waiting for their next attempt (for tests and metrics).
   size_t pending() const { return pending_count_.load(); }
+  // Cluster mode: where the dispatch of `partition` has got to, for the
+  // partition's next owner (KafkaCluster commits it with the lease).
+  uint64_t cursor(uint32_t partition) const {
+    return std::max(published_[partition].load(), floor_[partition].load());
+  }
+  // Cluster mode: this node takes `partition` over from where its previous
+  // owner's dispatch got to; never moves the cursor back.
+  void TakeOver(uint32_t partition, uint64_t from) { floor_[partition].store(from); }
 
  private:
   struct Pending;
@@ -117,6 +128,8 @@ class Dispatcher {
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<uint64_t> cursor_;
+  std::unique_ptr<std::atomic<uint64_t>[]> published_;  // cursor_, for other threads
+  std::unique_ptr<std::atomic<uint64_t>[]> floor_;      // TakeOver's
   // due ms, delivery key -> the delivery; the loop's thread only.
   std::multimap<int64_t, std::string> due_;
   std::atomic<size_t> pending_count_{0};

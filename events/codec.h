@@ -17,6 +17,14 @@
 namespace runlog::events {
 
 std::string EncodeEvent(const Event& event);
+// The JSON form, for Kafka, whose consumers are other programs too
+// (docs/log_format.md, "Kafka backend"): one object with the envelope's
+// fields in this order and the payload, verbatim, last:
+//   {"type":…,"schema_version":…,"event_id":…,"aggregate_id":…,
+//    "tenant_id":…,"sequence":…,"timestamp_ms":…,"payload":{…}}
+// Kafka checks each record batch's CRC-32C itself.
+std::string EncodeEventJson(const Event& event);
+// Either form (the first byte tells: 'R' or '{').
 [[nodiscard]] Result<Event> DecodeEvent(std::string_view bytes);
 
 }  // namespace runlog::events

@@ -78,6 +78,12 @@ class EventLog {
   // `from[p]` (one entry per partition), or the log closes. Lets one thread
   // tail every partition without a wake-up per partition.
   virtual void WaitAny(std::span<const uint64_t> from, std::chrono::milliseconds wait);
+
+  // Whether offsets grow by exactly one per record. On Kafka they need not:
+  // a transaction's commit marker takes an offset, and read_committed skips
+  // aborted records. Where they may not, a Read that returns nothing before
+  // EndOffset means the rest up to the end holds no record.
+  virtual bool OffsetsContiguous() const { return true; }
 };
 
 struct LogOptions {
@@ -90,6 +96,16 @@ struct LogOptions {
   // Kafka: how long to wait for brokers at open, and for one append.
   std::chrono::milliseconds kafka_connect_timeout{10'000};
   std::chrono::milliseconds kafka_append_timeout{30'000};
+  // Kafka: librdkafka properties set on every client runlog makes (SASL,
+  // SSL…): runlogd --kafka-config KEY=VALUE.
+  std::vector<std::pair<std::string, std::string>> kafka_config;
+  // Kafka, cluster mode: every partition is written through a transactional
+  // producer of its own (transactional.id runlog-writer-<topic>-p<N>), opened
+  // by KafkaLog::OpenWriter when this node comes to own the partition.
+  // Without it one idempotent producer writes every partition.
+  bool kafka_transactional = false;
+  // Kafka: stamped on every record this process writes (header runlog-node).
+  std::string node_id;
   // Fault injection for the crash test only: acknowledge an append before it
   // is written. Never set outside tests.
   bool unsafe_ack_before_write_for_test = false;

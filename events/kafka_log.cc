@@ -1,5 +1,10 @@
 #include "events/kafka_log.h"
 
+#include <librdkafka/rdkafka.h>
+
+#include <condition_variable>
+#include <deque>
+
 #include "events/codec.h"
 
 namespace runlog::events {
@@ -40,20 +45,205 @@ struct PendingAppend {
   std::string error;  // the first failure; read only by the last Finish
 };
 
-std::unique_ptr<RdKafka::Conf> GlobalConf(const std::string& brokers) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  std::string err;
-  conf->set("bootstrap.servers", brokers, err);
-  conf->set("client.id", "runlog", err);
-  conf->set("log_level", "3", err);  // errors only; failures reach callers as Results
-  return conf;
-}
-
 bool Set(RdKafka::Conf& conf, const std::string& key, const std::string& value, std::string* err) {
   return conf.set(key, value, *err) == RdKafka::Conf::CONF_OK;
 }
 
+// The headers every record carries, for consumers that route without parsing.
+RdKafka::Headers* HeadersOf(const Event& e, const std::string& node) {
+  RdKafka::Headers* h = RdKafka::Headers::create();
+  h->add("runlog-type", e.type);
+  h->add("runlog-tenant", e.tenant_id);
+  h->add("runlog-aggregate", e.aggregate_id);
+  if (!node.empty()) h->add("runlog-node", node);
+  return h;
+}
+
 }  // namespace
+
+std::unique_ptr<RdKafka::Conf> KafkaLog::Conf() const {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  conf->set("bootstrap.servers", brokers_, err);
+  conf->set("client.id", node_id_.empty() ? "runlog" : "runlog-" + node_id_, err);
+  conf->set("log_level", "3", err);  // errors only; failures reach callers as Results
+  for (const auto& [key, value] : extra_config_) conf->set(key, value, err);  // checked at Open
+  return conf;
+}
+
+// One partition's transactional producer and the thread that commits its
+// appends: all that queued while the last transaction committed go in the
+// next one, so a transaction's round trips are shared like a group commit.
+class KafkaLog::TxnWriter {
+ public:
+  TxnWriter(KafkaLog& log, uint32_t partition) : log_(log), partition_(partition) {}
+  ~TxnWriter() { Close(); }
+
+  Status Open() {
+    auto conf = log_.Conf();
+    std::string err;
+    const std::string id = "runlog-writer-" + log_.topic_ + "-p" + std::to_string(partition_);
+    if (!Set(*conf, "transactional.id", id, &err) || !Set(*conf, "acks", "all", &err) ||
+        !Set(*conf, "linger.ms", "0", &err) ||
+        !Set(*conf, "transaction.timeout.ms",
+             std::to_string(std::max<int64_t>(1000, log_.append_timeout_.count())), &err) ||
+        conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&reports_), err) !=
+            RdKafka::Conf::CONF_OK) {
+      return Fail(codes::kInternal, "librdkafka refused transactional config: " + err);
+    }
+    producer_.reset(RdKafka::Producer::create(conf.get(), err));
+    if (!producer_) return Fail(codes::kUnavailable, "cannot create Kafka producer: " + err);
+    std::unique_ptr<RdKafka::Error> e(
+        producer_->init_transactions(static_cast<int>(log_.append_timeout_.count())));
+    if (e) {
+      producer_.reset();
+      return Fail(codes::kUnavailable, "init_transactions for " + id + ": " + e->str());
+    }
+    thread_ = std::thread([this] { Run(); });
+    return {};
+  }
+
+  Status Enqueue(std::span<const Event> events, AppendCallback done) {
+    Batch b;
+    b.done = std::move(done);
+    for (const Event& e : events) {
+      b.values.push_back(EncodeEventJson(e));
+      b.keys.push_back(e.aggregate_id);
+      b.timestamps.push_back(e.timestamp_ms);
+      b.headers.push_back(HeadersOf(e, log_.node_id_));
+    }
+    std::lock_guard lock(mu_);
+    if (closing_) {
+      for (auto* h : b.headers) delete h;
+      return Fail(codes::kNotOwner, "partition " + std::to_string(partition_) +
+                                        " is no longer written by this node; retry");
+    }
+    queue_.push_back(std::move(b));
+    cv_.notify_one();
+    return {};
+  }
+
+  // Commits what is queued, answers it, and closes the producer.
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      if (closing_ && !thread_.joinable()) return;
+      closing_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    producer_.reset();
+  }
+
+ private:
+  struct Batch {
+    std::vector<std::string> values, keys;
+    std::vector<int64_t> timestamps;
+    std::vector<RdKafka::Headers*> headers;  // owned until produced
+    AppendCallback done;
+    std::vector<int64_t> offsets;
+  };
+  struct Reports final : RdKafka::DeliveryReportCb {
+    void dr_cb(RdKafka::Message& m) override {
+      auto* slot = static_cast<int64_t*>(m.msg_opaque());
+      *slot = m.err() == RdKafka::ERR_NO_ERROR ? m.offset() : -2;
+    }
+  };
+
+  void Run() {
+    for (;;) {
+      std::deque<Batch> batches;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        batches.swap(queue_);
+      }
+      Commit(batches);
+    }
+  }
+
+  void Answer(std::deque<Batch>& batches, const std::string& code, const std::string& why) {
+    for (Batch& b : batches) {
+      for (auto*& h : b.headers) {
+        delete h;
+        h = nullptr;
+      }
+      if (code.empty()) {
+        std::vector<uint64_t> offsets(b.offsets.begin(), b.offsets.end());
+        b.done(std::move(offsets));
+      } else {
+        b.done(Fail(code, "Kafka append to " + log_.topic_ + "/" + std::to_string(partition_) +
+                              ": " + why));
+      }
+    }
+  }
+
+  void Commit(std::deque<Batch>& batches) {
+    const auto gate_open = [&] { return !log_.gate_ || log_.gate_(partition_); };
+    if (dead_)
+      return Answer(batches, codes::kNotOwner, "this node's producer was fenced: " + dead_why_);
+    if (!gate_open()) {
+      return Answer(batches, codes::kNotOwner, "this node no longer owns the partition; retry");
+    }
+    const int timeout = static_cast<int>(log_.append_timeout_.count());
+    auto failed = [&](RdKafka::Error* raw, const std::string& what) {
+      std::unique_ptr<RdKafka::Error> e(raw);
+      if (e->is_fatal()) {
+        dead_ = true;  // fenced, most likely: this producer can do nothing more
+        dead_why_ = e->str();
+      } else if (e->txn_requires_abort()) {
+        std::unique_ptr<RdKafka::Error> ignored(producer_->abort_transaction(timeout));
+      }
+      Answer(batches, codes::kNotOwner, what + ": " + e->str() + "; the outcome is unknown, retry");
+    };
+    if (auto* e = producer_->begin_transaction()) return failed(e, "begin_transaction");
+    for (Batch& b : batches) {
+      b.offsets.assign(b.values.size(), -1);
+      for (size_t i = 0; i < b.values.size(); ++i) {
+        RdKafka::ErrorCode rc;
+        while ((rc = producer_->produce(
+                    log_.topic_, static_cast<int32_t>(partition_), RdKafka::Producer::RK_MSG_COPY,
+                    b.values[i].data(), b.values[i].size(), b.keys[i].data(), b.keys[i].size(),
+                    b.timestamps[i], b.headers[i], &b.offsets[i])) == RdKafka::ERR__QUEUE_FULL) {
+          producer_->poll(1);
+        }
+        if (rc != RdKafka::ERR_NO_ERROR) {
+          std::unique_ptr<RdKafka::Error> ignored(producer_->abort_transaction(timeout));
+          return Answer(batches, codes::kUnavailable,
+                        std::string("produce refused: ") + RdKafka::err2str(rc));
+        }
+        b.headers[i] = nullptr;  // librdkafka owns them now
+      }
+    }
+    if (auto* e = producer_->commit_transaction(timeout)) return failed(e, "commit_transaction");
+    producer_->poll(0);  // serves any report flush left
+    for (Batch& b : batches) {
+      for (int64_t offset : b.offsets) {
+        if (offset < 0) return Answer(batches, codes::kUnavailable, "a record's delivery failed");
+      }
+    }
+    // The lease must still hold now that the records are in: if it lapsed, a
+    // new owner may have written before them, and they must not be acknowledged.
+    if (!gate_open()) {
+      return Answer(batches, codes::kNotOwner,
+                    "this node lost the partition while appending; the outcome is unknown, retry");
+    }
+    Answer(batches, "", "");
+  }
+
+  KafkaLog& log_;
+  const uint32_t partition_;
+  Reports reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;  // guarded by mu_
+  bool closing_ = false;     // guarded by mu_
+  bool dead_ = false;        // the commit thread's
+  std::string dead_why_;
+  std::thread thread_;
+};
 
 // Serves delivery reports and client events on the poll thread.
 class KafkaLog::DeliveryHandler final : public RdKafka::DeliveryReportCb, public RdKafka::EventCb {
@@ -80,14 +270,90 @@ class KafkaLog::DeliveryHandler final : public RdKafka::DeliveryReportCb, public
   std::atomic<bool>* latched_;
 };
 
-KafkaLog::KafkaLog(std::string brokers, std::string topic, uint32_t partitions,
-                   std::chrono::milliseconds append_timeout)
-    : brokers_(std::move(brokers)),
-      topic_(std::move(topic)),
-      partitions_(partitions),
-      append_timeout_(append_timeout),
-      delivery_(std::make_unique<DeliveryHandler>(&latched_)) {
-  for (uint32_t p = 0; p < partitions; ++p) readers_.push_back(std::make_unique<Reader>());
+KafkaLog::KafkaLog(const LogOptions& options)
+    : brokers_(options.uri.substr(std::string("kafka://").size())),
+      topic_(options.kafka_topic),
+      partitions_(options.partitions),
+      append_timeout_(options.kafka_append_timeout),
+      delivery_(std::make_unique<DeliveryHandler>(&latched_)),
+      extra_config_(options.kafka_config),
+      transactional_(options.kafka_transactional),
+      node_id_(options.node_id) {
+  for (uint32_t p = 0; p < partitions_; ++p) readers_.push_back(std::make_unique<Reader>());
+  txn_writers_.resize(partitions_);
+}
+
+std::string KafkaLog::DeletesRecords(
+    const std::vector<std::pair<std::string, std::string>>& config) {
+  for (const auto& [key, value] : config) {
+    if (key == "cleanup.policy" && value.find("compact") != std::string::npos) {
+      return "cleanup.policy=" + value + " compacts records away; set cleanup.policy=delete";
+    }
+    if ((key == "retention.ms" || key == "retention.bytes") && value != "-1") {
+      return key + "=" + value + " deletes old records; set " + key + "=-1";
+    }
+  }
+  return "";
+}
+
+Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
+  rd_kafka_t* rk = producer_->c_ptr();
+  // No controller: brokers that cannot describe configs (librdkafka's mock
+  // cluster among them). Said, not refused.
+  timeout = std::min(timeout, std::chrono::milliseconds(3000));
+  if (rd_kafka_controllerid(rk, static_cast<int>(timeout.count())) < 0) {
+    std::fprintf(stderr,
+                 "runlog: the brokers name no controller, so the config of topic %s is not "
+                 "checked; make sure retention.ms=-1, retention.bytes=-1, cleanup.policy=delete\n",
+                 topic_.c_str());
+    return {};
+  }
+  std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> queue(rd_kafka_queue_new(rk),
+                                                                       rd_kafka_queue_destroy);
+  rd_kafka_ConfigResource_t* resource =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic_.c_str());
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  char err[256];
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err,
+                                            sizeof err);
+  rd_kafka_DescribeConfigs(rk, &resource, 1, options, queue.get());
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_ConfigResource_destroy(resource);
+  std::unique_ptr<rd_kafka_event_t, void (*)(rd_kafka_event_t*)> event(
+      rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000),
+      rd_kafka_event_destroy);
+  std::string failure;
+  std::vector<std::pair<std::string, std::string>> config;
+  if (!event || rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    failure = event ? rd_kafka_event_error_string(event.get()) : "no answer";
+  } else {
+    const auto* result = rd_kafka_event_DescribeConfigs_result(event.get());
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t** resources =
+        result ? rd_kafka_DescribeConfigs_result_resources(result, &n) : nullptr;
+    for (size_t i = 0; i < n; ++i) {
+      size_t m = 0;
+      const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
+      for (size_t j = 0; j < m; ++j) {
+        const char* value = rd_kafka_ConfigEntry_value(entries[j]);
+        config.emplace_back(rd_kafka_ConfigEntry_name(entries[j]), value ? value : "");
+      }
+    }
+    if (n == 0) failure = "no config in the answer";
+  }
+  if (!failure.empty()) {
+    std::fprintf(stderr, "runlog: cannot read the config of topic %s (%s); not checked\n",
+                 topic_.c_str(), failure.c_str());
+    return {};
+  }
+  if (std::string why = DeletesRecords(config); !why.empty()) {
+    return Fail(codes::kFailedPrecondition, "Kafka topic " + topic_ +
+                                                " may delete events, and the log is the source of "
+                                                "truth: " +
+                                                why + " (docs/kafka.md)");
+  }
+  return {};
 }
 
 Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
@@ -96,10 +362,17 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
   if (options.partitions == 0 || options.partitions > 4096) {
     return Fail(codes::kInvalidArgument, "partitions must be between 1 and 4096");
   }
-  std::unique_ptr<KafkaLog> log(
-      new KafkaLog(brokers, options.kafka_topic, options.partitions, options.kafka_append_timeout));
-  auto conf = GlobalConf(brokers);
+  std::unique_ptr<KafkaLog> log(new KafkaLog(options));
   std::string err;
+  {
+    std::unique_ptr<RdKafka::Conf> probe(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    for (const auto& [key, value] : options.kafka_config) {
+      if (!Set(*probe, key, value, &err)) {
+        return Fail(codes::kInvalidArgument, "--kafka-config " + key + "=…: " + err);
+      }
+    }
+  }
+  auto conf = log->Conf();
   if (!Set(*conf, "enable.idempotence", "true", &err) || !Set(*conf, "acks", "all", &err) ||
       !Set(*conf, "linger.ms", "1", &err) ||
       !Set(*conf, "message.timeout.ms", std::to_string(options.kafka_append_timeout.count()),
@@ -141,6 +414,9 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
                     std::to_string(options.partitions) + "; start with --partitions " +
                     std::to_string(topic->partitions()->size()));
   }
+  if (auto s = log->CheckTopicConfig(options.kafka_connect_timeout); !s) {
+    return std::unexpected(s.error());
+  }
   KafkaLog* self = log.get();
   log->poller_ = std::thread([self] {
     while (!self->stopping_.load()) {
@@ -166,6 +442,7 @@ void KafkaLog::RunDeferred() {
 }
 
 KafkaLog::~KafkaLog() {
+  for (uint32_t p = 0; p < partitions_; ++p) CloseWriter(p);
   stopping_.store(true);
   if (poller_.joinable()) poller_.join();
   RunDeferred();
@@ -188,6 +465,15 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
                              AppendCallback done) {
   if (auto s = ValidateAppend(partition, partitions_, events); !s) return s;
   if (stopping_.load()) return Fail(codes::kUnavailable, "log is closing");
+  if (transactional_) {
+    std::lock_guard lock(txn_mu_);
+    TxnWriter* writer = txn_writers_[partition].get();
+    if (writer == nullptr) {
+      return Fail(codes::kNotOwner,
+                  "this node does not write partition " + std::to_string(partition) + "; retry");
+    }
+    return writer->Enqueue(events, std::move(done));
+  }
   if (latched_.load()) {
     return Fail(codes::kLogLatched,
                 "a Kafka append failed earlier; the log refuses appends until it is reopened");
@@ -199,16 +485,18 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
   const bool on_poller = std::this_thread::get_id() == poller_.get_id();
   const auto give_up = std::chrono::steady_clock::now() + append_timeout_;
   for (size_t i = 0; i < events.size(); ++i) {
-    std::string value = EncodeEvent(events[i]);
+    std::string value = EncodeEventJson(events[i]);
     const std::string& key = events[i].aggregate_id;
     RdKafka::ErrorCode rc;
+    RdKafka::Headers* headers = HeadersOf(events[i], node_id_);
     while ((rc = producer_->produce(topic_, static_cast<int32_t>(partition),
                                     RdKafka::Producer::RK_MSG_COPY, value.data(), value.size(),
-                                    key.data(), key.size(), events[i].timestamp_ms,
+                                    key.data(), key.size(), events[i].timestamp_ms, headers,
                                     &pending->slots[i])) == RdKafka::ERR__QUEUE_FULL &&
            !on_poller && !stopping_.load() && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    if (rc != RdKafka::ERR_NO_ERROR) delete headers;  // produced: librdkafka owns them
     if (rc != RdKafka::ERR_NO_ERROR) {
       if (i == 0) {  // nothing was queued: refused at once
         delete pending;
@@ -227,6 +515,31 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
   return {};
 }
 
+Status KafkaLog::OpenWriter(uint32_t partition) {
+  if (!transactional_) return Fail(codes::kFailedPrecondition, "the log is not transactional");
+  if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
+  CloseWriter(partition);
+  auto writer = std::make_unique<TxnWriter>(*this, partition);
+  if (auto s = writer->Open(); !s) return s;
+  std::lock_guard lock(txn_mu_);
+  txn_writers_[partition] = std::move(writer);
+  return {};
+}
+
+void KafkaLog::CloseWriter(uint32_t partition) {
+  std::unique_ptr<TxnWriter> writer;
+  {
+    std::lock_guard lock(txn_mu_);
+    if (partition < txn_writers_.size()) writer = std::move(txn_writers_[partition]);
+  }
+  if (writer) writer->Close();
+}
+
+bool KafkaLog::writer_open(uint32_t partition) const {
+  std::lock_guard lock(txn_mu_);
+  return partition < txn_writers_.size() && txn_writers_[partition] != nullptr;
+}
+
 Result<uint64_t> KafkaLog::EndOffset(uint32_t partition) {
   if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
   int64_t low = 0, high = 0;
@@ -242,10 +555,11 @@ Result<uint64_t> KafkaLog::EndOffset(uint32_t partition) {
 // Requires the reader's mutex.
 Status KafkaLog::EnsureConsumer(Reader* r) {
   if (r->consumer) return {};
-  auto conf = GlobalConf(brokers_);
+  auto conf = Conf();
   std::string err;
   // A KafkaConsumer needs a group.id even though readers only assign.
   if (!Set(*conf, "group.id", "runlog-reader", &err) ||
+      !Set(*conf, "isolation.level", "read_committed", &err) ||
       !Set(*conf, "enable.auto.commit", "false", &err) ||
       !Set(*conf, "enable.partition.eof", "true", &err) ||
       !Set(*conf, "auto.offset.reset", "error", &err) ||
@@ -262,6 +576,8 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
                                                  uint64_t stop_at) {
   const bool tail = stop_at == UINT64_MAX;
   std::vector<LogRecord> out;
+  bool reached_end = false;  // an EOF, or a record at or past stop_at
+  const Clock::time_point full_deadline = deadline;
   if (max_records == 0 || from >= stop_at) return out;
   if (partition >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
   Reader& r = *readers_[partition];
@@ -286,6 +602,14 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
     if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
       if (tail && !out.empty()) break;
+      // Offsets may skip (transaction markers, aborted records), so the end
+      // can come before `stop_at`. An end met before any record may be one
+      // left from the last call: records soon after it say it was.
+      if (!tail) {
+        reached_end = true;
+        if (!out.empty()) break;
+        deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(100));
+      }
       continue;
     }
     if (m->err() != RdKafka::ERR_NO_ERROR) {
@@ -297,11 +621,13 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       return Fail(codes::kUnavailable,
                   "reading " + topic_ + "/" + std::to_string(partition) + ": " + m->errstr());
     }
+    // A record past the position is no gap in the log: a transaction's
+    // commit marker or an aborted record (skipped by read_committed) sits there.
     if (m->partition() != static_cast<int32_t>(partition) || m->offset() < r.position) continue;
-    if (m->offset() != r.position) {
-      const int64_t missing = r.position;
-      r.position = -1;
-      return CorruptRecord(partition, static_cast<uint64_t>(missing), "record missing");
+    if (static_cast<uint64_t>(m->offset()) >= stop_at) {
+      r.position = -1;  // consumed past what was asked: reassign on the next call
+      reached_end = true;
+      break;
     }
     auto event = DecodeEvent(std::string_view(static_cast<const char*>(m->payload()), m->len()));
     if (!event) {
@@ -310,8 +636,11 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
     }
     out.push_back(LogRecord{partition, static_cast<uint64_t>(m->offset()), std::move(*event)});
     r.position = m->offset() + 1;
+    reached_end = false;
+    deadline = full_deadline;
   }
-  if (!tail && out.size() < max_records && static_cast<uint64_t>(r.position) < stop_at) {
+  if (!tail && out.size() < max_records && r.position >= 0 &&
+      static_cast<uint64_t>(r.position) < stop_at && !reached_end) {
     const int64_t at = r.position;
     r.position = -1;
     return Fail(codes::kUnavailable, "timed out reading " + topic_ + "/" +

@@ -6,8 +6,16 @@
 // record is on every in-sync replica, and broker retries never duplicate).
 // Each Append waits for the delivery reports of all its records. A record that
 // cannot be delivered latches the log, as on the embedded backend.
-// Reads use one KafkaConsumer per partition, assigned (not subscribed) and
-// moved to the requested offset; consumer groups are not used for reading.
+// In cluster mode (LogOptions::kafka_transactional) each partition is written
+// instead through a transactional producer of its own, opened by OpenWriter
+// once this node owns the partition: a thread per partition commits what was
+// appended meanwhile as one transaction (group commit), asking the write gate
+// before it begins and after it commits (docs/decisions/0023).
+// Every record carries headers: runlog-type, runlog-tenant, runlog-aggregate
+// and, given a node id, runlog-node (docs/kafka.md, "Reading runlog.events").
+// Reads use one KafkaConsumer per partition (read_committed), assigned (not
+// subscribed) and moved to the requested offset; consumer groups are not used
+// for reading.
 //
 // Thread contract: public methods are thread-safe, but none may be running
 // when the log is destroyed (and never destroy it from its own callback). A
@@ -40,8 +48,27 @@ class KafkaLog final : public EventLog {
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
                                       std::chrono::milliseconds wait) override;
   Result<uint64_t> EndOffset(uint32_t partition) override;
+  bool OffsetsContiguous() const override { return false; }
+
+  // Cluster mode. Appends to `partition` are refused until OpenWriter has
+  // made its transactional producer and called init_transactions, which on a
+  // broker that keeps producer epochs fences the partition's previous writer,
+  // wherever it runs. CloseWriter answers what is queued and closes it.
+  [[nodiscard]] Status OpenWriter(uint32_t partition);
+  void CloseWriter(uint32_t partition);
+  bool writer_open(uint32_t partition) const;
+  // Asked before each transaction begins and again once it has committed:
+  // whether this process still owns `partition`. A transaction refused
+  // before, or confirmed after, the owner's lease answers its appends
+  // NOT_OWNER (retryable; the second's outcome is unknown). Set before OpenWriter.
+  void SetWriteGate(std::function<bool(uint32_t)> gate) { gate_ = std::move(gate); }
+
+  // Whether `config` (a topic's, from DescribeConfigs) lets Kafka delete
+  // records: compaction, or retention by time or size. The reason, or "".
+  static std::string DeletesRecords(const std::vector<std::pair<std::string, std::string>>& config);
 
  private:
+  class TxnWriter;
   struct Reader {
     std::mutex mu;
     std::unique_ptr<RdKafka::KafkaConsumer> consumer;  // guarded by mu
@@ -49,8 +76,10 @@ class KafkaLog final : public EventLog {
   };
   class DeliveryHandler;
 
-  KafkaLog(std::string brokers, std::string topic, uint32_t partitions,
-           std::chrono::milliseconds append_timeout);
+  explicit KafkaLog(const LogOptions& options);
+  std::unique_ptr<RdKafka::Conf> Conf() const;
+  // Checks that the topic's config keeps every record, where the brokers say.
+  Status CheckTopicConfig(std::chrono::milliseconds timeout);
   Result<std::vector<LogRecord>> Consume(uint32_t partition, uint64_t from, size_t max_records,
                                          std::chrono::steady_clock::time_point deadline,
                                          uint64_t stop_at);
@@ -63,6 +92,12 @@ class KafkaLog final : public EventLog {
   std::unique_ptr<DeliveryHandler> delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::vector<std::unique_ptr<Reader>> readers_;
+  const std::vector<std::pair<std::string, std::string>> extra_config_;
+  const bool transactional_;
+  const std::string node_id_;
+  std::function<bool(uint32_t)> gate_;
+  mutable std::mutex txn_mu_;
+  std::vector<std::unique_ptr<TxnWriter>> txn_writers_;  // by partition; guarded by txn_mu_
   // Runs `task` on the poller thread, soon.
   void Defer(std::function<void()> task);
   void RunDeferred();

@@ -11,6 +11,7 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev rapidjson-dev libpistache-dev prometheus-cpp-dev
   libssl-dev libseccomp-dev libcurl4-openssl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libabsl-dev tzdata
+  kcat
 )
 
 missing=()

@@ -33,6 +33,9 @@ Result<size_t> Projector::Step(uint32_t p, std::chrono::milliseconds wait) {
   auto records = log_.Tail(p, next_[p], 2048, wait);
   if (!records) return std::unexpected(records.error());
   if (auto s = views_.Apply(p, *records, observer_); !s) return std::unexpected(s.error());
+  if (on_record_) {
+    for (const events::LogRecord& r : *records) on_record_(r);
+  }
   if (!records->empty()) next_[p] = records->back().offset + 1;
   {
     std::lock_guard lock(mu_);
@@ -52,7 +55,10 @@ Status Projector::CatchUp(const events::ReadWatch& watch) {
       if (auto s = progress.At(p, applied(p), *end); !s) return s;
       // Not a zero wait: on Kafka a read needs time for its fetch, and with
       // none it returns nothing, for ever.
-      if (auto s = Step(p, kCatchUpWait); !s) return std::unexpected(s.error());
+      auto stepped = Step(p, kCatchUpWait);
+      if (!stepped) return std::unexpected(stepped.error());
+      // Where offsets skip (Kafka's transaction markers), the end may hold no record.
+      if (*stepped == 0 && !log_.OffsetsContiguous()) break;
     }
   }
   return {};

@@ -34,6 +34,11 @@ class Projector {
   [[nodiscard]] Status CatchUp(const events::ReadWatch& watch = {});
   void Start();
   void Stop();
+  // Called with every record once the views applied it, on the projecting
+  // thread; set before CatchUp. Must be quick.
+  void SetRecordListener(std::function<void(const events::LogRecord&)> listener) {
+    on_record_ = std::move(listener);
+  }
 
   // True once `partition` is applied up to `offset` (exclusive), waiting up to
   // `timeout`: WhenApplied, blocking. Never call it from a projector thread.
@@ -64,6 +69,7 @@ class Projector {
   events::EventLog& log_;
   Views& views_;
   const Views::Observer observer_;
+  std::function<void(const events::LogRecord&)> on_record_;
   static constexpr uint64_t kUnknown = UINT64_MAX;
   std::vector<uint64_t> next_;  // per partition, owned by the thread tailing it
   std::vector<std::thread> threads_;

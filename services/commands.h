@@ -61,6 +61,9 @@ struct ClaimTask {
   // the TaskService's fair share. Empty: any executor queue.
   std::string queue;
   int64_t tenant_running_limit = 0;
+  // Cluster mode: while parked, work that appears on another node answers it
+  // empty at once, so the caller can claim there (TaskService::WakeParked).
+  bool wake_on_remote_work = false;
 };
 
 // Heartbeat, complete and fail must come from the lease holder: the lease_id

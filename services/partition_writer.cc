@@ -393,10 +393,11 @@ void PartitionWriter::FinishRecovery(uint64_t end_offset, uint64_t checkpoint_of
   checkpointed_live_ = {};  // only recovery needs it
 }
 
-void PartitionWriter::Stop() {
+void PartitionWriter::Stop(bool moving) {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    moving_ = moving;
   }
   appender_.Stop();
 }
@@ -418,9 +419,13 @@ void PartitionWriter::Run(Command* command, CommandCallback* done, const Prepare
     if (stopping_ || appender_.failed()) {
       if (done != nullptr) {
         now.push_back({std::move(*done),
-                       stopping_ ? Fail(codes::kUnavailable, "the server is stopping")
-                                 : Fail(codes::kWriterFailed,
-                                        "the log failed under this writer; runlogd must restart")});
+                       stopping_
+                           ? (moving_ ? Fail(codes::kNotOwner,
+                                             "partition " + std::to_string(options_.partition) +
+                                                 " moved to another node; retry")
+                                      : Fail(codes::kUnavailable, "the server is stopping"))
+                           : Fail(codes::kWriterFailed,
+                                  "the log failed under this writer; runlogd must restart")});
       }
     } else {
       std::vector<std::string> forgotten;

@@ -86,8 +86,10 @@ class PartitionWriter {
   // After the last Recover: indexes ready tasks and leases, records `end`;
   // `checkpoint_offset` is the offset of the checkpoint loaded, if any.
   void FinishRecovery(uint64_t end_offset, uint64_t checkpoint_offset = 0);
-  // Refuses new commands, then waits until every append in flight is answered.
-  void Stop();
+  // Refuses new commands, then waits until every append in flight is
+  // answered. `moving`: the partition goes to another node, and the refusals
+  // say NOT_OWNER (retryable) rather than that the server stops.
+  void Stop(bool moving = false);
 
   // `prepare` (optional) renders the answer early: see PrepareCallback.
   void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);
@@ -194,6 +196,7 @@ class PartitionWriter {
   EndedTasks ended_;
   ReadyIndex ready_;  // Front() is safe without mu_
   bool stopping_ = false;
+  bool moving_ = false;
   // What changed since the last checkpoint: tasks (live, ended or forgotten)
   // and the encoded records of other aggregates.
   std::unordered_set<std::string> dirty_;

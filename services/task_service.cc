@@ -8,31 +8,42 @@
 
 namespace runlog::services {
 
-TaskService::TaskService(Options options) : options_(options) {
-  for (uint32_t p = 0; p < options_.log->partition_count(); ++p) {
-    PartitionWriter::Options w{p,
-                               options_.log,
-                               options_.clock,
-                               options_.ids,
-                               options_.on_append_latency,
-                               options_.tools,
-                               options_.snapshots,
-                               &quotas_};
-    writers_.push_back(std::make_unique<PartitionWriter>(
-        w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); }));
-  }
+TaskService::TaskService(Options options)
+    : options_(options),
+      partitions_(options_.log->partition_count()),
+      writers_(new std::atomic<std::shared_ptr<PartitionWriter>>[partitions_]) {
+  for (uint32_t p = 0; p < partitions_; ++p) writers_[p].store(MakeWriter(p));
+}
+
+std::shared_ptr<PartitionWriter> TaskService::MakeWriter(uint32_t p) {
+  PartitionWriter::Options w{p,
+                             options_.log,
+                             options_.clock,
+                             options_.ids,
+                             options_.on_append_latency,
+                             options_.tools,
+                             options_.snapshots,
+                             &quotas_};
+  return std::make_shared<PartitionWriter>(
+      w, [this](uint32_t, const PartitionWriter::ReadyCounts& ready) { OnReady(ready); });
+}
+
+Error TaskService::NotOwner(uint32_t p) {
+  return Error{codes::kNotOwner,
+               "partition " + std::to_string(p) + " is written by another node; retry there",
+               R"({"partition":)" + std::to_string(p) + "}"};
 }
 
 TaskService::~TaskService() { Stop(); }
 
-uint64_t TaskService::LoadCheckpoint(uint32_t p, uint64_t end,
+uint64_t TaskService::LoadCheckpoint(uint32_t p, PartitionWriter& writer, uint64_t end,
                                      const std::function<void(const events::Event&)>& other,
                                      const events::ReadWatch& watch) {
   if (options_.snapshots == nullptr) return 0;
   auto loaded = options_.snapshots->Read(
       p,
       [&](std::string_view key, std::string_view value) {
-        return writers_[p]->LoadCheckpointEntry(key, value, other);
+        return writer.LoadCheckpointEntry(key, value, other);
       },
       PartitionWriter::kSpilledBodies);
   if (loaded && *loaded <= end) {
@@ -50,7 +61,7 @@ uint64_t TaskService::LoadCheckpoint(uint32_t p, uint64_t end,
     watch.note("partition " + std::to_string(p) + ": the writer's snapshot is not used (" + why +
                "); reading the whole log");
   }
-  writers_[p]->Reset();
+  writer.Reset();
   (void)options_.snapshots->Drop(p);  // the next checkpoint writes it anew
   return 0;
 }
@@ -58,19 +69,39 @@ uint64_t TaskService::LoadCheckpoint(uint32_t p, uint64_t end,
 Status TaskService::Recover(const std::function<void(const events::Event&)>& other,
                             const events::ReadWatch& watch) {
   events::ReadProgress progress(watch, "recovering");
-  for (uint32_t p = 0; p < writers_.size(); ++p) {
+  for (uint32_t p = 0; p < partitions_; ++p) {
+    if (auto s = RecoverPartition(p, *Writer(p), other, progress, watch); !s) return s;
+  }
+  if (options_.cluster) {
+    // Owned partitions come from the group (Acquire), recovered anew then.
+    for (uint32_t p = 0; p < partitions_; ++p) {
+      auto w = writers_[p].exchange(nullptr);
+      w->Stop(true);
+      (void)Checkpoint(*w);  // the next Acquire or start reads less
+    }
+  }
+  return {};
+}
+
+Status TaskService::RecoverPartition(uint32_t p, PartitionWriter& writer,
+                                     const std::function<void(const events::Event&)>& other,
+                                     events::ReadProgress& progress,
+                                     const events::ReadWatch& watch) {
+  {
     auto end = options_.log->EndOffset(p);
     if (!end) return std::unexpected(end.error());
-    uint64_t from = LoadCheckpoint(p, *end, other, watch);
+    uint64_t from = LoadCheckpoint(p, writer, *end, other, watch);
     for (uint64_t offset = from; offset < *end;) {
       if (auto s = progress.At(p, offset, *end); !s) return s;
       auto records = options_.log->Read(p, offset, 4096);
       if (!records) return std::unexpected(records.error());
-      if (records->empty())
+      if (records->empty()) {
+        if (!options_.log->OffsetsContiguous()) break;  // nothing more before the end
         return Fail(runlog::codes::kLogCorrupt, "log ended early while recovering");
+      }
       bool restart = false;
       for (const events::LogRecord& r : *records) {
-        if (auto s = writers_[p]->Recover(r.event); !s) {
+        if (auto s = writer.Recover(r.event); !s) {
           // The checkpoint's part failed (a spilled task it cannot read back):
           // drop it and read the whole log, as for any unusable checkpoint.
           if (from > 0 && s.error().code == runlog::codes::kUnavailable) {
@@ -79,7 +110,7 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
                          ": the writer's snapshot is not used (" + s.error().message +
                          "); reading the whole log");
             }
-            writers_[p]->Reset();
+            writer.Reset();
             (void)options_.snapshots->Drop(p);
             from = offset = 0;
             restart = true;
@@ -93,46 +124,69 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
       }
       if (!restart) offset = records->back().offset + 1;
     }
-    writers_[p]->FinishRecovery(*end, from);
+    writer.FinishRecovery(*end, from);
   }
   return {};
 }
 
-Status TaskService::Checkpoint(uint32_t p) {
+Status TaskService::Acquire(uint32_t p, const events::ReadWatch& watch) {
+  if (p >= partitions_) return Fail(codes::kInvalidArgument, "no such partition");
+  Release(p);
+  auto writer = MakeWriter(p);
+  events::ReadProgress progress(watch, "recovering partition " + std::to_string(p));
+  // Keys, manifests and hooks come from the views' feed in cluster mode.
+  if (auto s = RecoverPartition(
+          p, *writer, [](const events::Event&) {}, progress, watch);
+      !s) {
+    return s;
+  }
+  writers_[p].store(std::move(writer));
+  return {};
+}
+
+void TaskService::Release(uint32_t p) {
+  auto w = writers_[p].exchange(nullptr);
+  if (w == nullptr) return;
+  w->Stop(true);
+  (void)Checkpoint(*w);
+}
+
+Status TaskService::Checkpoint(PartitionWriter& writer) {
+  if (options_.snapshots == nullptr) return {};
   std::lock_guard lock(checkpoint_mu_);
-  auto cp = writers_[p]->PrepareCheckpoint();
+  auto cp = writer.PrepareCheckpoint();
   if (!cp) return {};
   // What it covers must be durable first: the log may not keep the rest.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (writers_[p]->acked_end() < cp->offset && !writers_[p]->failed()) {
+  while (writer.acked_end() < cp->offset && !writer.failed()) {
     if (std::chrono::steady_clock::now() > give_up) {
-      writers_[p]->CheckpointFailed(*cp);
-      return Fail(codes::kUnavailable, "partition " + std::to_string(p) +
+      writer.CheckpointFailed(*cp);
+      return Fail(codes::kUnavailable, "partition " + std::to_string(cp->partition) +
                                            ": the events a checkpoint covers are not durable");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // A latched writer's log may not hold what the checkpoint covers: none is
   // written, and the next start reads the log from the last good one.
-  if (writers_[p]->failed()) return Fail(codes::kWriterFailed, "the writer failed");
+  if (writer.failed()) return Fail(codes::kWriterFailed, "the writer failed");
   if (auto s = options_.snapshots->Write(*cp); !s) {
-    writers_[p]->CheckpointFailed(*cp);
+    writer.CheckpointFailed(*cp);
     return s;
   }
-  writers_[p]->CheckpointWritten(*cp);
+  writer.CheckpointWritten(*cp);
   return {};
 }
 
 Status TaskService::CheckpointAll() {
   if (options_.snapshots == nullptr) return {};
-  for (uint32_t p = 0; p < writers_.size(); ++p) {
-    if (auto s = Checkpoint(p); !s) return s;
+  for (const auto& w : Writers()) {
+    if (auto s = Checkpoint(*w); !s) return s;
   }
   return {};
 }
 
 void TaskService::CheckpointLoop() {
-  std::vector<std::chrono::steady_clock::time_point> last(writers_.size(),
+  std::vector<std::chrono::steady_clock::time_point> last(partitions_,
                                                           std::chrono::steady_clock::now());
   std::unique_lock lock(waiters_mu_);
   while (!stopping_) {
@@ -140,14 +194,15 @@ void TaskService::CheckpointLoop() {
     if (stopping_) break;
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
-    for (uint32_t p = 0; p < writers_.size(); ++p) {
-      const uint64_t pending = writers_[p]->uncheckpointed();
+    for (uint32_t p = 0; p < partitions_; ++p) {
+      auto w = Writer(p);
+      if (w == nullptr) continue;
+      const uint64_t pending = w->uncheckpointed();
       if (pending >= options_.checkpoint_every_events ||
-          ((pending > 0 || writers_[p]->wants_checkpoint()) &&
-           now - last[p] >= options_.checkpoint_every)) {
+          ((pending > 0 || w->wants_checkpoint()) && now - last[p] >= options_.checkpoint_every)) {
         // A checkpoint that fails is retried by the next one; recovery
         // reads more of the log meanwhile.
-        (void)Checkpoint(p);
+        (void)Checkpoint(*w);
         last[p] = now;
       }
     }
@@ -182,7 +237,7 @@ void TaskService::Stop() {
   if (reaper_.joinable()) reaper_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
   for (auto& w : parked) w->done(CommandResult{Task{}, true});
-  for (auto& w : writers_) w->Stop();
+  for (auto& w : Writers()) w->Stop();
   // Every append is answered: a last checkpoint makes the next start short.
   (void)CheckpointAll();
 }
@@ -201,18 +256,22 @@ std::string TaskService::TaskIdFor(const std::string& tenant_id,
 
 void TaskService::Record(events::Event event, std::function<void(Status)> done) {
   const uint32_t p = PartitionOf(event.aggregate_id);
-  writers_[p]->Submit(RecordEvent{{event.tenant_id, ""}, std::move(event)},
-                      [done = std::move(done)](Result<CommandResult> r) {
-                        done(r ? Status{} : Status(std::unexpected(r.error())));
-                      });
+  auto w = Writer(p);
+  if (w == nullptr) return done(std::unexpected(NotOwner(p)));
+  w->Submit(RecordEvent{{event.tenant_id, ""}, std::move(event)},
+            [done = std::move(done)](Result<CommandResult> r) {
+              done(r ? Status{} : Status(std::unexpected(r.error())));
+            });
 }
 
 uint32_t TaskService::PartitionOf(const std::string& task_id) const {
-  return events::PartitionFor(task_id, static_cast<uint32_t>(writers_.size()));
+  return events::PartitionFor(task_id, partitions_);
 }
 
 bool TaskService::healthy() const {
-  return std::none_of(writers_.begin(), writers_.end(), [](auto& w) { return w->failed(); });
+  if (options_.cluster) return true;  // a failed writer is recovered anew (Acquire)
+  auto all = Writers();
+  return std::none_of(all.begin(), all.end(), [](auto& w) { return w->failed(); });
 }
 
 size_t TaskService::parked_claims() const {
@@ -227,8 +286,10 @@ void TaskService::Create(CreateTask command, CommandCallback done, PrepareCallba
                           ? options_.ids->NextSortable("task_")
                           : TaskIdFor(command.caller.tenant_id, command.idempotency_key);
   }
-  writers_[PartitionOf(command.task_id)]->Submit(std::move(command), std::move(done),
-                                                 std::move(prepare));
+  const uint32_t p = PartitionOf(command.task_id);
+  auto w = Writer(p);
+  if (w == nullptr) return done(std::unexpected(NotOwner(p)));
+  w->Submit(std::move(command), std::move(done), std::move(prepare));
 }
 
 void TaskService::Submit(Command command, CommandCallback done, PrepareCallback prepare) {
@@ -239,15 +300,19 @@ void TaskService::Submit(Command command, CommandCallback done, PrepareCallback 
       done(std::move(r));
     };
   }
-  writers_[partition]->Submit(std::move(command), std::move(done), std::move(prepare));
+  auto w = Writer(partition);
+  if (w == nullptr) return done(std::unexpected(NotOwner(partition)));
+  w->Submit(std::move(command), std::move(done), std::move(prepare));
 }
 
 std::vector<TaskService::Candidate> TaskService::Candidates(const ClaimTask& command) {
   if (command.executor) return ExecutorCandidates();
   // Highest priority first, then oldest, across partitions as within one.
   std::vector<std::pair<ReadyIndex::Rank, uint32_t>> ranked;
-  for (uint32_t p = 0; p < writers_.size(); ++p) {
-    const ReadyIndex::Rank rank = writers_[p]->FrontRank(command.caller.tenant_id, command.types);
+  for (uint32_t p = 0; p < partitions_; ++p) {
+    auto w = Writer(p);
+    if (w == nullptr) continue;
+    const ReadyIndex::Rank rank = w->FrontRank(command.caller.tenant_id, command.types);
     if (rank != ReadyIndex::kNone) ranked.emplace_back(rank, p);
   }
   std::sort(ranked.begin(), ranked.end());
@@ -273,8 +338,10 @@ std::vector<TaskService::Candidate> TaskService::ExecutorCandidates() {
     std::string queue;
   };
   std::unordered_map<std::string, std::vector<Ready>> by_tenant;
-  for (uint32_t p = 0; p < writers_.size(); ++p) {
-    for (auto& [key, rank] : writers_[p]->ExecutorFronts()) {
+  for (uint32_t p = 0; p < partitions_; ++p) {
+    auto w = Writer(p);
+    if (w == nullptr) continue;
+    for (auto& [key, rank] : w->ExecutorFronts()) {
       const ReadyIndex::Queue q = ReadyIndex::Parse(key);
       if (!q.concurrency_key.empty() && q.max_concurrency > 0 &&
           quotas_.KeyRuns(q.tenant, q.concurrency_key) >= q.max_concurrency) {
@@ -362,7 +429,9 @@ void TaskService::TryClaim(std::shared_ptr<Waiter> waiter, std::vector<Candidate
   command.queue = candidates[next].queue;
   command.tenant_running_limit = candidates[next].tenant_running_limit;
   // The writer prepares only a claim that took a task: that one is final.
-  writers_[partition]->Submit(
+  auto w = Writer(partition);
+  if (w == nullptr) return TryClaim(std::move(waiter), std::move(candidates), next + 1);
+  w->Submit(
       std::move(command),
       [this, waiter, candidates = std::move(candidates), next](Result<CommandResult> r) mutable {
         if (r && r->empty)
@@ -403,6 +472,22 @@ void TaskService::OnReady(const PartitionWriter::ReadyCounts& ready) {
   }
 }
 
+void TaskService::WakeParked(const std::string& tenant, int count) {
+  std::vector<std::shared_ptr<Waiter>> woken;
+  {
+    std::lock_guard lock(waiters_mu_);
+    std::erase_if(waiters_, [&](std::shared_ptr<Waiter>& w) {
+      if (count == 0 || !w->command.wake_on_remote_work || w->command.caller.tenant_id != tenant) {
+        return false;
+      }
+      --count;
+      woken.push_back(std::move(w));
+      return true;
+    });
+  }
+  for (auto& w : woken) w->done(CommandResult{Task{}, true});
+}
+
 // Ends parked claims whose wait is over, and expires leases on time even when
 // no command touches their partition.
 void TaskService::ReapLoop() {
@@ -410,7 +495,7 @@ void TaskService::ReapLoop() {
   while (!stopping_) {
     lock.unlock();
     int64_t next_expiry = INT64_MAX;
-    for (auto& w : writers_) {
+    for (auto& w : Writers()) {
       w->ExpireDue();
       next_expiry = std::min(next_expiry, w->next_expiry_ms());
     }

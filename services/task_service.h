@@ -39,6 +39,9 @@ class TaskService {
     // last checkpoint if anything changed; and once more when it stops.
     uint64_t checkpoint_every_events = 50'000;
     std::chrono::milliseconds checkpoint_every{10'000};
+    // Cluster mode (docs/kafka.md): this node writes only the partitions it
+    // owns (Acquire, Release). Commands for the others answer NOT_OWNER.
+    bool cluster = false;
   };
   explicit TaskService(Options options);
   ~TaskService();
@@ -51,6 +54,21 @@ class TaskService {
   [[nodiscard]] Status Recover(const std::function<void(const events::Event&)>& other,
                                const events::ReadWatch& watch = {});
   void Start();
+
+  // Cluster mode. After Recover no partition is owned. Acquire makes this
+  // node the writer of `partition`: a new writer recovered from its
+  // checkpoint and the log up to its end (the caller fences the previous
+  // writer first), then serving. Release refuses new commands (NOT_OWNER),
+  // answers those in flight and checkpoints.
+  [[nodiscard]] Status Acquire(uint32_t partition, const events::ReadWatch& watch = {});
+  void Release(uint32_t partition);
+  bool owns(uint32_t partition) const { return Writer(partition) != nullptr; }
+  bool writer_failed(uint32_t partition) const {
+    auto w = Writer(partition);
+    return w != nullptr && w->failed();
+  }
+  uint32_t partition_count() const { return partitions_; }
+
   // Answers every parked claim now (with nothing) and parks no new ones: the
   // first step of a graceful stop, so no answer outlives the HTTP server.
   void StopParking();
@@ -62,6 +80,10 @@ class TaskService {
   // Answers the oldest ready task, or waits up to `wait` for one; `empty` if none.
   void Claim(ClaimTask command, std::chrono::milliseconds wait, CommandCallback done,
              PrepareCallback prepare = nullptr);
+  // Answers up to `count` parked claims of `tenant` that asked for it
+  // (ClaimTask::wake_on_remote_work) with nothing, now: tasks became ready
+  // on a partition another node writes.
+  void WakeParked(const std::string& tenant, int count);
   // Heartbeat, complete, fail and cancel.
   void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);
   // Appends a record of another aggregate (a key, a manifest) through the
@@ -84,13 +106,16 @@ class TaskService {
 
   uint32_t PartitionOf(const std::string& task_id) const;
   // One past the last offset acknowledged to a client on `partition`.
-  uint64_t AckedEnd(uint32_t partition) const { return writers_[partition]->acked_end(); }
+  uint64_t AckedEnd(uint32_t partition) const {
+    auto w = Writer(partition);
+    return w != nullptr ? w->acked_end() : 0;
+  }
   bool healthy() const;
   size_t parked_claims() const;  // of workers (executors park too, and are not counted)
   // What the writers hold, summed: tasks by state, and their memory estimate.
   PartitionWriter::Held HeldNow() const {
     PartitionWriter::Held all;
-    for (const auto& w : writers_) {
+    for (const auto& w : Writers()) {
       PartitionWriter::Held one = w->HeldNow();
       for (const auto& [state, n] : one.tasks) all.tasks[state] += n;
       all.memory_bytes += one.memory_bytes;
@@ -100,13 +125,13 @@ class TaskService {
   // Every writer's live and remembered state, canonical (for tests).
   std::string StateForTest() const {
     std::string out;
-    for (const auto& w : writers_) out += w->StateForTest() + "--\n";
+    for (const auto& w : Writers()) out += w->StateForTest() + "--\n";
     return out;
   }
   // Ended tasks the writers still remember (for tests).
   size_t remembered_ended() const {
     size_t n = 0;
-    for (const auto& w : writers_) n += w->remembered_ended();
+    for (const auto& w : Writers()) n += w->remembered_ended();
     return n;
   }
 
@@ -142,16 +167,34 @@ class TaskService {
   void OnReady(const PartitionWriter::ReadyCounts& ready);
   void ReapLoop();
   void CheckpointLoop();
-  // Checkpoints writer `p` if anything changed; waits for durability first.
-  [[nodiscard]] Status Checkpoint(uint32_t p);
-  // Loads writer `p`'s checkpoint; the offset it covers (0 if none or unusable).
-  uint64_t LoadCheckpoint(uint32_t p, uint64_t end,
+  // Checkpoints `writer` if anything changed; waits for durability first.
+  [[nodiscard]] Status Checkpoint(PartitionWriter& writer);
+  // Loads partition `p`'s checkpoint into `writer`; the offset it covers (0 if none or unusable).
+  uint64_t LoadCheckpoint(uint32_t p, PartitionWriter& writer, uint64_t end,
                           const std::function<void(const events::Event&)>& other,
                           const events::ReadWatch& watch);
+  // Recovers `writer` of partition `p` from its checkpoint and the log.
+  [[nodiscard]] Status RecoverPartition(uint32_t p, PartitionWriter& writer,
+                                        const std::function<void(const events::Event&)>& other,
+                                        events::ReadProgress& progress,
+                                        const events::ReadWatch& watch);
+  std::shared_ptr<PartitionWriter> MakeWriter(uint32_t p);
+  // Partition `p`'s writer; null where this node does not own it (cluster mode).
+  std::shared_ptr<PartitionWriter> Writer(uint32_t p) const { return writers_[p].load(); }
+  // The writers there are now.
+  std::vector<std::shared_ptr<PartitionWriter>> Writers() const {
+    std::vector<std::shared_ptr<PartitionWriter>> out;
+    for (uint32_t p = 0; p < partitions_; ++p) {
+      if (auto w = Writer(p)) out.push_back(std::move(w));
+    }
+    return out;
+  }
+  static Error NotOwner(uint32_t p);
 
   Options options_;
   Quotas quotas_;  // before the writers, which count into it
-  std::vector<std::unique_ptr<PartitionWriter>> writers_;
+  const uint32_t partitions_;
+  std::unique_ptr<std::atomic<std::shared_ptr<PartitionWriter>>[]> writers_;
 
   mutable std::mutex waiters_mu_;
   std::condition_variable waiters_cv_;

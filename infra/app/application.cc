@@ -1,5 +1,6 @@
 #include "infra/app/application.h"
 
+#include "events/kafka_log.h"
 #include "infra/base/thread_priority.h"
 
 namespace runlog::app {
@@ -16,9 +17,23 @@ Status Application::Start() {
     if (e.code == codes::kCancelled) return std::unexpected(e);
     return Fail(e.code, what + e.message);
   };
+  const bool cluster = config_.cluster.enabled;
+  if (cluster) {
+    if (!config_.log.uri.starts_with("kafka://")) {
+      return failed("", Error{codes::kInvalidArgument, "cluster mode needs --log kafka://…"});
+    }
+    config_.log.kafka_transactional = true;
+    config_.log.node_id = config_.cluster.node_id;
+  }
+  stopping_.store(false);
   auto log = events::OpenEventLog(config_.log);
   if (!log) return failed("", log.error());
   log_ = std::move(*log);
+  if (cluster && config_.admin_key.empty()) {
+    return failed("", Error{codes::kInvalidArgument,
+                            "cluster mode needs the admin key every node shares in "
+                            "RUNLOG_ADMIN_KEY (or --single-node)"});
+  }
   if (!config_.sandbox_helper.empty()) {
     sandbox_ = std::make_unique<sandbox::Sandbox>(sandbox::Options{config_.sandbox_helper});
   }
@@ -36,7 +51,8 @@ Status Application::Start() {
   content_ = std::move(*content);
   tasks_ = std::make_unique<services::TaskService>(services::TaskService::Options{
       log_.get(), clock_, &ids_, [this](double seconds) { metrics_.AppendLatency(seconds); },
-      tools_.get(), snapshots_.get(), config_.checkpoint_every_events, config_.checkpoint_every});
+      tools_.get(), snapshots_.get(), config_.checkpoint_every_events, config_.checkpoint_every,
+      cluster});
   // Keys and manifests append through the writers too: one writer a partition.
   keys_ = std::make_unique<services::KeyStore>(*tasks_, *clock_, ids_);
   manifests_ = std::make_unique<services::ManifestStore>(*tasks_, *clock_, ids_, *tools_);
@@ -46,6 +62,14 @@ Status Application::Start() {
   hooks_ = std::make_unique<services::HookStore>(*tasks_, *clock_, ids_, *secrets_);
   tasks_->SetPlanResolver(
       [this](const std::string& tenant) { return keys_->PlanOfTenant(tenant); });
+  // In a cluster, keys, manifests and hooks other nodes write reach this one
+  // through the views' feed, from where recovery leaves off.
+  feed_from_.assign(log_->partition_count(), 0);
+  for (uint32_t p = 0; cluster && p < feed_from_.size(); ++p) {
+    auto end = log_->EndOffset(p);
+    if (!end) return failed("", end.error());
+    feed_from_[p] = *end;
+  }
   if (auto s = tasks_->Recover(
           [this](const events::Event& e) {
             keys_->Recover(e);
@@ -63,15 +87,32 @@ Status Application::Start() {
       *log_, *views_, [this](const events::Event& e, const events::Task& t) {
         metrics_.TaskEvent(e.type, static_cast<double>(e.timestamp_ms - t.queued_at_ms) / 1000.0);
       });
+  if (cluster) {
+    projector_->SetRecordListener([this](const events::LogRecord& r) {
+      const std::string& type = r.event.type;
+      // Work another node's partition got wakes a claim parked here, which
+      // then claims there (Api::ClusterClaim).
+      if ((type == "task.queued" || type == "task.lease_expired" || type == "task.handed_off") &&
+          !tasks_->owns(r.partition)) {
+        tasks_->WakeParked(r.event.tenant_id, 1);
+      }
+      if (r.offset < feed_from_[r.partition]) return;
+      keys_->Recover(r.event);
+      manifests_->Recover(r.event);
+      hooks_->Recover(r.event);
+    });
+  }
   if (auto s = projector_->CatchUp(config_.watch); !s) {
     return failed("cannot build views: ", s.error());
   }
   projector_->Start();
   tasks_->Start();
   started_ = true;
-  auto admin = keys_->EnsureAdmin(config_.admin_key);
-  if (!admin) return failed("cannot store the admin key: ", admin.error());
-  generated_admin_key_ = *admin;
+  if (!cluster) {
+    auto admin = keys_->EnsureAdmin(config_.admin_key);
+    if (!admin) return failed("cannot store the admin key: ", admin.error());
+    generated_admin_key_ = *admin;
+  }
 
   executor_ = std::make_unique<services::Executor>(services::Executor::Options{
       tasks_.get(), tools_.get(), clock_, config_.executor_slots, config_.executor_lease_margin,
@@ -83,7 +124,7 @@ Status Application::Start() {
   api_ = std::make_unique<api::Api>(
       api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(), &metrics_,
                    clock_, tools_.get(), manifests_.get(), content_.get(), &ids_, hooks_.get(),
-                   streams_.get()},
+                   streams_.get(), nullptr, cluster ? &cluster_deps_ : nullptr},
       config_.api);
   triggers_ = std::make_unique<api::Triggers>(api::Triggers::Options{
       api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_});
@@ -109,6 +150,7 @@ Status Application::Start() {
     d.on_attempt = [this](const std::string& outcome, double seconds) {
       metrics_.WebhookAttempt(outcome, seconds);
     };
+    if (cluster) d.owns = [this](uint32_t p) { return tasks_->owns(p); };
     dispatcher_ = std::make_unique<api::Dispatcher>(std::move(d));
     if (auto s = dispatcher_->Start(); !s) return failed("cannot start the webhooks: ", s.error());
   }
@@ -116,12 +158,151 @@ Status Application::Start() {
   if (config_.background_nice != 0) {
     infra::NiceThreadsNamed({"rl-project", "rl-dispatch", "rocksdb:"}, config_.background_nice);
   }
+  if (cluster) {
+    forwarder_ = std::make_unique<api::Forwarder>();
+    cluster_deps_.forwarder = forwarder_.get();
+    cluster_deps_.owner_of = [this](uint32_t p) -> std::optional<std::string> {
+      return cluster_ ? cluster_->OwnerAddress(p) : std::nullopt;
+    };
+    cluster_deps_.state = [this] { return ClusterState(); };
+    cluster_deps_.not_ready = [this]() -> std::string {
+      uint32_t n = 0;
+      for (uint32_t p = 0; p < log_->partition_count(); ++p) {
+        n += !tasks_->owns(p) && !(cluster_ && cluster_->OwnerAddress(p));
+      }
+      if (n > 0) {
+        return std::to_string(n) + " partitions have no writer yet (the cluster is assigning them)";
+      }
+      if (!admin_known_.load()) return "the admin key is not on the log yet";
+      return "";
+    };
+    cluster_deps_.other_nodes = [this] {
+      std::vector<std::string> out;
+      if (!cluster_) return out;
+      for (const auto& n : cluster_->Nodes()) {
+        if (n.id != config_.cluster.node_id && !n.left && !n.partitions.empty() &&
+            std::chrono::milliseconds(n.age_ms) < config_.cluster.session_timeout) {
+          out.push_back(n.advertise);
+        }
+      }
+      return out;
+    };
+  }
   http_ = std::make_unique<api::HttpServer>(config_.http, *api_);
   if (auto s = http_->Start(); !s) return failed("", s.error());
+  if (cluster) {
+    if (auto s = StartCluster(); !s) return failed("cannot join the cluster: ", s.error());
+  }
   return {};
 }
 
+Status Application::StartCluster() {
+  auto* kafka = dynamic_cast<events::KafkaLog*>(log_.get());
+  if (kafka == nullptr) return Fail(codes::kInvalidArgument, "cluster mode needs the Kafka log");
+  if (config_.cluster.advertise.empty()) {
+    config_.cluster.advertise = config_.http.host + ":" + std::to_string(http_->port());
+  }
+  events::KafkaCluster::Options o;
+  o.brokers = config_.log.uri.substr(std::string("kafka://").size());
+  o.topic = config_.log.kafka_topic;
+  o.nodes_topic = config_.cluster.nodes_topic;
+  o.partitions = log_->partition_count();
+  o.kafka_config = config_.log.kafka_config;
+  o.node_id = config_.cluster.node_id;
+  o.advertise = config_.cluster.advertise;
+  o.session_timeout = config_.cluster.session_timeout;
+  o.heartbeat = config_.cluster.heartbeat;
+  o.on_assigned = [this, kafka](uint32_t p, uint64_t handed) -> Status {
+    // The previous writer is fenced first (init_transactions), then the
+    // partition is read to its end.
+    if (auto s = kafka->OpenWriter(p); !s) return s;
+    if (auto s = tasks_->Acquire(p, config_.watch); !s) {
+      kafka->CloseWriter(p);
+      return s;
+    }
+    // Webhooks go on from where the previous owner's dispatch got to.
+    if (dispatcher_) dispatcher_->TakeOver(p, handed);
+    return {};
+  };
+  o.on_revoked = [this, kafka](uint32_t p) {
+    tasks_->Release(p);
+    kafka->CloseWriter(p);
+  };
+  o.writer_failed = [this](uint32_t p) { return tasks_->writer_failed(p); };
+  o.position = [this](uint32_t p) { return dispatcher_ ? dispatcher_->cursor(p) : 0; };
+  o.on_move = [this](const std::string& what, uint32_t p) {
+    const int64_t owned = cluster_ ? static_cast<int64_t>(cluster_->Owned().size()) : 0;
+    metrics_.PartitionMove(what, p, owned);
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    std::fprintf(stderr, "runlogd: node %s %s partition %u (owns %lld) at %lld ms\n",
+                 config_.cluster.node_id.c_str(), what.c_str(), p, static_cast<long long>(owned),
+                 static_cast<long long>(now_ms));
+  };
+  cluster_ = std::make_unique<events::KafkaCluster>(std::move(o));
+  kafka->SetWriteGate([this](uint32_t p) { return cluster_->LeaseHolds(p); });
+  if (auto s = cluster_->Start(); !s) return s;
+  std::fprintf(stderr, "runlogd: node %s joined the cluster on %s, advertising %s\n",
+               config_.cluster.node_id.c_str(), log_->Describe().c_str(),
+               config_.cluster.advertise.c_str());
+  // The shared admin key is written by whichever node owns the partition it
+  // lands on; every node tries until some node's write reached its keys.
+  admin_thread_ = std::thread([this] {
+    while (!stopping_.load()) {
+      auto admin = keys_->EnsureAdmin(config_.admin_key);
+      if (admin) {
+        admin_known_.store(true);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  return {};
+}
+
+events::Payload Application::ClusterState() {
+  std::string nodes = "[";
+  for (const auto& n : cluster_->Nodes()) {
+    if (nodes.size() > 1) nodes += ",";
+    std::string parts = "[";
+    for (uint32_t p : n.partitions) parts += (parts.size() > 1 ? "," : "") + std::to_string(p);
+    events::Payload one;
+    one.Str("node_id", n.id)
+        .Str("advertise", n.advertise)
+        .Raw("partitions", parts + "]")
+        .Int("last_seen_ms_ago", n.age_ms)
+        .Bool("left", n.left)
+        .Bool("self", n.id == config_.cluster.node_id);
+    nodes += one.Build();
+  }
+  std::string partitions = "[";
+  for (uint32_t p = 0; p < log_->partition_count(); ++p) {
+    events::Payload one;
+    one.Int("partition", p);
+    const bool mine = tasks_->owns(p);
+    auto owner = cluster_->OwnerAddress(p);
+    one.Str("owner", mine ? config_.cluster.advertise : owner.value_or(""));
+    one.Bool("owned_here", mine);
+    if (auto end = log_->EndOffset(p)) one.Int("log_end", static_cast<int64_t>(*end));
+    one.Int("views_position", static_cast<int64_t>(projector_->applied(p)));
+    partitions += (partitions.size() > 1 ? "," : "") + one.Build();
+  }
+  events::Payload out;
+  out.Str("mode", "cluster")
+      .Str("node_id", config_.cluster.node_id)
+      .Int("lease_ms", cluster_->lease().count())
+      .Raw("nodes", nodes + "]")
+      .Raw("partitions", partitions + "]");
+  return out;
+}
+
 void Application::Stop() {
+  stopping_.store(true);
+  if (admin_thread_.joinable()) admin_thread_.join();
+  // Partitions go to the other nodes first; calls for them are forwarded
+  // there while this node drains.
+  if (cluster_) cluster_->Stop();
   if (http_) {
     http_->BeginDrain();  // new requests get 503
   }
@@ -136,6 +317,8 @@ void Application::Stop() {
   if (projector_) projector_->Stop();
   started_ = false;
   http_.reset();
+  forwarder_.reset();
+  cluster_.reset();
   dispatcher_.reset();
   triggers_.reset();
   retention_.reset();

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "api/api.h"
+#include "api/forwarder.h"
 #include "api/http_server.h"
 #include "api/metrics.h"
 #include "api/retention.h"
@@ -25,6 +26,7 @@
 #include "api/triggers.h"
 #include "api/webhooks.h"
 #include "events/event_log.h"
+#include "events/kafka_cluster.h"
 #include "events/read_watch.h"
 #include "infra/base/clock.h"
 #include "infra/base/ids.h"
@@ -70,6 +72,16 @@ struct Config {
   std::chrono::milliseconds retention_every{60'000};
   // Injected time (tests); null: the system clock.
   infra::Clock* clock = nullptr;
+  // Cluster mode on Kafka (docs/kafka.md, "A cluster"): this node writes the
+  // partitions the group gives it and forwards the rest. Off: it writes all.
+  struct Cluster {
+    bool enabled = false;
+    std::string node_id;    // on its records and in GET /v1/cluster
+    std::string advertise;  // HOST:PORT the others forward to; empty: the HTTP address
+    std::chrono::milliseconds session_timeout{6000};
+    std::chrono::milliseconds heartbeat{1000};
+    std::string nodes_topic = "runlog.nodes";
+  } cluster;
 };
 
 class Application {
@@ -120,6 +132,16 @@ class Application {
   std::unique_ptr<api::Retention> retention_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
   std::unique_ptr<api::HttpServer> http_;
+  // Cluster mode.
+  Status StartCluster();
+  events::Payload ClusterState();
+  std::vector<uint64_t> feed_from_;  // per partition: the views feed keys and hooks from here
+  std::unique_ptr<api::Forwarder> forwarder_;
+  api::ClusterDeps cluster_deps_;
+  std::unique_ptr<events::KafkaCluster> cluster_;
+  std::thread admin_thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> admin_known_{false};  // cluster mode: the shared admin key is on the log
 };
 
 }  // namespace runlog::app

@@ -74,6 +74,7 @@ enum class NextStep : uint8_t {
   X(kUnavailable, "UNAVAILABLE", 503, true, kRetryLater)                      \
   X(kViewLagging, "VIEW_LAGGING", 503, true, kRetryLater)                     \
   X(kWriterFailed, "WRITER_FAILED", 503, true, kRetryLater)                   \
+  X(kNotOwner, "NOT_OWNER", 503, true, kRetryLater)                           \
   X(kLogLatched, "LOG_LATCHED", 503, true, kRetryLater)                       \
   X(kDeadlineExceeded, "DEADLINE_EXCEEDED", 503, true, kRetryLater)           \
   /* Tasks, steps and plans */                                                \

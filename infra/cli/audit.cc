@@ -34,6 +34,8 @@ int ForEachRecord(const char* command, const events::LogOptions& options,
     }
     for (uint64_t offset = 0; offset < *end;) {
       auto records = (*log)->Read(p, offset, 8192);
+      if (records && records->empty() && !(*log)->OffsetsContiguous())
+        break;  // the rest is markers
       if (!records || records->empty()) {
         unreadable(records ? "partition " + std::to_string(p) + " ended early at offset " +
                                  std::to_string(offset)

@@ -29,9 +29,18 @@ int RunMockKafka(const MockKafkaOptions& o) {
     std::fprintf(stderr, "runlog mock-kafka: %s\n", cluster.error().message.c_str());
     return 1;
   }
-  if (auto s = (*cluster)->CreateTopic(o.topic, o.partitions, std::min(o.brokers, 3)); !s) {
-    std::fprintf(stderr, "runlog mock-kafka: %s\n", s.error().message.c_str());
-    return 1;
+  // The log, and the topics a cluster and integrations use (docs/kafka.md).
+  const int replication = std::min(o.brokers, 3);
+  for (const auto& [topic, partitions] :
+       std::vector<std::pair<std::string, int>>{{o.topic, o.partitions},
+                                                {"runlog.nodes", 1},
+                                                {"runlog.commands", o.partitions},
+                                                {"runlog.replies", o.partitions},
+                                                {"runlog.commands.dlq", 1}}) {
+    if (auto s = (*cluster)->CreateTopic(topic, partitions, replication); !s) {
+      std::fprintf(stderr, "runlog mock-kafka: %s\n", s.error().message.c_str());
+      return 1;
+    }
   }
   std::printf("%s\n", (*cluster)->bootstraps().c_str());
   std::fflush(stdout);

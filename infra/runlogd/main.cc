@@ -11,8 +11,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -77,6 +79,25 @@ class StopSignal {
 
 }  // namespace
 
+// The node id kept in DATA/node-id, made on first start: stable across restarts.
+runlog::Result<std::string> NodeIdIn(const std::string& data_dir) {
+  const std::string path = data_dir + "/node-id";
+  {
+    std::ifstream in(path);
+    std::string id;
+    if (in >> id && !id.empty()) return id;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  std::random_device random;
+  char id[32];
+  std::snprintf(id, sizeof id, "node-%08x", random());
+  std::ofstream out(path);
+  out << id << "\n";
+  if (!out) return runlog::Fail(runlog::codes::kUnavailable, "cannot write " + path);
+  return std::string(id);
+}
+
 int main(int argc, char** argv) {
   using namespace runlog;
   CLI::App cli{"runlogd: the runlog server (all roles, embedded log by default)"};
@@ -96,6 +117,25 @@ int main(int argc, char** argv) {
   cli.add_option("--kafka-connect-timeout-ms", kafka_connect_ms,
                  "how long to wait for Kafka brokers at start")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
+      ->capture_default_str();
+  std::vector<std::string> kafka_config;
+  cli.add_option("--kafka-config", kafka_config,
+                 "KEY=VALUE librdkafka property for every Kafka client (SASL, SSL); repeatable");
+  bool single_node = false;
+  cli.add_flag("--single-node", single_node,
+               "on Kafka, write every partition from this node alone: no group, no fencing "
+               "(one runlogd per topic)");
+  cli.add_option("--node-id", config.cluster.node_id,
+                 "this node's id in the cluster (default: kept in DATA/node-id)");
+  cli.add_option("--advertise", config.cluster.advertise,
+                 "HOST:PORT the other nodes forward calls to (default: the --listen address)");
+  int64_t session_ms = config.cluster.session_timeout.count();
+  cli.add_option("--session-timeout-ms", session_ms, "how long a silent node keeps its partitions")
+      ->check(CLI::Range(int64_t{1000}, int64_t{300'000}))
+      ->capture_default_str();
+  int64_t heartbeat_ms = config.cluster.heartbeat.count();
+  cli.add_option("--heartbeat-ms", heartbeat_ms, "how often a node renews its ownership lease")
+      ->check(CLI::Range(int64_t{100}, int64_t{60'000}))
       ->capture_default_str();
   cli.add_flag("--no-register", no_register, "turn off POST /v1/keys/register");
   cli.add_option("--http-threads", http_threads, "HTTP worker threads")
@@ -167,6 +207,24 @@ int main(int argc, char** argv) {
     return Die(std::string(e.what()) + " (see --help)");
   }
   config.log.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
+  for (const std::string& kv : kafka_config) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Die("--kafka-config takes KEY=VALUE, not " + kv);
+    }
+    config.log.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  config.cluster.enabled = config.log.uri.starts_with("kafka://") && !single_node;
+  config.cluster.session_timeout = std::chrono::milliseconds(session_ms);
+  config.cluster.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  if (heartbeat_ms * 2 >= session_ms) {
+    return Die("--heartbeat-ms must be under half of --session-timeout-ms");
+  }
+  if (config.cluster.enabled && config.cluster.node_id.empty()) {
+    auto id = NodeIdIn(config.log.data_dir);
+    if (!id) return Die(id.error().message);
+    config.cluster.node_id = *id;
+  }
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
   config.api.allow_register = !no_register;

@@ -31,6 +31,31 @@ TEST(Codec, RoundTripsEveryField) {
   EXPECT_EQ(*decoded, e);
 }
 
+// Kafka's form: JSON other programs read, decoding to the very same event,
+// with a payload that keeps its bytes (hashes are over them).
+TEST(Codec, TheJsonFormRoundTripsAndIsPlainJson) {
+  Event e = runlog::testing::TestEvent("task_x", 7, R"({"a":[1,2.5,"\u2028"],"b":{}})");
+  e.tenant_id = "acct_\"quoted\"";
+  e.timestamp_ms = -5;
+  const std::string json = EncodeEventJson(e);
+  EXPECT_TRUE(json.starts_with(R"({"type":")")) << json;
+  EXPECT_TRUE(json.ends_with(R"(,"payload":{"a":[1,2.5,"\u2028"],"b":{}}})")) << json;
+  auto decoded = DecodeEvent(json);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().ToString();
+  EXPECT_EQ(*decoded, e);
+  e.payload.clear();
+  auto empty = DecodeEvent(EncodeEventJson(e));
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(*empty, e);
+  // Any other JSON is not a record runlog wrote.
+  for (std::string bad : {std::string(R"({"type":"x"})"), json.substr(0, json.size() - 1),
+                          std::string(R"({"payload":{},"type":"t"})"), std::string("{")}) {
+    auto r = DecodeEvent(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, codes::kLogCorrupt);
+  }
+}
+
 TEST(Codec, DetectsEveryFlippedByteAndEveryTruncation) {
   const std::string good = EncodeEvent(runlog::testing::TestEvent("task_y", 1));
   for (size_t i = 0; i < good.size(); ++i) {

@@ -173,6 +173,8 @@ TEST(Runlogd, RunsOnKafkaServedByRunlogMockKafka) {
   // from the topic answer the read.
   runlog::testing::HttpClient client(base);
   client.SetKey("rl_test_kafka_admin");
+  // A cluster of one: ready once the group gave it every partition.
+  ASSERT_TRUE(runlog::testing::WaitReady(client, 30s)) << client.Get("/readyz").body;
   auto created = client.Post("/v1/tasks", R"({"type":"on_kafka","input":{"n":1}})");
   ASSERT_EQ(created.status, 201) << created.body;
   auto got = client.Get("/v1/tasks/" + created.Str("id"));

@@ -5,10 +5,12 @@
 #include <curl/curl.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -134,5 +136,16 @@ class HttpClient {
   std::string key_;
   CURL* curl_;
 };
+
+// Polls /readyz until it answers 200 (a cluster node is ready once every
+// partition has a writer somewhere); false after `timeout`.
+inline bool WaitReady(HttpClient& client, std::chrono::milliseconds timeout) {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (client.Get("/readyz").status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
 
 }  // namespace runlog::testing

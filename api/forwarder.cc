@@ -1,0 +1,141 @@
+#include "api/forwarder.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace runlog::api {
+namespace {
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// Keeps the answer headers a client acts on.
+size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
+  std::string line(data, size * n);
+  const size_t colon = line.find(':');
+  if (colon == std::string::npos) return size * n;
+  std::string name = line.substr(0, colon);
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  std::string value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+  if (lower == "retry-after" || lower == "idempotent-replayed" || lower == "location" ||
+      lower == "www-authenticate" || lower.starts_with("x-runlog-") || lower == "allow" ||
+      lower == "x-content-sha256") {
+    static_cast<Reply::Headers*>(out)->emplace_back(std::move(name), std::move(value));
+  }
+  return size * n;
+}
+
+std::string Escape(CURL* curl, const std::string& s) {
+  char* e = curl_easy_escape(curl, s.data(), static_cast<int>(s.size()));
+  std::string out = e != nullptr ? e : "";
+  curl_free(e);
+  return out;
+}
+
+}  // namespace
+
+Forwarder::Forwarder(int threads, std::chrono::milliseconds timeout) : timeout_(timeout) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+Forwarder::~Forwarder() {
+  std::deque<Job> left;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  {
+    std::lock_guard lock(mu_);
+    left.swap(jobs_);
+  }
+  for (Job& job : left) job.done(Fail(codes::kUnavailable, "the server is stopping"));
+}
+
+void Forwarder::Forward(const std::string& address, const Call& call, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      jobs_.push_back(Job{address, call, std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(Fail(codes::kUnavailable, "the server is stopping"));
+}
+
+void Forwarder::Work() {
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    CURL* c = curl.get();
+    curl_easy_reset(c);  // keeps the connection cache
+    std::string url = "http://" + job.address + "/v1" + job.call.path;
+    char sep = '?';
+    for (const auto& [key, value] : job.call.query) {
+      url += sep + Escape(c, key) + "=" + Escape(c, value);
+      sep = '&';
+    }
+    curl_slist* headers = nullptr;
+    auto add = [&](const std::string& name, const std::string& value) {
+      if (!value.empty()) headers = curl_slist_append(headers, (name + ": " + value).c_str());
+    };
+    add("Authorization", job.call.authorization);
+    add("Content-Type", job.call.content_type);
+    add("Idempotency-Key", job.call.idempotency_key);
+    add("Last-Event-ID", job.call.last_event_id);
+    for (const auto& [name, value] : job.call.headers) add(name, value);
+    add("X-Runlog-Forwarded", "1");
+    headers = curl_slist_append(headers, "Expect:");
+    Answer answer;
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, job.call.method.c_str());
+    if (!job.call.body.empty() || job.call.method == "POST" || job.call.method == "PUT") {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, job.call.body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(job.call.body.size()));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, CollectHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &answer.headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    const CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(headers);
+    if (rc != CURLE_OK) {
+      job.done(Fail(codes::kUnavailable, "forwarding to the partition's owner at " + job.address +
+                                             " failed: " + curl_easy_strerror(rc) + "; retry"));
+      continue;
+    }
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    char* type = nullptr;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type);
+    answer.status = static_cast<int>(status);
+    answer.content_type = type != nullptr ? type : "application/json";
+    job.done(std::move(answer));
+  }
+}
+
+}  // namespace runlog::api
