@@ -454,6 +454,15 @@ void Api::Route(Exchange& x) {
   }
   x.route = match->name;
   const std::string scope = match->scope;
+  if (auto h = x.call.headers.find("x-runlog-principal"); h != x.call.headers.end()) {
+    // A fire or a Kafka command another node forwarded: trusted only under
+    // the cluster's signature.
+    const auto s = x.call.headers.find("x-runlog-principal-signature");
+    x.call.principal = x.call.forwarded && deps_.cluster != nullptr && s != x.call.headers.end()
+                           ? PrincipalOf(deps_.cluster->principal_key, h->second, s->second)
+                           : std::nullopt;
+    if (!x.call.principal) return x.Error(codes::kUnauthenticated, "bad X-Runlog-Principal");
+  }
   if (x.call.principal) {
     x.key = x.call.principal;
   } else if (!scope.empty()) {

@@ -7,6 +7,7 @@
 // Thread contract: Handle may be called from many threads at once.
 
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -94,6 +95,21 @@ class Reply {
   virtual std::shared_ptr<Stream> OpenStream(const std::string&) { return nullptr; }
 };
 
+// The answer to a call runlog makes itself (a trigger's fire, a command from
+// Kafka), kept as "STATUS BODY".
+class CapturedReply final : public Reply {
+ public:
+  std::string Serialize(int status, const std::string&, const std::string& body,
+                        const Headers&) const override {
+    return std::to_string(status) + " " + body;
+  }
+  void SendSerialized(std::string wire) override { answer_.set_value(std::move(wire)); }
+  std::future<std::string> Answer() { return answer_.get_future(); }
+
+ private:
+  std::promise<std::string> answer_;
+};
+
 struct ApiOptions {
   size_t max_body_bytes = 1 << 20;
   bool allow_register = true;
@@ -122,6 +138,10 @@ struct ClusterDeps {
   // Why this node cannot serve yet (partitions with no writer, the admin key
   // not written yet), or "" (readyz).
   std::function<std::string()> not_ready;
+  // Signs the principal of a call runlog makes itself (a trigger's fire, a
+  // command from Kafka) when it is forwarded: HMAC-SHA256 under this key,
+  // derived from the admin key every node shares.
+  std::string principal_key;
   // The addresses of the other live nodes that write partitions.
   std::function<std::vector<std::string>()> other_nodes;
 };

@@ -123,7 +123,7 @@ class Api::Exchange : public std::enable_shared_from_this<Api::Exchange> {
   // and its answer back as this call's; false where it cannot go.
   bool Forward(const std::string& details) {
     const ClusterDeps* cluster = deps_.cluster;
-    if (cluster == nullptr || cluster->forwarder == nullptr || call.forwarded || call.principal) {
+    if (cluster == nullptr || cluster->forwarder == nullptr || call.forwarded) {
       return false;
     }
     json::ScratchDocument scratch;

@@ -1,11 +1,63 @@
 #include "api/forwarder.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "events/canonical_json.h"
+#include "events/sha256.h"
+#include "infra/base/json.h"
+
 namespace runlog::api {
+
+std::string PrincipalHeader(const KeyRecord& key) {
+  std::string out = "{\"key_id\":";
+  events::AppendCanonicalString(key.key_id, &out);
+  out += ",\"plan\":";
+  events::AppendCanonicalString(key.plan, &out);
+  out += ",\"scopes\":[";
+  for (size_t i = 0; i < key.scopes.size(); ++i) {
+    if (i > 0) out += ",";
+    events::AppendCanonicalString(key.scopes[i], &out);
+  }
+  out += "],\"tenant_id\":";
+  events::AppendCanonicalString(key.tenant_id, &out);
+  return out + "}";
+}
+
+std::string PrincipalSignature(const std::string& secret, const std::string& header) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(header.data()), header.size(), mac, &len);
+  return events::HexOf(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+std::optional<KeyRecord> PrincipalOf(const std::string& secret, const std::string& header,
+                                     const std::string& signature) {
+  if (secret.empty() || header.empty()) return std::nullopt;
+  const std::string want = PrincipalSignature(secret, header);
+  if (want.size() != signature.size() ||
+      CRYPTO_memcmp(want.data(), signature.data(), want.size()) != 0) {
+    return std::nullopt;
+  }
+  json::Document doc;
+  if (!json::Parse(header, &doc) || !doc.IsObject()) return std::nullopt;
+  KeyRecord key{
+      json::String(doc, "key_id"), json::String(doc, "tenant_id"), {}, json::String(doc, "plan")};
+  if (const json::Value* scopes = json::Find(doc, "scopes"); scopes && scopes->IsArray()) {
+    for (const auto& s : scopes->GetArray()) {
+      if (s.IsString()) key.scopes.emplace_back(s.GetString());
+    }
+  }
+  if (key.tenant_id.empty()) return std::nullopt;
+  return key;
+}
+
 namespace {
 
 size_t Collect(char* data, size_t size, size_t n, void* out) {
@@ -41,7 +93,8 @@ std::string Escape(CURL* curl, const std::string& s) {
 
 }  // namespace
 
-Forwarder::Forwarder(int threads, std::chrono::milliseconds timeout) : timeout_(timeout) {
+Forwarder::Forwarder(std::string principal_key, int threads, std::chrono::milliseconds timeout)
+    : principal_key_(std::move(principal_key)), timeout_(timeout) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -102,6 +155,11 @@ void Forwarder::Work() {
     add("Last-Event-ID", job.call.last_event_id);
     for (const auto& [name, value] : job.call.headers) add(name, value);
     add("X-Runlog-Forwarded", "1");
+    if (job.call.principal) {
+      const std::string principal = PrincipalHeader(*job.call.principal);
+      add("X-Runlog-Principal", principal);
+      add("X-Runlog-Principal-Signature", PrincipalSignature(principal_key_, principal));
+    }
     headers = curl_slist_append(headers, "Expect:");
     Answer answer;
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());

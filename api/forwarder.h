@@ -23,6 +23,13 @@
 
 namespace runlog::api {
 
+// The X-Runlog-Principal header of `key`, and its signature under `secret`.
+std::string PrincipalHeader(const KeyRecord& key);
+std::string PrincipalSignature(const std::string& secret, const std::string& header);
+// The principal a forwarded call carries, if its signature is good.
+std::optional<KeyRecord> PrincipalOf(const std::string& secret, const std::string& header,
+                                     const std::string& signature);
+
 class Forwarder {
  public:
   struct Answer {
@@ -33,7 +40,10 @@ class Forwarder {
   };
   using Done = std::function<void(Result<Answer>)>;
 
-  explicit Forwarder(int threads = 8, std::chrono::milliseconds timeout = std::chrono::seconds(40));
+  // `principal_key`: signs the principal of calls runlog makes itself
+  // (X-Runlog-Principal), for the receiving node to trust (PrincipalOf).
+  explicit Forwarder(std::string principal_key, int threads = 8,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(40));
   ~Forwarder();
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
@@ -49,6 +59,7 @@ class Forwarder {
   };
   void Work();
 
+  const std::string principal_key_;
   const std::chrono::milliseconds timeout_;
   std::mutex mu_;
   std::condition_variable cv_;

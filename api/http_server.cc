@@ -282,6 +282,12 @@ class Handler final : public Pistache::Http::Handler {
     call.idempotency_key = RawHeader(request, "Idempotency-Key");
     call.last_event_id = RawHeader(request, "Last-Event-ID");
     call.forwarded = !RawHeader(request, "X-Runlog-Forwarded").empty();
+    if (call.forwarded) {  // a call runlog made itself, acting as a principal (Api::Route checks
+                           // it)
+      for (const char* name : {"x-runlog-principal", "x-runlog-principal-signature"}) {
+        if (std::string v = RawHeader(request, name); !v.empty()) call.headers[name] = v;
+      }
+    }
     if (call.path.find("/channels/") != std::string::npos) {
       for (const char* name :
            {"webhook-id", "webhook-timestamp", "webhook-signature", "x-runlog-signature"}) {

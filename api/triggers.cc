@@ -67,19 +67,6 @@ void Resolve(json::Value& v, const json::Value& context, json::Document::Allocat
 }
 
 // A reply kept for the caller in-process: the trigger's own create.
-class CapturedReply final : public Reply {
- public:
-  std::string Serialize(int status, const std::string&, const std::string& body,
-                        const Headers&) const override {
-    return std::to_string(status) + " " + body;
-  }
-  void SendSerialized(std::string wire) override { answer_.set_value(std::move(wire)); }
-  std::future<std::string> Answer() { return answer_.get_future(); }
-
- private:
-  std::promise<std::string> answer_;
-};
-
 }  // namespace
 
 std::string FireId(const std::string& trigger_id, const std::string& occasion) {

@@ -1,6 +1,7 @@
 #include "infra/app/application.h"
 
 #include "events/kafka_log.h"
+#include "events/sha256.h"
 #include "infra/base/thread_priority.h"
 
 namespace runlog::app {
@@ -159,7 +160,9 @@ Status Application::Start() {
     infra::NiceThreadsNamed({"rl-project", "rl-dispatch", "rocksdb:"}, config_.background_nice);
   }
   if (cluster) {
-    forwarder_ = std::make_unique<api::Forwarder>();
+    cluster_deps_.principal_key =
+        events::Sha256Hex(std::string("runlog cluster principal") + '\0' + config_.admin_key);
+    forwarder_ = std::make_unique<api::Forwarder>(cluster_deps_.principal_key);
     cluster_deps_.forwarder = forwarder_.get();
     cluster_deps_.owner_of = [this](uint32_t p) -> std::optional<std::string> {
       return cluster_ ? cluster_->OwnerAddress(p) : std::nullopt;
@@ -192,6 +195,16 @@ Status Application::Start() {
   if (auto s = http_->Start(); !s) return failed("", s.error());
   if (cluster) {
     if (auto s = StartCluster(); !s) return failed("cannot join the cluster: ", s.error());
+  }
+  if (config_.kafka_commands && config_.log.uri.starts_with("kafka://")) {
+    commands_ = std::make_unique<api::KafkaCommands>(api::KafkaCommands::Options{
+        api_.get(), keys_.get(), config_.log.uri.substr(std::string("kafka://").size()),
+        config_.log.kafka_topic, "runlog.commands", "runlog.replies", "runlog.commands.dlq",
+        config_.log.kafka_config, std::chrono::seconds(30), config_.cluster.session_timeout});
+    if (auto s = commands_->Start(); !s) {
+      std::fprintf(stderr, "runlogd: no commands from Kafka: %s\n", s.error().message.c_str());
+      commands_.reset();
+    }
   }
   return {};
 }
@@ -300,6 +313,7 @@ events::Payload Application::ClusterState() {
 void Application::Stop() {
   stopping_.store(true);
   if (admin_thread_.joinable()) admin_thread_.join();
+  if (commands_) commands_->Stop();  // a message in hand is answered first
   // Partitions go to the other nodes first; calls for them are forwarded
   // there while this node drains.
   if (cluster_) cluster_->Stop();
@@ -317,6 +331,7 @@ void Application::Stop() {
   if (projector_) projector_->Stop();
   started_ = false;
   http_.reset();
+  commands_.reset();
   forwarder_.reset();
   cluster_.reset();
   dispatcher_.reset();

@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "api/forwarder.h"
 #include "api/http_server.h"
+#include "api/kafka_commands.h"
 #include "api/metrics.h"
 #include "api/retention.h"
 #include "api/streams.h"
@@ -82,6 +83,9 @@ struct Config {
     std::chrono::milliseconds heartbeat{1000};
     std::string nodes_topic = "runlog.nodes";
   } cluster;
+  // On Kafka: take creates and cancels from the runlog.commands topic
+  // (api/kafka_commands.h), if it exists.
+  bool kafka_commands = true;
 };
 
 class Application {
@@ -139,6 +143,7 @@ class Application {
   std::unique_ptr<api::Forwarder> forwarder_;
   api::ClusterDeps cluster_deps_;
   std::unique_ptr<events::KafkaCluster> cluster_;
+  std::unique_ptr<api::KafkaCommands> commands_;
   std::thread admin_thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> admin_known_{false};  // cluster mode: the shared admin key is on the log

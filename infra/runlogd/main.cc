@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
   cli.add_option("--heartbeat-ms", heartbeat_ms, "how often a node renews its ownership lease")
       ->check(CLI::Range(int64_t{100}, int64_t{60'000}))
       ->capture_default_str();
+  cli.add_flag("!--no-kafka-commands", config.kafka_commands,
+               "on Kafka, do not take creates and cancels from the runlog.commands topic");
   cli.add_flag("--no-register", no_register, "turn off POST /v1/keys/register");
   cli.add_option("--http-threads", http_threads, "HTTP worker threads")
       ->check(CLI::Range(1, 64))

@@ -12,9 +12,11 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "events/codec.h"
@@ -519,6 +521,72 @@ TEST(Cluster, AFreshNodeJoinsTakesPartitionsAndLeavesWithoutFailingARequest) {
   const auto log = ReadTopic(cluster.bootstrap());
   ExpectExactlyOnce(log, acked);
   ExpectViewsConverge(cluster, log);
+}
+
+// Runs `command` in a shell; its stdout.
+std::string Shell(const std::string& command) {
+  Process sh({"/bin/sh", "-c", command});
+  std::string out;
+  while (auto line = sh.ReadStdoutLine(20s)) out += *line + "\n";
+  sh.Wait();
+  return out;
+}
+
+// Other systems integrate through Kafka alone: kcat (Debian's) reads the log
+// with its headers, and creates produced to runlog.commands come back on
+// runlog.replies; one key makes one task, and a bad message is dead-lettered.
+TEST(Cluster, OtherSystemsReadTheLogAndSendCommandsThroughKafka) {
+  ASSERT_EQ(std::system("command -v kcat > /dev/null"), 0) << "kcat (infra/setup.sh installs it)";
+  Cluster cluster;
+  StartThree(cluster);
+  const std::string kcat = "kcat -b " + cluster.bootstrap();
+  const std::string create =
+      R"({"tenant_id":"acct_admin","command":"create","task":{"type":"from_kafka","input":{"n":1}},"correlation_id":"CID"})";
+  for (const char* cid : {"first", "second"}) {
+    std::string message = create;
+    message.replace(message.find("CID"), 3, cid);
+    Shell("printf '%s\\n' '" + message + "' | " + kcat + " -t runlog.commands -P -k order-1");
+  }
+  Shell("printf 'not json\\n' | " + kcat + " -t runlog.commands -P -k bad-1");
+
+  std::string replies;
+  for (auto give_up = Clock::now() + 60s; Clock::now() < give_up;) {
+    replies = Shell(kcat + " -t runlog.replies -C -e -q -f '%k %s\\n'");
+    if (std::count(replies.begin(), replies.end(), '\n') >= 2) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  std::map<std::string, std::string> task_of;  // correlation id -> task id
+  std::istringstream lines(replies);
+  for (std::string line; std::getline(lines, line);) {
+    rapidjson::Document reply;
+    reply.Parse(line.substr(line.find(' ') + 1).c_str());
+    ASSERT_TRUE(reply.IsObject()) << line;
+    EXPECT_LT(reply["status"].GetInt(), 300) << line;
+    task_of[reply["correlation_id"].GetString()] = reply["body"]["id"].GetString();
+  }
+  ASSERT_EQ(task_of.size(), 2u) << replies;
+  EXPECT_EQ(task_of["first"], task_of["second"]) << "one idempotency key, one task";
+  const std::string dlq = Shell(kcat + " -t runlog.commands.dlq -C -e -q -f '%k %s\\n'");
+  EXPECT_NE(dlq.find(R"(bad-1 {"reason":"the value is not a JSON object")"), std::string::npos)
+      << dlq;
+
+  // The log, as kcat shows it: the routing headers and the event's JSON.
+  const std::string log = Shell(
+      kcat + " -t runlog.events -C -e -q -X isolation.level=read_committed" + " -f '%k|%h|%s\\n'");
+  int created = 0;
+  std::istringstream records(log);
+  for (std::string line; std::getline(records, line);) {
+    if (!line.starts_with(task_of["first"] + "|")) continue;
+    EXPECT_NE(line.find("runlog-type=task."), std::string::npos) << line;
+    EXPECT_NE(line.find("runlog-tenant=acct_admin"), std::string::npos) << line;
+    EXPECT_NE(line.find("runlog-node="), std::string::npos) << line;
+    rapidjson::Document event;
+    event.Parse(line.substr(line.rfind('|') + 1).c_str());
+    ASSERT_TRUE(event.IsObject()) << line;
+    EXPECT_EQ(event["aggregate_id"].GetString(), task_of["first"]);
+    created += std::string(event["type"].GetString()) == "task.created";
+  }
+  EXPECT_EQ(created, 1) << log;
 }
 
 }  // namespace

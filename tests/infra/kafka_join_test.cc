@@ -26,7 +26,8 @@ using runlog::testing::Process;
 using runlog::testing::TempDir;
 
 constexpr char kAdminKey[] = "rl_test_kafka_join_admin";
-constexpr uint32_t kPartitions = 4;
+// 8, not 4: the mock keeps at most 5 MiB a partition, and records are JSON on Kafka.
+constexpr uint32_t kPartitions = 8;
 // Each task is three events (created, planned, queued): 50,001 in all.
 constexpr int kTasks = 16'667;
 
