@@ -491,6 +491,22 @@ void Api::AfterOwnWrites(Exchange& x, std::optional<uint32_t> partition, const s
   for (uint32_t p = 0; p < ends.size(); ++p) {
     if (!partition || *partition == p) ends[p] = deps_.tasks->AckedEnd(p);
   }
+  // Positions another node's answers gave ("P:OFFSET[,P:OFFSET…]", X-Runlog-Position).
+  for (size_t at = 0; at < x.call.position.size();) {
+    const size_t comma = std::min(x.call.position.find(',', at), x.call.position.size());
+    const std::string one = x.call.position.substr(at, comma - at);
+    const size_t colon = one.find(':');
+    uint32_t p = 0;
+    uint64_t offset = 0;
+    if (colon != std::string::npos &&
+        std::from_chars(one.data(), one.data() + colon, p).ec == std::errc() &&
+        std::from_chars(one.data() + colon + 1, one.data() + one.size(), offset).ec ==
+            std::errc() &&
+        p < ends.size()) {
+      ends[p] = std::max(ends[p], offset);
+    }
+    at = comma + 1;
+  }
   deps_.projector->WhenApplied(
       std::move(ends), options_.read_your_writes_timeout,
       [x = x.shared_from_this(), id, read = std::move(read)](bool applied) {

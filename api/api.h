@@ -58,6 +58,9 @@ struct Call {
   std::optional<KeyRecord> principal;
   // Sent by another node of the cluster (X-Runlog-Forwarded): never forwarded again.
   bool forwarded = false;
+  // X-Runlog-Position: where a write this client made went ("P:OFFSET,…");
+  // a read waits until the views hold it.
+  std::string position;
 };
 
 // An answer written over time (server-sent events) once its headers are out.

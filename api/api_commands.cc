@@ -614,6 +614,8 @@ void Api::AnswerCommand(std::shared_ptr<Exchange> x, Result<services::CommandRes
 }
 
 services::PrepareCallback Api::AnswerPrepare(std::shared_ptr<Exchange> x, std::string kind) {
+  // In a cluster the answer carries the write's position, known only once it is durable.
+  if (deps_.cluster != nullptr) return nullptr;
   return [this, x, kind](const events::Task& t, bool replayed) {
     AnswerSuccess(*x, t, replayed, kind, true);
   };
@@ -656,6 +658,13 @@ void Api::AnswerSuccess(Exchange& x, const events::Task& t, bool replayed, const
     }
   }
   if (replayed) headers.emplace_back("Idempotent-Replayed", "true");
+  if (deps_.cluster != nullptr) {
+    // Read-your-writes on any node: a read that sends this back waits until
+    // that node's views hold the write (AfterOwnWrites).
+    const uint32_t p = deps_.tasks->PartitionOf(t.id);
+    headers.emplace_back("X-Runlog-Position",
+                         std::to_string(p) + ":" + std::to_string(deps_.tasks->AckedEnd(p)));
+  }
   if (prepare_only) return x.Prepare(status, std::move(body), contract, headers);
   x.Send(status, std::move(body), contract, headers);
 }

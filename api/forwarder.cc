@@ -153,6 +153,7 @@ void Forwarder::Work() {
     add("Content-Type", job.call.content_type);
     add("Idempotency-Key", job.call.idempotency_key);
     add("Last-Event-ID", job.call.last_event_id);
+    add("X-Runlog-Position", job.call.position);
     for (const auto& [name, value] : job.call.headers) add(name, value);
     add("X-Runlog-Forwarded", "1");
     if (job.call.principal) {

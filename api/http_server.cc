@@ -282,6 +282,7 @@ class Handler final : public Pistache::Http::Handler {
     call.idempotency_key = RawHeader(request, "Idempotency-Key");
     call.last_event_id = RawHeader(request, "Last-Event-ID");
     call.forwarded = !RawHeader(request, "X-Runlog-Forwarded").empty();
+    call.position = RawHeader(request, "X-Runlog-Position");
     if (call.forwarded) {  // a call runlog made itself, acting as a principal (Api::Route checks
                            // it)
       for (const char* name : {"x-runlog-principal", "x-runlog-principal-signature"}) {

@@ -240,6 +240,10 @@ void Triggers::Tick() {
       cursor_[t.tenant_id + '\0' + t.trigger_id] = now;
       continue;
     }
+    if (options_.owns && !options_.owns(options_.writers->PartitionOf(
+                             services::HookStore::TriggerAggregate(t.tenant_id, t.trigger_id)))) {
+      continue;  // its partition's writer fires it, catching up from the views when it moves
+    }
     const std::string key = t.tenant_id + '\0' + t.trigger_id;
     // Parsed once per trigger, not at every tick.
     auto parsed = schedules_.find(key);

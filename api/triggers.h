@@ -53,6 +53,9 @@ class Triggers {
     services::ContentStore* content = nullptr;
     infra::Clock* clock = nullptr;
     std::chrono::milliseconds tick{200};
+    // Cluster mode: whether this node writes `partition`; a schedule fires
+    // only on the node that writes its trigger's partition. Null: all.
+    std::function<bool(uint32_t partition)> owns;
   };
   explicit Triggers(Options options) : options_(std::move(options)) {}
   ~Triggers() { Stop(); }

@@ -84,7 +84,10 @@ class KafkaLog::TxnWriter {
     std::string err;
     const std::string id = "runlog-writer-" + log_.topic_ + "-p" + std::to_string(partition_);
     if (!Set(*conf, "transactional.id", id, &err) || !Set(*conf, "acks", "all", &err) ||
-        !Set(*conf, "linger.ms", "0", &err) ||
+        // commit_transaction flushes at once, so lingering costs nothing, and
+        // a transaction's records leave as one batch: readers get a whole
+        // transaction per fetch, not one record.
+        !Set(*conf, "linger.ms", "1000", &err) ||
         !Set(*conf, "transaction.timeout.ms",
              std::to_string(std::max<int64_t>(1000, log_.append_timeout_.count())), &err) ||
         conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&reports_), err) !=
@@ -563,7 +566,8 @@ Status KafkaLog::EnsureConsumer(Reader* r) {
       !Set(*conf, "enable.auto.commit", "false", &err) ||
       !Set(*conf, "enable.partition.eof", "true", &err) ||
       !Set(*conf, "auto.offset.reset", "error", &err) ||
-      !Set(*conf, "fetch.wait.max.ms", "10", &err)) {
+      !Set(*conf, "fetch.wait.max.ms", "10", &err) ||
+      !Set(*conf, "fetch.error.backoff.ms", "10", &err)) {
     return Fail(codes::kInternal, "librdkafka refused consumer config: " + err);
   }
   r->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -594,14 +598,24 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
     }
     r.position = static_cast<int64_t>(from);
   }
+  // A tail that reached the end takes what is already fetched and stops: the
+  // fetcher queues an end-of-partition between small batches, and stopping
+  // at each would take one batch per call.
+  bool draining = false;
   while (out.size() < max_records && static_cast<uint64_t>(r.position) < stop_at) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) break;
+    if (!draining && left.count() <= 0) break;
     std::unique_ptr<RdKafka::Message> m(
-        r.consumer->consume(static_cast<int>(std::min<int64_t>(left.count(), 100))));
-    if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
+        r.consumer->consume(draining ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 100))));
+    if (m->err() == RdKafka::ERR__TIMED_OUT) {
+      if (draining) break;
+      continue;
+    }
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
-      if (tail && !out.empty()) break;
+      if (tail && !out.empty()) {
+        draining = true;
+        continue;
+      }
       // Offsets may skip (transaction markers, aborted records), so the end
       // can come before `stop_at`. An end met before any record may be one
       // left from the last call: records soon after it say it was.

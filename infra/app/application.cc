@@ -128,7 +128,10 @@ Status Application::Start() {
                    streams_.get(), nullptr, cluster ? &cluster_deps_ : nullptr},
       config_.api);
   triggers_ = std::make_unique<api::Triggers>(api::Triggers::Options{
-      api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_});
+      api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_,
+      std::chrono::milliseconds(200),
+      cluster ? std::function<bool(uint32_t)>([this](uint32_t p) { return tasks_->owns(p); })
+              : nullptr});
   api_->SetTriggers(triggers_.get());
   triggers_->Start();
   retention_ = std::make_unique<api::Retention>(

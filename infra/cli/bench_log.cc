@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "events/event_log.h"
+#include "events/kafka_log.h"
 #include "events/kafka_mock.h"
 #include "events/partitioner.h"
 #include "infra/cli/commands.h"
@@ -37,6 +38,9 @@ struct BenchLogOptions {
   std::string data;
   std::string brokers;  // empty: an in-process mock cluster
   uint32_t partitions = 8;
+  // Kafka: one idempotent producer for all partitions (--single-node), or a
+  // transactional producer per partition, as a cluster node writes.
+  std::string kafka_writes = "idempotent";
 };
 
 // Serial 512-byte append + fdatasync in `dir` for `seconds`; returns ops/s.
@@ -170,11 +174,21 @@ int RunBenchLog(const BenchLogOptions& o) {
       brokers = mock->bootstraps();
     }
     log_options.uri = "kafka://" + brokers;
+    log_options.kafka_transactional = o.kafka_writes == "transactional";
   }
   auto log = events::OpenEventLog(log_options);
   if (!log) {
     std::fprintf(stderr, "runlog bench-log: %s\n", log.error().message.c_str());
     return 1;
+  }
+  if (log_options.kafka_transactional) {
+    auto* kafka = dynamic_cast<events::KafkaLog*>(log->get());
+    for (uint32_t p = 0; kafka != nullptr && p < o.partitions; ++p) {
+      if (auto s = kafka->OpenWriter(p); !s) {
+        std::fprintf(stderr, "runlog bench-log: %s\n", s.error().message.c_str());
+        return 1;
+      }
+    }
   }
   // Warm up every partition (the Kafka mock needs ~1 s before a topic serves).
   for (uint32_t p = 0, n = 0; p < o.partitions; ++n) {
@@ -203,20 +217,22 @@ int RunBenchLog(const BenchLogOptions& o) {
   mock.reset();
   if (own_dir) std::filesystem::remove_all(dir);
 
-  const char* fmt = o.json
-                        ? "{\"backend\":\"%s\",\"mode\":\"%s\",\"appenders\":%d,\"seconds\":%.2f,"
-                          "\"record_bytes\":%d,\"partitions\":%u,\"appends\":%zu,"
-                          "\"appends_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                          "\"max_ms\":%.3f,\"errors\":%llu,\"fdatasync_per_s\":%.1f,"
-                          "\"ratio_to_fdatasync\":%.2f}\n"
-                        : "backend %s  mode %s  appenders %d  seconds %.2f  record_bytes %d  "
-                          "partitions %u\nappends %zu  appends/s %.1f  p50 %.3f ms  "
-                          "p99 %.3f ms  max %.3f ms  errors %llu\nfdatasync/s %.1f  "
-                          "ratio %.2f\n";
-  std::printf(fmt, o.backend.c_str(), o.mode.c_str(), o.appenders, elapsed, o.record_bytes,
-              o.partitions, all.size(), rate, Percentile(all, 0.5), Percentile(all, 0.99),
-              all.empty() ? 0.0 : all.back(), static_cast<unsigned long long>(errors.load()),
-              fdatasync_per_s, fdatasync_per_s > 0 ? rate / fdatasync_per_s : 0.0);
+  const char* fmt = o.json ? "{\"backend\":\"%s\",\"kafka_writes\":\"%s\",\"mode\":\"%s\","
+                             "\"appenders\":%d,\"seconds\":%.2f,"
+                             "\"record_bytes\":%d,\"partitions\":%u,\"appends\":%zu,"
+                             "\"appends_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+                             "\"max_ms\":%.3f,\"errors\":%llu,\"fdatasync_per_s\":%.1f,"
+                             "\"ratio_to_fdatasync\":%.2f}\n"
+                           : "backend %s  kafka_writes %s  mode %s  appenders %d  seconds %.2f  "
+                             "record_bytes %d  "
+                             "partitions %u\nappends %zu  appends/s %.1f  p50 %.3f ms  "
+                             "p99 %.3f ms  max %.3f ms  errors %llu\nfdatasync/s %.1f  "
+                             "ratio %.2f\n";
+  std::printf(fmt, o.backend.c_str(), o.backend == "kafka" ? o.kafka_writes.c_str() : "-",
+              o.mode.c_str(), o.appenders, elapsed, o.record_bytes, o.partitions, all.size(), rate,
+              Percentile(all, 0.5), Percentile(all, 0.99), all.empty() ? 0.0 : all.back(),
+              static_cast<unsigned long long>(errors.load()), fdatasync_per_s,
+              fdatasync_per_s > 0 ? rate / fdatasync_per_s : 0.0);
   return errors.load() == 0 ? 0 : 1;
 }
 
@@ -236,6 +252,10 @@ Runner AddBenchLog(CLI::App& app) {
   sub->add_option("--partitions", o->partitions, "log partitions")->capture_default_str();
   sub->add_option("--data", o->data, "directory for the log (default: a temporary one in ./data)");
   sub->add_option("--brokers", o->brokers, "Kafka bootstrap (default: in-process mock cluster)");
+  sub->add_option("--kafka-writes", o->kafka_writes,
+                  "idempotent (one producer) or transactional (one per partition, as a cluster)")
+      ->check(CLI::IsMember({"idempotent", "transactional"}))
+      ->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object");
   return [o] { return RunBenchLog(*o); };
 }

@@ -139,6 +139,76 @@ TEST(KafkaLog, MissingTopicIsAClearError) {
   EXPECT_NE(log.error().message.find("does not exist"), std::string::npos) << log.error().message;
 }
 
+// Cluster mode's writes: a partition is written only through the writer
+// opened for it, and only while the write gate (the node's ownership lease)
+// holds, asked before the transaction and again after it commits.
+TEST(KafkaLog, ATransactionalWriterAppendsOnlyWhileItsGateHolds) {
+  auto cluster = MockKafkaCluster::Start(1);
+  ASSERT_TRUE(cluster.has_value());
+  LogOptions options;
+  options.partitions = 2;
+  ASSERT_TRUE((*cluster)->CreateTopic(options.kafka_topic, 2, 1).has_value());
+  options.uri = "kafka://" + (*cluster)->bootstraps();
+  options.kafka_transactional = true;
+  options.node_id = "n1";
+  auto opened = OpenEventLog(options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  auto* log = dynamic_cast<KafkaLog*>(opened->get());
+  ASSERT_NE(log, nullptr);
+  const uint32_t p = PartitionFor("a", 2);
+  std::atomic<bool> owner{true};
+  log->SetWriteGate([&](uint32_t q) { return q == p && owner.load(); });
+  const auto event = [](int n) { return std::vector<Event>{runlog::testing::TestEvent("a", n)}; };
+  auto unopened = log->Append(p, event(1));
+  ASSERT_FALSE(unopened.has_value());
+  EXPECT_EQ(unopened.error().code, codes::kNotOwner);
+  ASSERT_TRUE(log->OpenWriter(p).has_value());
+  EXPECT_TRUE(log->writer_open(p));
+  auto first = log->Append(p, event(1));
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  owner.store(false);  // the lease lapsed: nothing more is written
+  auto refused = log->Append(p, event(2));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kNotOwner);
+  owner.store(true);
+  auto second = log->Append(p, event(2));
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  auto records = log->Read(p, 0, 10);
+  ASSERT_TRUE(records.has_value()) << records.error().ToString();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].event.sequence, 1u);
+  EXPECT_EQ((*records)[1].event.sequence, 2u);
+  log->CloseWriter(p);
+  EXPECT_EQ(log->Append(p, event(3)).error().code, codes::kNotOwner);
+}
+
+TEST(KafkaLog, ATopicThatCouldDeleteEventsIsNamedWithTheFix) {
+  using Config = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(KafkaLog::DeletesRecords(Config{
+                {"cleanup.policy", "delete"}, {"retention.ms", "-1"}, {"retention.bytes", "-1"}}),
+            "");
+  EXPECT_NE(
+      KafkaLog::DeletesRecords(Config{{"retention.ms", "604800000"}}).find("set retention.ms=-1"),
+      std::string::npos);
+  EXPECT_NE(KafkaLog::DeletesRecords(Config{{"retention.bytes", "1073741824"}})
+                .find("set retention.bytes=-1"),
+            std::string::npos);
+  EXPECT_NE(KafkaLog::DeletesRecords(Config{{"cleanup.policy", "compact,delete"}})
+                .find("set cleanup.policy=delete"),
+            std::string::npos);
+}
+
+TEST(KafkaLog, ABadKafkaConfigPropertyIsRefusedByName) {
+  LogOptions options;
+  options.uri = "kafka://127.0.0.1:1";
+  options.kafka_config = {{"no.such.property", "1"}};
+  auto log = OpenEventLog(options);
+  ASSERT_FALSE(log.has_value());
+  EXPECT_EQ(log.error().code, codes::kInvalidArgument);
+  EXPECT_NE(log.error().message.find("--kafka-config no.such.property"), std::string::npos)
+      << log.error().message;
+}
+
 TEST(KafkaLog, BadUriIsRefused) {
   LogOptions options;
   options.uri = "kafka://";

@@ -80,6 +80,9 @@ TEST(Runlogd, BadConfigurationExitsTwoWithOneLine) {
       {{"--listen", "127.0.0.1:99999"}, "--listen port must be 0-65535"},
       {{"--data", dir / "file"}, "cannot create data directory"},
       {{"--log", "kafka://127.0.0.1:1"}, "cannot reach Kafka brokers at 127.0.0.1:1"},
+      {{"--log", "kafka://127.0.0.1:1", "--kafka-config", "no.such.property=1"},
+       "--kafka-config no.such.property"},
+      {{"--kafka-config", "novalue"}, "--kafka-config takes KEY=VALUE"},
       {{"--log", "mysql://x"}, "unknown log 'mysql://x'"},
       {{"--partitions", "0"}, "partitions must be between 1 and 4096"},
   };

@@ -363,6 +363,24 @@ TEST(Cluster, ThreeNodesShareTheWorkAndTheirViewsEqualTheLog) {
   EXPECT_EQ(acked.created.size(), 240u);
   EXPECT_GT(acked.completed.size(), 0u);
 
+  // Read-your-writes across nodes: a write's answer gives its position, and
+  // a read elsewhere that sends it back sees the write.
+  for (int i = 0; i < 30; ++i) {
+    HttpClient writer(urls[i % 3]), reader(urls[(i + 1) % 3]);
+    writer.SetKey(kAdminKey);
+    reader.SetKey(kAdminKey);
+    auto created = PostRetrying(writer, "/v1/tasks", R"({"type":"ryw","input":{}})",
+                                {"Idempotency-Key: ryw-" + std::to_string(i)});
+    ASSERT_EQ(created.status, 201) << created.body;
+    const std::string position = created.headers["x-runlog-position"];
+    ASSERT_FALSE(position.empty());
+    auto read = reader.Do("GET", "/v1/tasks/" + created.Str("id"), nullptr,
+                          {"X-Runlog-Position: " + position});
+    EXPECT_EQ(read.status, 200) << read.body << " position " << position << " "
+                                << reader.Get("/v1/cluster").body;
+    EXPECT_EQ(read.Str("status"), "queued") << read.body;
+  }
+
   const auto log = ReadTopic(cluster.bootstrap());
   ExpectExactlyOnce(log, acked);
   // Each partition was written by the node that owns it.
