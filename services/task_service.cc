@@ -285,6 +285,14 @@ void TaskService::Create(CreateTask command, CommandCallback done, PrepareCallba
     command.task_id = command.idempotency_key.empty()
                           ? options_.ids->NextSortable("task_")
                           : TaskIdFor(command.caller.tenant_id, command.idempotency_key);
+    // A task without a key may live anywhere: in a cluster, on a partition
+    // this node writes (a node that writes none forwards the create, and the
+    // owner picks).
+    for (int tries = 0; options_.cluster && command.idempotency_key.empty() && tries < 256 &&
+                        !owns(PartitionOf(command.task_id));
+         ++tries) {
+      command.task_id = options_.ids->NextSortable("task_");
+    }
   }
   const uint32_t p = PartitionOf(command.task_id);
   auto w = Writer(p);
