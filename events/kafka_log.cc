@@ -303,7 +303,7 @@ Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
   rd_kafka_t* rk = producer_->c_ptr();
   // No controller: brokers that cannot describe configs (librdkafka's mock
   // cluster among them). Said, not refused.
-  timeout = std::min(timeout, std::chrono::milliseconds(3000));
+  timeout = std::min(timeout, std::chrono::milliseconds(1500));  // real brokers answer in ms
   if (rd_kafka_controllerid(rk, static_cast<int>(timeout.count())) < 0) {
     std::fprintf(stderr,
                  "runlog: the brokers name no controller, so the config of topic %s is not "

@@ -402,6 +402,24 @@ void PartitionWriter::Stop(bool moving) {
   appender_.Stop();
 }
 
+void PartitionWriter::WithdrawQuotas() {
+  if (options_.quotas == nullptr) return;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, task] : tasks_) {
+    if (task.status != TaskStatus::kRunning || task.lease.lease_id.empty()) continue;
+    if (!task.lease.key_id.empty()) options_.quotas->Release(task.tenant_id, task.lease.worker_id);
+    if (task.lease.key_id.empty() || !task.concurrency_key.empty()) {
+      options_.quotas->EndRun(task.tenant_id, task.lease.key_id.empty(), task.concurrency_key);
+    }
+  }
+  for (const auto& [tenant, slots] : counted_) {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      options_.quotas->Add(tenant, static_cast<Quotas::Counter>(i), slots[i].start,
+                           -slots[i].count);
+    }
+  }
+}
+
 void PartitionWriter::Submit(Command command, CommandCallback done, PrepareCallback prepare) {
   Run(&command, &done, &prepare);
 }

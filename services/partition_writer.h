@@ -90,6 +90,11 @@ class PartitionWriter {
   // answered. `moving`: the partition goes to another node, and the refusals
   // say NOT_OWNER (retryable) rather than that the server stops.
   void Stop(bool moving = false);
+  // Takes this partition's share out of the shared quotas (its counts, its
+  // running tasks' worker holds and runs), as FinishRecovery put it in and
+  // commands since kept it: the partition goes to another node (cluster
+  // mode). After Stop.
+  void WithdrawQuotas();
 
   // `prepare` (optional) renders the answer early: see PrepareCallback.
   void Submit(Command command, CommandCallback done, PrepareCallback prepare = nullptr);

@@ -77,6 +77,7 @@ Status TaskService::Recover(const std::function<void(const events::Event&)>& oth
     for (uint32_t p = 0; p < partitions_; ++p) {
       auto w = writers_[p].exchange(nullptr);
       w->Stop(true);
+      w->WithdrawQuotas();   // Acquire counts what this node writes
       (void)Checkpoint(*w);  // the next Acquire or start reads less
     }
   }
@@ -148,6 +149,7 @@ void TaskService::Release(uint32_t p) {
   auto w = writers_[p].exchange(nullptr);
   if (w == nullptr) return;
   w->Stop(true);
+  w->WithdrawQuotas();
   (void)Checkpoint(*w);
 }
 

@@ -336,6 +336,16 @@ void StartThree(Cluster& cluster) {
     HttpClient client(cluster.node(i).url);
     ASSERT_TRUE(runlog::testing::WaitReady(client, 40s)) << client.Get("/readyz").body;
   }
+  // Ready means every partition has a writer; a node that joined last may
+  // still wait for its share: the tests start once each node writes some.
+  std::set<std::string> all;
+  for (size_t i = 0; i < 3; ++i) all.insert(Cluster::Address(cluster.node(i)));
+  for (auto give_up = Clock::now() + 60s; Clock::now() < give_up;) {
+    auto owners = cluster.Owners(0);
+    if (std::set<std::string>(owners.begin(), owners.end()) == all) return;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL() << "the three nodes did not each get a partition";
 }
 
 TEST(Cluster, ThreeNodesShareTheWorkAndTheirViewsEqualTheLog) {
@@ -535,7 +545,20 @@ TEST(Cluster, AFreshNodeJoinsTakesPartitionsAndLeavesWithoutFailingARequest) {
     if (!owns) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(owns);
-  // And leaves on SIGTERM, handing them back.
+  done.store(true);
+  load.join();
+  // Its views, built from an empty directory (a rebuild), equal the log and
+  // the others'.
+  ExpectViewsConverge(cluster, ReadTopic(cluster.bootstrap()));
+
+  // And it leaves on SIGTERM under load, handing its partitions back.
+  done.store(false);
+  std::thread load_again([&] {
+    for (int round = 0; !done.load() && round < 50; ++round) {
+      Load(three, "s" + std::to_string(round), 30, 20s, &acked);
+    }
+  });
+  std::this_thread::sleep_for(1s);
   cluster.node(d).process->Signal(SIGTERM);
   EXPECT_EQ(cluster.node(d).process->Wait(), 0);
   cluster.node(d).process.reset();
@@ -543,7 +566,7 @@ TEST(Cluster, AFreshNodeJoinsTakesPartitionsAndLeavesWithoutFailingARequest) {
   for (size_t i = 0; i < 3; ++i) alive.insert(Cluster::Address(cluster.node(i)));
   EXPECT_TRUE(cluster.WaitOwnedBy(0, alive, 30s).has_value());
   done.store(true);
-  load.join();
+  load_again.join();
   EXPECT_TRUE(acked.failures.empty()) << acked.failures.front();
   const auto log = ReadTopic(cluster.bootstrap());
   ExpectExactlyOnce(log, acked);

@@ -461,5 +461,48 @@ TEST_F(TaskServiceTest, PreparedAnswersSeeTheWholeTaskOnceAndGiveWayToAFailedApp
   service_.reset();                // before `refusing` goes away
 }
 
+// Cluster mode: a node writes only the partitions it acquired; the others'
+// commands answer NOT_OWNER (with the partition, for forwarding), and a
+// partition's share of the quotas leaves with it and comes back once.
+TEST_F(TaskServiceTest, AClusterNodeWritesOnlyWhatItAcquiredAndItsQuotasMoveWithIt) {
+  service_.reset();
+  TaskService::Options options{log_.get(), &clock_, &ids_};
+  options.cluster = true;
+  service_ = std::make_unique<TaskService>(options);
+  ASSERT_TRUE(service_->Recover(nullptr).has_value());
+  service_->Start();
+  const std::string id = TaskService::TaskIdFor("acct_a", "k1");
+  const uint32_t p = service_->PartitionOf(id);
+  for (uint32_t q = 0; q < 4; ++q) EXPECT_FALSE(service_->owns(q));
+  auto refused = Create("t", "acct_a", 1, "k1");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, codes::kNotOwner);
+  EXPECT_EQ(refused.error().details, R"({"partition":)" + std::to_string(p) + "}");
+
+  ASSERT_TRUE(service_->Acquire(p).has_value());
+  EXPECT_TRUE(service_->owns(p));
+  ASSERT_TRUE(Create("t", "acct_a", 1, "k1").has_value());
+  auto claimed = Claim({"t"});
+  ASSERT_TRUE(claimed.has_value() && !claimed->empty);
+  const int64_t now = clock_.NowMillis();
+  EXPECT_EQ(service_->quotas().Count("acct_a", Quotas::kTasksPerMonth, now), 1);
+  EXPECT_EQ(service_->quotas().WorkersInUse("acct_a"), 1);
+
+  service_->Release(p);
+  EXPECT_FALSE(service_->owns(p));
+  EXPECT_EQ(service_->quotas().Count("acct_a", Quotas::kTasksPerMonth, now), 0);
+  EXPECT_EQ(service_->quotas().WorkersInUse("acct_a"), 0);
+  auto moved = Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(*claimed)});
+  ASSERT_FALSE(moved.has_value());
+  EXPECT_EQ(moved.error().code, codes::kNotOwner);
+
+  // Taken again (from the log): the task, its lease and its counts, once.
+  ASSERT_TRUE(service_->Acquire(p).has_value());
+  EXPECT_EQ(service_->quotas().Count("acct_a", Quotas::kTasksPerMonth, now), 1);
+  EXPECT_EQ(service_->quotas().WorkersInUse("acct_a"), 1);
+  auto beat = Send(Heartbeat{{"acct_a", "key_acct_a"}, Ref(*claimed)});
+  EXPECT_TRUE(beat.has_value()) << beat.error().ToString();
+}
+
 }  // namespace
 }  // namespace runlog::services
