@@ -3,19 +3,14 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include "events/canonical_json.h"
+#include "events/kafka_log.h"
 #include "infra/base/json.h"
 
 namespace runlog::api {
 namespace {
 
 std::unique_ptr<RdKafka::Conf> ConfFor(const KafkaCommands::Options& o) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  std::string err;
-  conf->set("bootstrap.servers", o.brokers, err);
-  conf->set("client.id", "runlog-commands", err);
-  conf->set("log_level", "3", err);
-  for (const auto& [key, value] : o.kafka_config) conf->set(key, value, err);
-  return conf;
+  return events::KafkaClientConf(o.brokers, "runlog-commands", o.kafka_config);
 }
 
 std::string Quoted(const std::string& s) {
@@ -36,15 +31,7 @@ Status KafkaCommands::Start() {
   producer_conf->set("enable.idempotence", "true", err);
   producer_.reset(RdKafka::Producer::create(producer_conf.get(), err));
   if (!producer_) return Fail(codes::kUnavailable, "cannot create the replies producer: " + err);
-  RdKafka::Metadata* raw = nullptr;
-  std::unique_ptr<RdKafka::Topic> topic(
-      RdKafka::Topic::create(producer_.get(), options_.commands_topic, nullptr, err));
-  const bool exists =
-      producer_->metadata(false, topic.get(), &raw, 10'000) == RdKafka::ERR_NO_ERROR &&
-      raw != nullptr && !raw->topics()->empty() &&
-      raw->topics()->front()->err() == RdKafka::ERR_NO_ERROR;
-  delete raw;
-  if (!exists) {
+  if (!events::KafkaTopicExists(*producer_, options_.commands_topic)) {
     return Fail(codes::kNotFound, "Kafka topic " + options_.commands_topic + " does not exist");
   }
   auto conf = ConfFor(options_);

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include "events/canonical_json.h"
+#include "events/kafka_log.h"
 #include "infra/base/json.h"
 
 namespace runlog::events {
@@ -78,13 +79,7 @@ KafkaCluster::~KafkaCluster() { Stop(); }
 
 Status KafkaCluster::Start() {
   auto conf = [&] {
-    std::unique_ptr<RdKafka::Conf> c(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    c->set("bootstrap.servers", options_.brokers, err);
-    c->set("client.id", "runlog-" + options_.node_id, err);
-    c->set("log_level", "3", err);
-    for (const auto& [key, value] : options_.kafka_config) c->set(key, value, err);
-    return c;
+    return KafkaClientConf(options_.brokers, "runlog-" + options_.node_id, options_.kafka_config);
   };
   std::string err;
   auto ok = [&](RdKafka::Conf& c, const char* key, const std::string& value) {
@@ -110,19 +105,12 @@ Status KafkaCluster::Start() {
   if (!ok(*announcer, "linger.ms", "0")) return Fail(codes::kInvalidArgument, err);
   announcer_.reset(RdKafka::Producer::create(announcer.get(), err));
   if (!announcer_) return Fail(codes::kUnavailable, "cannot create the announcer: " + err);
-  RdKafka::Metadata* raw = nullptr;
-  std::unique_ptr<RdKafka::Topic> nodes_topic(
-      RdKafka::Topic::create(announcer_.get(), options_.nodes_topic, nullptr, err));
-  if (announcer_->metadata(false, nodes_topic.get(), &raw, 10'000) != RdKafka::ERR_NO_ERROR ||
-      raw == nullptr || raw->topics()->empty() ||
-      raw->topics()->front()->err() != RdKafka::ERR_NO_ERROR) {
-    delete raw;
+  if (!KafkaTopicExists(*announcer_, options_.nodes_topic)) {
     return Fail(codes::kFailedPrecondition,
                 "Kafka topic " + options_.nodes_topic +
                     " does not exist; create it (1 partition, cleanup.policy=compact; "
                     "docs/kafka.md)");
   }
-  delete raw;
 
   auto directory = conf();
   if (!ok(*directory, "group.id", "runlog-directory") ||

@@ -61,14 +61,32 @@ RdKafka::Headers* HeadersOf(const Event& e, const std::string& node) {
 
 }  // namespace
 
-std::unique_ptr<RdKafka::Conf> KafkaLog::Conf() const {
+std::unique_ptr<RdKafka::Conf> KafkaClientConf(
+    const std::string& brokers, const std::string& client_id,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;
-  conf->set("bootstrap.servers", brokers_, err);
-  conf->set("client.id", node_id_.empty() ? "runlog" : "runlog-" + node_id_, err);
-  conf->set("log_level", "3", err);  // errors only; failures reach callers as Results
-  for (const auto& [key, value] : extra_config_) conf->set(key, value, err);  // checked at Open
+  conf->set("bootstrap.servers", brokers, err);
+  conf->set("client.id", client_id, err);
+  conf->set("log_level", "3", err);
+  for (const auto& [key, value] : extra) conf->set(key, value, err);  // checked at KafkaLog::Open
   return conf;
+}
+
+bool KafkaTopicExists(RdKafka::Handle& client, const std::string& topic) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> handle(RdKafka::Topic::create(&client, topic, nullptr, err));
+  RdKafka::Metadata* raw = nullptr;
+  const bool asked =
+      handle && client.metadata(false, handle.get(), &raw, 10'000) == RdKafka::ERR_NO_ERROR;
+  std::unique_ptr<RdKafka::Metadata> md(raw);
+  return asked && md && !md->topics()->empty() &&
+         md->topics()->front()->err() == RdKafka::ERR_NO_ERROR;
+}
+
+std::unique_ptr<RdKafka::Conf> KafkaLog::Conf() const {
+  return KafkaClientConf(brokers_, node_id_.empty() ? "runlog" : "runlog-" + node_id_,
+                         extra_config_);
 }
 
 // One partition's transactional producer and the thread that commits its
@@ -469,7 +487,7 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
   if (auto s = ValidateAppend(partition, partitions_, events); !s) return s;
   if (stopping_.load()) return Fail(codes::kUnavailable, "log is closing");
   if (transactional_) {
-    std::lock_guard lock(txn_mu_);
+    std::shared_lock lock(txn_mu_);  // encoding runs beside other partitions' appends
     TxnWriter* writer = txn_writers_[partition].get();
     if (writer == nullptr) {
       return Fail(codes::kNotOwner,
@@ -524,7 +542,7 @@ Status KafkaLog::OpenWriter(uint32_t partition) {
   CloseWriter(partition);
   auto writer = std::make_unique<TxnWriter>(*this, partition);
   if (auto s = writer->Open(); !s) return s;
-  std::lock_guard lock(txn_mu_);
+  std::unique_lock lock(txn_mu_);
   txn_writers_[partition] = std::move(writer);
   return {};
 }
@@ -532,14 +550,14 @@ Status KafkaLog::OpenWriter(uint32_t partition) {
 void KafkaLog::CloseWriter(uint32_t partition) {
   std::unique_ptr<TxnWriter> writer;
   {
-    std::lock_guard lock(txn_mu_);
+    std::unique_lock lock(txn_mu_);
     if (partition < txn_writers_.size()) writer = std::move(txn_writers_[partition]);
   }
   if (writer) writer->Close();
 }
 
 bool KafkaLog::writer_open(uint32_t partition) const {
-  std::lock_guard lock(txn_mu_);
+  std::shared_lock lock(txn_mu_);
   return partition < txn_writers_.size() && txn_writers_[partition] != nullptr;
 }
 

@@ -27,12 +27,21 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
 #include "events/event_log.h"
 
 namespace runlog::events {
+
+// A librdkafka client's config: the brokers, `client_id`, errors-only logging
+// (failures reach callers as Results) and the --kafka-config properties.
+std::unique_ptr<RdKafka::Conf> KafkaClientConf(
+    const std::string& brokers, const std::string& client_id,
+    const std::vector<std::pair<std::string, std::string>>& extra);
+// Whether the brokers know `topic`, asked through `client` (waits up to 10 s).
+bool KafkaTopicExists(RdKafka::Handle& client, const std::string& topic);
 
 class KafkaLog final : public EventLog {
  public:
@@ -96,7 +105,9 @@ class KafkaLog final : public EventLog {
   const bool transactional_;
   const std::string node_id_;
   std::function<bool(uint32_t)> gate_;
-  mutable std::mutex txn_mu_;
+  // Appends share it (each writer guards its own queue); opening and
+  // closing a writer take it alone.
+  mutable std::shared_mutex txn_mu_;
   std::vector<std::unique_ptr<TxnWriter>> txn_writers_;  // by partition; guarded by txn_mu_
   // Runs `task` on the poller thread, soon.
   void Defer(std::function<void()> task);
