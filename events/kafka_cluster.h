@@ -51,7 +51,6 @@ class KafkaCluster {
     std::string brokers;
     std::string topic = "runlog.events";
     std::string nodes_topic = "runlog.nodes";
-    uint32_t partitions = 0;
     std::vector<std::pair<std::string, std::string>> kafka_config;
     std::string node_id;
     std::string advertise;  // HOST:PORT other nodes forward to

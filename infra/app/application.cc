@@ -222,7 +222,6 @@ Status Application::StartCluster() {
   o.brokers = config_.log.uri.substr(std::string("kafka://").size());
   o.topic = config_.log.kafka_topic;
   o.nodes_topic = config_.cluster.nodes_topic;
-  o.partitions = log_->partition_count();
   o.kafka_config = config_.log.kafka_config;
   o.node_id = config_.cluster.node_id;
   o.advertise = config_.cluster.advertise;
