@@ -357,7 +357,16 @@ TEST(Cluster, ThreeNodesShareTheWorkAndTheirViewsEqualTheLog) {
   auto owners = cluster.Owners(0);
   EXPECT_EQ(std::set<std::string>(owners.begin(), owners.end()).size(), 3u)
       << "each of the three nodes owns a partition";
-  for (size_t i = 1; i < 3; ++i) EXPECT_EQ(cluster.Owners(i), owners);
+  // Each node learns the others' partitions from their announcements (every
+  // second and at each change): within a few seconds all agree.
+  for (size_t i = 1; i < 3; ++i) {
+    auto seen = cluster.Owners(i);
+    for (auto give_up = Clock::now() + 10s; seen != owners && Clock::now() < give_up;) {
+      std::this_thread::sleep_for(100ms);
+      seen = cluster.Owners(i);
+    }
+    EXPECT_EQ(seen, owners) << "node " << cluster.node(i).id;
+  }
 
   Acked acked;
   std::vector<std::string> urls;
