@@ -126,9 +126,10 @@ struct ApiOptions {
   bool webhook_allow_private = false;
 };
 
-class StreamHub;  // api/streams.h
-class Triggers;   // api/triggers.h
-class Forwarder;  // api/forwarder.h
+class StreamHub;     // api/streams.h
+class Triggers;      // api/triggers.h
+class Forwarder;     // api/forwarder.h
+class Checkpointer;  // api/checkpoints.h
 
 // A cluster of runlogd nodes on one Kafka topic (docs/kafka.md): where a
 // partition's writer is, and how a call gets there. Null outside a cluster.
@@ -165,6 +166,7 @@ struct ApiDeps {
   StreamHub* streams = nullptr;                   // live progress (server-sent events)
   Triggers* triggers = nullptr;                   // channels' messages
   const ClusterDeps* cluster = nullptr;           // other nodes; null outside a cluster
+  Checkpointer* checkpoints = nullptr;            // signs checkpoints; null: none here
 };
 
 class Api {
@@ -207,6 +209,12 @@ class Api {
   void LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id, const std::string& verb);
   void CancelTask(std::shared_ptr<Exchange> x, const std::string& id);
   void ReplayTask(std::shared_ptr<Exchange> x, const std::string& id);
+  // /v1/checkpoints/… and receipts (api/api_checkpoints.cc).
+  void GetCheckpointKey(Exchange& x);
+  void GetLatestCheckpoint(Exchange& x);
+  void GetConsistency(Exchange& x);
+  void GetReceipt(Exchange& x, const std::string& id);
+  void ReadReceipt(Exchange& x, const std::string& id);
   void RegisterAgent(std::shared_ptr<Exchange> x, const std::string& agent_id);
   void GetAgent(Exchange& x, const std::string& agent_id);
   static events::Payload RenderAgent(const Manifest& manifest);

@@ -3,7 +3,8 @@
 //
 // Layout (docs/log_format.md): key 'L' | partition (u32 BE) | offset (u64 BE),
 // value = the codec's checksummed record; key 'M' "partitions" holds the
-// partition count.
+// partition count. The log thread links every record into its partition's
+// hash chain as it assigns its offset (codec.h).
 //
 // Durability and group commit (docs/decisions/0001-embedded-group-commit.md):
 // one thread takes every queued append, assigns offsets, writes them as one
@@ -46,6 +47,8 @@ class EmbeddedLog final : public EventLog {
   Result<std::vector<LogRecord>> Tail(uint32_t partition, uint64_t from, size_t max_records,
                                       std::chrono::milliseconds wait) override;
   Result<uint64_t> EndOffset(uint32_t partition) override;
+  Result<std::vector<RawRecord>> ReadRaw(uint32_t partition, uint64_t from,
+                                         size_t max_records) override;
   bool CanWaitAny() const override { return true; }
   void WaitAny(std::span<const uint64_t> from, std::chrono::milliseconds wait) override;
 
@@ -57,7 +60,7 @@ class EmbeddedLog final : public EventLog {
   };
 
   EmbeddedLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint32_t partitions,
-              std::vector<uint64_t> ends, bool ack_before_write);
+              std::vector<uint64_t> ends, std::vector<std::string> chain, bool ack_before_write);
   void Loop();
   void Latch(const rocksdb::Status& status, const char* what);  // requires mu_
 
@@ -66,6 +69,10 @@ class EmbeddedLog final : public EventLog {
   const uint32_t partitions_;
   const bool ack_before_write_;
   std::vector<uint64_t> next_offset_;  // the log thread only
+  // Each partition's last record's hash, the next record's link (the log
+  // thread only; after a failed write the log is latched, so it is never
+  // used ahead of what reached the disk).
+  std::vector<std::string> last_hash_;
 
   std::mutex mu_;
   std::condition_variable queue_cv_;  // work for the log thread

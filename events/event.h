@@ -27,6 +27,11 @@ struct LogRecord {
   uint32_t partition = 0;
   uint64_t offset = 0;
   Event event;
+  // The hash chain (docs/log_format.md): the record's link to the previous
+  // record of its partition (32 raw bytes; empty for a format 1 record), and
+  // its own hash, SHA-256 over all of its bytes.
+  std::string prev;
+  std::string hash;
 };
 
 }  // namespace runlog::events

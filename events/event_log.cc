@@ -3,6 +3,7 @@
 #include <future>
 #include <thread>
 
+#include "events/codec.h"
 #include "events/embedded_log.h"
 #include "events/kafka_log.h"
 #include "events/partitioner.h"
@@ -23,6 +24,25 @@ Result<std::vector<uint64_t>> EventLog::Append(uint32_t partition, std::span<con
 
 void EventLog::WaitAny(std::span<const uint64_t>, std::chrono::milliseconds wait) {
   std::this_thread::sleep_for(wait);
+}
+
+Result<std::vector<EventLog::RawRecord>> EventLog::ReadRaw(uint32_t, uint64_t, size_t) {
+  return Fail(codes::kFailedPrecondition, Describe() + " cannot be read undecoded");
+}
+
+Result<std::string> ChainHead(EventLog& log, uint32_t partition) {
+  auto end = log.EndOffset(partition);
+  if (!end) return std::unexpected(end.error());
+  // Offsets may skip on Kafka (markers, aborted records): look back further
+  // until a window holds a record.
+  for (uint64_t window = 16, until = *end; until > 0; window *= 8) {
+    const uint64_t from = until > window ? until - window : 0;
+    auto records = log.Read(partition, from, static_cast<size_t>(until - from));
+    if (!records) return std::unexpected(records.error());
+    if (!records->empty()) return records->back().hash;
+    until = from;
+  }
+  return std::string(kNoPrev);
 }
 
 std::unexpected<Error> CorruptRecord(uint32_t partition, uint64_t offset, const std::string& what) {

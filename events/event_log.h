@@ -84,7 +84,24 @@ class EventLog {
   // aborted records. Where they may not, a Read that returns nothing before
   // EndOffset means the rest up to the end holds no record.
   virtual bool OffsetsContiguous() const { return true; }
+
+  // A record's bytes as stored, undecoded.
+  struct RawRecord {
+    uint64_t offset = 0;
+    std::string bytes;
+  };
+  // Up to `max_records` records from offset `from` on, undecoded and
+  // unchecked, for the audit, which must read past damage: a missing record
+  // is simply absent (the offsets show the gap), and a record that fails its
+  // checksum is returned as it is. Storage that cannot be read at all ends
+  // the batch; a call that starts there fails, naming `from` in its details.
+  [[nodiscard]] virtual Result<std::vector<RawRecord>> ReadRaw(uint32_t partition, uint64_t from,
+                                                               size_t max_records);
 };
+
+// The hash of `partition`'s last record (its chain's head, which the next
+// record links to), or kNoPrev if the partition is empty.
+[[nodiscard]] Result<std::string> ChainHead(EventLog& log, uint32_t partition);
 
 struct LogOptions {
   // "embedded" (the default) or "kafka://HOST:PORT[,HOST:PORT…]".

@@ -218,10 +218,25 @@ class KafkaLog::TxnWriter {
       }
       Answer(batches, codes::kNotOwner, what + ": " + e->str() + "; the outcome is unknown, retry");
     };
+    // The chain continues from the partition's last committed record: read
+    // once the writer opens, and again after any transaction whose outcome
+    // is unknown.
+    if (head_.empty()) {
+      auto found = ChainHead(log_, partition_);
+      if (!found) {
+        return Answer(batches, codes::kUnavailable,
+                      "cannot read the partition's last record: " + found.error().message);
+      }
+      head_ = std::move(*found);
+    }
+    std::string head = head_;
+    head_.clear();  // until this transaction is known to have committed
     if (auto* e = producer_->begin_transaction()) return failed(e, "begin_transaction");
     for (Batch& b : batches) {
       b.offsets.assign(b.values.size(), -1);
       for (size_t i = 0; i < b.values.size(); ++i) {
+        SetPrev(b.values[i], head);
+        head = RecordHash(b.values[i]);
         RdKafka::ErrorCode rc;
         while ((rc = producer_->produce(
                     log_.topic_, static_cast<int32_t>(partition_), RdKafka::Producer::RK_MSG_COPY,
@@ -244,6 +259,7 @@ class KafkaLog::TxnWriter {
         if (offset < 0) return Answer(batches, codes::kUnavailable, "a record's delivery failed");
       }
     }
+    head_ = std::move(head);
     // The lease must still hold now that the records are in: if it lapsed, a
     // new owner may have written before them, and they must not be acknowledged.
     if (!gate_open()) {
@@ -263,6 +279,7 @@ class KafkaLog::TxnWriter {
   bool closing_ = false;     // guarded by mu_
   bool dead_ = false;        // the commit thread's
   std::string dead_why_;
+  std::string head_;  // the chain's head; empty: read it from the log (the commit thread's)
   std::thread thread_;
 };
 
@@ -299,7 +316,9 @@ KafkaLog::KafkaLog(const LogOptions& options)
       delivery_(std::make_unique<DeliveryHandler>(&latched_)),
       extra_config_(options.kafka_config),
       transactional_(options.kafka_transactional),
-      node_id_(options.node_id) {
+      node_id_(options.node_id),
+      chain_(options.partitions),
+      chain_mu_(new std::mutex[options.partitions]) {
   for (uint32_t p = 0; p < partitions_; ++p) readers_.push_back(std::make_unique<Reader>());
   txn_writers_.resize(partitions_);
 }
@@ -505,8 +524,21 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
   // callback running on it must never wait for space.
   const bool on_poller = std::this_thread::get_id() == poller_.get_id();
   const auto give_up = std::chrono::steady_clock::now() + append_timeout_;
+  // Produce order is the partition's order (the producer is idempotent), so
+  // records are chained as they are produced, one appender at a time.
+  std::lock_guard chain_lock(chain_mu_[partition]);
+  std::string& head = chain_[partition];
+  if (head.empty()) {  // the first append since Open
+    auto found = ChainHead(*this, partition);
+    if (!found) {
+      delete pending;
+      return std::unexpected(found.error());
+    }
+    head = std::move(*found);
+  }
   for (size_t i = 0; i < events.size(); ++i) {
     std::string value = EncodeEventJson(events[i]);
+    SetPrev(value, head);
     const std::string& key = events[i].aggregate_id;
     RdKafka::ErrorCode rc;
     RdKafka::Headers* headers = HeadersOf(events[i], node_id_);
@@ -525,13 +557,14 @@ Status KafkaLog::AppendAsync(uint32_t partition, std::span<const Event> events,
                                              std::to_string(partition) +
                                              " refused: " + RdKafka::err2str(rc));
       }
-      latched_.store(true);  // part of the batch may land: stop guessing
+      latched_.store(true);  // part of the batch may land: stop guessing (and chaining)
       pending->SetError(RdKafka::err2str(rc));
       // The rest were never queued. Their Finish may be the last one, which
       // answers: on the poller, never on the appending thread (EventLog's contract).
       Defer([pending, rest = events.size() - i] { pending->Finish(rest); });
       return {};
     }
+    head = RecordHash(value);
   }
   return {};
 }
@@ -595,7 +628,7 @@ Status KafkaLog::EnsureConsumer(Reader* r) {
 
 Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t from,
                                                  size_t max_records, Clock::time_point deadline,
-                                                 uint64_t stop_at) {
+                                                 uint64_t stop_at, std::vector<RawRecord>* raw) {
   const bool tail = stop_at == UINT64_MAX;
   std::vector<LogRecord> out;
   bool reached_end = false;  // an EOF, or a record at or past stop_at
@@ -620,7 +653,8 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
   // fetcher queues an end-of-partition between small batches, and stopping
   // at each would take one batch per call.
   bool draining = false;
-  while (out.size() < max_records && static_cast<uint64_t>(r.position) < stop_at) {
+  const auto count = [&] { return raw != nullptr ? raw->size() : out.size(); };
+  while (count() < max_records && static_cast<uint64_t>(r.position) < stop_at) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (!draining && left.count() <= 0) break;
     std::unique_ptr<RdKafka::Message> m(
@@ -630,7 +664,7 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       continue;
     }
     if (m->err() == RdKafka::ERR__PARTITION_EOF) {
-      if (tail && !out.empty()) {
+      if (tail && count() > 0) {
         draining = true;
         continue;
       }
@@ -639,7 +673,7 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       // left from the last call: records soon after it say it was.
       if (!tail) {
         reached_end = true;
-        if (!out.empty()) break;
+        if (count() > 0) break;
         deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(100));
       }
       continue;
@@ -661,17 +695,25 @@ Result<std::vector<LogRecord>> KafkaLog::Consume(uint32_t partition, uint64_t fr
       reached_end = true;
       break;
     }
-    auto event = DecodeEvent(std::string_view(static_cast<const char*>(m->payload()), m->len()));
-    if (!event) {
-      r.position = -1;  // a retry must read this record again, not skip it
-      return CorruptRecord(partition, static_cast<uint64_t>(m->offset()), event.error().message);
+    const std::string_view bytes(static_cast<const char*>(m->payload()), m->len());
+    if (raw != nullptr) {
+      raw->push_back({static_cast<uint64_t>(m->offset()), std::string(bytes)});
+      r.position = m->offset() + 1;
+      reached_end = false;
+      deadline = full_deadline;
+      continue;
     }
-    out.push_back(LogRecord{partition, static_cast<uint64_t>(m->offset()), std::move(*event)});
+    auto record = DecodeRecord(partition, static_cast<uint64_t>(m->offset()), bytes);
+    if (!record) {
+      r.position = -1;  // a retry must read this record again, not skip it
+      return CorruptRecord(partition, static_cast<uint64_t>(m->offset()), record.error().message);
+    }
+    out.push_back(std::move(*record));
     r.position = m->offset() + 1;
     reached_end = false;
     deadline = full_deadline;
   }
-  if (!tail && out.size() < max_records && r.position >= 0 &&
+  if (!tail && count() < max_records && r.position >= 0 &&
       static_cast<uint64_t>(r.position) < stop_at && !reached_end) {
     const int64_t at = r.position;
     r.position = -1;
@@ -689,6 +731,19 @@ Result<std::vector<LogRecord>> KafkaLog::Read(uint32_t partition, uint64_t from,
   if (from >= *end) return std::vector<LogRecord>{};
   uint64_t stop = from + std::min<uint64_t>(max_records, *end - from);
   return Consume(partition, from, max_records, Clock::now() + std::chrono::seconds(10), stop);
+}
+
+Result<std::vector<EventLog::RawRecord>> KafkaLog::ReadRaw(uint32_t partition, uint64_t from,
+                                                           size_t max_records) {
+  auto end = EndOffset(partition);
+  if (!end) return std::unexpected(end.error());
+  std::vector<RawRecord> raw;
+  if (from >= *end) return raw;
+  uint64_t stop = from + std::min<uint64_t>(max_records, *end - from);
+  auto r =
+      Consume(partition, from, max_records, Clock::now() + std::chrono::seconds(10), stop, &raw);
+  if (!r) return std::unexpected(r.error());
+  return raw;
 }
 
 Result<std::vector<LogRecord>> KafkaLog::Tail(uint32_t partition, uint64_t from, size_t max_records,

@@ -58,6 +58,8 @@ class KafkaLog final : public EventLog {
                                       std::chrono::milliseconds wait) override;
   Result<uint64_t> EndOffset(uint32_t partition) override;
   bool OffsetsContiguous() const override { return false; }
+  Result<std::vector<RawRecord>> ReadRaw(uint32_t partition, uint64_t from,
+                                         size_t max_records) override;
 
   // Cluster mode. Appends to `partition` are refused until OpenWriter has
   // made its transactional producer and called init_transactions, which on a
@@ -89,9 +91,10 @@ class KafkaLog final : public EventLog {
   std::unique_ptr<RdKafka::Conf> Conf() const;
   // Checks that the topic's config keeps every record, where the brokers say.
   Status CheckTopicConfig(std::chrono::milliseconds timeout);
+  // Records from `from` on; into `raw` undecoded instead, if given.
   Result<std::vector<LogRecord>> Consume(uint32_t partition, uint64_t from, size_t max_records,
                                          std::chrono::steady_clock::time_point deadline,
-                                         uint64_t stop_at);
+                                         uint64_t stop_at, std::vector<RawRecord>* raw = nullptr);
   Status EnsureConsumer(Reader* reader);
 
   const std::string brokers_;
@@ -105,6 +108,10 @@ class KafkaLog final : public EventLog {
   const bool transactional_;
   const std::string node_id_;
   std::function<bool(uint32_t)> gate_;
+  // The shared producer's hash chain: each partition's head, taken at Open
+  // and advanced as records are produced under the partition's mutex.
+  std::vector<std::string> chain_;
+  std::unique_ptr<std::mutex[]> chain_mu_;
   // Appends share it (each writer guards its own queue); opening and
   // closing a writer take it alone.
   mutable std::shared_mutex txn_mu_;

@@ -287,6 +287,7 @@ struct Applier {
   Status operator()(const TriggerCreated&) { return NotATaskEvent(); }
   Status operator()(const TriggerStateSet&) { return NotATaskEvent(); }
   Status operator()(const TriggerFired&) { return NotATaskEvent(); }
+  Status operator()(const CheckpointSigned&) { return NotATaskEvent(); }
   Status NotATaskEvent() const {
     return Fail(codes::kInvalidArgument, "unknown task event type " + e.type);
   }

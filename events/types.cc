@@ -198,6 +198,8 @@ RUNLOG_SCHEMA(TriggerStateSet, "trigger.state_set", Str("trigger_id", &TriggerSt
 RUNLOG_SCHEMA(TriggerFired, "trigger.fired", Str("trigger_id", &TriggerFired::trigger_id),
               Str("fire_id", &TriggerFired::fire_id), Str("occasion", &TriggerFired::occasion),
               Str("task_id", &TriggerFired::task_id));
+RUNLOG_SCHEMA(CheckpointSigned, "checkpoint.signed", Str("note", &CheckpointSigned::note),
+              Str("key", &CheckpointSigned::key));
 
 #undef RUNLOG_SCHEMA
 

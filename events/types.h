@@ -225,15 +225,23 @@ struct TriggerFired {
   bool operator==(const TriggerFired&) const = default;
 };
 
+// A signed checkpoint of the whole log (docs/receipts.md): the C2SP
+// tlog-checkpoint note, signed, and the verifier key that signed it.
+// Aggregate kCheckpointAggregate.
+struct CheckpointSigned {
+  std::string note, key;
+  bool operator==(const CheckpointSigned&) const = default;
+};
+inline constexpr char kCheckpointAggregate[] = "checkpoints";
+
 // Every event type; the first seventeen are a task's (ApplyEvent's).
-using EventBody =
-    std::variant<TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff,
-                 TaskQueued, TaskClaimed, TaskHeartbeat, StepStarted, StepFinished,
-                 TaskLeaseExpired, TaskRetryScheduled, TaskSucceeded, TaskFailed,
-                 TaskCancelRequested, TaskCancelled, TaskArtifactCreated, KeyRegistered,
-                 AgentRegistered, AccountPlanSet, OutputCreated, ArtifactApprovalDecided,
-                 ArtifactDeleted, WebhookRegistered, WebhookRemoved, WebhookAttempted,
-                 WebhookRedeliverRequested, TriggerCreated, TriggerStateSet, TriggerFired>;
+using EventBody = std::variant<
+    TaskCreated, TaskPlanned, TaskPlanRejected, TaskPlanExtended, TaskHandedOff, TaskQueued,
+    TaskClaimed, TaskHeartbeat, StepStarted, StepFinished, TaskLeaseExpired, TaskRetryScheduled,
+    TaskSucceeded, TaskFailed, TaskCancelRequested, TaskCancelled, TaskArtifactCreated,
+    KeyRegistered, AgentRegistered, AccountPlanSet, OutputCreated, ArtifactApprovalDecided,
+    ArtifactDeleted, WebhookRegistered, WebhookRemoved, WebhookAttempted, WebhookRedeliverRequested,
+    TriggerCreated, TriggerStateSet, TriggerFired, CheckpointSigned>;
 
 // "task.created", … (docs/events.md).
 std::string_view TypeOf(const EventBody& body);

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  cmake g++ pkg-config ccache python3
+  cmake g++ pkg-config ccache python3 python3-cryptography
   librdkafka-dev librocksdb-dev rapidjson-dev libpistache-dev prometheus-cpp-dev
   libssl-dev libseccomp-dev libcurl4-openssl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libabsl-dev tzdata

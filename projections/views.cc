@@ -14,6 +14,7 @@
 
 #include "events/bytes.h"
 #include "events/local_store.h"
+#include "events/merkle.h"
 #include "events/payload.h"
 #include "infra/base/clock.h"
 #include "infra/base/json.h"
@@ -26,9 +27,26 @@ using events::Task;
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
 // 5: tasks without their default fields; 6: usage rows; 7: cost; 8: artifacts
-constexpr char kFormat[] = "8";
+constexpr char kFormat[] = "9";
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }
+std::string CheckpointKey(uint64_t total) {
+  std::string key = "C";
+  events::PutBigEndian(key, total, 8);
+  return key;
+}
+std::string TreeSizeKey(uint32_t partition) {
+  std::string key = "N";
+  events::PutBigEndian(key, partition, 4);
+  return key;
+}
+std::string TreeNodeKey(uint32_t partition, int level, uint64_t index) {
+  std::string key = "T";
+  events::PutBigEndian(key, partition, 4);
+  key.push_back(static_cast<char>(level));
+  events::PutBigEndian(key, index, 8);
+  return key;
+}
 std::string TaskKey(const std::string& id) { return "t" + id; }
 // An artifact (or output) of a tenant: "a" tenant NUL artifact id.
 std::string ArtifactKey(const std::string& tenant, const std::string& id) {
@@ -346,6 +364,19 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   };
   for (const events::LogRecord& r : records) {
     if (!events::IsTaskEvent(r.event)) {
+      if (r.event.type == "checkpoint.signed") {
+        // Kept by the size it signed, for /v1/checkpoints (its signature is
+        // checked by whoever reads it; a note that does not parse is skipped).
+        auto body = events::Decode(r.event);
+        const auto* c = body ? std::get_if<events::CheckpointSigned>(&*body) : nullptr;
+        if (c != nullptr) {
+          if (auto parsed =
+                  events::ParseCheckpointText(c->note.substr(0, c->note.find("\n\n") + 1))) {
+            writes.push_back({CheckpointKey(parsed->total()), c->note});
+          }
+        }
+        continue;
+      }
       if (r.event.type == "webhook.attempted" || r.event.type == "trigger.fired") {
         auto body = events::Decode(r.event);
         if (!body) return Fail(codes::kLogCorrupt, body.error().message);
@@ -498,6 +529,25 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   // Stable: an artifact made and deleted in one batch stays deleted.
   std::stable_sort(writes.begin(), writes.end(),
                    [](const Write& a, const Write& b) { return a.key < b.key; });
+  // The partition's Merkle tree grows by the batch's records: each record's
+  // leaf and every subtree it completes ('T' keys sort before the rest).
+  auto tree = Tree(partition);
+  if (!tree) return std::unexpected(tree.error());
+  std::vector<std::pair<std::string, std::string>> nodes;
+  nodes.reserve(records.size() * 2);
+  for (const events::LogRecord& r : records) {
+    tree->Append(events::merkle::LeafHash(r.hash),
+                 [&](int level, uint64_t index, const std::string& hash) {
+                   std::string value = hash;
+                   if (level == 0) events::PutBigEndian(value, r.offset, 8);
+                   nodes.emplace_back(TreeNodeKey(partition, level, index), std::move(value));
+                 });
+  }
+  std::sort(nodes.begin(), nodes.end());
+  for (const auto& [key, value] : nodes) batch.Put(key, value);
+  std::string size;
+  events::PutBigEndian(size, tree->size(), 8);
+  batch.Put(TreeSizeKey(partition), size);
   for (const Write& w : writes) {
     if (w.value) {
       batch.Put(w.key, *w.value);
@@ -513,6 +563,10 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
   no_wal.disableWAL = true;
   rocksdb::Status s = db_->Write(no_wal, &batch);
   if (!s.ok()) return Storage(s);
+  {
+    std::lock_guard lock(tree_mu_);
+    trees_[partition] = std::move(*tree);
+  }
   // Only live tasks stay cached: a terminal task never changes again.
   for (auto& [id, t] : touched) {
     if (events::IsTerminal(t.state.task.status)) {
@@ -523,6 +577,79 @@ Status Views::Apply(uint32_t partition, const std::vector<events::LogRecord>& re
     }
   }
   return {};
+}
+
+Result<events::merkle::Frontier> Views::Tree(uint32_t partition) {
+  {
+    std::lock_guard lock(tree_mu_);
+    if (auto it = trees_.find(partition); it != trees_.end()) return it->second;
+  }
+  std::string size;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TreeSizeKey(partition), &size);
+  if (!s.ok() && !s.IsNotFound()) return Storage(s);
+  auto loaded = events::merkle::Frontier::Load(
+      s.ok() ? events::GetBigEndian(size) : 0,
+      [&](int level, uint64_t index) { return TreeNode(partition, level, index); });
+  if (!loaded) return loaded;
+  std::lock_guard lock(tree_mu_);
+  return trees_.try_emplace(partition, std::move(*loaded)).first->second;
+}
+
+Result<std::optional<std::string>> Views::Checkpoint(std::optional<uint64_t> total) {
+  std::string note;
+  if (total) {
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CheckpointKey(*total), &note);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return Storage(s);
+    return note;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(CheckpointKey(UINT64_MAX));
+  if (!it->status().ok()) return Storage(it->status());
+  if (!it->Valid() || !it->key().starts_with("C") || it->key().size() != 9) return std::nullopt;
+  return it->value().ToString();
+}
+
+Result<events::PartitionHead> Views::TreeHead(uint32_t partition) {
+  auto tree = Tree(partition);
+  if (!tree) return std::unexpected(tree.error());
+  return events::PartitionHead{tree->size(), tree->Root()};
+}
+
+Result<std::string> Views::TreeNode(uint32_t partition, int level, uint64_t index) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), TreeNodeKey(partition, level, index), &value);
+  if (s.IsNotFound() || (s.ok() && value.size() < 32)) {
+    return Fail(codes::kNotFound, "partition " + std::to_string(partition) +
+                                      "'s tree has no node at level " + std::to_string(level) +
+                                      " index " + std::to_string(index));
+  }
+  if (!s.ok()) return Storage(s);
+  value.resize(32);
+  return value;
+}
+
+Result<std::optional<uint64_t>> Views::LeafOf(uint32_t partition, uint64_t offset, uint64_t size) {
+  // Leaves are in offset order: a binary search over them.
+  uint64_t lo = 0, hi = size;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TreeNodeKey(partition, 0, mid), &value);
+    if (!s.ok() || value.size() != 40) {
+      return s.ok() || s.IsNotFound() ? Fail(codes::kInternal, "a tree leaf is missing")
+                                      : Storage(s);
+    }
+    const uint64_t at = events::GetBigEndian(std::string_view(value).substr(32));
+    if (at == offset) return mid;
+    if (at < offset) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return std::nullopt;
 }
 
 Result<Views::Cached> Views::Load(std::unordered_map<std::string, Cached>& cache,

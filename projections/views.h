@@ -1,7 +1,7 @@
 #pragma once
 // The views: RocksDB in DATA/views, materialised from the log and nothing else
 // (docs/decisions/0004-views.md). Keys:
-//   v                                  -> the layout's version ("2"); views of
+//   v                                  -> the layout's version (kFormat); views of
 //                                         another layout are dropped at Open and
 //                                         rebuilt from the log
 //   o <partition>                      -> next log offset to apply (decimal)
@@ -31,8 +31,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events/checkpoint.h"
 #include "events/event.h"
 #include "events/event_log.h"
+#include "events/merkle.h"
 #include "events/task.h"
 #include "infra/base/result.h"
 
@@ -152,6 +154,20 @@ class Views {
                                                     const std::string& from_day,
                                                     const std::string& to_day);
 
+  // Each partition's Merkle tree (events/merkle.h, docs/receipts.md), grown
+  // by Apply in the same batches: 'T' partition level index -> the hash of
+  // that complete subtree (a leaf's followed by its record's offset, u64 BE),
+  // 'N' partition -> the tree's size (both u32/u64 BE).
+  [[nodiscard]] Result<events::PartitionHead> TreeHead(uint32_t partition);
+  // The signed checkpoint (its note) of `total` records, or the newest; none if none.
+  // 'C' total (u64 BE) -> the note, from the log's checkpoint.signed records.
+  [[nodiscard]] Result<std::optional<std::string>> Checkpoint(
+      std::optional<uint64_t> total = std::nullopt);
+  [[nodiscard]] Result<std::string> TreeNode(uint32_t partition, int level, uint64_t index);
+  // The index of the leaf of the record at `offset` among the first `size`, if any.
+  [[nodiscard]] Result<std::optional<uint64_t>> LeafOf(uint32_t partition, uint64_t offset,
+                                                       uint64_t size);
+
   // Every key and value, in order: for comparing two views byte for byte.
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> Dump();
 
@@ -171,7 +187,12 @@ class Views {
   [[nodiscard]] Result<Cached> Load(std::unordered_map<std::string, Cached>& cache,
                                     const std::string& id);
 
+  // A copy of the partition's tree as applied, loaded on first use.
+  [[nodiscard]] Result<events::merkle::Frontier> Tree(uint32_t partition);
+
   const std::unique_ptr<rocksdb::DB> db_;
+  std::mutex tree_mu_;
+  std::unordered_map<uint32_t, events::merkle::Frontier> trees_;  // guarded by tree_mu_
   // Live tasks per partition, as last applied, so the events of one task's
   // life do not each re-read and re-parse it. Only Apply of that partition
   // touches it; it is emptied when full.

@@ -16,23 +16,6 @@ namespace {
 
 constexpr size_t kKeyBytes = 32, kNonceBytes = 12, kTagBytes = 16;
 
-std::string FromHex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return "";
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    auto digit = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) return "";
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
-
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
@@ -45,32 +28,10 @@ using Ctx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
 }  // namespace
 
-std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string FromBase64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return "";
-  std::string out(3 * text.size() / 4, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return "";
-  size_t size = static_cast<size_t>(n);
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;  // padding
-  out.resize(size);
-  return out;
-}
-
 Result<std::unique_ptr<SecretBox>> SecretBox::Open(const std::string& data_dir) {
   if (const char* env = std::getenv("RUNLOG_SECRET_KEY"); env != nullptr && *env != '\0') {
-    std::string key = FromHex(env);
-    if (key.size() != kKeyBytes) {
+    std::string key;
+    if (!events::UnHex(env, &key) || key.size() != kKeyBytes) {
       return Fail(codes::kInvalidArgument, "RUNLOG_SECRET_KEY must be 64 hex digits");
     }
     return std::make_unique<SecretBox>(std::move(key));
@@ -82,20 +43,14 @@ Result<std::unique_ptr<SecretBox>> SecretBox::Open(const std::string& data_dir) 
     text << in.rdbuf();
     std::string hex = text.str();
     while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) hex.pop_back();
-    std::string key = FromHex(hex);
-    if (key.size() != kKeyBytes) {
+    std::string key;
+    if (!events::UnHex(hex, &key) || key.size() != kKeyBytes) {
       return Fail(codes::kInvalidArgument, path + " must hold 64 hex digits");
     }
     return std::make_unique<SecretBox>(std::move(key));
   }
   std::string key = RandomBytes(kKeyBytes);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : key) {
-    hex.push_back(kHex[c >> 4]);
-    hex.push_back(kHex[c & 15]);
-  }
-  hex.push_back('\n');
+  const std::string hex = events::HexOf(key) + "\n";
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Fail(codes::kUnavailable, "cannot create " + tmp);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "events/sha256.h"
 #include "infra/base/result.h"
 
 namespace runlog::services {
@@ -32,8 +33,7 @@ class SecretBox {
   std::string key_;  // 32 bytes
 };
 
-// Base64 (standard alphabet, padded), as the webhook signatures use it too.
-std::string Base64(std::string_view bytes);
-std::string FromBase64(std::string_view text);  // "" for bad input
+using events::Base64;
+using events::FromBase64;
 
 }  // namespace runlog::services

@@ -121,12 +121,31 @@ Status Application::Start() {
   tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
   if (config_.executor_slots > 0) executor_->Start();
 
+  if (config_.checkpoints) {
+    const std::string key_path =
+        config_.signing_key.empty() ? config_.log.data_dir + "/signing.key" : config_.signing_key;
+    auto signer = events::NoteSigner::LoadOrCreate(key_path, config_.checkpoint_origin);
+    if (!signer) return failed("cannot load the signing key: ", signer.error());
+    signer_ = std::move(*signer);
+    // Beside the data, for `runlog audit` (a verifier pins its own copy).
+    if (std::FILE* pub = std::fopen((config_.log.data_dir + "/signing.pub").c_str(), "w")) {
+      std::fprintf(pub, "%s\n", signer_->key().VerifierString().c_str());
+      std::fclose(pub);
+    }
+    checkpointer_ = std::make_unique<api::Checkpointer>(api::Checkpointer::Options{
+        tasks_.get(), log_.get(), views_.get(), projector_.get(), signer_.get(), &ids_, clock_,
+        log_->partition_count(), config_.checkpoint_every_ms, config_.checkpoint_every_records,
+        cluster ? std::function<bool(uint32_t)>([this](uint32_t p) { return tasks_->owns(p); })
+                : nullptr});
+  }
   streams_ = std::make_unique<api::StreamHub>(*log_, *views_);
   api_ = std::make_unique<api::Api>(
       api::ApiDeps{log_.get(), tasks_.get(), views_.get(), projector_.get(), keys_.get(), &metrics_,
                    clock_, tools_.get(), manifests_.get(), content_.get(), &ids_, hooks_.get(),
-                   streams_.get(), nullptr, cluster ? &cluster_deps_ : nullptr},
+                   streams_.get(), nullptr, cluster ? &cluster_deps_ : nullptr,
+                   checkpointer_.get()},
       config_.api);
+  if (checkpointer_) checkpointer_->Start();
   triggers_ = std::make_unique<api::Triggers>(api::Triggers::Options{
       api_.get(), hooks_.get(), keys_.get(), tasks_.get(), views_.get(), content_.get(), clock_,
       std::chrono::milliseconds(200),
@@ -329,6 +348,7 @@ void Application::Stop() {
   if (dispatcher_) dispatcher_->Stop();           // deliveries in flight are sent again later
   if (triggers_) triggers_->Stop();               // fires missed now follow their catch_up
   if (retention_) retention_->Stop();
+  if (checkpointer_) checkpointer_->Stop();  // signs what the log holds, if it grew
   if (tasks_) tasks_->Stop();
   if (projector_) projector_->Stop();
   started_ = false;
@@ -337,6 +357,8 @@ void Application::Stop() {
   forwarder_.reset();
   cluster_.reset();
   dispatcher_.reset();
+  checkpointer_.reset();
+  signer_.reset();
   triggers_.reset();
   retention_.reset();
   api_.reset();

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "api/api.h"
+#include "api/checkpoints.h"
 #include "api/forwarder.h"
 #include "api/http_server.h"
 #include "api/kafka_commands.h"
@@ -86,6 +87,15 @@ struct Config {
   // On Kafka: take creates and cancels from the runlog.commands topic
   // (api/kafka_commands.h), if it exists.
   bool kafka_commands = true;
+  // Signed checkpoints and receipts (docs/receipts.md): the Ed25519 key's
+  // file, created (mode 0600) if missing (empty: DATA_DIR/signing.key; its
+  // verifier key is written beside it as signing.pub), the checkpoints'
+  // origin (empty: derived from the key), and how often one is signed.
+  bool checkpoints = true;
+  std::string signing_key;
+  std::string checkpoint_origin;
+  std::chrono::milliseconds checkpoint_every_ms{10'000};
+  uint64_t checkpoint_every_records = 10'000;
 };
 
 class Application {
@@ -135,6 +145,8 @@ class Application {
   std::unique_ptr<api::Triggers> triggers_;
   std::unique_ptr<api::Retention> retention_;
   std::unique_ptr<api::Dispatcher> dispatcher_;
+  std::unique_ptr<events::NoteSigner> signer_;
+  std::unique_ptr<api::Checkpointer> checkpointer_;
   std::unique_ptr<api::HttpServer> http_;
   // Cluster mode.
   Status StartCluster();

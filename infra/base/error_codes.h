@@ -49,6 +49,7 @@ enum class NextStep : uint8_t {
   X(kWebhookNotFound, "WEBHOOK_NOT_FOUND", 404, false, kFixRequest)           \
   X(kDeliveryNotFound, "DELIVERY_NOT_FOUND", 404, false, kFixRequest)         \
   X(kTriggerNotFound, "TRIGGER_NOT_FOUND", 404, false, kFixRequest)           \
+  X(kCheckpointNotFound, "CHECKPOINT_NOT_FOUND", 404, false, kFixRequest)     \
   X(kMethodNotAllowed, "METHOD_NOT_ALLOWED", 405, false, kFixRequest)         \
   X(kTaskTerminal, "TASK_TERMINAL", 409, false, kGetTask)                     \
   X(kTaskCancelled, "TASK_CANCELLED", 409, false, kClaimNext)                 \
@@ -77,6 +78,7 @@ enum class NextStep : uint8_t {
   X(kNotOwner, "NOT_OWNER", 503, true, kRetryLater)                           \
   X(kLogLatched, "LOG_LATCHED", 503, true, kRetryLater)                       \
   X(kDeadlineExceeded, "DEADLINE_EXCEEDED", 503, true, kRetryLater)           \
+  X(kReceiptPending, "RECEIPT_PENDING", 503, true, kRetryLater)               \
   /* Tasks, steps and plans */                                                \
   X(kCancelled, "CANCELLED", 409, false, kGetTask)                            \
   X(kTaskFailed, "TASK_FAILED", 422, false, kGetTask)                         \

@@ -19,6 +19,8 @@ Runner AddRebuild(CLI::App& app);
 // `runlog export`: the log as JSON lines. `runlog audit`: every transition and hash checked.
 Runner AddExport(CLI::App& app);
 Runner AddAudit(CLI::App& app);
+// `runlog verify-receipt`: a task's receipt checked offline.
+Runner AddVerifyReceipt(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 // `runlog mock-llm`: a stand-in chat-completions provider on loopback.

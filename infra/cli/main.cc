@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   runners["rebuild"] = runlog::cli::AddRebuild(app);
   runners["export"] = runlog::cli::AddExport(app);
   runners["audit"] = runlog::cli::AddAudit(app);
+  runners["verify-receipt"] = runlog::cli::AddVerifyReceipt(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -171,6 +171,23 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_flag("!--no-snapshots", config.snapshots,
                "no writer checkpoints: every start reads the whole log");
+  int64_t sign_every_ms = config.checkpoint_every_ms.count();
+  cli.add_option("--sign-every-ms", sign_every_ms,
+                 "sign a checkpoint of the log this often, if it grew (docs/receipts.md)")
+      ->check(CLI::Range(int64_t{10}, int64_t{86'400'000}))
+      ->capture_default_str();
+  cli.add_option("--sign-every-records", config.checkpoint_every_records,
+                 "... or once this many records were added")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}))
+      ->capture_default_str();
+  cli.add_option("--signing-key", config.signing_key,
+                 "the Ed25519 key (PEM) that signs checkpoints, created if missing "
+                 "(default: DATA/signing.key; share one file across a cluster)");
+  cli.add_option("--checkpoint-origin", config.checkpoint_origin,
+                 "the checkpoints' origin line and key name (default: runlog/ and the key's "
+                 "hash)");
+  cli.add_flag("!--no-signed-checkpoints", config.checkpoints,
+               "sign no checkpoints (receipts are then unavailable)");
   cli.add_option("--sandbox-helper", config.sandbox_helper,
                  "the runlog-sandbox executable (default: next to runlogd)");
   std::string plans_file;
@@ -229,6 +246,7 @@ int main(int argc, char** argv) {
   }
   config.executor_lease_margin = std::chrono::milliseconds(executor_lease_margin_ms);
   config.checkpoint_every = std::chrono::milliseconds(checkpoint_ms);
+  config.checkpoint_every_ms = std::chrono::milliseconds(sign_every_ms);
   config.api.allow_register = !no_register;
   config.webhooks->first_backoff =
       std::chrono::milliseconds(std::max<int64_t>(1, webhook_first_backoff_ms));

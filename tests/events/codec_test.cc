@@ -4,6 +4,7 @@
 
 #include "events/crc32c.h"
 #include "events/partitioner.h"
+#include "events/sha256.h"
 #include "tests/testing/events.h"
 
 namespace runlog::events {
@@ -54,6 +55,41 @@ TEST(Codec, TheJsonFormRoundTripsAndIsPlainJson) {
     ASSERT_FALSE(r.has_value()) << bad;
     EXPECT_EQ(r.error().code, codes::kLogCorrupt);
   }
+}
+
+// The hash chain: SetPrev links a record in both forms, decoding gives the
+// link back, and the record's hash covers it. A format 1 record (before the
+// chain) still reads, with no link.
+TEST(Codec, RecordsCarryTheirChainLinkInBothFormsAndFormatOneStillReads) {
+  const Event e = runlog::testing::TestEvent("task_c", 2, R"({"prev":"not the envelope's"})");
+  const std::string link = Sha256("the record before");
+  for (std::string record : {EncodeEvent(e), EncodeEventJson(e)}) {
+    std::string prev;
+    ASSERT_TRUE(DecodeEvent(record, &prev).has_value());
+    EXPECT_EQ(prev, std::string(kNoPrev));
+    const std::string unlinked_hash = RecordHash(record);
+    SetPrev(record, link);
+    EXPECT_NE(RecordHash(record), unlinked_hash);
+    auto decoded = DecodeRecord(3, 9, record);
+    ASSERT_TRUE(decoded.has_value()) << decoded.error().ToString();
+    EXPECT_EQ(decoded->event, e);
+    EXPECT_EQ(decoded->prev, link);
+    EXPECT_EQ(decoded->hash, Sha256(record));
+    EXPECT_EQ(decoded->partition, 3u);
+    EXPECT_EQ(decoded->offset, 9u);
+  }
+  EXPECT_NE(EncodeEventJson(e).find(R"(,"prev":"0000)"), std::string::npos);
+  // Format 1: no link; the checksum covers the body alone.
+  std::string v2 = EncodeEvent(e);
+  std::string v1 = v2.substr(0, 6) + v2.substr(6 + 32);
+  v1[1] = 1;
+  const uint32_t crc = Crc32c(std::string_view(v1).substr(6));
+  for (int i = 0; i < 4; ++i) v1[2 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  std::string prev = "x";
+  auto old = DecodeEvent(v1, &prev);
+  ASSERT_TRUE(old.has_value()) << old.error().ToString();
+  EXPECT_EQ(*old, e);
+  EXPECT_TRUE(prev.empty());
 }
 
 TEST(Codec, DetectsEveryFlippedByteAndEveryTruncation) {
