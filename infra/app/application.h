@@ -114,6 +114,7 @@ class Application {
   events::EventLog& log() { return *log_; }
   services::KeyStore& keys() { return *keys_; }
   api::HttpServer& http() { return *http_; }
+  api::Api& api() { return *api_; }
   services::TaskService& tasks() { return *tasks_; }
   projections::Projector& projector() { return *projector_; }
 
