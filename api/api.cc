@@ -582,6 +582,7 @@ void Api::StreamEvents(Exchange& x, const std::string& task_id) {
       if (!task) return x.ErrorFrom(task.error(), spec.task_id);
       if (!*task) return x.Error(codes::kTaskNotFound, "no task " + spec.task_id, "", spec.task_id);
     }
+    deps_.streams->Pin(&spec);
     auto stream = x.OpenStream("text/event-stream");
     if (!stream) return x.Error(codes::kUnavailable, "this transport cannot stream");
     deps_.streams->Add(std::move(spec), std::move(stream));

@@ -150,13 +150,18 @@ void StreamHub::RunTask(Spec spec, Stream& stream) {
   }
 }
 
+void StreamHub::Pin(Spec* spec) const {
+  if (!spec->task_id.empty() || spec->from.size() == log_.partition_count()) return;
+  spec->from.assign(log_.partition_count(), 0);
+  for (uint32_t p = 0; p < spec->from.size(); ++p) {
+    spec->from[p] = log_.EndOffset(p).value_or(0);
+  }
+}
+
 void StreamHub::RunTenant(Spec spec, Stream& stream) {
   auto last = std::chrono::steady_clock::now();
+  Pin(&spec);
   std::vector<uint64_t> next = spec.from;
-  if (next.size() != log_.partition_count()) {
-    next.assign(log_.partition_count(), 0);
-    for (uint32_t p = 0; p < next.size(); ++p) next[p] = log_.EndOffset(p).value_or(0);
-  }
   std::string resume = PositionId(next);
   if (!Send(stream, ": " + resume + "\n\n", resume, last)) return;
   while (!stopping_.load()) {

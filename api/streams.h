@@ -56,6 +56,10 @@ class StreamHub {
 
   // False when kMaxStreams are open (the caller answers 503 before opening).
   bool HasRoom() const { return open_.load() < kMaxStreams; }
+  // Fixes where a tenant stream without a resume id starts: the end of the
+  // log now, before its answer's headers go out, so that nothing the client
+  // writes once it sees them is missed.
+  void Pin(Spec* spec) const;
   void Add(Spec spec, std::shared_ptr<Stream> stream);
   void Stop();
 
