@@ -141,9 +141,18 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
     if (request_hash) *request_hash = events::Sha256Hex("{}");
     return true;
   }
-  x.body.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
-               rapidjson::kParseFullPrecisionFlag>(x.call.body.data(), x.call.body.size());
-  if (x.body.HasParseError()) {
+  size_t long_number = std::string_view::npos;
+  const bool parsed =
+      json::ParseUntrusted<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
+                           rapidjson::kParseFullPrecisionFlag>(x.call.body, &x.body, &long_number);
+  if (long_number != std::string_view::npos) {
+    x.Error(codes::kInvalidJson,
+            "the number at byte " + std::to_string(long_number) + " has more than " +
+                std::to_string(json::kMaxNumberDigits) + " digits or is too big for a double",
+            "{\"position\":" + std::to_string(long_number) + "}");
+    return false;
+  }
+  if (!parsed) {
     const size_t at = x.body.GetErrorOffset();
     x.Error(codes::kInvalidJson, "the body is not valid JSON (byte " + std::to_string(at) + ")",
             "{\"position\":" + std::to_string(at) + "}");

@@ -8,6 +8,7 @@
 #include "api/exchange.h"
 #include "api/render.h"
 #include "events/canonical_json.h"
+#include "infra/base/json.h"
 #include "services/content_store.h"
 
 namespace runlog::api {
@@ -248,10 +249,10 @@ Result<services::NewArtifact> Api::StoreContent(Exchange& x, const std::string& 
   if (a.content_type.starts_with("application/json")) {
     // JSON content is served inline as `data`: it must be JSON, and is kept canonical.
     json::Document parsed;
-    parsed.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(
-        x.call.body.data(), x.call.body.size());
     std::string canonical;
-    if (parsed.HasParseError() || !events::WriteCanonical(parsed, &canonical)) {
+    if (!json::ParseUntrusted<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(
+            x.call.body, &parsed) ||
+        !events::WriteCanonical(parsed, &canonical)) {
       return Fail(codes::kInvalidJson, "the content says application/json but is not JSON",
                   R"({"field":"body"})");
     }

@@ -14,6 +14,7 @@
 #include "events/sha256.h"
 #include "events/types.h"
 #include "infra/base/error_codes.h"
+#include "infra/base/json.h"
 
 namespace runlog::api {
 namespace {
@@ -415,8 +416,8 @@ Result<Triggers::Inbound> Triggers::OnMessage(const std::string& trigger_id,
     return Fail(codes::kPayloadTooLarge, "a channel message is at most 64 KiB");
   }
   json::Document message;
-  message.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());  // untrusted
-  if (message.HasParseError() || !message.IsObject()) {
+  if (!json::ParseUntrusted<rapidjson::kParseIterativeFlag>(body, &message) ||
+      !message.IsObject()) {
     message.SetObject();
     message.AddMember("text", json::Value(body.c_str(), message.GetAllocator()),
                       message.GetAllocator());

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "infra/base/json.h"
+
 namespace runlog::events {
 namespace {
 
@@ -210,9 +212,18 @@ Status WriteCanonical(const rapidjson::Value& value, std::string* out) {
 
 Result<std::string> Canonicalize(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag |
-            rapidjson::kParseIterativeFlag>(json.data(), json.size());
-  if (doc.HasParseError()) {
+  size_t long_number = std::string_view::npos;
+  const bool parsed =
+      json::ParseUntrusted<rapidjson::kParseValidateEncodingFlag |
+                           rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
+          json, &doc, &long_number);
+  if (long_number != std::string_view::npos) {
+    return Fail(codes::kInvalidJson,
+                "the number at byte " + std::to_string(long_number) + " has more than " +
+                    std::to_string(json::kMaxNumberDigits) + " digits or is too big for a double",
+                "{\"position\":" + std::to_string(long_number) + "}");
+  }
+  if (!parsed) {
     return Fail(codes::kInvalidJson,
                 std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
                     std::to_string(doc.GetErrorOffset()),

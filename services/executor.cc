@@ -4,6 +4,7 @@
 #include <future>
 
 #include "events/canonical_json.h"
+#include "infra/base/json.h"
 #include "services/plans.h"
 
 namespace runlog::services {
@@ -210,11 +211,9 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
           reject(codes::kToolError,
                  "the output is larger than " + std::to_string(kMaxToolOutputBytes) + " bytes");
           outcome.output.clear();
-        } else if (output
-                       .Parse<rapidjson::kParseValidateEncodingFlag |
-                              rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
-                           outcome.output.data(), outcome.output.size())
-                       .HasParseError()) {
+        } else if (!json::ParseUntrusted<rapidjson::kParseValidateEncodingFlag |
+                                         rapidjson::kParseFullPrecisionFlag |
+                                         rapidjson::kParseIterativeFlag>(outcome.output, &output)) {
           reject(codes::kToolError, "the tool's output is not JSON");
           outcome.output.clear();
         } else if (!events::WriteCanonical(output, &canonical)) {

@@ -3,9 +3,40 @@
 #include <gtest/gtest.h>
 
 #include "events/sha256.h"
+#include "infra/base/json.h"
 
 namespace runlog::events {
 namespace {
+
+// RapidJSON 1.1 reads out of bounds on a number of thousands of digits
+// (CVE-2024-38517; found by tests/fuzz): refused before it sees one.
+TEST(CanonicalJson, ANumberOfMoreThanAHundredDigitsIsRefusedNotParsed) {
+  for (const std::string& n :
+       {"0." + std::string(5000, '0'), std::string(101, '7'), "1e" + std::string(200, '0')}) {
+    auto r = Canonicalize("[1," + n + "]");
+    ASSERT_FALSE(r.has_value()) << n.substr(0, 20);
+    EXPECT_EQ(r.error().code, codes::kInvalidJson);
+    EXPECT_NE(r.error().message.find("at byte 3"), std::string::npos) << r.error().message;
+    runlog::json::Document doc;
+    EXPECT_FALSE(runlog::json::Parse("[" + n + "]", &doc));
+  }
+  // A zero with an exponent is zero (RapidJSON alone reads "0e96" as 6.4e293).
+  EXPECT_EQ(Canonicalize(R"([0e96,-0E+308,0.00e5,{"k":0e-7}])").value_or(""), R"([0,0,0,{"k":0}])");
+  EXPECT_EQ(Canonicalize("[0.000000000000000000000000,-0.0,0]").value_or(""), "[0,0,0]");
+  // Many digits with a large exponent: the nearest double (RapidJSON alone
+  // read past its table of powers), or refused when it overflows.
+  EXPECT_EQ(Canonicalize("[12345678901234567890123e280]").value_or(""),
+            "[1.2345678901234568e+302]");
+  EXPECT_EQ(
+      Canonicalize("[1000000600000000000000000000000000000000000000011270537274753850313e301]")
+          .error()
+          .code,
+      codes::kInvalidJson);
+  EXPECT_EQ(Canonicalize("[2e308]").error().code, codes::kInvalidJson);
+  // Digits inside strings are text, and a hundred digits is still a number.
+  EXPECT_TRUE(Canonicalize("[\"" + std::string(5000, '0') + "\"]").has_value());
+  EXPECT_TRUE(Canonicalize("0." + std::string(98, '0') + "1").has_value());
+}
 
 std::string Canon(std::string_view json) {
   auto r = Canonicalize(json);

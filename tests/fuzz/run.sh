@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every target with libFuzzer for SECONDS each (default 60), in a clang
-# build of its own (build-fuzz/, ASan + UBSan), starting from the seed corpus
+# build of its own (build-fuzz/, ASan + UBSan; clang-16 and libclang-rt-16-dev,
+# which infra/setup.sh installs), starting from the seed corpus
 # in tests/fuzz/corpus/<target>/. Prints each target's executions per second
 # and total; a crash's input is kept in build-fuzz/crashes/ and the run fails.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
@@ -12,10 +13,14 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(json record plan math cron receipt api)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DRUNLOG_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -DRUNLOG_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${launcher[@]}" >/dev/null
 cmake --build build-fuzz -j2 --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
 mkdir -p build-fuzz/crashes
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
+export UBSAN_OPTIONS=suppressions=$PWD/tests/fuzz/ubsan.supp:print_stacktrace=1:halt_on_error=1
+symbolizer=$(command -v llvm-symbolizer-16 llvm-symbolizer | head -1 || true)
+[ -n "$symbolizer" ] && export ASAN_SYMBOLIZER_PATH=$symbolizer
 failed=0
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t
