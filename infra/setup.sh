@@ -2,7 +2,7 @@
 # Installs runlog's build dependencies from Debian packages and configures the
 # CMake build in build/. Idempotent: packages already present are skipped, and
 # an existing build/ is reconfigured in place (ccache keeps rebuilds cheap).
-#   BUILD_TYPE=RelWithDebInfo (default) | Debug | Asan
+#   BUILD_TYPE=RelWithDebInfo (default) | Debug | Asan | Tsan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev rapidjson-dev libpistache-dev prometheus-cpp-dev
   libssl-dev libseccomp-dev libcurl4-openssl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libabsl-dev tzdata
-  kcat
+  kcat clang-16 libclang-rt-16-dev llvm-16
 )
 
 missing=()
