@@ -695,7 +695,7 @@ void Api::RegisterAgent(std::shared_ptr<Exchange> x, const std::string& path_id)
   if (!checked) return x->ErrorFrom(checked.error());
   const bool existed = deps_.manifests->Find(x->key->tenant_id, agent_id) != nullptr;
   deps_.manifests->Register(x->key->tenant_id, agent_id, std::move(*checked),
-                            [this, x, existed](Result<std::shared_ptr<const Manifest>> r) {
+                            [x, existed](Result<std::shared_ptr<const Manifest>> r) {
                               if (!r) return x->ErrorFrom(r.error());
                               ContractContext contract;
                               contract.actions = {Act("create_task", true, "POST", "/v1/tasks")};

@@ -38,6 +38,9 @@ std::string RawHeader(const Pistache::Http::Request& request, const char* name) 
 struct Connection {
   explicit Connection(int fd) : fd(fd) {}
   ~Connection() {
+    // The last owner may let go in Pistache's uninstrumented code; taking
+    // `mu` orders the close after every write, for ThreadSanitizer too.
+    std::lock_guard lock(mu);
     if (fd >= 0) ::close(fd);
   }
   Connection(const Connection&) = delete;
@@ -195,7 +198,10 @@ class PistacheReply final : public Reply {
 class SocketStream final : public Stream {
  public:
   explicit SocketStream(std::shared_ptr<Connection> conn) : conn_(std::move(conn)) {}
-  ~SocketStream() override { Close(); }
+  ~SocketStream() override {
+    Close();
+    std::lock_guard lock(conn_->mu);  // orders these sends before ~Connection's close
+  }
   void Write(std::string_view data) override {
     unsent_.append(data);
     Flush();
