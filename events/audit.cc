@@ -113,8 +113,8 @@ void Auditor::Record(uint32_t partition, uint64_t offset, std::string_view bytes
     }
   }
   s.next_offset = offset + 1;
-  const std::string hash = RecordHash(bytes);
   auto record = DecodeRecord(partition, offset, bytes);
+  const std::string hash = record ? record->hash : RecordHash(bytes);  // hashed once
   if (!record) {
     Problem(partition, offset, "unreadable record: " + record.error().message);
   } else if (record->prev.empty()) {
