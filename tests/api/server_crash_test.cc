@@ -18,7 +18,7 @@
 #include <set>
 #include <thread>
 
-#include "projections/views.h"
+#include "tests/testing/crash_checks.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -50,12 +50,6 @@ std::unique_ptr<Process> StartServer(const std::string& data, std::string* url,
     }
   }
   return nullptr;
-}
-
-std::vector<std::pair<std::string, std::string>> DumpViews(const std::string& data) {
-  auto views = projections::Views::Open(data);
-  EXPECT_TRUE(views.has_value());
-  return (*views)->Dump().value_or(std::vector<std::pair<std::string, std::string>>{});
 }
 
 struct Acked {
@@ -149,16 +143,9 @@ TEST(ServerCrash, KillNineUnderLoadLosesNothingAcknowledged) {
 
     // The views a restarted server catches up to equal a rebuild from the log.
     std::string url2;
-    auto again = StartServer(data, &url2);
-    ASSERT_TRUE(again);
-    again->Signal(SIGTERM);
-    ASSERT_EQ(again->Wait(), 0);
-    const auto incremental = DumpViews(data);
-    Process rebuild({RUNLOG_PATH, "rebuild", "--data", data, "--partitions", "4"});
-    ASSERT_EQ(rebuild.Wait(), 0) << rebuild.DrainStderr();
-    const auto rebuilt = DumpViews(data);
-    ASSERT_EQ(incremental.size(), rebuilt.size()) << "round " << round;
-    EXPECT_TRUE(incremental == rebuilt) << "round " << round << ": views differ from a rebuild";
+    runlog::testing::ExpectViewsEqualARebuild(
+        data, [&] { return StartServer(data, &url2); }, "round " + std::to_string(round));
+    if (HasFatalFailure()) return;
     Process audit({RUNLOG_PATH, "audit", "--data", data, "--partitions", "4"});
     EXPECT_EQ(audit.Wait(), 0) << "round " << round << ": " << audit.DrainStderr();
   }

@@ -18,10 +18,13 @@
 #include <thread>
 
 #include "events/canonical_json.h"
+#include "events/checkpoint.h"
 #include "events/codec.h"
 #include "events/embedded_log.h"
 #include "events/hashes.h"
+#include "events/merkle.h"
 #include "events/partitioner.h"
+#include "events/sha256.h"
 #include "events/types.h"
 #include "infra/base/json.h"
 #include "tests/testing/http_client.h"
@@ -80,7 +83,17 @@ class Tamper : public ::testing::Test {
     HttpClient client(url);
     client.SetKey(kKey);
     std::vector<std::string> ids;
+    runlog::testing::HttpResponse first;  // the consistency test's "from"
     for (int i = 0; i < 24; ++i) {
+      if (i == 12) {  // half the tasks done, then a checkpoint signed after them
+        for (const std::string& id : ids) {
+          ASSERT_TRUE(runlog::testing::WaitFor(
+              [&] { return client.Get("/v1/tasks/" + id).Str("status") == "succeeded"; }, 20s));
+        }
+        std::this_thread::sleep_for(700ms);  // two signing intervals
+        first = client.Get("/v1/checkpoints/latest");
+        ASSERT_EQ(first.status, 200) << first.body;
+      }
       auto created = client.Post(
           "/v1/tasks", R"({"type":"sum","input":{"n":)" + std::to_string(i) +
                            R"(},"plan":{"steps":[{"tool":"math","input":{"expression":"1+)" +
@@ -101,6 +114,15 @@ class Tamper : public ::testing::Test {
     auto receipt = client.Get("/v1/tasks/" + ids[1] + "/receipt");
     ASSERT_EQ(receipt.status, 200) << receipt.body;
     WriteFile(*dir_ / "receipt.json", receipt.body);
+    std::this_thread::sleep_for(700ms);  // a checkpoint signed after everything
+    auto last = client.Get("/v1/checkpoints/latest");
+    ASSERT_EQ(last.status, 200) << last.body;
+    ASSERT_GT(last["tree_size"].GetUint64(), first["tree_size"].GetUint64());
+    auto consistency = client.Get(
+        "/v1/checkpoints/consistency?from=" + std::to_string(first["tree_size"].GetUint64()) +
+        "&to=" + std::to_string(last["tree_size"].GetUint64()));
+    ASSERT_EQ(consistency.status, 200) << consistency.body;
+    WriteFile(*dir_ / "consistency.json", consistency.body);
     auto key = client.Get("/v1/checkpoints/key");
     ASSERT_EQ(key.status, 200) << key.body;
     WriteFile(*dir_ / "vkey", key.Str("verifier_key") + "\n");
@@ -268,6 +290,40 @@ TEST_F(Tamper, TheUntouchedLogAndExportAuditCleanAndSayWhatTheyChecked) {
   ASSERT_TRUE(json::Parse(e.out, &edoc)) << e.out;
   EXPECT_EQ(json::Int(edoc, "chained"), json::Int(doc, "chained"));
   EXPECT_EQ(json::Int(edoc, "roots_checked"), json::Int(doc, "roots_checked"));
+}
+
+// A witness holding the first checkpoint checks, from the two signed notes
+// and the proofs alone, that the newer log only grew from it.
+TEST_F(Tamper, ConsistencyProofsBetweenTwoCheckpointsVerifyAndAChangedOneDoesNot) {
+  json::Document doc;
+  ASSERT_TRUE(json::Parse(ReadFile(*dir_ / "consistency.json"), &doc));
+  auto text = [](const rapidjson::Value& note) {
+    std::string s = note.GetString();
+    return s.substr(0, s.find("\n\n") + 1);  // the note's text, before its signatures
+  };
+  auto from = events::ParseCheckpointText(text(doc["from"]));
+  auto to = events::ParseCheckpointText(text(doc["to"]));
+  ASSERT_TRUE(from && to);
+  int grown = 0;
+  for (const auto& p : doc["partitions"].GetArray()) {
+    const auto i = static_cast<size_t>(p["partition"].GetInt());
+    const uint64_t a = p["from_size"].GetUint64(), b = p["to_size"].GetUint64();
+    ASSERT_EQ(a, from->partitions[i].size);
+    ASSERT_EQ(b, to->partitions[i].size);
+    std::vector<std::string> proof;
+    for (const auto& h : p["proof"].GetArray()) proof.push_back(events::FromBase64(h.GetString()));
+    EXPECT_TRUE(events::merkle::VerifyConsistency(a, b, from->partitions[i].root,
+                                                  to->partitions[i].root, proof))
+        << "partition " << i << ": " << a << " -> " << b;
+    if (a > 0 && b > a && !proof.empty()) {
+      ++grown;
+      proof.back()[0] ^= 1;
+      EXPECT_FALSE(events::merkle::VerifyConsistency(a, b, from->partitions[i].root,
+                                                     to->partitions[i].root, proof));
+    }
+  }
+  EXPECT_GE(grown, 2) << "the partitions barely grew between the checkpoints: "
+                       << ReadFile(*dir_ / "consistency.json");
 }
 
 TEST_F(Tamper, AFlippedByteIsCaughtAtItsRecord) {
