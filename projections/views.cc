@@ -26,7 +26,8 @@ using events::Task;
 
 // The layout of the keys and values below; another value means rebuild.
 constexpr char kFormatKey[] = "v";
-// 5: tasks without their default fields; 6: usage rows; 7: cost; 8: artifacts
+// 5: tasks without their default fields; 6: usage rows; 7: cost; 8: artifacts;
+// 9: Merkle trees and checkpoints; 10: tree levels 1 to 3 no longer stored
 constexpr char kFormat[] = "10";
 
 std::string OffsetKey(uint32_t partition) { return "o" + std::to_string(partition); }

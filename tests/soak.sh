@@ -6,25 +6,35 @@
 # every 2 s. Prints, per minute: the end-to-end p99, errors, runlogd's RSS and
 # open file descriptors; fails if any request failed or if RSS or fds at the
 # end are more than 10% above their value at minute 5.
-#   tests/soak.sh [MINUTES] [RATE]   (RATE: tasks/s; default half the measured claim+complete/s)
+#   tests/soak.sh [MINUTES] [RATE]   (RATE: tasks/s; default half the end-to-end
+#   capacity, measured first on a server of its own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
 rate=${2:-}
 dir=$(mktemp -d /tmp/runlog-soak-XXXXXX)
 port=18391
-export RUNLOG_ADMIN_KEY=soak-admin-key
-build/runlogd --listen 127.0.0.1:$port --data "$dir/data" >"$dir/runlogd.log" 2>&1 </dev/null &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf localhost:$port/readyz >/dev/null && break; sleep 0.1; done
 url=http://127.0.0.1:$port
+export RUNLOG_ADMIN_KEY=soak-admin-key
+start() {  # runlogd on DIR, in the background; sets pid
+  build/runlogd --listen 127.0.0.1:$port --data "$1" >"$1.log" 2>&1 </dev/null &
+  pid=$!
+  for _ in $(seq 100); do curl -sf $url/readyz >/dev/null && break; sleep 0.1; done
+}
+pid=""
+# The data (gigabytes by the end) goes with the run unless SOAK_KEEP=1.
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; [ -n "${SOAK_KEEP:-}" ] || rm -rf "$dir"' EXIT
 if [ -z "$rate" ]; then
-  capacity=$(build/runlog bench --url $url --clients 32 --seconds 10 --phases create,claim |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["claim_complete"]["per_s"])')
+  # Capacity: the end-to-end load below, offered far more than it can take,
+  # on a server of its own (its backlog must not start the soak).
+  start "$dir/capacity"
+  capacity=$(build/runlog bench --url $url --clients 16 --seconds 10 --rate 10000 --phases e2e |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["e2e"]["per_s"])')
+  kill $pid && wait $pid || true
   rate=$(python3 -c "print(int($capacity / 2))")
-  echo "soak: capacity ${capacity} claim+complete/s; offering ${rate} tasks/s"
+  echo "soak: capacity ${capacity} tasks/s end to end; offering ${rate} tasks/s"
 fi
+start "$dir/data"
 # A plan with a sandboxed step every 2 s, beside the bench.
 (while kill -0 $pid 2>/dev/null; do
   curl -s -o /dev/null -w '%{http_code}\n' $url/v1/tasks -H "Authorization: Bearer $RUNLOG_ADMIN_KEY" \
