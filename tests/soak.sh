@@ -3,9 +3,10 @@
 # mixed load at half its measured capacity for MINUTES minutes (default 30):
 # worker tasks created, claimed and completed at a fixed rate (runlog bench's
 # end-to-end phase, one minute at a time), plus a plan with a sandboxed step
-# every 2 s. Prints, per minute: the end-to-end p99, errors, runlogd's RSS and
-# open file descriptors; fails if any request failed or if RSS or fds at the
-# end are more than 10% above their value at minute 5.
+# every 2 s. Prints, per minute: the end-to-end p99, errors, runlogd's RSS
+# and open file descriptors, and the data's table files and size; fails if
+# any request failed or if RSS or fds at the end are more than 10% above
+# their value at minute 5.
 #   tests/soak.sh [MINUTES] [RATE]   (RATE: tasks/s; default half the end-to-end
 #   capacity, measured first on a server of its own)
 set -euo pipefail
@@ -41,17 +42,20 @@ start "$dir/data"
     -d '{"type":"soak-plan","input":{},"plan":{"steps":[{"tool":"python_sandbox","input":{"code":"print(1)"}},{"tool":"math","input":{"expression":"1+1"}}]}}'
   sleep 2
 done) >"$dir/plans.log" 2>&1 &
-echo "minute,p50_ms,p99_ms,completed,errors,rss_kb,fds"
+echo "minute,p50_ms,p99_ms,completed,errors,rss_kb,fds,sst_files,data_mb"
 errors=0
 for m in $(seq 1 "$minutes"); do
   out=$(build/runlog bench --url $url --clients 16 --seconds 58 --warmup 0 --rate "$rate" --phases e2e)
   rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   fds=$(ls /proc/$pid/fd | wc -l)
+  # RocksDB keeps each table file open: the data behind the descriptors.
+  sst=$(find "$dir/data" -name "*.sst" | wc -l)
+  data_mb=$(du -sm "$dir/data" | cut -f1)
   line=$(python3 -c "
 import json,sys
 d=json.loads(sys.argv[1]); e=d['e2e']
 print('%d,%.1f,%.1f,%d,%d' % ($m, e['p50_ms'], e['p99_ms'], e['n'], d.get('errors', 0)))" "$out")
-  echo "$line,$rss,$fds"
+  echo "$line,$rss,$fds,$sst,$data_mb"
   errors=$((errors + $(echo "$line" | cut -d, -f5)))
   [ "$m" -eq 5 ] && rss5=$rss && fds5=$fds
 done
