@@ -146,9 +146,7 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
       json::ParseUntrusted<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
                            rapidjson::kParseFullPrecisionFlag>(x.call.body, &x.body, &long_number);
   if (long_number != std::string_view::npos) {
-    x.Error(codes::kInvalidJson,
-            "the number at byte " + std::to_string(long_number) + " has more than " +
-                std::to_string(json::kMaxNumberDigits) + " digits or is too big for a double",
+    x.Error(codes::kInvalidJson, json::LongNumberMessage(long_number),
             "{\"position\":" + std::to_string(long_number) + "}");
     return false;
   }

@@ -218,9 +218,7 @@ Result<std::string> Canonicalize(std::string_view json) {
                            rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
           json, &doc, &long_number);
   if (long_number != std::string_view::npos) {
-    return Fail(codes::kInvalidJson,
-                "the number at byte " + std::to_string(long_number) + " has more than " +
-                    std::to_string(json::kMaxNumberDigits) + " digits or is too big for a double",
+    return Fail(codes::kInvalidJson, json::LongNumberMessage(long_number),
                 "{\"position\":" + std::to_string(long_number) + "}");
   }
   if (!parsed) {

@@ -174,6 +174,12 @@ inline size_t PrepareNumbers(std::string_view* text, std::string* storage) {
   return std::string_view::npos;
 }
 
+// Why PrepareNumbers refused the number at byte `at`.
+inline std::string LongNumberMessage(size_t at) {
+  return "the number at byte " + std::to_string(at) + " has more than " +
+         std::to_string(kMaxNumberDigits) + " digits or is too big for a double";
+}
+
 // Parses text runlog did not write, with RapidJSON `flags`, its numbers
 // prepared first (PrepareNumbers). False if a number is too long (then
 // `*long_number_at` says where, and `doc` is null) or RapidJSON refuses the
@@ -191,15 +197,9 @@ bool ParseUntrusted(std::string_view text, Doc* doc, size_t* long_number_at = nu
 }
 
 // Parses text known to be valid JSON written by runlog itself (or refuses it).
+// Full precision: numbers must come back as the doubles that were written.
 inline bool Parse(std::string_view text, Document* doc) {
-  std::string storage;
-  if (PrepareNumbers(&text, &storage) != std::string_view::npos) {
-    doc->SetNull();
-    return false;
-  }
-  // Full precision: numbers must come back as the doubles that were written.
-  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  return !doc->HasParseError();
+  return ParseUntrusted<rapidjson::kParseFullPrecisionFlag>(text, doc);
 }
 
 }  // namespace runlog::json

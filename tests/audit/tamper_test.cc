@@ -323,7 +323,7 @@ TEST_F(Tamper, ConsistencyProofsBetweenTwoCheckpointsVerifyAndAChangedOneDoesNot
     }
   }
   EXPECT_GE(grown, 2) << "the partitions barely grew between the checkpoints: "
-                       << ReadFile(*dir_ / "consistency.json");
+                      << ReadFile(*dir_ / "consistency.json");
 }
 
 TEST_F(Tamper, AFlippedByteIsCaughtAtItsRecord) {
