@@ -12,6 +12,7 @@
 #include "api/render.h"
 #include "api/streams.h"
 #include "events/canonical_json.h"
+#include "events/local_store.h"
 #include "events/sha256.h"
 
 namespace runlog::api {
@@ -194,6 +195,8 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
     }
     const services::PartitionWriter::Held held = deps_.tasks->HeldNow();
     deps_.metrics->WriterState(held.tasks, held.memory_bytes);
+    const events::StoreMemory stores = events::ProcessStoreMemory();
+    deps_.metrics->StoreMemory(stores.block_cache_bytes, stores.memtable_bytes);
     return x->Finish(200, "text/plain; version=0.0.4", deps_.metrics->Serialize(), {});
   }
   for (const char* prefix : {"/api/v1/", "/v1/"}) {

@@ -56,6 +56,12 @@ Metrics::Metrics()
                          .Help("Estimated memory of the partition writers' state")
                          .Register(*registry_)
                          .Add({})),
+      store_memory_(prometheus::BuildGauge()
+                        .Name("runlog_store_memory_bytes")
+                        .Help("Memory of the RocksDB stores' shared budget, by kind "
+                              "(block_cache: cached blocks, indexes and filters; "
+                              "memtables: unflushed writes)")
+                        .Register(*registry_)),
       webhook_attempts_(prometheus::BuildCounter()
                             .Name("runlog_webhook_attempts_total")
                             .Help("Webhook delivery attempts, by outcome")
@@ -140,6 +146,11 @@ void Metrics::WriterState(const std::map<std::string, int64_t>& tasks, int64_t m
     g->Set(static_cast<double>(n));
   }
   writer_memory_.Set(static_cast<double>(memory_bytes));
+}
+
+void Metrics::StoreMemory(uint64_t block_cache_bytes, uint64_t memtable_bytes) {
+  store_memory_.Add({{"kind", "block_cache"}}).Set(static_cast<double>(block_cache_bytes));
+  store_memory_.Add({{"kind", "memtables"}}).Set(static_cast<double>(memtable_bytes));
 }
 
 }  // namespace runlog::api

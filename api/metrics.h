@@ -27,6 +27,8 @@ class Metrics {
   // What the partition writers hold: tasks by state ("ended" for those
   // remembered after they ended), and an estimate of their memory in bytes.
   void WriterState(const std::map<std::string, int64_t>& tasks, int64_t memory_bytes);
+  // What the RocksDB stores' shared budget holds now.
+  void StoreMemory(uint64_t block_cache_bytes, uint64_t memtable_bytes);
   // One webhook delivery attempt: its outcome (delivered, retrying, failed, gone) and seconds.
   void WebhookAttempt(const std::string& outcome, double seconds);
   // Cluster mode: a partition acquired, released or lost, and how many this node owns.
@@ -44,6 +46,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& projection_lag_;
   prometheus::Family<prometheus::Gauge>& writer_tasks_;
   prometheus::Gauge& writer_memory_;
+  prometheus::Family<prometheus::Gauge>& store_memory_;
   prometheus::Family<prometheus::Counter>& webhook_attempts_;
   prometheus::Family<prometheus::Counter>& partition_moves_;
   prometheus::Gauge& partitions_owned_;

@@ -10,6 +10,7 @@
 
 #include "events/bytes.h"
 #include "events/codec.h"
+#include "events/local_store.h"
 
 namespace runlog::events {
 namespace {
@@ -42,6 +43,7 @@ Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::Open(const LogOptions& options
   db_options.create_if_missing = true;
   db_options.use_fsync = false;  // fdatasync
   db_options.write_buffer_size = 64 << 20;
+  ApplyStoreLimits(db_options);
   // Flushes and compactions write back 1 MB at a time instead of in one burst
   // at the end of a file, which would stall the WAL's fdatasync behind it.
   db_options.bytes_per_sync = 1 << 20;

@@ -292,6 +292,7 @@ Result<std::unique_ptr<Views>> Views::Open(const std::string& data_dir) {
   const std::string dir = (std::filesystem::path(data_dir) / "views").string();
   auto opened = events::OpenLocalStore(dir, [](rocksdb::Options& options) {
     options.memtable_insert_with_hint_prefix_extractor = std::make_shared<InsertHintPrefix>();
+    options.write_buffer_size = 64 << 20;  // every event writes here: fewer, larger flushes
   });
   if (!opened) return std::unexpected(opened.error());
   std::unique_ptr<rocksdb::DB> db = std::move(*opened);

@@ -42,20 +42,23 @@ start "$dir/data"
     -d '{"type":"soak-plan","input":{},"plan":{"steps":[{"tool":"python_sandbox","input":{"code":"print(1)"}},{"tool":"math","input":{"expression":"1+1"}}]}}'
   sleep 2
 done) >"$dir/plans.log" 2>&1 &
-echo "minute,p50_ms,p99_ms,completed,errors,rss_kb,fds,sst_files,data_mb"
+echo "minute,p50_ms,p99_ms,completed,errors,rss_kb,fds,sst_files,data_mb,cache_mb,memtables_mb"
 errors=0
 for m in $(seq 1 "$minutes"); do
   out=$(build/runlog bench --url $url --clients 16 --seconds 58 --warmup 0 --rate "$rate" --phases e2e)
   rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   fds=$(ls /proc/$pid/fd | wc -l)
-  # RocksDB keeps each table file open: the data behind the descriptors.
+  # Table files on disk (a store keeps at most 10 open) and the stores'
+  # shared memory budget as runlogd reports it.
   sst=$(find "$dir/data" -name "*.sst" | wc -l)
   data_mb=$(du -sm "$dir/data" | cut -f1)
+  stores=$(curl -s $url/metrics | awk '/^runlog_store_memory_bytes\{kind="block_cache"\}/ {c=$2}
+    /^runlog_store_memory_bytes\{kind="memtables"\}/ {m=$2} END {printf "%d,%d", c/1048576, m/1048576}')
   line=$(python3 -c "
 import json,sys
 d=json.loads(sys.argv[1]); e=d['e2e']
 print('%d,%.1f,%.1f,%d,%d' % ($m, e['p50_ms'], e['p99_ms'], e['n'], d.get('errors', 0)))" "$out")
-  echo "$line,$rss,$fds,$sst,$data_mb"
+  echo "$line,$rss,$fds,$sst,$data_mb,$stores"
   errors=$((errors + $(echo "$line" | cut -d, -f5)))
   [ "$m" -eq 5 ] && rss5=$rss && fds5=$fds
 done

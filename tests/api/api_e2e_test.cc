@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "events/local_store.h"
 #include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/server.h"
@@ -1109,6 +1110,12 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   const double bytes = std::stod(metrics.body.substr(memory + 28));
   EXPECT_GT(bytes, 10 * 500.0);  // a queued task is well over 500 bytes today
   EXPECT_LT(bytes, 10 * 100'000.0);
+  // The stores' memtables hold the creates, and the server says how much.
+  const size_t memtables = metrics.body.find("\nrunlog_store_memory_bytes{kind=\"memtables\"} ");
+  ASSERT_NE(memtables, std::string::npos) << metrics.body;
+  const double held = std::stod(metrics.body.substr(metrics.body.find("} ", memtables) + 2));
+  EXPECT_GT(held, 0.0);
+  EXPECT_LE(held, 2.0 * events::StoreLimits::kWriteBuffersBytes);
 }
 
 TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {
