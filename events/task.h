@@ -123,9 +123,9 @@ inline bool IsWorkerTool(std::string_view tool) { return tool == "agent" || tool
 // agent's (`plan`) or the built-in planner's (`llm_plan`).
 inline bool IsPlannerTool(std::string_view tool) { return tool == "plan" || tool == "llm_plan"; }
 // A step whose output a replay reuses instead of running it again: what a
-// worker or a model answered.
+// worker or a model answered, or the decision a person made on an approval.
 inline bool IsRecordedTool(std::string_view tool) {
-  return IsWorkerTool(tool) || tool == "llm" || tool == "llm_plan";
+  return IsWorkerTool(tool) || tool == "llm" || tool == "llm_plan" || tool == "approval";
 }
 
 // True when the task's next step is an external worker's: the whole task of a

@@ -111,6 +111,13 @@ TEST(Approvals, AnApprovalStepWaitsAcrossAKillNineAndContinuesOnceApproved) {
   EXPECT_STREQ(trace["steps"][1]["output"]["decided_by"].GetString(),
                approve.Str("decided_by").c_str())
       << trace.body;
+  // A replay reuses the recorded decision: it does not wait, and matches.
+  auto replay = client.Post("/v1/tasks/" + approved_id + "/replay", "{}");
+  ASSERT_EQ(replay.status, 201) << replay.body;
+  auto replayed = Ended(client, replay.Str("id"));
+  ASSERT_EQ(replayed.Str("status"), "succeeded") << replayed.body;
+  auto verdict = client.Get("/v1/tasks/" + replay.Str("id") + "/trace");
+  EXPECT_TRUE(verdict["replay"]["matches"].GetBool()) << verdict.body;
   auto reject =
       client.Post("/v1/artifacts/" + rejected_artifact + "/reject", R"({"comment":"wrong tone"})");
   ASSERT_EQ(reject.status, 200) << reject.body;
