@@ -62,6 +62,32 @@ Metrics::Metrics()
                               "(block_cache: cached blocks, indexes and filters; "
                               "memtables: unflushed writes)")
                         .Register(*registry_)),
+      writers_failed_(prometheus::BuildGauge()
+                          .Name("runlog_writers_failed")
+                          .Help("Partitions whose writer failed (its log appends failed); "
+                                "their commands answer WRITER_FAILED until a restart")
+                          .Register(*registry_)
+                          .Add({})),
+      executor_slots_(prometheus::BuildGauge()
+                          .Name("runlog_executor_slots")
+                          .Help("The plan executor's slots: total, and busy running a task")
+                          .Register(*registry_)),
+      data_bytes_(prometheus::BuildGauge()
+                      .Name("runlog_data_filesystem_bytes")
+                      .Help("The data directory's filesystem: free (to runlogd) and total bytes")
+                      .Register(*registry_)),
+      tenant_tasks_(prometheus::BuildCounter()
+                        .Name("runlog_tenant_tasks_total")
+                        .Help("Tasks that ended, by tenant and status")
+                        .Register(*registry_)),
+      tenant_tokens_(prometheus::BuildCounter()
+                         .Name("runlog_tenant_tokens_total")
+                         .Help("Tokens used by tasks that ended, by tenant")
+                         .Register(*registry_)),
+      tenant_cost_(prometheus::BuildCounter()
+                       .Name("runlog_tenant_cost_usd_total")
+                       .Help("Cost in USD of tasks that ended, by tenant")
+                       .Register(*registry_)),
       webhook_attempts_(prometheus::BuildCounter()
                             .Name("runlog_webhook_attempts_total")
                             .Help("Webhook delivery attempts, by outcome")
@@ -133,7 +159,24 @@ void Metrics::ProjectionLag(uint32_t partition, double records) {
   gauge->Set(records);
 }
 
-std::string Metrics::Serialize() const {
+void Metrics::TenantUsage(const std::string& tenant, const std::string& status, int64_t tokens,
+                          int64_t cost_nanos) {
+  tenant_tasks_.Add({{"tenant", tenant}, {"status", status}}).Increment();
+  tenant_tokens_.Add({{"tenant", tenant}}).Increment(static_cast<double>(tokens));
+  tenant_cost_.Add({{"tenant", tenant}}).Increment(static_cast<double>(cost_nanos) / 1e9);
+}
+
+std::string Metrics::Serialize() {
+  if (scrape_source_) {
+    const Gauges g = scrape_source_();
+    writers_failed_.Set(static_cast<double>(g.writers_failed));
+    executor_slots_.Add({{"state", "busy"}}).Set(static_cast<double>(g.executor_busy));
+    executor_slots_.Add({{"state", "total"}}).Set(static_cast<double>(g.executor_slots));
+    if (g.data_total_bytes >= 0) {
+      data_bytes_.Add({{"kind", "free"}}).Set(static_cast<double>(g.data_free_bytes));
+      data_bytes_.Add({{"kind", "total"}}).Set(static_cast<double>(g.data_total_bytes));
+    }
+  }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

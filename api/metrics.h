@@ -8,6 +8,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,7 +34,20 @@ class Metrics {
   void WebhookAttempt(const std::string& outcome, double seconds);
   // Cluster mode: a partition acquired, released or lost, and how many this node owns.
   void PartitionMove(const std::string& what, uint32_t partition, int64_t owned);
-  std::string Serialize() const;
+  // A task event's effect on its tenant's usage: at its end, the task by
+  // status, its tokens and its cost.
+  void TenantUsage(const std::string& tenant, const std::string& status, int64_t tokens,
+                   int64_t cost_nanos);
+  // What the server reads fresh at each scrape (writers, executor slots,
+  // the data directory's disk); set once, before serving.
+  struct Gauges {
+    int64_t writers_failed = 0;
+    int64_t executor_busy = 0, executor_slots = 0;
+    int64_t data_free_bytes = -1, data_total_bytes = -1;  // -1: unknown
+  };
+  void SetScrapeSource(std::function<Gauges()> source) { scrape_source_ = std::move(source); }
+  // The exposition text, after reading the scrape source.
+  std::string Serialize();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -47,10 +61,18 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& writer_tasks_;
   prometheus::Gauge& writer_memory_;
   prometheus::Family<prometheus::Gauge>& store_memory_;
+  prometheus::Gauge& writers_failed_;
+  prometheus::Family<prometheus::Gauge>& executor_slots_;
+  prometheus::Family<prometheus::Gauge>& data_bytes_;
+  prometheus::Family<prometheus::Counter>& tenant_tasks_;
+  prometheus::Family<prometheus::Counter>& tenant_tokens_;
+  prometheus::Family<prometheus::Counter>& tenant_cost_;
   prometheus::Family<prometheus::Counter>& webhook_attempts_;
   prometheus::Family<prometheus::Counter>& partition_moves_;
   prometheus::Gauge& partitions_owned_;
   prometheus::Histogram& webhook_seconds_;
+
+  std::function<Gauges()> scrape_source_;
 
   std::mutex mu_;  // guards the caches of labelled children below
   std::map<std::pair<std::string, int>, prometheus::Counter*> request_counters_;

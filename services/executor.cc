@@ -48,6 +48,11 @@ void Executor::Stop() {
   threads_.clear();
 }
 
+int64_t Executor::busy() {
+  std::lock_guard lock(running_mu_);
+  return static_cast<int64_t>(running_.size());
+}
+
 void Executor::OnCancelled(const std::string& task_id) {
   std::lock_guard lock(running_mu_);
   if (auto it = running_.find(task_id); it != running_.end()) it->second->store(true);

@@ -50,6 +50,8 @@ class Executor {
   void Start();
   void Stop();
   void OnCancelled(const std::string& task_id);
+  // Slots running a task now, of options.slots.
+  int64_t busy();
 
  private:
   void Loop(int slot);

@@ -1,5 +1,7 @@
 #include "infra/app/application.h"
 
+#include <sys/statvfs.h>
+
 #include "events/kafka_log.h"
 #include "events/sha256.h"
 #include "infra/base/thread_priority.h"
@@ -85,8 +87,14 @@ Status Application::Start() {
   if (!views) return failed("", views.error());
   views_ = std::move(*views);
   projector_ = std::make_unique<projections::Projector>(
-      *log_, *views_, [this](const events::Event& e, const events::Task& t) {
+      *log_, *views_, [this, cluster](const events::Event& e, const events::Task& t) {
         metrics_.TaskEvent(e.type, static_cast<double>(e.timestamp_ms - t.queued_at_ms) / 1000.0);
+        // A tenant's usage, counted once in a cluster: by the partition's owner.
+        if ((e.type == "task.succeeded" || e.type == "task.failed" || e.type == "task.cancelled") &&
+            (!cluster || tasks_->owns(tasks_->PartitionOf(t.id)))) {
+          metrics_.TenantUsage(t.tenant_id, std::string(events::StatusName(t.status)),
+                               t.tokens_used, t.cost_nanos);
+        }
       });
   if (cluster) {
     projector_->SetRecordListener([this](const events::LogRecord& r) {
@@ -120,6 +128,21 @@ Status Application::Start() {
       "executor", nullptr, content_.get(), &ids_});
   tasks_->SetCancelListener([this](const std::string& id) { executor_->OnCancelled(id); });
   if (config_.executor_slots > 0) executor_->Start();
+  metrics_.SetScrapeSource([this] {
+    api::Metrics::Gauges g;
+    if (tasks_ == nullptr || executor_ == nullptr) return g;  // stopping
+    for (uint32_t p = 0; p < tasks_->partition_count(); ++p) {
+      g.writers_failed += tasks_->writer_failed(p);
+    }
+    g.executor_busy = executor_->busy();
+    g.executor_slots = config_.executor_slots;
+    struct statvfs fs {};
+    if (::statvfs(config_.log.data_dir.c_str(), &fs) == 0) {
+      g.data_free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+      g.data_total_bytes = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+    }
+    return g;
+  });
 
   if (config_.checkpoints) {
     const std::string key_path =

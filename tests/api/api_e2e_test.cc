@@ -1116,6 +1116,29 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   const double held = std::stod(metrics.body.substr(metrics.body.find("} ", memtables) + 2));
   EXPECT_GT(held, 0.0);
   EXPECT_LE(held, 2.0 * events::StoreLimits::kWriteBuffersBytes);
+  // Read fresh at each scrape: no writer failed, the executor's slots, the disk.
+  EXPECT_NE(metrics.body.find("\nrunlog_writers_failed 0\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("\nrunlog_executor_slots{state=\"total\"} "), std::string::npos);
+  const size_t free_at = metrics.body.find("\nrunlog_data_filesystem_bytes{kind=\"free\"} ");
+  ASSERT_NE(free_at, std::string::npos);
+  EXPECT_GT(std::stod(metrics.body.substr(metrics.body.find("} ", free_at) + 2)), 0.0);
+
+  // A task that ends counts for its tenant, with its tokens.
+  auto claim = client_->Post("/v1/tasks/claim", "");
+  ASSERT_EQ(claim.status, 200) << claim.body;
+  const std::string id = claim["task"]["id"].GetString();
+  ASSERT_EQ(client_->Post("/v1/tasks/" + id + "/complete", R"({"result":{},"usage":{"tokens":42}})")
+                .status,
+            200);
+  std::string scraped;
+  EXPECT_TRUE(WaitFor([&] {
+    scraped = client_->Get("/metrics").body;
+    return scraped.find("runlog_tenant_tasks_total{status=\"succeeded\",tenant=\"") !=
+           std::string::npos;
+  })) << scraped;
+  const size_t tokens_at = scraped.find("\nrunlog_tenant_tokens_total{tenant=\"");
+  ASSERT_NE(tokens_at, std::string::npos) << scraped;
+  EXPECT_EQ(std::stod(scraped.substr(scraped.find("} ", tokens_at) + 2)), 42.0);
 }
 
 TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {
