@@ -21,6 +21,13 @@ Runner AddExport(CLI::App& app);
 Runner AddAudit(CLI::App& app);
 // `runlog verify-receipt`: a task's receipt checked offline.
 Runner AddVerifyReceipt(CLI::App& app);
+// The CLI for people, against a server: `runlog tasks list|get|trace|cancel|
+// replay`, `runlog artifacts list|get|approve|reject`, `runlog keys register`,
+// `runlog usage`; tables, or the server's JSON with --json (infra/cli/client.cc).
+Runner AddTasks(CLI::App& app);
+Runner AddArtifacts(CLI::App& app);
+Runner AddKeys(CLI::App& app);
+Runner AddUsage(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 // `runlog mock-llm`: a stand-in chat-completions provider on loopback.

@@ -1,5 +1,5 @@
-// runlog: the command-line tool: rebuild, export and audit a log, benchmarks
-// and dev tools (admin comes with a later issue).
+// runlog: the command-line tool: tasks, artifacts, keys and usage on a
+// server; rebuild, export and audit a log; benchmarks and dev tools.
 
 #include <cstdio>
 #include <map>
@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
   runners["export"] = runlog::cli::AddExport(app);
   runners["audit"] = runlog::cli::AddAudit(app);
   runners["verify-receipt"] = runlog::cli::AddVerifyReceipt(app);
+  runners["tasks"] = runlog::cli::AddTasks(app);
+  runners["artifacts"] = runlog::cli::AddArtifacts(app);
+  runners["keys"] = runlog::cli::AddKeys(app);
+  runners["usage"] = runlog::cli::AddUsage(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -37,26 +37,13 @@ namespace runlog {
 namespace {
 
 using namespace std::chrono_literals;
+using runlog::testing::Execute;
 using runlog::testing::HttpClient;
-using runlog::testing::Process;
+using runlog::testing::Outcome;
 namespace fs = std::filesystem;
 
 constexpr char kKey[] = "tamper-admin-key";
 constexpr uint32_t kPartitions = 4;
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-Outcome Execute(std::vector<std::string> argv) {
-  Process p(std::move(argv));
-  Outcome r;
-  while (auto line = p.ReadStdoutLine(60s)) r.out += *line + "\n";
-  r.err = p.DrainStderr();
-  r.code = p.Wait();
-  return r;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -333,5 +333,76 @@ TEST(RunlogRebuild, GivesTheUsageViewByteForByte) {
   EXPECT_EQ(usage_rows(), live);
 }
 
+// `runlog ARGS…` to its end.
+testing::Outcome RunCli(std::vector<std::string> args) {
+  args.insert(args.begin(), RUNLOG_PATH);
+  return testing::Execute(std::move(args), 30s);
+}
+
+TEST(RunlogCli, ShowsTasksAsTablesOrJsonAndSaysWhatWentWrong) {
+  TempDir dir;
+  ::setenv("RUNLOG_ADMIN_KEY", "cli-admin-key", 1);
+  Process server({RUNLOGD_PATH, "--listen", "127.0.0.1:0", "--data", dir / "data"});
+  const std::string base = WaitServing(server);
+  ASSERT_FALSE(base.empty()) << server.DrainStderr();
+  testing::HttpClient http(base);
+  http.SetKey("cli-admin-key");
+  auto created = http.Post("/v1/tasks", R"({"type":"summarize","input":{"doc":"a"}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.Str("id");
+  const std::vector<std::string> at = {"--url", base, "--key", "cli-admin-key"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), at.begin(), at.end());
+    return args;
+  };
+
+  // A table for people: a header row, then the task.
+  testing::Outcome list = RunCli(with({"tasks", "list"}));
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_TRUE(list.out.starts_with("ID ")) << list.out;
+  EXPECT_TRUE(std::regex_search(list.out, std::regex(id + R"( +summarize +queued +0 )")))
+      << list.out;
+  // The server's JSON for scripts, the same whichever side of the
+  // subcommand --json is on.
+  for (const auto& args : {with({"tasks", "list", "--json"}), with({"tasks", "--json", "list"})}) {
+    testing::Outcome json = RunCli(args);
+    ASSERT_EQ(json.code, 0) << json.err;
+    rapidjson::Document doc;
+    doc.Parse(json.out.c_str());
+    ASSERT_TRUE(doc.IsObject()) << json.out;
+    ASSERT_EQ(doc["tasks"].Size(), 1u);
+    EXPECT_EQ(doc["tasks"][0]["id"].GetString(), id);
+  }
+  testing::Outcome get = RunCli(with({"tasks", "get", id}));
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_TRUE(std::regex_search(get.out, std::regex(R"(\nstatus +queued\n)"))) << get.out;
+
+  testing::Outcome cancel = RunCli(with({"tasks", "cancel", id}));
+  ASSERT_EQ(cancel.code, 0) << cancel.err;
+  EXPECT_TRUE(std::regex_search(cancel.out, std::regex(R"(\nstatus +cancelled\n)"))) << cancel.out;
+  testing::Outcome filtered = RunCli(with({"tasks", "list", "--status", "queued"}));
+  EXPECT_EQ(filtered.out.find(id), std::string::npos) << filtered.out;
+
+  testing::Outcome usage = RunCli(with({"usage"}));
+  ASSERT_EQ(usage.code, 0) << usage.err;
+  EXPECT_TRUE(std::regex_search(usage.out, std::regex(R"(total\.tasks_created +1\n)")))
+      << usage.out;
+
+  // Errors: the server's code on stderr and exit 1; no server, exit 3.
+  testing::Outcome missing = RunCli(with({"tasks", "get", "tsk_nope"}));
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("404 TASK_NOT_FOUND"), std::string::npos) << missing.err;
+  testing::Outcome keyless = RunCli({"tasks", "list", "--url", base});
+  EXPECT_EQ(keyless.code, 1);
+  EXPECT_NE(keyless.err.find("UNAUTHENTICATED"), std::string::npos) << keyless.err;
+  EXPECT_NE(keyless.err.find("RUNLOG_KEY"), std::string::npos) << keyless.err;
+  testing::Outcome away = RunCli({"tasks", "list", "--url", "http://127.0.0.1:1", "--key", "k"});
+  EXPECT_EQ(away.code, 3);
+  EXPECT_NE(away.err.find("cannot reach http://127.0.0.1:1"), std::string::npos) << away.err;
+
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0);
+}
+
 }  // namespace
 }  // namespace runlog

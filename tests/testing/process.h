@@ -103,4 +103,20 @@ class Process {
   std::string err_buffer_;
 };
 
+// What a command did, run to its end: exit code, stdout and stderr.
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+inline Outcome Execute(std::vector<std::string> argv,
+                       std::chrono::milliseconds line_timeout = std::chrono::seconds(60)) {
+  Process p(std::move(argv));
+  Outcome r;
+  while (auto line = p.ReadStdoutLine(line_timeout)) r.out += *line + "\n";
+  r.err = p.DrainStderr();
+  r.code = p.Wait();
+  return r;
+}
+
 }  // namespace runlog::testing
