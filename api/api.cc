@@ -9,8 +9,10 @@
 #include <map>
 
 #include "api/exchange.h"
+#include "api/openapi.h"
 #include "api/render.h"
 #include "api/streams.h"
+#include "api/ui.h"
 #include "events/canonical_json.h"
 #include "events/local_store.h"
 #include "events/sha256.h"
@@ -172,10 +174,28 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
   return true;
 }
 
+void Api::ServeUi(Exchange& x, const std::string& path) {
+  x.route = "ui";
+  if (x.call.method != "GET") return x.Error(codes::kMethodNotAllowed, "use GET " + path);
+  if (!path.starts_with("/ui/")) {  // "/", "/ui"
+    return x.Finish(302, "text/plain", "the dashboard is at /ui/\n", {{"Location", "/ui/"}});
+  }
+  const std::string name = path == "/ui/" ? "index.html" : path.substr(4);
+  const auto file = UiFiles().find(name);
+  if (file == UiFiles().end()) return x.Error(codes::kNotFound, "no file " + path);
+  x.Finish(200, std::string(file->second.content_type), std::string(file->second.body),
+           {{"Content-Security-Policy", kUiCsp},
+            {"X-Content-Type-Options", "nosniff"},
+            {"X-Frame-Options", "DENY"},
+            {"Referrer-Policy", "no-referrer"},
+            {"Cache-Control", "no-cache"}});
+}
+
 void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
   auto x = std::make_shared<Exchange>(std::move(call), std::move(reply), deps_);
   std::string path = x->call.path;
   if (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/" || path == "/ui" || path.starts_with("/ui/")) return ServeUi(*x, x->call.path);
   if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     x->route = path.substr(1);
     if (x->call.method != "GET") return x->Error(codes::kMethodNotAllowed, "use GET " + path);
@@ -238,6 +258,11 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        "read",
        [](Api& a, X x, Id id) { a.GetAgent(*x, id); }},
       {"GET", {"tasks"}, "list_tasks", "read", [](Api& a, X x, Id) { a.ListTasks(*x); }},
+      {"GET",
+       {"openapi.json"},
+       "get_openapi",
+       "",
+       [](Api&, X x, Id) { x->Finish(200, "application/json", std::string(kOpenApiJson), {}); }},
       {"POST",
        {"tasks", "{id}", "artifacts"},
        "add_artifact",
@@ -435,6 +460,18 @@ const std::vector<Api::RouteEntry>& Api::Routes() {
        [](Api& a, X x, Id) { a.GetConsistency(*x); }},
   };
   return kRoutes;
+}
+
+std::vector<Api::RouteInfo> Api::RouteTable() {
+  std::vector<RouteInfo> table;
+  for (const char* root : {"/healthz", "/readyz", "/metrics"})
+    table.push_back({"GET", root, "", ""});
+  for (const RouteEntry& r : Routes()) {
+    std::string path = "/v1";
+    for (std::string_view segment : r.path) path += "/" + std::string(segment);
+    table.push_back({r.method, path, r.name, r.scope});
+  }
+  return table;
 }
 
 void Api::Route(Exchange& x) {
@@ -871,8 +908,20 @@ void Api::SetAccountPlan(std::shared_ptr<Exchange> x, const std::string& account
 // A rebuild from the log, a stuck projector or a failed writer is not ready.
 void Api::ClusterState(Exchange& x) {
   if (deps_.cluster == nullptr || !deps_.cluster->state) {
+    // Each partition's log end and how far the views have applied it.
+    std::string state = "[";
+    for (uint32_t p = 0; p < deps_.log->partition_count(); ++p) {
+      const auto end = deps_.log->EndOffset(p);
+      state += (p == 0 ? "" : ",") + events::Payload()
+                                         .Int("partition", p)
+                                         .Int("log_end", end ? static_cast<int64_t>(*end) : -1)
+                                         .Int("views_position", deps_.projector->applied(p))
+                                         .Build();
+    }
     events::Payload one;
-    one.Str("mode", "single").Int("partitions", deps_.log->partition_count());
+    one.Str("mode", "single")
+        .Int("partitions", deps_.log->partition_count())
+        .Raw("partition_state", state + "]");
     return x.Send(200, std::move(one), {});
   }
   x.Send(200, deps_.cluster->state(), {});

@@ -182,6 +182,14 @@ class Api {
 
   class Exchange;  // one call in flight (api/exchange.h)
 
+  // Every route served, for the OpenAPI spec's test: method, full path
+  // ("{id}" for each variable segment), route name and key scope ("" for
+  // none). /healthz, /readyz and /metrics included.
+  struct RouteInfo {
+    std::string method, path, name, scope;
+  };
+  static std::vector<RouteInfo> RouteTable();
+
  private:
   // One row of the route table: method and path under /v1 ("{id}" matches
   // one segment), the route's name (metrics), the key scope it needs ("" for
@@ -195,6 +203,8 @@ class Api {
   };
   static const std::vector<RouteEntry>& Routes();
   void Route(Exchange& x);
+  // The dashboard's files under /ui/ (api/ui.h); "/" and "/ui" redirect there.
+  void ServeUi(Exchange& x, const std::string& path);
   void CreateTask(std::shared_ptr<Exchange> x);
   void ClaimTask(std::shared_ptr<Exchange> x);
   // Cluster mode (docs/kafka.md, "Claims"): this node's partitions, then the

@@ -4,8 +4,14 @@
 
 #include <curl/curl.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -62,6 +68,50 @@ class SeenActions {
   std::set<std::pair<std::string, std::string>> seen_;
 };
 
+// With RUNLOG_RECORD_ANSWERS=DIR, every answer a test gets is appended to
+// DIR/<pid>.jsonl (method, path, status, content type, body), for
+// tests/api/validate_answers.py to check against docs/openapi.yaml.
+class AnswerRecorder {
+ public:
+  static AnswerRecorder& Get() {
+    static AnswerRecorder recorder;
+    return recorder;
+  }
+  void Add(const std::string& method, const std::string& path, long status,
+           const std::string& content_type, const std::string& body) {
+    if (!out_.is_open() || status == 0) return;
+    rapidjson::StringBuffer line;
+    rapidjson::Writer<rapidjson::StringBuffer> w(line);
+    w.StartObject();
+    w.Key("method");
+    w.String(method.c_str());
+    w.Key("path");
+    w.String(path.c_str());
+    w.Key("status");
+    w.Int64(status);
+    w.Key("content_type");
+    w.String(content_type.c_str());
+    w.Key("body");  // JSON answers only: the others (artifact content) may be any bytes
+    const bool json = content_type.find("json") != std::string::npos;
+    w.String(json ? body.data() : "", json ? static_cast<rapidjson::SizeType>(body.size()) : 0);
+    w.EndObject();
+    std::lock_guard lock(mu_);
+    out_ << line.GetString() << '\n';
+    out_.flush();
+  }
+
+ private:
+  AnswerRecorder() {
+    const char* dir = std::getenv("RUNLOG_RECORD_ANSWERS");
+    if (dir == nullptr || *dir == '\0') return;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    out_.open(std::string(dir) + "/" + std::to_string(::getpid()) + ".jsonl", std::ios::app);
+  }
+  std::mutex mu_;
+  std::ofstream out_;
+};
+
 class HttpClient {
  public:
   explicit HttpClient(std::string base) : base_(std::move(base)), curl_(curl_easy_init()) {}
@@ -110,6 +160,7 @@ class HttpClient {
     curl_slist_free_all(list);
     r.json.Parse(r.body.c_str());
     SeenActions::Get().Add(r.json);
+    AnswerRecorder::Get().Add(method, path, r.status, r.headers["content-type"], r.body);
     return r;
   }
 
