@@ -3,14 +3,18 @@
 #include "api/exchange.h"
 #include "api/render.h"
 #include "api/triggers.h"
+#include "services/cron.h"
 
 namespace runlog::api {
 namespace {
 
-events::Payload RenderTrigger(const services::TriggerRecord& t) {
+// The trigger as its spec gave it, plus for an active schedule the next time
+// it fires after `now_ms`.
+events::Payload RenderTrigger(const services::TriggerRecord& t, int64_t now_ms) {
   json::Document spec;
   events::Payload p;
-  if (json::Parse(t.spec, &spec) && spec.IsObject()) {
+  const bool parsed = json::Parse(t.spec, &spec) && spec.IsObject();
+  if (parsed) {
     for (const auto& m : spec.GetObject()) {
       p.Raw(m.name.GetString(), events::CanonicalText(m.value));
     }
@@ -19,6 +23,15 @@ events::Payload RenderTrigger(const services::TriggerRecord& t) {
       .Str("id", t.trigger_id)
       .Str("state", t.state)
       .Raw("created_at", IsoTimeJson(t.created_at_ms));
+  if (parsed && t.kind == "schedule" && t.state == "active") {
+    auto cron = services::ParseCron(json::String(spec, "schedule"));
+    auto zone = services::LoadZone(json::String(spec, "timezone", "UTC"));
+    if (cron && zone) {
+      if (auto next = services::NextFire(*cron, *zone, now_ms)) {
+        p.Raw("next_fire_at", IsoTimeJson(*next));
+      }
+    }
+  }
   if (t.kind == "channel") p.Str("inbound_url", "/v1/channels/" + t.trigger_id + "/inbound");
   return p;
 }
@@ -43,17 +56,18 @@ void Api::CreateTrigger(std::shared_ptr<Exchange> x) {
   t.secret = std::move(secret);
   t.created_by = x->key->key_id;
   x->DropBody();
-  deps_.hooks->AddTrigger(std::move(t), [x](Result<services::TriggerRecord> r) {
-    if (!r) return x->ErrorFrom(r.error());
-    x->Send(201, RenderTrigger(*r), TriggerContract(r->trigger_id));
-  });
+  deps_.hooks->AddTrigger(
+      std::move(t), [x, clock = deps_.clock](Result<services::TriggerRecord> r) {
+        if (!r) return x->ErrorFrom(r.error());
+        x->Send(201, RenderTrigger(*r, clock->NowMillis()), TriggerContract(r->trigger_id));
+      });
 }
 
 void Api::ListTriggers(Exchange& x) {
   std::string items = "[";
   for (const services::TriggerRecord& t : deps_.hooks->Triggers(x.key->tenant_id)) {
     if (items.size() > 1) items += ',';
-    items += RenderTrigger(t).Build();
+    items += RenderTrigger(t, deps_.clock->NowMillis()).Build();
   }
   items += ']';
   ContractContext contract;
@@ -64,14 +78,14 @@ void Api::ListTriggers(Exchange& x) {
 void Api::GetTrigger(Exchange& x, const std::string& id) {
   auto t = deps_.hooks->Trigger(x.key->tenant_id, id);
   if (!t) return x.Error(codes::kTriggerNotFound, "no trigger " + id);
-  x.Send(200, RenderTrigger(*t), TriggerContract(id));
+  x.Send(200, RenderTrigger(*t, deps_.clock->NowMillis()), TriggerContract(id));
 }
 
 void Api::SetTriggerState(std::shared_ptr<Exchange> x, const std::string& id,
                           const std::string& state) {
   deps_.hooks->SetTriggerState(
       x->key->tenant_id, id, state, x->key->key_id,
-      [x, id, state](Result<services::TriggerRecord> r) {
+      [x, id, state, clock = deps_.clock](Result<services::TriggerRecord> r) {
         if (!r && r.error().code == codes::kNotFound) {
           return x->Error(codes::kTriggerNotFound, "no trigger " + id);
         }
@@ -82,7 +96,7 @@ void Api::SetTriggerState(std::shared_ptr<Exchange> x, const std::string& id,
           return x->Send(200, events::Payload().Str("trigger_id", id).Bool("deleted", true),
                          contract);
         }
-        x->Send(200, RenderTrigger(*r), TriggerContract(id));
+        x->Send(200, RenderTrigger(*r, clock->NowMillis()), TriggerContract(id));
       });
 }
 

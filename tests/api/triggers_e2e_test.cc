@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 
 #include <map>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -281,6 +282,20 @@ TEST_F(TriggerTest, BadSpecsAreRefusedWithTheField) {
       EXPECT_STREQ(r["error"]["details"]["field"].GetString(), b.field) << b.body;
     }
   }
+}
+
+TEST_F(TriggerTest, AnActiveScheduleSaysWhenItFiresNextAndAPausedOneDoesNot) {
+  // Yearly at 09:30 on 1 January in Tokyo: 00:30 UTC on 1 January.
+  auto created = client_->Post("/v1/triggers", R"({"kind":"schedule","schedule":"30 9 1 1 *",)"
+                                               R"("timezone":"Asia/Tokyo","task":{"type":"t"}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string next = created.Str("next_fire_at");
+  EXPECT_TRUE(std::regex_match(next, std::regex(R"(\d{4}-01-01T00:30:00(\.000)?Z)"))) << next;
+  const std::string id = created.Str("id");
+  ASSERT_EQ(client_->Post("/v1/triggers/" + id + "/pause", "{}").status, 200);
+  auto paused = client_->Get("/v1/triggers/" + id);
+  EXPECT_EQ(paused.Str("state"), "paused");
+  EXPECT_FALSE(paused.json.HasMember("next_fire_at")) << paused.body;
 }
 
 }  // namespace
