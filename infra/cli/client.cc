@@ -171,22 +171,21 @@ int Show(const Server& server, const Answer& a,
   return 0;
 }
 
-std::string Query(const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string q;
-  for (const auto& [name, value] : params) {
-    if (value.empty()) continue;
-    char* escaped = curl_easy_escape(nullptr, value.c_str(), static_cast<int>(value.size()));
-    q += (q.empty() ? "?" : "&") + name + "=" + escaped;
-    curl_free(escaped);
-  }
-  return q;
-}
-
-std::string Escaped(const std::string& id) {
-  char* escaped = curl_easy_escape(nullptr, id.c_str(), static_cast<int>(id.size()));
+// `text` as one URL component (a path segment or a query value).
+std::string Escaped(const std::string& text) {
+  char* escaped = curl_easy_escape(nullptr, text.c_str(), static_cast<int>(text.size()));
   std::string out = escaped;
   curl_free(escaped);
   return out;
+}
+
+// "?name=value&…" of the parameters that have a value; "" if none has.
+std::string Query(const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string q;
+  for (const auto& [name, value] : params) {
+    if (!value.empty()) q += (q.empty() ? "?" : "&") + name + "=" + Escaped(value);
+  }
+  return q;
 }
 
 void ServerOptions(CLI::App* sub, const std::shared_ptr<Server>& s) {

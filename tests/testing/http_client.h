@@ -160,7 +160,9 @@ class HttpClient {
     curl_slist_free_all(list);
     r.json.Parse(r.body.c_str());
     SeenActions::Get().Add(r.json);
-    AnswerRecorder::Get().Add(method, path, r.status, r.headers["content-type"], r.body);
+    const auto type = r.headers.find("content-type");  // not [], which would add one
+    AnswerRecorder::Get().Add(method, path, r.status, type == r.headers.end() ? "" : type->second,
+                              r.body);
     return r;
   }
 
