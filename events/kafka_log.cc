@@ -336,22 +336,16 @@ std::string KafkaLog::DeletesRecords(
   return "";
 }
 
-Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
-  rd_kafka_t* rk = producer_->c_ptr();
-  // No controller: brokers that cannot describe configs (librdkafka's mock
-  // cluster among them). Said, not refused.
-  timeout = std::min(timeout, std::chrono::milliseconds(1500));  // real brokers answer in ms
+Result<std::vector<std::pair<std::string, std::string>>> KafkaTopicConfig(
+    RdKafka::Handle& client, const std::string& topic, std::chrono::milliseconds timeout) {
+  rd_kafka_t* rk = client.c_ptr();
   if (rd_kafka_controllerid(rk, static_cast<int>(timeout.count())) < 0) {
-    std::fprintf(stderr,
-                 "runlog: the brokers name no controller, so the config of topic %s is not "
-                 "checked; make sure retention.ms=-1, retention.bytes=-1, cleanup.policy=delete\n",
-                 topic_.c_str());
-    return {};
+    return Fail(codes::kUnavailable, "the brokers name no controller");
   }
   std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> queue(rd_kafka_queue_new(rk),
                                                                        rd_kafka_queue_destroy);
   rd_kafka_ConfigResource_t* resource =
-      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic_.c_str());
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   rd_kafka_AdminOptions_t* options =
       rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
   char err[256];
@@ -363,31 +357,40 @@ Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
   std::unique_ptr<rd_kafka_event_t, void (*)(rd_kafka_event_t*)> event(
       rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000),
       rd_kafka_event_destroy);
-  std::string failure;
-  std::vector<std::pair<std::string, std::string>> config;
   if (!event || rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    failure = event ? rd_kafka_event_error_string(event.get()) : "no answer";
-  } else {
-    const auto* result = rd_kafka_event_DescribeConfigs_result(event.get());
-    size_t n = 0;
-    const rd_kafka_ConfigResource_t** resources =
-        result ? rd_kafka_DescribeConfigs_result_resources(result, &n) : nullptr;
-    for (size_t i = 0; i < n; ++i) {
-      size_t m = 0;
-      const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
-      for (size_t j = 0; j < m; ++j) {
-        const char* value = rd_kafka_ConfigEntry_value(entries[j]);
-        config.emplace_back(rd_kafka_ConfigEntry_name(entries[j]), value ? value : "");
-      }
-    }
-    if (n == 0) failure = "no config in the answer";
+    return Fail(codes::kUnavailable,
+                event ? rd_kafka_event_error_string(event.get()) : "no answer");
   }
-  if (!failure.empty()) {
-    std::fprintf(stderr, "runlog: cannot read the config of topic %s (%s); not checked\n",
-                 topic_.c_str(), failure.c_str());
+  std::vector<std::pair<std::string, std::string>> config;
+  const auto* result = rd_kafka_event_DescribeConfigs_result(event.get());
+  size_t n = 0;
+  const rd_kafka_ConfigResource_t** resources =
+      result ? rd_kafka_DescribeConfigs_result_resources(result, &n) : nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    size_t m = 0;
+    const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
+    for (size_t j = 0; j < m; ++j) {
+      const char* value = rd_kafka_ConfigEntry_value(entries[j]);
+      config.emplace_back(rd_kafka_ConfigEntry_name(entries[j]), value ? value : "");
+    }
+  }
+  if (n == 0) return Fail(codes::kUnavailable, "no config in the answer");
+  return config;
+}
+
+Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
+  // Brokers that cannot describe configs (librdkafka's mock cluster among
+  // them) are said, not refused.
+  timeout = std::min(timeout, std::chrono::milliseconds(1500));  // real brokers answer in ms
+  auto config = KafkaTopicConfig(*producer_, topic_, timeout);
+  if (!config) {
+    std::fprintf(stderr,
+                 "runlog: cannot read the config of topic %s (%s), so it is not checked; make "
+                 "sure retention.ms=-1, retention.bytes=-1, cleanup.policy=delete\n",
+                 topic_.c_str(), config.error().message.c_str());
     return {};
   }
-  if (std::string why = DeletesRecords(config); !why.empty()) {
+  if (std::string why = DeletesRecords(*config); !why.empty()) {
     return Fail(codes::kFailedPrecondition, "Kafka topic " + topic_ +
                                                 " may delete events, and the log is the source of "
                                                 "truth: " +

@@ -42,6 +42,11 @@ std::unique_ptr<RdKafka::Conf> KafkaClientConf(
     const std::vector<std::pair<std::string, std::string>>& extra);
 // Whether the brokers know `topic`, asked through `client` (waits up to 10 s).
 bool KafkaTopicExists(RdKafka::Handle& client, const std::string& topic);
+// `topic`'s config as the brokers describe it, asked through `client`. UNAVAILABLE
+// when they cannot say: no controller (librdkafka's mock cluster), or no answer
+// within `timeout`.
+Result<std::vector<std::pair<std::string, std::string>>> KafkaTopicConfig(
+    RdKafka::Handle& client, const std::string& topic, std::chrono::milliseconds timeout);
 
 class KafkaLog final : public EventLog {
  public:

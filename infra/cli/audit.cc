@@ -7,9 +7,12 @@
 
 #include "events/audit.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "events/canonical_json.h"
@@ -22,6 +25,7 @@
 #include "events/types.h"
 #include "infra/base/json.h"
 #include "infra/cli/commands.h"
+#include "infra/cli/common.h"
 
 namespace runlog::cli {
 namespace {
@@ -183,13 +187,23 @@ int RunExport(const events::LogOptions& options, const std::string& out_path) {
     std::fprintf(stderr, "runlog export: cannot write %s\n", out_path.c_str());
     return 2;
   }
-  uint64_t n = 0;
+  uint64_t n = 0, total = 0;
+  for (uint32_t p = 0; p < (*log)->partition_count(); ++p) {
+    if (auto end = (*log)->EndOffset(p)) total += *end;
+  }
+  // Not over lines going to the same terminal.
+  std::optional<Progress> progress;
+  if (out != stdout || ::isatty(STDOUT_FILENO) != 1) progress.emplace("runlog export");
+  const auto fraction = [&] { return total > 0 ? std::min(1.0, double(n) / total) : -1.0; };
   bool damaged = false;
   std::string line;
   for (uint32_t p = 0; p < (*log)->partition_count(); ++p) {
     ReadPartition(
         **log, p,
         [&](uint64_t offset, std::string_view bytes) {
+          if ((n & 1023) == 0 && progress && progress->Due()) {
+            progress->Show(fraction(), Grouped(n) + "/" + Grouped(total) + " records");
+          }
           auto r = events::DecodeRecord(p, offset, bytes);
           if (!r) {
             std::fprintf(stderr, "runlog export: partition %u offset %llu: %s\n", p,
@@ -223,6 +237,7 @@ int RunExport(const events::LogOptions& options, const std::string& out_path) {
           damaged = true;
         });
   }
+  if (progress) progress->Finish(1.0, Grouped(n) + " records");
   int rc = 0;
   if (out != stdout && std::fclose(out) != 0) rc = 2;
   std::fprintf(stderr, "runlog export: %llu events\n", static_cast<unsigned long long>(n));
@@ -294,24 +309,35 @@ int RunAudit(const AuditArgs& args) {
         }
       },
       [](uint64_t, const std::string&) {});
-  auto last_progress = start;
+  // Progress against the log's end offsets (an export's size is not known in records).
+  uint64_t total = 0;
+  for (uint32_t p = 0; log != nullptr && p < src.partitions; ++p) {
+    if (auto end = log->EndOffset(p)) total += *end;
+  }
+  Progress progress("runlog audit");
+  const auto status = [&](uint32_t p) {
+    const uint64_t n = auditor.report().records;
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    return Grouped(n) + (total > 0 ? "/" + Grouped(total) : "") + " records, " +
+           Grouped(static_cast<uint64_t>(n / std::max(s, 1e-9))) + "/s, partition " +
+           std::to_string(p + 1) + "/" + std::to_string(src.partitions);
+  };
+  const auto fraction = [&] {
+    return total > 0 ? static_cast<double>(auditor.report().records) / total : -1.0;
+  };
   for (uint32_t p = 0; p < src.partitions; ++p) {
     src.read(
         p,
         [&](uint64_t offset, std::string_view bytes) {
           auditor.Record(p, offset, bytes);
-          if ((auditor.report().records & 4095) == 0 &&
-              Clock::now() - last_progress > std::chrono::seconds(2)) {
-            last_progress = Clock::now();
-            const double s = std::chrono::duration<double>(last_progress - start).count();
-            std::fprintf(stderr, "runlog audit: partition %u of %u, %llu records, %.0f/s\n", p + 1,
-                         src.partitions, static_cast<unsigned long long>(auditor.report().records),
-                         auditor.report().records / s);
+          if ((auditor.report().records & 1023) == 0 && progress.Due()) {
+            progress.Show(fraction(), status(p));
           }
         },
         [&](uint64_t offset, const std::string& what) { auditor.Unreadable(p, offset, what); });
     auditor.EndPartition(p);
   }
+  progress.Finish(total > 0 ? 1.0 : -1.0, status(src.partitions - 1));
   auditor.Finish();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const events::AuditReport& r = auditor.report();
@@ -364,14 +390,6 @@ int RunVerifyReceipt(const std::string& path, const std::string& key_arg) {
       r->checkpoint.origin.c_str(), static_cast<unsigned long long>(r->checkpoint.total()),
       static_cast<unsigned long long>(r->tree_size));
   return 0;
-}
-
-void AddLogOptions(CLI::App* sub, events::LogOptions* o) {
-  sub->add_option("--data", o->data_dir, "data directory")->capture_default_str();
-  sub->add_option("--log", o->uri, "embedded, or kafka://HOST:PORT[,HOST:PORT]")
-      ->capture_default_str();
-  sub->add_option("--partitions", o->partitions, "log partitions")->capture_default_str();
-  sub->add_option("--kafka-topic", o->kafka_topic, "Kafka topic of the log")->capture_default_str();
 }
 
 }  // namespace

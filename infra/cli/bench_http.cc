@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "infra/cli/commands.h"
+#include "infra/cli/common.h"
 #include "infra/cli/http_load.h"
 
 namespace runlog::cli {
@@ -192,12 +193,26 @@ class Bench {
   // Starts `next` on every connection (it chains the following request
   // itself), serves answers until all are idle; returns seconds since `start`.
   double RunUntilIdle(const std::vector<HttpLoad::Conn*>& conns,
-                      const std::function<void(HttpLoad::Conn*)>& next, Clock::time_point start) {
+                      const std::function<void(HttpLoad::Conn*)>& next, Clock::time_point start,
+                      const char* phase, const Stats& s) {
+    Progress progress(std::string("runlog bench: ") + phase);
     for (auto* c : conns) next(c);
     while (std::any_of(conns.begin(), conns.end(), [&](auto* c) { return load_.Busy(c); })) {
       load_.Poll(100);
+      if (progress.Due()) progress.Show(Elapsed(start) / o_.seconds, Status(s, start));
     }
+    progress.Finish(1.0, Status(s, start));
+    return Elapsed(start);
+  }
+
+  static double Elapsed(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  // "12,345 done, 2,469/s, 0 errors"
+  static std::string Status(const Stats& s, Clock::time_point start) {
+    return Grouped(s.ms.size()) + " done, " +
+           Grouped(static_cast<uint64_t>(s.ms.size() / std::max(Elapsed(start), 1e-9))) + "/s, " +
+           Grouped(s.errors) + " errors";
   }
 
   // Claims a task with `claim` and completes it under its lease. `done` gets
@@ -246,7 +261,7 @@ class Bench {
         next(c);
       });
     };
-    s.seconds = RunUntilIdle(conns, next, start);
+    s.seconds = RunUntilIdle(conns, next, start, "create", s);
     return s;
   }
 
@@ -269,7 +284,7 @@ class Bench {
         next(c);
       });
     };
-    s.seconds = RunUntilIdle(conns, next, start);
+    s.seconds = RunUntilIdle(conns, next, start, "claim+complete", s);
     return s;
   }
 
@@ -307,8 +322,14 @@ class Bench {
         work(c);
       });
     };
+    Progress progress("runlog bench: e2e");
+    const auto status = [&] {
+      return Grouped(completed) + "/" + Grouped(total) + " done, " + Grouped(next_task) +
+             " offered, " + Grouped(s.errors) + " errors";
+    };
     for (auto* c : workers) work(c);
     while (completed < total && Clock::now() < stop_workers) {
+      if (progress.Due()) progress.Show(static_cast<double>(completed) / total, status());
       // Send every task that is due on a free producer connection.
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       const uint64_t due = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed * o_.rate) + 1);
@@ -326,6 +347,7 @@ class Bench {
       // generator shares the server's cores.
       load_.Poll(next_task < total ? 1 : 100);
     }
+    progress.Finish(static_cast<double>(completed) / total, status());
     *offered = next_task;
     s.seconds = std::chrono::duration<double>(Clock::now() - start).count() - o_.warmup;
     warm->seconds = o_.warmup;

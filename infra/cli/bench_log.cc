@@ -4,7 +4,6 @@
 // in the same run (machines here are shared and noisy, so only ratios within
 // one run mean much).
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include "events/kafka_mock.h"
 #include "events/partitioner.h"
 #include "infra/cli/commands.h"
+#include "infra/cli/common.h"
 
 namespace runlog::cli {
 namespace {
@@ -42,27 +42,6 @@ struct BenchLogOptions {
   // transactional producer per partition, as a cluster node writes.
   std::string kafka_writes = "idempotent";
 };
-
-// Serial 512-byte append + fdatasync in `dir` for `seconds`; returns ops/s.
-double MeasureFdatasync(const std::string& dir, double seconds) {
-  const std::string path = dir + "/fdatasync-probe";
-  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  if (fd < 0) return 0;
-  char block[512];
-  std::fill(std::begin(block), std::end(block), 'x');
-  auto start = SteadyClock::now();
-  auto end = start + std::chrono::duration<double>(seconds);
-  long ops = 0;
-  while (SteadyClock::now() < end) {
-    if (::write(fd, block, sizeof block) != static_cast<ssize_t>(sizeof block)) break;
-    if (::fdatasync(fd) != 0) break;
-    ++ops;
-  }
-  double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  ::close(fd);
-  ::unlink(path.c_str());
-  return ops / elapsed;
-}
 
 double Percentile(std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;

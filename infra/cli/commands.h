@@ -28,6 +28,8 @@ Runner AddTasks(CLI::App& app);
 Runner AddArtifacts(CLI::App& app);
 Runner AddKeys(CLI::App& app);
 Runner AddUsage(CLI::App& app);
+// `runlog doctor`: whether this machine can run runlogd, each failure with a fix.
+Runner AddDoctor(CLI::App& app);
 // `runlog mock-kafka`: a librdkafka mock cluster as its own process.
 Runner AddMockKafka(CLI::App& app);
 // `runlog mock-llm`: a stand-in chat-completions provider on loopback.

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   runners["artifacts"] = runlog::cli::AddArtifacts(app);
   runners["keys"] = runlog::cli::AddKeys(app);
   runners["usage"] = runlog::cli::AddUsage(app);
+  runners["doctor"] = runlog::cli::AddDoctor(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -3,10 +3,14 @@
 // second opener, and says so).
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "events/event_log.h"
 #include "infra/cli/commands.h"
+#include "infra/cli/common.h"
 #include "projections/projector.h"
 
 namespace runlog::cli {
@@ -30,12 +34,47 @@ int RunRebuild(const events::LogOptions& options) {
     return 1;
   }
   projections::Projector projector(**log, **views);
-  if (auto s = projector.CatchUp(); !s) {
-    std::fprintf(stderr, "runlog rebuild: %s\n", s.error().message.c_str());
+  uint64_t total = 0;
+  for (uint32_t p = 0; p < (*log)->partition_count(); ++p) {
+    if (auto end = (*log)->EndOffset(p)) total += *end;
+  }
+  const auto applied = [&] {
+    uint64_t n = 0;
+    for (uint32_t p = 0; p < (*log)->partition_count(); ++p) n += projector.applied(p);
+    return n;
+  };
+  // CatchUp applies on this thread; another one watches how far it is.
+  Progress progress("runlog rebuild");
+  const auto show = [&](bool last) {
+    const uint64_t n = applied();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string status = Grouped(n) + "/" + Grouped(total) + " records, " +
+                               Grouped(static_cast<uint64_t>(n / std::max(s, 1e-9))) + "/s";
+    const double fraction = total > 0 ? std::min(1.0, double(n) / total) : 1.0;
+    last ? progress.Finish(fraction, status) : progress.Show(fraction, status);
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  bool caught_up = false;
+  std::thread watcher([&] {
+    std::unique_lock lock(mu);
+    while (!cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return caught_up; }))
+      show(false);
+  });
+  auto caught = projector.CatchUp();
+  {
+    std::lock_guard lock(mu);
+    caught_up = true;
+  }
+  cv.notify_one();
+  watcher.join();
+  if (!caught) {
+    std::fprintf(stderr, "runlog rebuild: %s\n", caught.error().message.c_str());
     return 1;
   }
-  uint64_t records = 0;
-  for (uint32_t p = 0; p < (*log)->partition_count(); ++p) records += projector.applied(p);
+  show(true);
+  const uint64_t records = applied();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("{\"records\":%llu,\"seconds\":%.3f,\"records_per_s\":%.0f}\n",
@@ -48,11 +87,7 @@ int RunRebuild(const events::LogOptions& options) {
 Runner AddRebuild(CLI::App& app) {
   auto o = std::make_shared<events::LogOptions>();
   auto* sub = app.add_subcommand("rebuild", "delete the views and rebuild them from the log");
-  sub->add_option("--data", o->data_dir, "data directory")->capture_default_str();
-  sub->add_option("--log", o->uri, "embedded, or kafka://HOST:PORT[,HOST:PORT]")
-      ->capture_default_str();
-  sub->add_option("--partitions", o->partitions, "log partitions")->capture_default_str();
-  sub->add_option("--kafka-topic", o->kafka_topic, "Kafka topic of the log")->capture_default_str();
+  AddLogOptions(sub, o.get());
   return [o] { return RunRebuild(*o); };
 }
 

@@ -64,6 +64,7 @@ class Process {
     return all;
   }
 
+  pid_t pid() const { return pid_; }
   void Signal(int sig) { ::kill(pid_, sig); }
   // Waits for the child; returns its exit code, or 128+signal.
   int Wait() {
