@@ -687,6 +687,17 @@ void Api::ListTasks(Exchange& x) {
     }
     q.limit = static_cast<size_t>(v);
   }
+  q.agent_id = get("agent_id").empty() ? get("agent") : get("agent_id");
+  for (const auto& [name, bound] : {std::pair{"created_after", &q.created_after_ms},
+                                    std::pair{"created_before", &q.created_before_ms}}) {
+    if (const std::string value = get(name); !value.empty() && !ParseTime(value, bound)) {
+      return x.Error(codes::kValidationError,
+                     std::string(name) +
+                         " must be an RFC 3339 time (2026-02-27T11:18:01Z), a date "
+                         "(2026-02-27) or Unix milliseconds",
+                     std::string(R"({"field":")") + name + "\"}");
+    }
+  }
   if (const std::string cursor = get("cursor"); !cursor.empty() && !HexDecode(cursor, &q.cursor)) {
     return x.Error(codes::kValidationError, "cursor is not one this server gave",
                    R"({"field":"cursor"})");
@@ -695,6 +706,10 @@ void Api::ListTasks(Exchange& x) {
   std::string filters;
   if (!status.empty()) filters += "status=" + QueryEscape(status) + "&";
   if (!q.type.empty()) filters += "type=" + QueryEscape(q.type) + "&";
+  if (!q.agent_id.empty()) filters += "agent_id=" + QueryEscape(q.agent_id) + "&";
+  for (const char* name : {"created_after", "created_before"}) {
+    if (!get(name).empty()) filters += std::string(name) + "=" + QueryEscape(get(name)) + "&";
+  }
   if (!get("limit").empty()) filters += "limit=" + std::to_string(q.limit) + "&";
   AfterOwnWrites(x, std::nullopt, "", [this, q, filters](Exchange& x) { ListPage(x, q, filters); });
 }

@@ -18,6 +18,31 @@
 namespace runlog::api {
 namespace {
 
+// A query string's key or value as sent: %XX is that byte, "+" a space
+// (what browsers' URLSearchParams and HTML forms send). A "%" not followed
+// by two hex digits stays as it is.
+std::string QueryDecode(std::string_view in) {
+  const auto hex = [](char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
 std::string RawHeader(const Pistache::Http::Request& request, const char* name) {
   auto raw = request.headers().tryGetRaw(name);
   return raw ? raw->value() : std::string();
@@ -279,9 +304,10 @@ class Handler final : public Pistache::Http::Handler {
     Call call;
     call.method = Pistache::Http::methodString(request.method());
     call.path = request.resource();
+    // Pistache splits the query but leaves its escapes.
     for (auto it = request.query().parameters_begin(); it != request.query().parameters_end();
          ++it) {
-      call.query[it->first] = it->second;
+      call.query[QueryDecode(it->first)] = QueryDecode(it->second);
     }
     call.authorization = RawHeader(request, "Authorization");
     call.content_type = RawHeader(request, "Content-Type");

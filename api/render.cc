@@ -1,5 +1,7 @@
 #include "api/render.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
 
 #include "events/payload.h"
@@ -37,6 +39,57 @@ std::string IsoTime(int64_t ms) {
 }
 
 std::string IsoTimeJson(int64_t ms) { return ms == 0 ? "null" : "\"" + IsoTime(ms) + "\""; }
+
+bool ParseTime(std::string_view text, int64_t* unix_ms) {
+  const std::string s(text);
+  if (!s.empty() && s.size() <= 15 &&
+      std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    *unix_ms = std::stoll(s);
+    return true;
+  }
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &consumed) !=
+          3 ||
+      consumed != 10) {
+    return false;
+  }
+  int64_t ms = 0, offset_minutes = 0;
+  if (s.size() > 10) {
+    if (s[10] != 'T' && s[10] != 't') return false;
+    if (std::sscanf(s.c_str() + 11, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+                    &consumed) != 3 ||
+        consumed != 8) {
+      return false;
+    }
+    size_t at = 19;
+    if (at < s.size() && s[at] == '.') {
+      int64_t scale = 100;
+      for (++at; at < s.size() && s[at] >= '0' && s[at] <= '9'; ++at, scale /= 10) {
+        ms += (s[at] - '0') * scale;
+      }
+      if (s[at - 1] == '.') return false;
+    }
+    if (at < s.size() && (s[at] == 'Z' || s[at] == 'z') && at + 1 == s.size()) {
+      // UTC
+    } else if (at + 6 == s.size() && (s[at] == '+' || s[at] == '-') && s[at + 3] == ':') {
+      int h = 0, m = 0;
+      if (std::sscanf(s.c_str() + at + 1, "%2d:%2d", &h, &m) != 2 || h > 23 || m > 59) return false;
+      offset_minutes = (s[at] == '+' ? 1 : -1) * (h * 60 + m);
+    } else {
+      return false;
+    }
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970) {
+    return false;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t seconds = timegm(&tm);
+  *unix_ms = static_cast<int64_t>(seconds) * 1000 + ms - offset_minutes * 60'000;
+  return true;
+}
 
 namespace {
 

@@ -15,6 +15,10 @@ namespace runlog::api {
 // "2026-02-27T11:18:01.127Z", or "null" (unquoted) for 0.
 std::string IsoTime(int64_t unix_ms);
 std::string IsoTimeJson(int64_t unix_ms);
+// A time as the API takes it: RFC 3339 ("2026-02-27T11:18:01Z", optional
+// fraction, "Z" or "+HH:MM"/"-HH:MM"), a date ("2026-02-27", midnight UTC) or
+// Unix milliseconds. False for anything else.
+bool ParseTime(std::string_view text, int64_t* unix_ms);
 
 // The task as a JSON object (no "version" or agent_contract: callers add them).
 std::string RenderTask(const events::Task& task);

@@ -258,12 +258,15 @@ Artifact ParseArtifact(std::string_view value) {
 }
 
 // Newest first: the inverted creation time in fixed-width hex, then the id.
-std::string Ordering(const Task& t) {
+// The index orders newest first: by this, then by id.
+std::string TimeOrder(int64_t created_at_ms) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(INT64_MAX - t.created_at_ms));
-  return std::string(buf) + '\0' + t.id;
+                static_cast<unsigned long long>(INT64_MAX - created_at_ms));
+  return buf;
 }
+
+std::string Ordering(const Task& t) { return TimeOrder(t.created_at_ms) + '\0' + t.id; }
 
 std::string IndexPrefix(const std::string& tenant, const std::string& status,
                         const std::string& type) {
@@ -772,31 +775,45 @@ Result<ListPage> Views::List(const ListQuery& q) {
   at_snapshot.snapshot = snapshot.get();
   std::vector<Scan> scans;
   const std::vector<std::string> any = {""};
+  // Time bounds are ranges of the index: the newest allowed is where to
+  // start, the oldest where to stop.
+  std::string start = q.cursor;
+  if (q.created_before_ms > 0) start = std::max(start, TimeOrder(q.created_before_ms - 1));
+  const std::string stop = q.created_after_ms > 0 ? TimeOrder(q.created_after_ms) : "";
   for (const std::string& status : q.statuses.empty() ? any : q.statuses) {
     Scan scan{IndexPrefix(q.tenant_id, status, q.type),
               std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(at_snapshot))};
-    scan.it->Seek(scan.prefix + q.cursor);
+    scan.it->Seek(scan.prefix + start);
     // The last item of the previous page is not repeated.
     if (!q.cursor.empty() && scan.valid() && scan.order() == q.cursor) scan.it->Next();
     scans.push_back(std::move(scan));
   }
   ListPage page;
-  for (;;) {
+  std::string last;  // the order of the last task read
+  for (size_t examined = 0;; ++examined) {
     Scan* next = nullptr;
     for (Scan& scan : scans) {
       if (!scan.it->status().ok()) return Storage(scan.it->status());
       if (scan.valid() && (next == nullptr || scan.order() < next->order())) next = &scan;
     }
     if (next == nullptr) break;
+    const std::string_view order = next->order();
+    if (!stop.empty() && order.substr(0, stop.size()) > stop) break;  // older than asked
     if (page.tasks.size() >= q.limit) {  // one more exists: the page ends here
       if (!page.tasks.empty()) page.next_cursor = Ordering(page.tasks.back());
       break;
     }
-    const std::string_view order = next->order();
+    if (examined >= q.max_examined) {  // read enough for one answer: go on after the last
+      page.next_cursor = last;
+      break;
+    }
     const std::string id(order.substr(order.find('\0') + 1));
     auto task = GetTask(id, q.tenant_id);
     if (!task) return std::unexpected(task.error());
-    if (*task) page.tasks.push_back(std::move(**task));
+    if (*task && (q.agent_id.empty() || (*task)->agent_id == q.agent_id)) {
+      page.tasks.push_back(std::move(**task));
+    }
+    last.assign(order);
     next->it->Next();
   }
   return page;

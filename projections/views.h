@@ -45,7 +45,13 @@ struct ListQuery {
   std::vector<std::string> statuses;  // any of these; empty: any
   std::string type;                   // empty: any
   size_t limit = 50;
-  std::string cursor;  // from a previous page, or empty
+  std::string cursor;             // from a previous page, or empty
+  std::string agent_id;           // empty: any (not indexed: see max_examined)
+  int64_t created_after_ms = 0;   // created at or after; 0: no bound
+  int64_t created_before_ms = 0;  // created before; 0: no bound
+  // With agent_id, at most this many tasks are read for one page: the page
+  // may then hold fewer than `limit` and still have a next_cursor.
+  size_t max_examined = 5000;
 };
 
 // What tasks used, summed over a usage row's tasks (docs/tenancy.md).

@@ -180,11 +180,10 @@ async function tasksPage(params) {
     const q = new URLSearchParams({ limit: "100" });
     if (filters.status) q.set("status", filters.status);
     if (filters.type) q.set("type", filters.type);
+    if (filters.agent) q.set("agent_id", filters.agent);
+    if (hours) q.set("created_after", new Date(Date.now() - hours * 3600e3).toISOString());
     const answer = await api("GET", `/v1/tasks?${q}`);
-    // Agent and time are filtered here, over the newest 100 the server gave.
-    const tasks = answer.tasks.filter((t) =>
-      (!filters.agent || t.agent_id === filters.agent) &&
-      (!hours || Date.parse(t.created_at) >= Date.now() - hours * 3600e3));
+    const tasks = answer.tasks;
     body.replaceChildren(...(tasks.length ? tasks.map((t) => h("tr", { "data-task": t.id },
       h("td", { class: "mono" }, h("a", { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.id)),
       h("td", {}, t.type), h("td", {}, status(t.status)), h("td", {}, t.agent_id || "-"),

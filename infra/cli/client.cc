@@ -233,16 +233,26 @@ Runner AddTasks(CLI::App& app) {
   auto* list = tasks->add_subcommand("list", "the newest tasks, with filters");
   auto status = std::make_shared<std::string>();
   auto type = std::make_shared<std::string>();
+  auto agent = std::make_shared<std::string>();
+  auto after = std::make_shared<std::string>();
+  auto before = std::make_shared<std::string>();
   auto limit = std::make_shared<int>(20);
   list->add_option("--status", *status, "created, queued, running, succeeded, failed, cancelled");
   list->add_option("--type", *type, "the task type");
+  list->add_option("--agent", *agent, "the agent the tasks were created for");
+  list->add_option("--created-after", *after,
+                   "created at or after: RFC 3339 (2026-12-05T09:00:00Z), a date or Unix ms");
+  list->add_option("--created-before", *before, "created before (as --created-after)");
   list->add_option("--limit", *limit, "how many (1-200)")->capture_default_str();
   list->callback([=] {
     *run = [=] {
-      const Answer a = Call(
-          *s, "GET",
-          "/v1/tasks" +
-              Query({{"status", *status}, {"type", *type}, {"limit", std::to_string(*limit)}}));
+      const Answer a = Call(*s, "GET",
+                            "/v1/tasks" + Query({{"status", *status},
+                                                 {"type", *type},
+                                                 {"agent_id", *agent},
+                                                 {"created_after", *after},
+                                                 {"created_before", *before},
+                                                 {"limit", std::to_string(*limit)}}));
       return Show(*s, a, [](const json::Value& doc) {
         PrintList(json::Find(doc, "tasks"), kTaskColumns);
         if (const json::Value* more = json::Find(doc, "has_more"); more && more->IsTrue()) {

@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "api/render.h"
 #include "events/local_store.h"
 #include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
@@ -432,6 +433,47 @@ TEST_F(ApiTest, ListsNewestFirstWithFiltersAndCursorPages) {
   ExpectError(client_->Get("/v1/tasks?status=sleeping"), 400, "VALIDATION_ERROR");
   ExpectError(client_->Get("/v1/tasks?limit=0"), 400, "VALIDATION_ERROR");
   ExpectError(client_->Get("/v1/tasks?cursor=zz"), 400, "VALIDATION_ERROR");
+
+  // By agent and creation time (RFC 3339 with an offset, or Unix ms); the
+  // next page keeps them.
+  const std::string scout = CreateId(R"({"type":"odd","agent_id":"scout"})");
+  clock_.Advance(1);
+  CreateId(R"({"type":"odd","agent_id":"scout"})");
+  auto by_agent = client_->Get("/v1/tasks?agent_id=scout&limit=1");
+  ASSERT_EQ(by_agent["tasks"].Size(), 1u) << by_agent.body;
+  EXPECT_STREQ(by_agent["tasks"][0]["agent_id"].GetString(), "scout");
+  const std::string next = by_agent["agent_contract"]["next_actions"][0]["endpoint"].GetString();
+  EXPECT_NE(next.find("agent_id=scout"), std::string::npos) << next;
+  auto second = client_->Get(next);
+  ASSERT_EQ(second["tasks"].Size(), 1u) << second.body;
+  EXPECT_EQ(second.json["tasks"][0]["id"].GetString(), scout);
+  EXPECT_EQ(client_->Get("/v1/tasks?agent=scout")["tasks"].Size(), 2u);  // the alias
+  // From ids[1]'s created_at as the API writes it, to ids[3]'s in Unix ms, and
+  // the same bound as an offset time two hours ahead of UTC.
+  const std::string from = client_->Get("/v1/tasks/" + ids[1]).Str("created_at");
+  const std::string to = client_->Get("/v1/tasks/" + ids[3]).Str("created_at");
+  int64_t to_ms = 0;
+  ASSERT_TRUE(api::ParseTime(to, &to_ms)) << to;
+  std::string to_offset = api::IsoTime(to_ms + 2 * 3600'000);
+  to_offset.replace(to_offset.size() - 1, 1, "%2B02:00");  // "+" escaped in the query
+  for (const std::string& before : {std::to_string(to_ms), to_offset}) {
+    auto window = client_->Get("/v1/tasks?created_after=" + from + "&created_before=" + before);
+    ASSERT_EQ(window.status, 200) << window.body;
+    ASSERT_EQ(window["tasks"].Size(), 2u) << before << " " << window.body;
+    EXPECT_EQ(window.json["tasks"][0]["id"].GetString(), ids[2]);
+    EXPECT_EQ(window.json["tasks"][1]["id"].GetString(), ids[1]);
+  }
+  // Query values are unescaped: %XX, and "+" as a space (as browsers send them).
+  const std::string odd_type = CreateId(R"({"type":"t","agent_id":"a b+c/é"})");
+  for (const char* q : {"a%20b%2Bc%2F%C3%A9", "a+b%2Bc/%c3%a9"}) {
+    auto found = client_->Get(std::string("/v1/tasks?agent_id=") + q);
+    ASSERT_EQ(found["tasks"].Size(), 1u) << q << " " << found.body;
+    EXPECT_EQ(found.json["tasks"][0]["id"].GetString(), odd_type);
+  }
+  auto bad = client_->Get("/v1/tasks?created_after=yesterday");
+  ExpectError(bad, 400, "VALIDATION_ERROR");
+  EXPECT_NE(bad.body.find("created_after"), std::string::npos) << bad.body;
+  ExpectError(client_->Get("/v1/tasks?created_before=2026-13-01"), 400, "VALIDATION_ERROR");
 }
 
 // What the seeds' clients send and expect: their status names in filters

@@ -382,10 +382,23 @@ TEST(RunlogCli, ShowsTasksAsTablesOrJsonAndSaysWhatWentWrong) {
   EXPECT_TRUE(std::regex_search(cancel.out, std::regex(R"(\nstatus +cancelled\n)"))) << cancel.out;
   testing::Outcome filtered = RunCli(with({"tasks", "list", "--status", "queued"}));
   EXPECT_EQ(filtered.out.find(id), std::string::npos) << filtered.out;
+  // By agent (escaped on the way, unescaped by the server) and creation time.
+  auto scout = http.Post("/v1/tasks", R"({"type":"summarize","agent_id":"scout #1"})");
+  ASSERT_EQ(scout.status, 201) << scout.body;
+  testing::Outcome by_agent = RunCli(with({"tasks", "list", "--agent", "scout #1"}));
+  EXPECT_NE(by_agent.out.find(scout.Str("id")), std::string::npos) << by_agent.out << by_agent.err;
+  EXPECT_EQ(by_agent.out.find(id), std::string::npos) << by_agent.out;
+  testing::Outcome later =
+      RunCli(with({"tasks", "list", "--created-after", scout.Str("created_at")}));
+  EXPECT_NE(later.out.find(scout.Str("id")), std::string::npos) << later.out << later.err;
+  EXPECT_EQ(later.out.find(id), std::string::npos) << later.out;
+  testing::Outcome not_a_time = RunCli(with({"tasks", "list", "--created-before", "soon"}));
+  EXPECT_EQ(not_a_time.code, 1);
+  EXPECT_NE(not_a_time.err.find("created_before"), std::string::npos) << not_a_time.err;
 
   testing::Outcome usage = RunCli(with({"usage"}));
   ASSERT_EQ(usage.code, 0) << usage.err;
-  EXPECT_TRUE(std::regex_search(usage.out, std::regex(R"(total\.tasks_created +1\n)")))
+  EXPECT_TRUE(std::regex_search(usage.out, std::regex(R"(total\.tasks_created +2\n)")))
       << usage.out;
 
   // Errors: the server's code on stderr and exit 1; no server, exit 3.

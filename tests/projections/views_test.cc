@@ -51,9 +51,10 @@ class ViewsTest : public ::testing::Test {
     return r.value_or(CommandResult{});
   }
 
-  std::string Create(const std::string& tenant, const std::string& type) {
+  std::string Create(const std::string& tenant, const std::string& type,
+                     const std::string& agent = "") {
     clock_.Advance(1);
-    services::CreateTask c{{tenant, "k"}, "", type, "", R"({"x":1})", "{}", ""};
+    services::CreateTask c{{tenant, "k"}, "", type, agent, R"({"x":1})", "{}", ""};
     return Call([&](auto done) { service_->Create(c, done); }).task.id;
   }
 
@@ -186,6 +187,57 @@ TEST_F(ViewsTest, ListsNewestFirstWithFiltersAndCursor) {
     ++pages;
   } while (!cursor.empty() && pages < 10);
   EXPECT_EQ(paged, (std::vector<std::string>{a_ids[6], a_ids[4], a_ids[2], a_ids[0]}));
+}
+
+// Time bounds are ranges of the newest-first index; the agent is checked on
+// each task read, and a page that has read max_examined tasks ends with a
+// cursor after the last one read, so paging finds every match once.
+TEST_F(ViewsTest, FiltersByAgentAndCreationTimeAndPagesPastTasksThatDoNotMatch) {
+  std::vector<std::string> ids;
+  std::vector<int64_t> at;
+  for (int i = 0; i < 12; ++i) {
+    ids.push_back(Create("acct_a", i % 2 ? "odd" : "even", i % 3 == 0 ? "scout" : "writer"));
+    at.push_back(clock_.NowMillis());
+  }
+  Create("acct_b", "even", "scout");
+  WaitAllApplied();
+  auto list = [&](ListQuery q) {
+    q.tenant_id = "acct_a";
+    return Ids(views_->List(q).value());
+  };
+  ListQuery scouts;
+  scouts.agent_id = "scout";
+  EXPECT_EQ(list(scouts), (std::vector<std::string>{ids[9], ids[6], ids[3], ids[0]}));
+  ListQuery window;
+  window.created_after_ms = at[4];   // inclusive
+  window.created_before_ms = at[8];  // exclusive
+  EXPECT_EQ(list(window), (std::vector<std::string>{ids[7], ids[6], ids[5], ids[4]}));
+  ListQuery both = window;
+  both.agent_id = "scout";
+  EXPECT_EQ(list(both), std::vector<std::string>{ids[6]});
+  ListQuery odd_window = window;
+  odd_window.type = "odd";
+  odd_window.statuses = {"queued"};
+  EXPECT_EQ(list(odd_window), (std::vector<std::string>{ids[7], ids[5]}));
+  ListQuery after_all;
+  after_all.created_after_ms = at[11] + 1;
+  EXPECT_TRUE(list(after_all).empty());
+
+  // Two tasks read per page: pages may be empty, and together they are the scouts.
+  std::vector<std::string> paged;
+  ListQuery q = scouts;
+  q.tenant_id = "acct_a";
+  q.max_examined = 2;
+  int pages = 0;
+  do {
+    auto page = views_->List(q).value();
+    EXPECT_LE(page.tasks.size(), 2u);
+    for (auto& id : Ids(page)) paged.push_back(id);
+    q.cursor = page.next_cursor;
+    ++pages;
+  } while (!q.cursor.empty() && pages < 20);
+  EXPECT_EQ(paged, (std::vector<std::string>{ids[9], ids[6], ids[3], ids[0]}));
+  EXPECT_EQ(pages, 6);  // 12 tasks, 2 a page
 }
 
 TEST_F(ViewsTest, IncrementalViewsEqualARebuildByteForByte) {

@@ -128,6 +128,50 @@ try {
   await page.waitForSelector("#receipt-summary, #replay-verdict .error", { timeout: 20000 });
   await shot("task-receipt");
 
+  // The timeline follows a running plan step by step, without a reload.
+  const slow = await call("POST", "/v1/tasks", alice, { type: "ui-steps", plan: { steps: [
+    { tool: "shell_sandbox", input: { command: "sleep 1.5" } },
+    { tool: "shell_sandbox", input: { command: "sleep 1.5" } },
+    { tool: "math", input: { expression: "2+2" } }] } });
+  check(slow.status === 201, `a three-step plan was created (${slow.status})`);
+  await page.goto(`${base}/ui/#/tasks/${slow.json.id}`);
+  await page.waitForSelector("#task");
+  await page.evaluate(() => {
+    window.__sameDocument = true;
+    window.__timelines = [];
+    const record = () => {
+      const items = [...document.querySelectorAll("#timeline li[data-step]")];
+      const seen = items.map((li) => `${li.dataset.step}:${li.className}`).join(" ");
+      if (seen && window.__timelines.at(-1) !== seen) window.__timelines.push(seen);
+    };
+    record();
+    new MutationObserver(record).observe(document.body, { childList: true, subtree: true });
+  });
+  await page.waitForFunction(() => document.querySelector("#task .status")?.dataset.status === "succeeded", { timeout: 30000 });
+  const timelines = await page.evaluate(() => window.__timelines);
+  check(await page.evaluate(() => window.__sameDocument === true) &&
+        timelines.includes("1:succeeded 2:running") && timelines.at(-1) === "1:succeeded 2:succeeded 3:succeeded",
+        `the timeline showed each step as it ran: ${timelines.join(" | ")}`);
+
+  // The filters are the server's: an agent's task is found among many newer
+  // ones, and a time window or an unknown agent narrows the list.
+  const needle = await call("POST", "/v1/tasks", alice, { type: "ui-needle", agent_id: "needle-agent" });
+  const hay = [];
+  await Promise.all(Array.from({ length: 4 }, async (_, w) => {
+    for (let i = w; i < 150; i += 4) hay.push((await call("POST", "/v1/tasks", alice, { type: "ui-hay" })).status);
+  }));
+  check(needle.status === 201 && hay.every((st) => st === 201),
+        `a task for needle-agent and 150 newer ones were created (${needle.status}, ${[...new Set(hay)]})`);
+  await page.goto(`${base}/ui/#/tasks?agent=needle-agent`);
+  await page.waitForSelector(`#tasks tr[data-task="${needle.json.id}"]`);
+  check((await page.$$("#tasks tr[data-task]")).length === 1, "the agent filter finds the one task under 150 newer ones");
+  await page.goto(`${base}/ui/#/tasks?agent=nobody`);
+  await page.waitForFunction(() => document.querySelector("#tasks")?.textContent.includes("No tasks match."));
+  await page.goto(`${base}/ui/#/tasks?type=ui-needle&since=1h`);
+  await page.waitForSelector(`#tasks tr[data-task="${needle.json.id}"]`);
+  check(true, "type and age filters show the task created this hour");
+  await shot("tasks-filtered");
+
   for (const name of ["artifacts", "webhooks", "triggers", "usage"]) {
     await page.goto(`${base}/ui/#/${name}`);
     await page.waitForFunction(() => !document.querySelector("main p.muted")?.textContent.startsWith("Loading"));
