@@ -130,10 +130,19 @@ void Api::DeleteWebhook(std::shared_ptr<Exchange> x, const std::string& id) {
 }
 
 void Api::ListDeliveries(Exchange& x, const std::string& id) {
+  size_t limit = 100;
+  if (auto it = x.call.query.find("limit"); it != x.call.query.end()) {
+    char* end = nullptr;
+    const long v = std::strtol(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != '\0' || v < 1 || v > 1000) {
+      return x.Error(codes::kValidationError, "limit must be 1-1000", R"({"field":"limit"})");
+    }
+    limit = static_cast<size_t>(v);
+  }
   if (!deps_.hooks->Webhook(x.key->tenant_id, id)) {
     return x.Error(codes::kWebhookNotFound, "no webhook " + id);
   }
-  AfterOwnWrites(x, std::nullopt, "", [this, id](Exchange& x) {
+  AfterOwnWrites(x, std::nullopt, "", [this, id, limit](Exchange& x) {
     auto rows = deps_.views->ListDeliveries(x.key->tenant_id, id);
     if (!rows) return x.ErrorFrom(rows.error());
     // Newest first.
@@ -144,10 +153,6 @@ void Api::ListDeliveries(Exchange& x, const std::string& id) {
     }
     std::stable_sort(order.begin(), order.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
-    size_t limit = 100;
-    if (auto it = x.call.query.find("limit"); it != x.call.query.end()) {
-      limit = std::clamp<size_t>(std::strtoul(it->second.c_str(), nullptr, 10), 1, 1000);
-    }
     std::string items = "[";
     for (size_t i = 0; i < order.size() && i < limit; ++i) {
       if (items.size() > 1) items += ',';

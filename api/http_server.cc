@@ -15,6 +15,8 @@
 #include <optional>
 #include <thread>
 
+#include "api/exchange.h"
+
 namespace runlog::api {
 namespace {
 
@@ -339,7 +341,9 @@ class Handler final : public Pistache::Http::Handler {
           std::string(R"({"error":{"code":")") + codes::kUnavailable +
               R"(","message":"the server is stopping","details":{}},)"
               R"("agent_contract":{"version":"1","lease_valid":false,"retryable":true,)"
-              R"("next_actions":[{"action":"retry_after_wait","recommended":true,"retry_after_seconds":1}]}})",
+              R"("next_actions":[{"action":"retry_after_wait","recommended":true,"retry_after_seconds":1}]},)"
+              R"("version":")" +
+              kApiVersion + R"("})",
           {{"Retry-After", "1"}});
       return;
     }

@@ -318,7 +318,8 @@ void RenderTraceInto(const events::Task& t, const std::vector<events::LogRecord>
           .Raw("task_hash", t.task_hash.empty() ? "null" : "\"" + t.task_hash + "\"")
           .Raw("step_hashes", t.step_hashes.empty() ? "[]" : t.step_hashes)
           .Build();
-  out.Str("task_id", t.id)
+  out.Str("id", t.id)
+      .Str("task_id", t.id)
       .Str("status", std::string(events::StatusName(t.status)))
       .Raw("failure", t.failure)
       .Raw("estimated_cost_usd", events::UsdJson(t.cost_nanos))

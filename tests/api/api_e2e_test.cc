@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "api/exchange.h"
 #include "api/render.h"
 #include "events/local_store.h"
 #include "tests/testing/contract_actions.h"
@@ -186,6 +187,8 @@ TEST_F(ApiTest, ArtexionSeedFlow) {
   auto trace = client_->Get("/api/v1/tasks/" + id + "/trace");
   ASSERT_EQ(trace.status, 200) << trace.body;
   ExpectContract(trace);
+  EXPECT_EQ(trace.Str("id"), id);  // as every answer about a task
+  EXPECT_EQ(trace.Str("task_id"), id);
   EXPECT_EQ(trace["events"].Size(), 3u);
   // Its status changes: none → created → planned → queued.
   ASSERT_EQ(trace["transitions"].Size(), 3u) << trace.body;
@@ -1181,6 +1184,22 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   const size_t tokens_at = scraped.find("\nrunlog_tenant_tokens_total{tenant=\"");
   ASSERT_NE(tokens_at, std::string::npos) << scraped;
   EXPECT_EQ(std::stod(scraped.substr(scraped.find("} ", tokens_at) + 2)), 42.0);
+}
+
+// A stopping server answers every new call 503 UNAVAILABLE, in the usual
+// envelope, with Retry-After: another node, or this one restarted, serves it.
+TEST_F(ApiTest, ADrainingServerAnswersNewCallsUnavailableInTheUsualEnvelope) {
+  server_->http().BeginDrain();
+  for (const char* path : {"/healthz", "/v1/tasks"}) {
+    auto r = std::string(path) == "/healthz" ? client_->Get(path)
+                                             : client_->Post(path, R"({"type":"t"})");
+    ExpectError(r, 503, "UNAVAILABLE");
+    EXPECT_EQ(r.Str("version"), kApiVersion) << r.body;
+    EXPECT_TRUE(r["agent_contract"]["retryable"].GetBool()) << r.body;
+    EXPECT_EQ(r.headers["retry-after"], "1");
+  }
+  client_.reset();
+  server_.reset();  // nothing to check in TearDown: the server is gone
 }
 
 TEST_F(ApiTest, GarbageNeverCrashesOrAnswers5xx) {

@@ -158,6 +158,13 @@ TEST(Webhooks, RetriedThroughAnOutageAndAKillNineEachEventAcceptedOnce) {
   // The deliveries route shows the attempts.
   auto deliveries = after.Get("/v1/webhooks/" + webhook_id + "/deliveries?limit=1000");
   ASSERT_EQ(deliveries.status, 200) << deliveries.body;
+  for (const char* bad : {"0", "1001", "ten", ""}) {
+    auto refused = after.Get("/v1/webhooks/" + webhook_id + "/deliveries?limit=" + bad);
+    EXPECT_EQ(refused.status, 400) << bad << " " << refused.body;
+    EXPECT_EQ(refused.ErrorCode(), "VALIDATION_ERROR") << refused.body;
+  }
+  EXPECT_EQ(after.Get("/v1/webhooks/" + webhook_id + "/deliveries?limit=2")["deliveries"].Size(),
+            2u);
   ASSERT_EQ(deliveries["deliveries"].Size(), tasks.size());
   for (const auto& d : deliveries["deliveries"].GetArray()) {
     EXPECT_STREQ(d["status"].GetString(), "delivered");
