@@ -329,7 +329,8 @@ class Bench {
     };
     for (auto* c : workers) work(c);
     while (completed < total && Clock::now() < stop_workers) {
-      if (progress.Due()) progress.Show(static_cast<double>(completed) / total, status());
+      if (progress.Due())
+        progress.Show(static_cast<double>(completed) / std::max<uint64_t>(total, 1), status());
       // Send every task that is due on a free producer connection.
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       const uint64_t due = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed * o_.rate) + 1);
@@ -347,7 +348,7 @@ class Bench {
       // generator shares the server's cores.
       load_.Poll(next_task < total ? 1 : 100);
     }
-    progress.Finish(static_cast<double>(completed) / total, status());
+    progress.Finish(static_cast<double>(completed) / std::max<uint64_t>(total, 1), status());
     *offered = next_task;
     s.seconds = std::chrono::duration<double>(Clock::now() - start).count() - o_.warmup;
     warm->seconds = o_.warmup;
