@@ -798,6 +798,13 @@ TEST_F(ApiTest, ArtifactsAndOutputsInTheSeedsShapes) {
   ExpectError(
       client_->Put("/v1/agents/bad", R"({"task_types":{"doc":{}},"artifact_types":{"x":1}})"), 400,
       "VALIDATION_ERROR");
+  // POST names the agent in the body; the same manifest again replaces it.
+  auto posted = client_->Post("/v1/agents", R"({"agent_id":"scribe","task_types":{"note":{}}})");
+  ASSERT_EQ(posted.status, 201) << posted.body;
+  EXPECT_EQ(client_->Post("/v1/agents", R"({"agent_id":"scribe","task_types":{"note":{}}})").status,
+            200);
+  ExpectError(client_->Post("/v1/agents", R"({"task_types":{"note":{}}})"), 400,
+              "VALIDATION_ERROR");
   const std::string audited = CreateId(R"({"type":"doc"})");
   ASSERT_EQ(client_->Post("/v1/tasks/claim", R"({"types":["doc"]})").status, 200);
   auto mismatch = client_->Post("/v1/tasks/" + audited + "/artifacts",
@@ -1128,6 +1135,14 @@ TEST_F(ApiTest, HealthReadinessAndMetrics) {
   auto health = client_->Get("/healthz");
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.Str("status"), "ok");
+  // One node: each partition's log end and how far the views are (admin only).
+  auto cluster = client_->Get("/v1/cluster");
+  ASSERT_EQ(cluster.status, 200) << cluster.body;
+  EXPECT_EQ(cluster.Str("mode"), "single");
+  EXPECT_EQ(cluster["partition_state"].Size(), 4u) << cluster.body;
+  HttpClient reader(server_->url());
+  reader.SetKey(server_->KeyWithScopes("acct_reader", {"read"}));
+  ExpectError(reader.Get("/v1/cluster"), 403, "FORBIDDEN");
   auto ready = client_->Get("/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
   // Ready means the views reach what the log held when asked, not that no

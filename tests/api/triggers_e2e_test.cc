@@ -296,6 +296,12 @@ TEST_F(TriggerTest, AnActiveScheduleSaysWhenItFiresNextAndAPausedOneDoesNot) {
   auto paused = client_->Get("/v1/triggers/" + id);
   EXPECT_EQ(paused.Str("state"), "paused");
   EXPECT_FALSE(paused.json.HasMember("next_fire_at")) << paused.body;
+  // The list says the same.
+  auto listed = client_->Get("/v1/triggers");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_EQ(listed["triggers"].Size(), 1u) << listed.body;
+  EXPECT_STREQ(listed["triggers"][0]["state"].GetString(), "paused");
+  EXPECT_FALSE(listed["triggers"][0].HasMember("next_fire_at")) << listed.body;
 }
 
 }  // namespace

@@ -202,6 +202,10 @@ TEST(Webhooks, A410DisablesTheEndpointAndPrivateAddressesAreRefusedByDefault) {
     const std::string id = hook.Str("webhook_id");
     EXPECT_TRUE(hook.Str("secret").starts_with("whsec_"));  // made for the caller, shown once
     EXPECT_FALSE(client.Get("/v1/webhooks/" + id).json.HasMember("secret"));
+    auto listed = client.Get("/v1/webhooks");
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    ASSERT_EQ(listed["webhooks"].Size(), 1u) << listed.body;
+    EXPECT_FALSE(listed["webhooks"][0].HasMember("secret")) << listed.body;
     RunTask(client, true);
     ASSERT_TRUE(runlog::testing::WaitFor(
         [&] { return client.Get("/v1/webhooks/" + id).Str("status") == "disabled"; }, 15s));
