@@ -69,7 +69,6 @@ class Doctor {
 
  private:
   void KeyFile(const std::string& path, std::vector<std::string>* loose);
-  void Topics(RdKafka::Producer& client);
 
   const DoctorOptions& o_;
   std::vector<Check> checks_;
@@ -86,7 +85,7 @@ std::string ReadFirstLine(const std::string& path) {
 // The process holding runlogd's lock on the embedded log (RocksDB's LOCK
 // file, an fcntl lock), or 0.
 pid_t LockHolder(const std::string& data_dir) {
-  const int fd = ::open((data_dir + "/log/LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  const int fd = ::open((data_dir + "/log/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   struct flock lock {};
   lock.l_type = F_WRLCK;
