@@ -453,6 +453,12 @@ void Api::LeaseCommand(std::shared_ptr<Exchange> x, const std::string& id,
         error = services::ErrorJson(codes::kTaskFailed, e->GetString());
       } else if (e->IsObject()) {
         const std::string code = json::String(*e, "code");
+        if (code.size() > 128 || std::any_of(code.begin(), code.end(), [](unsigned char c) {
+              return c < 0x20 || c == 0x7f;
+            })) {
+          f.Problem(codes::kValidationError, "error.code",
+                    "must be at most 128 characters, with no control characters");
+        }
         error = services::ErrorJson(code.empty() ? codes::kTaskFailed : code,
                                     json::String(*e, "message", "the worker reported a failure"));
       } else {

@@ -370,6 +370,13 @@ TEST_F(ApiTest, FailWithRetryableRequeuesUntilAttemptsRunOut) {
       client_->Post("/v1/tasks/" + id + "/fail", R"({"error":"flaky","retryable":true})");
   EXPECT_STREQ(retried["task"]["status"].GetString(), "queued");
   client_->Post("/v1/tasks/claim", "");
+  // A worker's own code is kept as sent, within bounds.
+  for (const std::string& code : {std::string(129, 'X'), std::string("BAD\\u0007INPUT")}) {
+    auto refused = client_->Post("/v1/tasks/" + id + "/fail",
+                                 R"({"error":{"code":")" + code + R"(","message":"no"}})");
+    ExpectError(refused, 400, "VALIDATION_ERROR");
+    EXPECT_STREQ(refused["error"]["details"]["field"].GetString(), "error.code") << refused.body;
+  }
   auto failed = client_->Post("/v1/tasks/" + id + "/fail",
                               R"({"error":{"code":"BAD_INPUT","message":"no"},"retryable":true})");
   EXPECT_STREQ(failed["task"]["status"].GetString(), "failed");
