@@ -59,8 +59,11 @@ int RunRebuild(const events::LogOptions& options) {
   bool caught_up = false;
   std::thread watcher([&] {
     std::unique_lock lock(mu);
-    while (!cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return caught_up; }))
+    while (!cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return caught_up; })) {
+      lock.unlock();  // not held while drawing
       show(false);
+      lock.lock();
+    }
   });
   auto caught = projector.CatchUp();
   {
