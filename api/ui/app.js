@@ -5,7 +5,8 @@
 // HTML: text goes in with textContent.
 
 const main = document.getElementById("main");
-let liveStream = null; // the AbortController of the open /v1/events stream
+let liveStream = null; // the AbortController of the open event stream
+let routeGeneration = 0; // which route() a page's stream belongs to
 
 // ---- small helpers -------------------------------------------------------
 
@@ -82,35 +83,48 @@ async function page(title, build) {
 
 // ---- the event stream (SSE over fetch, so it can carry the key) ----------
 
-async function stream(onEvent) {
+// Streams `path` to onEvent until the page changes. The promise resolves
+// when the stream is open (true) or could not be opened (false); events
+// appended after that moment all arrive. A page that was left while it was
+// still loading opens nothing.
+function stream(path, generation, onEvent) {
+  if (generation !== routeGeneration) return Promise.resolve(false);
   stopStream();
   const controller = new AbortController();
   liveStream = controller;
-  try {
-    const res = await fetch("/v1/events", {
-      headers: { Authorization: `Bearer ${key()}`, Accept: "text/event-stream" },
-      signal: controller.signal,
-    });
-    if (!res.ok || !res.body) return;
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const frame = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
-        if (data) {
-          try { onEvent(JSON.parse(data)); } catch { /* a frame that is not JSON: ignore */ }
+  let opened;
+  const open = new Promise((ok) => (opened = ok));
+  (async () => {
+    try {
+      const res = await fetch(path, {
+        headers: { Authorization: `Bearer ${key()}`, Accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      opened(res.ok && !!res.body);
+      if (!res.ok || !res.body) return;
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          if (data) {
+            try { onEvent(JSON.parse(data)); } catch { /* a frame that is not JSON: ignore */ }
+          }
         }
       }
+    } catch {
+      /* aborted, or the server went away: the page still works without live updates */
+    } finally {
+      opened(false);
     }
-  } catch {
-    /* aborted, or the server went away: the page still works without live updates */
-  }
+  })();
+  return open;
 }
 
 function stopStream() {
@@ -192,11 +206,17 @@ async function tasksPage(params) {
       [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No tasks match."))]));
     more.textContent = answer.has_more ? "Showing the newest 100; narrow the filters to see older ones." : "";
   }
-  await load();
+  // Live: a burst of events reloads the list once. The stream opens beside
+  // the first load; once it is open the list is read once more, so an event
+  // that fell between the two is not missed.
   let pending = null;
-  stream(() => { // live: a burst of events reloads the list once
+  const reload = () => {
     if (!pending) pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 300);
-  });
+  };
+  const generation = routeGeneration;
+  const open = stream("/v1/events", generation, reload);
+  await load();
+  open.then((opened) => opened && reload());
   return [create,
     h("div", { class: "filters" }, statusSelect,
       h("input", { id: "filter-type", placeholder: "type", value: filters.type, onchange: setFilter("type") }),
@@ -208,16 +228,22 @@ async function tasksPage(params) {
 }
 
 async function taskPage(id) {
-  const [task, trace, artifacts] = await Promise.all([
+  const generation = routeGeneration;
+  // The trace first: the task's own stream resumes after its last event, and
+  // the task read after it is at least as new, so no event is missed.
+  const trace = await api("GET", `/v1/tasks/${encodeURIComponent(id)}/trace`);
+  const [task, artifacts] = await Promise.all([
     api("GET", `/v1/tasks/${encodeURIComponent(id)}`),
-    api("GET", `/v1/tasks/${encodeURIComponent(id)}/trace`),
     api("GET", `/v1/artifacts?task_id=${encodeURIComponent(id)}`),
   ]);
-  let pending = null;
-  stream((e) => {
-    if (e.aggregate_id === id && !pending) pending = setTimeout(() => route(), 300);
-  });
   const finished = ["succeeded", "failed", "cancelled"].includes(task.status);
+  const last = (trace.events || []).at(-1);
+  if (!finished && last) {
+    let pending = null;
+    stream(`/v1/tasks/${encodeURIComponent(id)}/events?last_event_id=${last.offset}`, generation, () => {
+      if (!pending) pending = setTimeout(() => generation === routeGeneration && route(), 300);
+    });
+  }
   const verdict = h("div", { id: "replay-verdict" });
   const actions = h("div", { class: "actions" },
     !finished && h("button", { class: "danger", id: "cancel", onclick: async () => {
@@ -386,6 +412,7 @@ const pages = {
 };
 
 function route() {
+  routeGeneration++;
   stopStream();
   if (!key()) return signIn();
   if (document.getElementById("nav").hidden) {
