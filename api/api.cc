@@ -99,6 +99,21 @@ bool StatusFilter(const std::string& filter, std::vector<std::string>* statuses)
   return true;
 }
 
+// If-None-Match: "*" or a list of entity tags, weak ones (W/"…") compared
+// weakly as RFC 9110 13.1.2 asks.
+bool EtagMatches(std::string_view header, std::string_view etag) {
+  for (size_t start = 0; start < header.size();) {
+    const size_t comma = std::min(header.find(',', start), header.size());
+    std::string_view tag = header.substr(start, comma - start);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == "*" || tag == etag) return true;
+    start = comma + 1;
+  }
+  return false;
+}
+
 bool HexDecode(const std::string& s, std::string* out) {
   if (s.size() % 2 != 0 || s.size() > 512) return false;
   for (size_t i = 0; i < s.size(); i += 2) {
@@ -183,12 +198,24 @@ void Api::ServeUi(Exchange& x, const std::string& path) {
   const std::string name = path == "/ui/" ? "index.html" : path.substr(4);
   const auto file = UiFiles().find(name);
   if (file == UiFiles().end()) return x.Error(codes::kNotFound, "no file " + path);
-  x.Finish(200, std::string(file->second.content_type), std::string(file->second.body),
-           {{"Content-Security-Policy", kUiCsp},
-            {"X-Content-Type-Options", "nosniff"},
-            {"X-Frame-Options", "DENY"},
-            {"Referrer-Policy", "no-referrer"},
-            {"Cache-Control", "no-cache"}});
+  const UiFile& ui = file->second;
+  // index.html is checked on every load (ETag, 304); the files it names carry
+  // their hash in the URL, so that URL's answer never changes.
+  const std::string etag = "\"" + std::string(ui.etag) + "\"";
+  const auto version = x.call.query.find("v");
+  const bool fixed = version != x.call.query.end() && version->second == ui.etag;
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"Content-Security-Policy", kUiCsp},
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"},
+      {"ETag", etag},
+      {"Cache-Control", fixed ? "public, max-age=31536000, immutable" : "no-cache"}};
+  const auto match = x.call.headers.find("if-none-match");
+  if (match != x.call.headers.end() && EtagMatches(match->second, etag)) {
+    return x.Finish(304, "", "", headers);
+  }
+  x.Finish(200, std::string(ui.content_type), std::string(ui.body), headers);
 }
 
 void Api::Handle(Call call, std::shared_ptr<Reply> reply) {

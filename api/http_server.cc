@@ -106,8 +106,12 @@ std::string Serialize(int status, const std::string& content_type, const std::st
   out += std::to_string(status);
   out += ' ';
   out += Pistache::Http::codeString(static_cast<Pistache::Http::Code>(status));
-  out += "\r\nContent-Type: ";
-  out += content_type;
+  // A 304 has no body, so it names no type or length (RFC 9110 15.4.5).
+  const bool not_modified = status == 304;
+  if (!not_modified) {
+    out += "\r\nContent-Type: ";
+    out += content_type;
+  }
   out += keep_alive ? "\r\nConnection: Keep-Alive" : "\r\nConnection: Close";
   for (const auto& [name, value] : headers) {
     out += "\r\n";
@@ -115,10 +119,12 @@ std::string Serialize(int status, const std::string& content_type, const std::st
     out += ": ";
     out += value;
   }
-  out += "\r\nContent-Length: ";
-  out += std::to_string(body.size());
+  if (!not_modified) {
+    out += "\r\nContent-Length: ";
+    out += std::to_string(body.size());
+  }
   out += "\r\n\r\n";
-  out += body;
+  if (!not_modified) out += body;
   return out;
 }
 
@@ -321,6 +327,11 @@ class Handler final : public Pistache::Http::Handler {
                            // it)
       for (const char* name : {"x-runlog-principal", "x-runlog-principal-signature"}) {
         if (std::string v = RawHeader(request, name); !v.empty()) call.headers[name] = v;
+      }
+    }
+    if (call.path.starts_with("/ui/")) {  // the dashboard's files are cached by ETag
+      if (std::string v = RawHeader(request, "If-None-Match"); !v.empty()) {
+        call.headers["if-none-match"] = v;
       }
     }
     if (call.path.find("/channels/") != std::string::npos) {

@@ -10,6 +10,9 @@ namespace runlog::api {
 struct UiFile {
   std::string_view content_type;
   std::string_view body;
+  // The first 16 hex digits of the body's SHA-256. index.html asks for the
+  // other files as "/ui/app.js?v=ETAG", so they can be cached for good.
+  std::string_view etag;
 };
 
 // By file name ("index.html", "app.js", "app.css").

@@ -19,6 +19,7 @@
 #include "api/exchange.h"
 #include "api/render.h"
 #include "events/local_store.h"
+#include "events/sha256.h"
 #include "tests/testing/contract_actions.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/server.h"
@@ -988,6 +989,41 @@ TEST_F(ApiTest, KeepsTheConnectionAlive) {
   EXPECT_EQ(first.headers["content-length"], std::to_string(first.body.size()));
   EXPECT_EQ(second.new_connections, 0);
   EXPECT_EQ(third.new_connections, 0);
+}
+
+TEST_F(ApiTest, TheDashboardIsCheckedByETagAndItsFilesAreCachedByTheirHash) {
+  HttpClient anon(server_->url());
+  auto index = anon.Get("/ui/");
+  ASSERT_EQ(index.status, 200);
+  EXPECT_EQ(index.headers["cache-control"], "no-cache");
+  const std::string etag = index.headers["etag"];
+  ASSERT_EQ(etag.size(), 18u) << etag;  // "16 hex digits"
+  EXPECT_EQ(etag, "\"" + events::Sha256Hex(index.body).substr(0, 16) + "\"");
+
+  // A revalidation answers 304 without a body, on the same connection.
+  auto same = anon.Do("GET", "/ui/", nullptr, {"If-None-Match: " + etag});
+  EXPECT_EQ(same.status, 304);
+  EXPECT_EQ(same.body, "");
+  EXPECT_EQ(same.headers["etag"], etag);
+  EXPECT_FALSE(same.headers["content-security-policy"].empty());
+  EXPECT_EQ(same.new_connections, 0);
+  EXPECT_EQ(anon.Do("GET", "/ui/", nullptr, {"If-None-Match: \"x\", W/" + etag}).status, 304);
+  EXPECT_EQ(anon.Do("GET", "/ui/", nullptr, {"If-None-Match: \"0123456789abcdef\""}).status, 200);
+  EXPECT_EQ(anon.Get("/healthz").status, 200);  // the connection still reads answers in step
+
+  // index.html names app.js by its hash, and that URL may be kept for good.
+  const std::string marker = "/ui/app.js?v=";
+  const size_t at = index.body.find(marker);
+  ASSERT_NE(at, std::string::npos) << index.body;
+  const std::string version = index.body.substr(at + marker.size(), 16);
+  auto script = anon.Get(marker + version);
+  ASSERT_EQ(script.status, 200);
+  EXPECT_EQ(events::Sha256Hex(script.body).substr(0, 16), version);
+  EXPECT_EQ(script.headers["cache-control"], "public, max-age=31536000, immutable");
+  EXPECT_EQ(script.headers["etag"], "\"" + version + "\"");
+  // Without its hash, or with another build's, it must be checked again.
+  EXPECT_EQ(anon.Get("/ui/app.js").headers["cache-control"], "no-cache");
+  EXPECT_EQ(anon.Get("/ui/app.js?v=0123456789abcdef").headers["cache-control"], "no-cache");
 }
 
 // A plain TCP connection to the server, for what HTTP client libraries hide:
