@@ -143,8 +143,7 @@ function signIn() {
     sessionStorage.setItem("runlog.key", input.value.trim());
     try {
       await api("GET", "/v1/tasks?limit=1");
-      location.hash = "#/tasks";
-      route();
+      go("#/tasks");
     } catch (e) {
       sessionStorage.removeItem("runlog.key");
       message.textContent = `${e.code}: ${e.message}`;
@@ -411,6 +410,14 @@ const pages = {
   cluster: ["Cluster", clusterPage],
 };
 
+// Shows `hash`'s page once: a changed hash routes by its hashchange event,
+// so calling route() as well would draw the page twice (and could replace a
+// form someone is already typing in).
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
 function route() {
   routeGeneration++;
   stopStream();
@@ -432,8 +439,7 @@ function route() {
 
 document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem("runlog.key");
-  location.hash = "";
-  route();
+  go("#/tasks"); // no key: the sign-in form
 });
 window.addEventListener("hashchange", route);
 route();

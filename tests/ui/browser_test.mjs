@@ -37,6 +37,8 @@ async function call(method, path, key, body) {
 }
 
 let browser;
+let page; // kept for the failure's screenshot
+let shot;
 try {
   for (let i = 0; i < 100; i++) {
     try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not up yet */ }
@@ -59,12 +61,12 @@ try {
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
   });
-  const page = await browser.newPage();
+  page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   const violations = [];
   page.on("console", (m) => { if (/Content Security Policy|Refused/.test(m.text())) violations.push(m.text()); });
   page.on("pageerror", (e) => violations.push(`page error: ${e.message}`));
-  const shot = (name) => page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
+  shot = (name) => page.screenshot({ path: join(outDir, `${name}.png`), fullPage: true });
   const text = (sel) => page.$eval(sel, (el) => el.textContent);
 
   // Sign in.
@@ -235,6 +237,11 @@ try {
   console.log(`load times with 10,000 tasks (median of 5, full reload to content): ${times.join(", ")}`);
 } catch (e) {
   check(false, `the test broke off: ${e.stack || e}`);
+  // What the page showed when it broke off, to tell a slow server from a page fault.
+  try {
+    console.log(`the page at ${page.url()} shows: ${(await page.$eval("main", (el) => el.innerText)).slice(0, 600)}`);
+    await shot("failure");
+  } catch { /* the browser itself is gone */ }
 } finally {
   if (browser) await browser.close();
   server.kill("SIGTERM");
