@@ -672,6 +672,14 @@ void Api::ReadTask(Exchange& x, const std::string& id, bool trace) {
   auto task = deps_.views->GetTask(id, x.key->tenant_id);
   if (!task) return x.ErrorFrom(task.error(), id);
   if (!*task) return x.Error(codes::kTaskNotFound, "no task " + id, "", id);
+  // A trace's task is read with its events' positions, so its status and
+  // steps are those of its last event (a client resumes the task's stream
+  // there without missing a change).
+  Result<std::vector<events::LogRecord>> events;
+  if (trace) {
+    events = deps_.views->Trace(id, *deps_.log, &**task);
+    if (!events) return x.ErrorFrom(events.error(), id);
+  }
   const events::Task& t = **task;
   ContractContext contract;
   contract.task = &t;
@@ -681,8 +689,6 @@ void Api::ReadTask(Exchange& x, const std::string& id, bool trace) {
                          : TaskActions(t);
   events::Payload body;
   if (trace) {
-    auto events = deps_.views->Trace(id, *deps_.log);
-    if (!events) return x.ErrorFrom(events.error(), id);
     RenderTraceInto(t, *events, body);
   } else {
     RenderTaskInto(t, body);

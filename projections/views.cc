@@ -735,9 +735,9 @@ Result<std::optional<Task>> Views::GetTask(const std::string& task_id,
 }
 
 Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
-                                                    events::EventLog& log) {
+                                                    events::EventLog& log, Task* task) {
   std::string positions;
-  auto found = Read(task_id, &positions, nullptr);
+  auto found = Read(task_id, &positions, task);
   if (!found) return std::unexpected(found.error());
   if (!*found) return std::vector<events::LogRecord>{};
   const auto partition =

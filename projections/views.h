@@ -124,8 +124,11 @@ class Views {
   [[nodiscard]] Result<std::optional<events::Task>> GetTask(const std::string& task_id,
                                                             const std::string& tenant_id);
   // The task's events, read back from the log at the positions the view keeps.
+  // With `task`, also the task as of those events (one read of the view, so
+  // the two agree).
   [[nodiscard]] Result<std::vector<events::LogRecord>> Trace(const std::string& task_id,
-                                                             events::EventLog& log);
+                                                             events::EventLog& log,
+                                                             events::Task* task = nullptr);
   [[nodiscard]] Result<ListPage> List(const ListQuery& query);
   // How many tasks List would give for `query` with every status named (no paging).
   [[nodiscard]] Result<int64_t> CountListed(const ListQuery& query);

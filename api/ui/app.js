@@ -228,14 +228,16 @@ async function tasksPage(params) {
 
 async function taskPage(id) {
   const generation = routeGeneration;
-  // The trace first: the task's own stream resumes after its last event, and
-  // the task read after it is at least as new, so no event is missed.
-  const trace = await api("GET", `/v1/tasks/${encodeURIComponent(id)}/trace`);
-  const [task, artifacts] = await Promise.all([
+  const [task, trace, artifacts] = await Promise.all([
     api("GET", `/v1/tasks/${encodeURIComponent(id)}`),
+    api("GET", `/v1/tasks/${encodeURIComponent(id)}/trace`),
     api("GET", `/v1/artifacts?task_id=${encodeURIComponent(id)}`),
   ]);
-  const finished = ["succeeded", "failed", "cancelled"].includes(task.status);
+  // The trace's status and steps are those of its last event (one read on the
+  // server), so the task's own stream resumes right there and no change is
+  // missed. The page goes by the trace wherever the two reads differ.
+  task.status = trace.status;
+  const finished = ["succeeded", "failed", "cancelled"].includes(trace.status);
   const last = (trace.events || []).at(-1);
   if (!finished && last) {
     let pending = null;
