@@ -124,7 +124,8 @@ TEST(RunlogBench, RunsTheChosenPhasesAndWritesTheEndToEndSamples) {
   const std::string samples = dir / "samples.txt";
   const std::string command = std::string(RUNLOG_PATH) + " bench --url " + base + " --key " + key +
                               " --clients 4 --seconds 0.5 --warmup 0.25 --rate 200" +
-                              " --phases create,e2e" + " --e2e-samples " + samples + " --json 2>&1";
+                              " --phases create,e2e" + " --e2e-samples " + samples + " --json 2>" +
+                              (dir / "bench.stderr");
   std::FILE* p = ::popen(command.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
