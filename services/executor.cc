@@ -125,7 +125,15 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
   (void)json::Parse(task.recorded_outputs.empty() ? "{}" : task.recorded_outputs, &recorded);
   const int64_t step_ms = 1000 * json::Int(limits, "max_step_seconds", 60);
   const int64_t total_ms = 1000 * json::Int(limits, "max_total_seconds", 300);
-  const int64_t deadline = task.execution_started_at_ms + total_ms;
+  // max_total_seconds bounds the machine's work: time spent waiting for a
+  // person's decision on an approval step does not count.
+  int64_t waited_ms = 0;
+  for (const events::StepRecord& s : task.steps) {
+    if (s.tool == "approval" && s.finished_at_ms > s.started_at_ms && s.started_at_ms > 0) {
+      waited_ms += s.finished_at_ms - s.started_at_ms;
+    }
+  }
+  const int64_t deadline = task.execution_started_at_ms + total_ms + waited_ms;
   const json::Value* steps = json::Find(plan, "steps");
   auto step_count = [&] { return steps != nullptr && steps->IsArray() ? steps->Size() : 0; };
   const Caller caller{task.tenant_id, ""};
@@ -151,7 +159,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
     const json::Value* raw_input = json::FindSet(step, "input");
     auto resolved = ResolveInput(raw_input != nullptr ? *raw_input : empty, task, index);
     // An approval step (not a replay's) waits for a decision: its lease is
-    // the wait, up to its timeout_seconds (7 days) and the task's time left.
+    // the wait, up to its timeout_seconds (7 days), whatever the task's time left.
     const bool approval =
         tool_name == "approval" && json::Find(recorded, std::to_string(index)) == nullptr;
     int64_t lease_ms = wall + options_.lease_margin.count();
@@ -161,7 +169,7 @@ void Executor::Run(const std::string& worker_id, events::Task task) {
                                     ? json::Int(in, "timeout_seconds", kApprovalWaitSeconds)
                                     : kApprovalWaitSeconds;
       // At least a second, at most a year: no overflow, no lease born expired.
-      lease_ms = std::min(std::clamp<int64_t>(timeout_s, 1, 366 * 86'400) * 1000, left);
+      lease_ms = std::clamp<int64_t>(timeout_s, 1, 366 * 86'400) * 1000;
     }
     auto started = Call(StartStep{
         caller, ref, index, tool_name, std::string(tool->version()),
