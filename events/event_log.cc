@@ -74,7 +74,23 @@ Status ValidateAppend(uint32_t partition, uint32_t partition_count, std::span<co
   return {};
 }
 
+Status CheckLogOptions(const LogOptions& options) {
+  const bool kafka = options.uri.starts_with("kafka://");
+  if (options.uri != "embedded" && !kafka) {
+    return Fail(codes::kInvalidArgument,
+                "unknown log '" + options.uri + "': use embedded or kafka://HOST:PORT[,HOST:PORT]");
+  }
+  if (kafka && options.uri.size() == std::string_view("kafka://").size()) {
+    return Fail(codes::kInvalidArgument, "kafka:// needs HOST:PORT");
+  }
+  if (options.partitions == 0 || options.partitions > 4096) {
+    return Fail(codes::kInvalidArgument, "partitions must be between 1 and 4096");
+  }
+  return kafka ? CheckKafkaConfig(options.kafka_config) : Status{};
+}
+
 Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options) {
+  if (auto checked = CheckLogOptions(options); !checked) return std::unexpected(checked.error());
   if (options.uri == "embedded") {
     auto log = EmbeddedLog::Open(options);
     if (!log) return std::unexpected(log.error());
@@ -85,8 +101,7 @@ Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options) {
     if (!log) return std::unexpected(log.error());
     return std::unique_ptr<EventLog>(std::move(*log));
   }
-  return Fail(codes::kInvalidArgument,
-              "unknown log '" + options.uri + "': use embedded or kafka://HOST:PORT[,HOST:PORT]");
+  return Fail(codes::kInvalidArgument, "unknown log '" + options.uri + "'");  // checked above
 }
 
 }  // namespace runlog::events

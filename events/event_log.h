@@ -134,6 +134,12 @@ struct LogOptions {
   rocksdb::Env* embedded_env_for_test = nullptr;
 };
 
+// INVALID_ARGUMENT when OpenEventLog would refuse the options without
+// touching a disk or a broker: an unknown log, a kafka:// without an
+// address, a partition count outside 1..4096, a --kafka-config property
+// librdkafka does not take. runlog doctor asks it first.
+[[nodiscard]] Status CheckLogOptions(const LogOptions& options);
+
 // Opens (creating if needed) the log the options name. A log remembers its
 // partition count; reopening with another count is FAILED_PRECONDITION.
 [[nodiscard]] Result<std::unique_ptr<EventLog>> OpenEventLog(const LogOptions& options);

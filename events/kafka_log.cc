@@ -73,6 +73,17 @@ std::unique_ptr<RdKafka::Conf> KafkaClientConf(
   return conf;
 }
 
+Status CheckKafkaConfig(const std::vector<std::pair<std::string, std::string>>& properties) {
+  std::unique_ptr<RdKafka::Conf> probe(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  for (const auto& [key, value] : properties) {
+    if (!Set(*probe, key, value, &err)) {
+      return Fail(codes::kInvalidArgument, "--kafka-config " + key + "=…: " + err);
+    }
+  }
+  return {};
+}
+
 bool KafkaTopicExists(RdKafka::Handle& client, const std::string& topic) {
   std::string err;
   std::unique_ptr<RdKafka::Topic> handle(RdKafka::Topic::create(&client, topic, nullptr, err));
@@ -400,21 +411,10 @@ Status KafkaLog::CheckTopicConfig(std::chrono::milliseconds timeout) {
 }
 
 Result<std::unique_ptr<KafkaLog>> KafkaLog::Open(const LogOptions& options) {
+  if (auto checked = CheckLogOptions(options); !checked) return std::unexpected(checked.error());
   const std::string brokers = options.uri.substr(std::string("kafka://").size());
-  if (brokers.empty()) return Fail(codes::kInvalidArgument, "kafka:// needs HOST:PORT");
-  if (options.partitions == 0 || options.partitions > 4096) {
-    return Fail(codes::kInvalidArgument, "partitions must be between 1 and 4096");
-  }
   std::unique_ptr<KafkaLog> log(new KafkaLog(options));
   std::string err;
-  {
-    std::unique_ptr<RdKafka::Conf> probe(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    for (const auto& [key, value] : options.kafka_config) {
-      if (!Set(*probe, key, value, &err)) {
-        return Fail(codes::kInvalidArgument, "--kafka-config " + key + "=…: " + err);
-      }
-    }
-  }
   auto conf = log->Conf();
   if (!Set(*conf, "enable.idempotence", "true", &err) || !Set(*conf, "acks", "all", &err) ||
       !Set(*conf, "linger.ms", "1", &err) ||

@@ -40,6 +40,9 @@ namespace runlog::events {
 std::unique_ptr<RdKafka::Conf> KafkaClientConf(
     const std::string& brokers, const std::string& client_id,
     const std::vector<std::pair<std::string, std::string>>& extra);
+// INVALID_ARGUMENT naming the first --kafka-config property librdkafka refuses.
+[[nodiscard]] Status CheckKafkaConfig(
+    const std::vector<std::pair<std::string, std::string>>& properties);
 // Whether the brokers know `topic`, asked through `client` (waits up to 10 s).
 bool KafkaTopicExists(RdKafka::Handle& client, const std::string& topic);
 // `topic`'s config as the brokers describe it, asked through `client`. UNAVAILABLE

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -106,13 +107,25 @@ void Doctor::DataDir() {
   }
   if (!fs::exists(dir, ec)) {
     fs::path parent = fs::absolute(dir, ec).parent_path();
-    while (!parent.empty() && !fs::exists(parent, ec)) parent = parent.parent_path();
-    if (::access(parent.c_str(), W_OK) != 0) {
+    while (parent.has_relative_path() && !fs::exists(parent, ec)) parent = parent.parent_path();
+    if (!fs::is_directory(parent, ec)) {
       Add("data_dir", "data directory", "fail",
-          abs + " does not exist and cannot be made: " + parent.string() + " is not writable",
-          "sudo mkdir -p " + abs + " && sudo chown $(id -un) " + abs);
+          abs + " cannot be made: " + parent.string() + " is not a directory",
+          "give --data a path under a directory");
       return;
     }
+    // Make (and remove) a directory where runlogd would make its own: a
+    // permission bit does not say whether the filesystem takes one (/proc).
+    std::string trial = (parent / ".runlog-doctor-XXXXXX").string();
+    if (::mkdtemp(trial.data()) == nullptr) {
+      Add("data_dir", "data directory", "fail",
+          abs + " cannot be made: making a directory in " + parent.string() + ": " +
+              std::strerror(errno),
+          "sudo mkdir -p " + abs + " && sudo chown $(id -un) " + abs +
+              ", or give --data a path on a writable disk");
+      return;
+    }
+    ::rmdir(trial.c_str());
     probe_dir_ = parent.string();
     Add("data_dir", "data directory", "ok",
         abs + " does not exist yet; runlogd makes it at its first start");
@@ -243,17 +256,21 @@ std::string CreateCommand(const std::string& brokers, const std::string& topic, 
 }
 
 void Doctor::Kafka() {
-  if (!o_.log.uri.starts_with("kafka://")) {
-    Add("kafka", "kafka", "skip", "--log " + o_.log.uri + " (the embedded log)");
+  if (o_.log.uri == "embedded") {
+    Add("kafka", "kafka", "skip", "--log embedded");
+    return;
+  }
+  const bool refused = std::any_of(checks_.begin(), checks_.end(), [](const Check& c) {
+    return c.id == "options" && c.status == "fail";
+  });
+  if (refused) {
+    Add("kafka", "kafka", "skip", "the options above are refused");
     return;
   }
   const std::string brokers = o_.log.uri.substr(8);
   // librdkafka's own log lines would repeat what the checks say.
   std::vector<std::pair<std::string, std::string>> extra = {{"log_level", "0"}};
-  for (const auto& kv : o_.kafka_config) {
-    const size_t eq = kv.find('=');
-    extra.emplace_back(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
-  }
+  extra.insert(extra.end(), o_.log.kafka_config.begin(), o_.log.kafka_config.end());
   auto conf = events::KafkaClientConf(brokers, "runlog-doctor", extra);
   std::string err;
   std::unique_ptr<RdKafka::Producer> client(RdKafka::Producer::create(conf.get(), err));
@@ -457,8 +474,28 @@ std::string Json(const std::vector<Check>& checks, int warnings, int failures) {
       .Build();
 }
 
-int RunDoctor(const DoctorOptions& o) {
+int RunDoctor(DoctorOptions o) {
+  // runlogd's own parse of --kafka-config, then its own check of the options.
+  std::string malformed;
+  for (const std::string& kv : o.kafka_config) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      malformed = "--kafka-config takes KEY=VALUE, not " + kv;
+      break;
+    }
+    o.log.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
   Doctor doctor(o);
+  if (!malformed.empty()) {
+    doctor.Add("options", "runlogd options", "fail", malformed, "write each as KEY=VALUE");
+  } else if (auto checked = events::CheckLogOptions(o.log); !checked) {
+    doctor.Add("options", "runlogd options", "fail",
+               "runlogd would refuse these: " + checked.error().message,
+               "fix --log, --partitions or --kafka-config (docs/operations.md)");
+  } else {
+    doctor.Add("options", "runlogd options", "ok",
+               "--log " + o.log.uri + ", " + std::to_string(o.log.partitions) + " partitions");
+  }
   doctor.DataDir();
   doctor.Disk();
   doctor.Kafka();

@@ -85,6 +85,31 @@ TEST(RunlogDoctor, FailsWithAFixForABadDataDirectoryLooseKeysAndLittleSpace) {
   EXPECT_EQ(file.checks["data_dir"].status, "fail") << file.out;
   EXPECT_NE(file.checks["data_dir"].fix.find("--data"), std::string::npos) << file.out;
   EXPECT_EQ(file.checks["free_space"].status, "skip") << file.out;
+  // Under a file, or where the filesystem takes no directory: runlogd could
+  // not make it, so neither is "ok".
+  for (const std::string& unmakeable : {dir / "file/sub", std::string("/proc/runlog-doctor")}) {
+    auto d = Doctor({"--data", unmakeable, "--fsync-seconds", "0"});
+    EXPECT_EQ(d.code, 1) << unmakeable;
+    EXPECT_EQ(d.checks["data_dir"].status, "fail") << d.out;
+    EXPECT_NE(d.checks["data_dir"].detail.find("cannot be made"), std::string::npos) << d.out;
+    EXPECT_EQ(d.checks["free_space"].status, "skip") << d.out;
+  }
+
+  // Options runlogd itself would refuse are a failure before any check of a broker.
+  for (const std::vector<std::string>& refused :
+       {std::vector<std::string>{"--log", "bogus"},
+        {"--log", "kafka://"},
+        {"--log", "kafka://127.0.0.1:1", "--kafka-config", "foo.bar=1"},
+        {"--log", "kafka://127.0.0.1:1", "--kafka-config", "nonsense"},
+        {"--partitions", "0"}}) {
+    std::vector<std::string> args = {"--data", dir / "data", "--fsync-seconds", "0"};
+    args.insert(args.end(), refused.begin(), refused.end());
+    auto d = Doctor(args);
+    EXPECT_EQ(d.code, 1) << refused[1];
+    EXPECT_EQ(d.checks["options"].status, "fail") << d.out;
+    EXPECT_FALSE(d.checks["options"].fix.empty()) << d.out;
+    EXPECT_NE(d.checks["kafka_brokers"].status, "fail") << "no broker is asked\n" << d.out;
+  }
 
   std::filesystem::create_directories(dir / "data");
   const std::string key = dir / "data/secret.key";
