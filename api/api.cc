@@ -791,8 +791,13 @@ void Api::RegisterKey(std::shared_ptr<Exchange> x) {
       return x->Error(codes::kValidationError, "account_id is the live account's id",
                       R"({"field":"account_id"})");
     }
-    const std::string set = deps_.keys->AccountPlan(account);
-    if (!set.empty()) plan = set;
+    // The account's plan, or that of its first key (an admin's account is
+    // "internal"); an account without keys does not exist.
+    plan = deps_.keys->PlanOfTenant(account);
+    if (plan.empty()) {
+      return x->Error(codes::kNotFound, "no account " + account + " (it has no keys)",
+                      R"({"field":"account_id"})");
+    }
   } else if (!options_.allow_register) {
     return x->Error(codes::kRegistrationDisabled,
                     "self-service key registration is off on this server");

@@ -160,12 +160,6 @@ void KeyStore::Register(std::string tenant_id, std::vector<std::string> scopes, 
   Append(ids_.Next(test ? "rl_test_" : "rl_live_"), std::move(record), std::move(done));
 }
 
-std::string KeyStore::AccountPlan(const std::string& account) const {
-  std::lock_guard lock(mu_);
-  auto it = account_plans_.find(account);
-  return it == account_plans_.end() ? "" : it->second;
-}
-
 std::string KeyStore::PlanOfTenant(const std::string& tenant) const {
   std::lock_guard lock(mu_);
   if (auto it = account_plans_.find(AccountOf(tenant)); it != account_plans_.end()) {

@@ -56,8 +56,6 @@ class KeyStore {
   // A test key (`test`): rl_test_…, in the account's test tenant.
   void Register(std::string tenant_id, std::vector<std::string> scopes, std::string plan,
                 RegisterCallback done, bool test = false);
-  // The plan an admin set for `account`, or "" if none.
-  std::string AccountPlan(const std::string& account) const;
   // The plan of `tenant`: its account's, else that of its first key; "" if it has no key.
   std::string PlanOfTenant(const std::string& tenant) const;
   // Makes sure an admin key exists: `configured` (RUNLOG_ADMIN_KEY) if given,

@@ -917,6 +917,13 @@ TEST_F(ApiTest, TestKeysWorkApartFromTheLiveAccount) {
   EXPECT_EQ(test_reg.Str("accountId"), account);
   EXPECT_EQ(test_reg.Str("mode"), "test");
   ExpectError(client_->Post("/v1/keys/register", R"({"mode":"sandbox"})"), 400, "VALIDATION_ERROR");
+  // An account that does not exist gets no key (a typo would start a tenant);
+  // a key added to an account has that account's plan.
+  ExpectError(client_->Post("/v1/keys/register", R"({"account_id":"acct_nosuchaccount"})"), 404,
+              "NOT_FOUND");
+  auto second_admin = client_->Post("/v1/keys/register", R"({"account_id":"acct_admin"})");
+  ASSERT_EQ(second_admin.status, 201) << second_admin.body;
+  EXPECT_EQ(second_admin.Str("plan"), "internal") << second_admin.body;
   // Self-service test keys: a new account.
   auto own = anon.Post("/v1/keys/register", R"({"mode":"test"})");
   ASSERT_EQ(own.status, 201) << own.body;
