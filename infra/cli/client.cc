@@ -41,7 +41,9 @@ Answer Call(const Server& server, const std::string& method, const std::string& 
             const std::string* body = nullptr) {
   Answer a;
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  const std::string url = server.url + path;
+  std::string url = server.url;  // "http://host:8080/" as well as without the slash
+  while (url.ends_with('/')) url.pop_back();
+  url += path;
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
@@ -188,6 +190,11 @@ std::string Query(const std::vector<std::pair<std::string, std::string>>& params
   return q;
 }
 
+// An id argument: "" would name another route (`/v1/tasks/` is the list).
+const CLI::Validator kNonEmpty(
+    [](std::string& value) { return value.empty() ? std::string("an id cannot be empty") : ""; },
+    "", "non-empty");
+
 void ServerOptions(CLI::App* sub, const std::shared_ptr<Server>& s) {
   sub->add_option("--url", s->url, "the server (env RUNLOG_URL)")
       ->envname("RUNLOG_URL")
@@ -237,7 +244,9 @@ Runner AddTasks(CLI::App& app) {
   auto after = std::make_shared<std::string>();
   auto before = std::make_shared<std::string>();
   auto limit = std::make_shared<int>(20);
-  list->add_option("--status", *status, "created, queued, running, succeeded, failed, cancelled");
+  list->add_option(
+      "--status", *status,
+      "created, planned, queued, running, succeeded, failed or cancelled (comma-separated)");
   list->add_option("--type", *type, "the task type");
   list->add_option("--agent", *agent, "the agent the tasks were created for");
   list->add_option("--created-after", *after,
@@ -264,7 +273,7 @@ Runner AddTasks(CLI::App& app) {
 
   auto id = std::make_shared<std::string>();
   auto* get = tasks->add_subcommand("get", "one task");
-  get->add_option("id", *id, "task id")->required();
+  get->add_option("id", *id, "task id")->required()->check(kNonEmpty);
   get->callback([=] {
     *run = [=] {
       return Show(*s, Call(*s, "GET", "/v1/tasks/" + Escaped(*id)), [](const json::Value& doc) {
@@ -281,7 +290,7 @@ Runner AddTasks(CLI::App& app) {
   });
 
   auto* trace = tasks->add_subcommand("trace", "a task's steps and status changes");
-  trace->add_option("id", *id, "task id")->required();
+  trace->add_option("id", *id, "task id")->required()->check(kNonEmpty);
   trace->callback([=] {
     *run = [=] {
       return Show(*s, Call(*s, "GET", "/v1/tasks/" + Escaped(*id) + "/trace"),
@@ -297,10 +306,11 @@ Runner AddTasks(CLI::App& app) {
   });
 
   for (const char* verb : {"cancel", "replay"}) {
-    auto* sub = tasks->add_subcommand(
-        verb, std::string(verb) == "cancel" ? "cancel a task that has not finished"
-                                            : "run a finished task again and compare its hashes");
-    sub->add_option("id", *id, "task id")->required();
+    auto* sub = tasks->add_subcommand(verb, std::string(verb) == "cancel"
+                                                ? "cancel a task that has not finished"
+                                                : "run a finished task again; its trace gives the "
+                                                  "verdict (replay.matches) once it ends");
+    sub->add_option("id", *id, "task id")->required()->check(kNonEmpty);
     const std::string action = verb;
     sub->callback([=] {
       *run = [=] {
@@ -335,7 +345,7 @@ Runner AddArtifacts(CLI::App& app) {
   });
   auto id = std::make_shared<std::string>();
   auto* get = artifacts->add_subcommand("get", "one artifact");
-  get->add_option("id", *id, "artifact id")->required();
+  get->add_option("id", *id, "artifact id")->required()->check(kNonEmpty);
   get->callback([=] {
     *run = [=] {
       return Show(*s, Call(*s, "GET", "/v1/artifacts/" + Escaped(*id)), [](const json::Value& doc) {
@@ -348,7 +358,7 @@ Runner AddArtifacts(CLI::App& app) {
   auto comment = std::make_shared<std::string>();
   for (const char* verb : {"approve", "reject"}) {
     auto* sub = artifacts->add_subcommand(verb, std::string(verb) + " an artifact waiting for it");
-    sub->add_option("id", *id, "artifact id")->required();
+    sub->add_option("id", *id, "artifact id")->required()->check(kNonEmpty);
     sub->add_option("--comment", *comment, "kept with the decision");
     const std::string action = verb;
     sub->callback([=] {
@@ -406,7 +416,7 @@ Runner AddUsage(CLI::App& app) {
   auto from = std::make_shared<std::string>();
   auto to = std::make_shared<std::string>();
   auto group = std::make_shared<std::string>("day");
-  usage->add_option("--from", *from, "first day, YYYY-MM-DD (default: 30 days ago)");
+  usage->add_option("--from", *from, "first day, YYYY-MM-DD (default: the first of this month)");
   usage->add_option("--to", *to, "last day, YYYY-MM-DD (default: today)");
   usage->add_option("--group-by", *group, "day, type, agent or none")->capture_default_str();
   return [=] {

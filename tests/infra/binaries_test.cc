@@ -410,6 +410,14 @@ TEST(RunlogCli, ShowsTasksAsTablesOrJsonAndSaysWhatWentWrong) {
   EXPECT_EQ(keyless.code, 1);
   EXPECT_NE(keyless.err.find("UNAUTHENTICATED"), std::string::npos) << keyless.err;
   EXPECT_NE(keyless.err.find("RUNLOG_KEY"), std::string::npos) << keyless.err;
+  // A URL with a trailing slash is the same server; an empty id is refused
+  // before any call (it would name the list route).
+  testing::Outcome slash =
+      RunCli({"tasks", "get", id, "--url", base + "/", "--key", "cli-admin-key"});
+  EXPECT_EQ(slash.code, 0) << slash.err;
+  testing::Outcome empty = RunCli(with({"tasks", "get", ""}));
+  EXPECT_EQ(empty.code, 2) << empty.out;
+  EXPECT_NE(empty.err.find("an id cannot be empty"), std::string::npos) << empty.err;
   testing::Outcome away = RunCli({"tasks", "list", "--url", "http://127.0.0.1:1", "--key", "k"});
   EXPECT_EQ(away.code, 3);
   EXPECT_NE(away.err.find("cannot reach http://127.0.0.1:1"), std::string::npos) << away.err;
