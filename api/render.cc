@@ -1,6 +1,7 @@
 #include "api/render.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -80,10 +81,15 @@ bool ParseTime(std::string_view text, int64_t* unix_ms) {
       return false;
     }
   }
-  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970) {
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60 || tm.tm_year < 1970) {
     return false;
   }
+  // The days of that month: 2026-02-30 is no date (timegm would take it as March 2).
+  const std::chrono::year_month_day_last last{std::chrono::year{tm.tm_year} /
+                                              std::chrono::month{static_cast<unsigned>(tm.tm_mon)} /
+                                              std::chrono::last};
+  if (static_cast<unsigned>(tm.tm_mday) > static_cast<unsigned>(last.day())) return false;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   const std::time_t seconds = timegm(&tm);

@@ -28,12 +28,15 @@ TEST(RenderTest, ParseTimeTakesRfc3339DatesAndUnixMillisecondsAndNothingElse) {
   EXPECT_EQ(ms, 1'790'000'000'500);
   ASSERT_TRUE(ParseTime("2026-09-21", &ms));
   EXPECT_EQ(ms, 1'790'000'000'000 - (14 * 3600 + 13 * 60 + 20) * 1000);
+  ASSERT_TRUE(ParseTime("2028-02-29", &ms));  // a leap year's
+  ASSERT_TRUE(ParseTime("2026-12-31T23:59:59Z", &ms));
   ASSERT_TRUE(ParseTime("1790000000050", &ms));
   EXPECT_EQ(ms, 1'790'000'000'050);
   for (const char* bad :
        {"", "yesterday", "2026-13-01", "2026-09-21T25:00:00Z", "2026-09-21T14:13Z",
         "2026-09-21T14:13:20", "2026-09-21T14:13:20.Z", "2026-09-21T14:13:20+2",
-        "2026-09-21 14:13:20Z", " 2026-09-21", "1969-12-31", "-5", "99999999999999999999"}) {
+        "2026-09-21 14:13:20Z", " 2026-09-21", "1969-12-31", "-5", "99999999999999999999",
+        "2026-02-29", "2026-02-30", "2026-04-31", "2026-09-32"}) {
     EXPECT_FALSE(ParseTime(bad, &ms)) << bad;
   }
 }
