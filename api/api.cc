@@ -191,26 +191,31 @@ bool ParseBody(Api::Exchange& x, size_t max_bytes, bool required, std::string* r
 
 void Api::ServeUi(Exchange& x, const std::string& path) {
   x.route = "ui";
-  if (x.call.method != "GET") return x.Error(codes::kMethodNotAllowed, "use GET " + path);
+  // Every answer under /ui/, errors included.
+  std::vector<std::pair<std::string, std::string>> headers = {{"Content-Security-Policy", kUiCsp},
+                                                              {"X-Content-Type-Options", "nosniff"},
+                                                              {"X-Frame-Options", "DENY"},
+                                                              {"Referrer-Policy", "no-referrer"}};
+  if (x.call.method != "GET") {
+    headers.emplace_back("Allow", "GET");
+    return x.Error(codes::kMethodNotAllowed, "use GET " + path, "", "", -1, headers);
+  }
   if (!path.starts_with("/ui/")) {  // "/", "/ui"
     return x.Finish(302, "text/plain", "the dashboard is at /ui/\n", {{"Location", "/ui/"}});
   }
   const std::string name = path == "/ui/" ? "index.html" : path.substr(4);
   const auto file = UiFiles().find(name);
-  if (file == UiFiles().end()) return x.Error(codes::kNotFound, "no file " + path);
+  if (file == UiFiles().end()) {
+    return x.Error(codes::kNotFound, "no file " + path, "", "", -1, headers);
+  }
   const UiFile& ui = file->second;
   // index.html is checked on every load (ETag, 304); the files it names carry
   // their hash in the URL, so that URL's answer never changes.
   const std::string etag = "\"" + std::string(ui.etag) + "\"";
   const auto version = x.call.query.find("v");
   const bool fixed = version != x.call.query.end() && version->second == ui.etag;
-  const std::vector<std::pair<std::string, std::string>> headers = {
-      {"Content-Security-Policy", kUiCsp},
-      {"X-Content-Type-Options", "nosniff"},
-      {"X-Frame-Options", "DENY"},
-      {"Referrer-Policy", "no-referrer"},
-      {"ETag", etag},
-      {"Cache-Control", fixed ? "public, max-age=31536000, immutable" : "no-cache"}};
+  headers.emplace_back("ETag", etag);
+  headers.emplace_back("Cache-Control", fixed ? "public, max-age=31536000, immutable" : "no-cache");
   const auto match = x.call.headers.find("if-none-match");
   if (match != x.call.headers.end() && EtagMatches(match->second, etag)) {
     return x.Finish(304, "", "", headers);
@@ -225,7 +230,9 @@ void Api::Handle(Call call, std::shared_ptr<Reply> reply) {
   if (path == "/" || path == "/ui" || path.starts_with("/ui/")) return ServeUi(*x, x->call.path);
   if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     x->route = path.substr(1);
-    if (x->call.method != "GET") return x->Error(codes::kMethodNotAllowed, "use GET " + path);
+    if (x->call.method != "GET") {
+      return x->Error(codes::kMethodNotAllowed, "use GET " + path, "", "", -1, {{"Allow", "GET"}});
+    }
     if (path == "/healthz") {
       return x->Send(200,
                      events::Payload()

@@ -1031,6 +1031,16 @@ TEST_F(ApiTest, TheDashboardIsCheckedByETagAndItsFilesAreCachedByTheirHash) {
   // Without its hash, or with another build's, it must be checked again.
   EXPECT_EQ(anon.Get("/ui/app.js").headers["cache-control"], "no-cache");
   EXPECT_EQ(anon.Get("/ui/app.js?v=0123456789abcdef").headers["cache-control"], "no-cache");
+  // Errors under /ui/ carry the same headers; a 405 says what is allowed.
+  auto missing = anon.Get("/ui/nope.js");
+  ExpectError(missing, 404, "NOT_FOUND");
+  EXPECT_EQ(missing.headers["content-security-policy"], index.headers["content-security-policy"]);
+  EXPECT_EQ(missing.headers["x-content-type-options"], "nosniff");
+  auto posted = anon.Post("/ui/", "{}");
+  ExpectError(posted, 405, "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(posted.headers["allow"], "GET");
+  EXPECT_EQ(posted.headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(anon.Post("/healthz", "{}").headers["allow"], "GET");
 }
 
 // A plain TCP connection to the server, for what HTTP client libraries hide:
