@@ -75,10 +75,16 @@ Answer Call(const Server& server, const std::string& method, const std::string& 
 // objects and arrays as compact JSON; cut at 48 characters.
 std::string Cell(const json::Value* v) {
   std::string s;
-  if (v == nullptr || v->IsNull()) {
+  if (v == nullptr || v->IsNull() || (v->IsString() && v->GetStringLength() == 0)) {
     s = "-";
   } else if (v->IsString()) {
     s.assign(v->GetString(), v->GetStringLength());
+  } else if (v->IsDouble()) {  // 0.0000004, not 4e-07: costs are small
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9f", v->GetDouble());
+    s = buf;
+    while (s.ends_with('0')) s.pop_back();
+    if (s.ends_with('.')) s.pop_back();
   } else {
     s = json::Write(*v);
   }
@@ -226,8 +232,8 @@ Runner Dispatch(const Group& g) {
   return [run = g.run] { return (*run)(); };
 }
 
-const std::vector<std::string> kTaskColumns = {"id",      "type",       "status",
-                                               "attempt", "created_at", "duration_seconds"};
+const std::vector<std::string> kTaskColumns = {
+    "id", "type", "status", "agent_id", "attempt", "created_at", "duration_seconds"};
 
 }  // namespace
 
@@ -244,6 +250,7 @@ Runner AddTasks(CLI::App& app) {
   auto after = std::make_shared<std::string>();
   auto before = std::make_shared<std::string>();
   auto limit = std::make_shared<int>(20);
+  auto cursor = std::make_shared<std::string>();
   list->add_option(
       "--status", *status,
       "created, planned, queued, running, succeeded, failed or cancelled (comma-separated)");
@@ -253,6 +260,7 @@ Runner AddTasks(CLI::App& app) {
                    "created at or after: RFC 3339 (2026-12-05T09:00:00Z), a date or Unix ms");
   list->add_option("--created-before", *before, "created before (as --created-after)");
   list->add_option("--limit", *limit, "how many (1-200)")->capture_default_str();
+  list->add_option("--cursor", *cursor, "the page after this one (the cursor a list printed)");
   list->callback([=] {
     *run = [=] {
       const Answer a = Call(*s, "GET",
@@ -261,11 +269,14 @@ Runner AddTasks(CLI::App& app) {
                                                  {"agent_id", *agent},
                                                  {"created_after", *after},
                                                  {"created_before", *before},
-                                                 {"limit", std::to_string(*limit)}}));
+                                                 {"limit", std::to_string(*limit)},
+                                                 {"cursor", *cursor}}));
       return Show(*s, a, [](const json::Value& doc) {
         PrintList(json::Find(doc, "tasks"), kTaskColumns);
-        if (const json::Value* more = json::Find(doc, "has_more"); more && more->IsTrue()) {
-          std::printf("(more: --limit, or --json for next_cursor)\n");
+        const json::Value* next = json::Find(doc, "next_cursor");
+        if (const json::Value* more = json::Find(doc, "has_more");
+            more && more->IsTrue() && next && next->IsString()) {
+          std::printf("(more: --cursor %s)\n", next->GetString());
         }
       });
     };

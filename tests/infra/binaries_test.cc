@@ -361,7 +361,7 @@ TEST(RunlogCli, ShowsTasksAsTablesOrJsonAndSaysWhatWentWrong) {
   testing::Outcome list = RunCli(with({"tasks", "list"}));
   ASSERT_EQ(list.code, 0) << list.err;
   EXPECT_TRUE(list.out.starts_with("ID ")) << list.out;
-  EXPECT_TRUE(std::regex_search(list.out, std::regex(id + R"( +summarize +queued +0 )")))
+  EXPECT_TRUE(std::regex_search(list.out, std::regex(id + R"( +summarize +queued +- +0 )")))
       << list.out;
   // The server's JSON for scripts, the same whichever side of the
   // subcommand --json is on.
@@ -393,6 +393,15 @@ TEST(RunlogCli, ShowsTasksAsTablesOrJsonAndSaysWhatWentWrong) {
       RunCli(with({"tasks", "list", "--created-after", scout.Str("created_at")}));
   EXPECT_NE(later.out.find(scout.Str("id")), std::string::npos) << later.out << later.err;
   EXPECT_EQ(later.out.find(id), std::string::npos) << later.out;
+  // Page by page: the cursor the table prints gives the next page.
+  testing::Outcome first = RunCli(with({"tasks", "list", "--limit", "1"}));
+  std::smatch cursor;
+  ASSERT_TRUE(std::regex_search(first.out, cursor, std::regex(R"(\(more: --cursor (\S+)\))")))
+      << first.out;
+  EXPECT_NE(first.out.find(scout.Str("id")), std::string::npos) << first.out;  // the newest
+  testing::Outcome second = RunCli(with({"tasks", "list", "--limit", "1", "--cursor", cursor[1]}));
+  EXPECT_NE(second.out.find(id), std::string::npos) << second.out;
+  EXPECT_EQ(second.out.find("(more:"), std::string::npos) << second.out;
   testing::Outcome not_a_time = RunCli(with({"tasks", "list", "--created-before", "soon"}));
   EXPECT_EQ(not_a_time.code, 1);
   EXPECT_NE(not_a_time.err.find("created_before"), std::string::npos) << not_a_time.err;
