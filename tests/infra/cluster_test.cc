@@ -456,7 +456,10 @@ TEST(Cluster, AKilledNodesPartitionsMoveAndItsLeasedTasksCompleteElsewhere) {
   ASSERT_TRUE(moved.has_value());
   std::printf("[ measure ] a killed node's partitions were owned again after %lld ms\n",
               static_cast<long long>(moved->count()));
-  EXPECT_LT(moved->count(), 10'000);
+  // 3 s session plus a rebalance: about 8 s on a quiet machine (docs/kafka.md);
+  // the bound only tells a takeover by the session timeout from none at all,
+  // with room for a machine busy with other tests (12.3 s seen under ctest -j2).
+  EXPECT_LT(moved->count(), 20'000);
   // The worker still holds its leases: it completes them through a.
   for (const auto& [task, lease] : held) {
     HttpResponse done;
