@@ -105,7 +105,9 @@ try {
   await shot("tasks");
 
   // The timeline: the approval step is waiting.
-  await page.click(`#tasks tr[data-task="${id}"] a`);
+  // The live list may redraw its rows between finding one and a mouse click
+  // on it; a click inside the page lands on whichever row is there.
+  await page.$eval(`#tasks tr[data-task="${id}"] a`, (a) => a.click());
   await page.waitForSelector("#timeline li[data-step='2'].waiting", { timeout: 20000 });
   check((await text("#timeline li[data-step='1']")).includes("succeeded"), "step 1 succeeded in the timeline");
   check((await text("#timeline li[data-step='2']")).includes("waiting for approval"), "step 2 waits for approval");
