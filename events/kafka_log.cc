@@ -73,6 +73,19 @@ std::unique_ptr<RdKafka::Conf> KafkaClientConf(
   return conf;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> ParseKafkaConfig(
+    const std::vector<std::string>& arguments) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& kv : arguments) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail(codes::kInvalidArgument, "--kafka-config takes KEY=VALUE, not " + kv);
+    }
+    out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return out;
+}
+
 Status CheckKafkaConfig(const std::vector<std::pair<std::string, std::string>>& properties) {
   std::unique_ptr<RdKafka::Conf> probe(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;

@@ -40,6 +40,10 @@ namespace runlog::events {
 std::unique_ptr<RdKafka::Conf> KafkaClientConf(
     const std::string& brokers, const std::string& client_id,
     const std::vector<std::pair<std::string, std::string>>& extra);
+// --kafka-config arguments ("KEY=VALUE") as pairs; INVALID_ARGUMENT naming
+// the first that is not KEY=VALUE. runlogd and runlog doctor read them alike.
+[[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> ParseKafkaConfig(
+    const std::vector<std::string>& arguments);
 // INVALID_ARGUMENT naming the first --kafka-config property librdkafka refuses.
 [[nodiscard]] Status CheckKafkaConfig(
     const std::vector<std::pair<std::string, std::string>>& properties);

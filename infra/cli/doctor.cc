@@ -476,18 +476,12 @@ std::string Json(const std::vector<Check>& checks, int warnings, int failures) {
 
 int RunDoctor(DoctorOptions o) {
   // runlogd's own parse of --kafka-config, then its own check of the options.
-  std::string malformed;
-  for (const std::string& kv : o.kafka_config) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      malformed = "--kafka-config takes KEY=VALUE, not " + kv;
-      break;
-    }
-    o.log.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  auto parsed = events::ParseKafkaConfig(o.kafka_config);
+  if (parsed) o.log.kafka_config = std::move(*parsed);
   Doctor doctor(o);
-  if (!malformed.empty()) {
-    doctor.Add("options", "runlogd options", "fail", malformed, "write each as KEY=VALUE");
+  if (!parsed) {
+    doctor.Add("options", "runlogd options", "fail", parsed.error().message,
+               "write each as KEY=VALUE");
   } else if (auto checked = events::CheckLogOptions(o.log); !checked) {
     doctor.Add("options", "runlogd options", "fail",
                "runlogd would refuse these: " + checked.error().message,

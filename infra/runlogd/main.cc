@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "events/kafka_log.h"
 #include "infra/app/application.h"
 #include "services/account_plans.h"
 #include "services/prices.h"
@@ -226,13 +227,9 @@ int main(int argc, char** argv) {
     return Die(std::string(e.what()) + " (see --help)");
   }
   config.log.kafka_connect_timeout = std::chrono::milliseconds(kafka_connect_ms);
-  for (const std::string& kv : kafka_config) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Die("--kafka-config takes KEY=VALUE, not " + kv);
-    }
-    config.log.kafka_config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  auto parsed = events::ParseKafkaConfig(kafka_config);
+  if (!parsed) return Die(parsed.error().message);
+  config.log.kafka_config = std::move(*parsed);
   config.cluster.enabled = config.log.uri.starts_with("kafka://") && !single_node;
   config.cluster.session_timeout = std::chrono::milliseconds(session_ms);
   config.cluster.heartbeat = std::chrono::milliseconds(heartbeat_ms);
