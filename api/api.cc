@@ -676,18 +676,21 @@ void Api::GetTask(Exchange& x, const std::string& id, bool trace) {
 }
 
 void Api::ReadTask(Exchange& x, const std::string& id, bool trace) {
-  auto task = deps_.views->GetTask(id, x.key->tenant_id);
-  if (!task) return x.ErrorFrom(task.error(), id);
-  if (!*task) return x.Error(codes::kTaskNotFound, "no task " + id, "", id);
-  // A trace's task is read with its events' positions, so its status and
-  // steps are those of its last event (a client resumes the task's stream
-  // there without missing a change).
+  // A trace's task is read with its events' positions, in one read, so its
+  // status and steps are those of its last event (a client resumes the task's
+  // stream there without missing a change).
+  events::Task t;
   Result<std::vector<events::LogRecord>> events;
   if (trace) {
-    events = deps_.views->Trace(id, *deps_.log, &**task);
+    events = deps_.views->Trace(id, *deps_.log, &t, x.key->tenant_id);
     if (!events) return x.ErrorFrom(events.error(), id);
+    if (events->empty()) return x.Error(codes::kTaskNotFound, "no task " + id, "", id);
+  } else {
+    auto task = deps_.views->GetTask(id, x.key->tenant_id);
+    if (!task) return x.ErrorFrom(task.error(), id);
+    if (!*task) return x.Error(codes::kTaskNotFound, "no task " + id, "", id);
+    t = std::move(**task);
   }
-  const events::Task& t = **task;
   ContractContext contract;
   contract.task = &t;
   contract.caller_holds_lease = t.lease.key_id == x.key->key_id;

@@ -735,11 +735,16 @@ Result<std::optional<Task>> Views::GetTask(const std::string& task_id,
 }
 
 Result<std::vector<events::LogRecord>> Views::Trace(const std::string& task_id,
-                                                    events::EventLog& log, Task* task) {
+                                                    events::EventLog& log, Task* task,
+                                                    const std::string& tenant_id) {
   std::string positions;
+  Task read;
+  if (task == nullptr && !tenant_id.empty()) task = &read;
   auto found = Read(task_id, &positions, task);
   if (!found) return std::unexpected(found.error());
-  if (!*found) return std::vector<events::LogRecord>{};
+  if (!*found || (!tenant_id.empty() && task->tenant_id != tenant_id)) {
+    return std::vector<events::LogRecord>{};
+  }
   const auto partition =
       static_cast<uint32_t>(events::GetLittleEndian(std::string_view(positions).substr(0, 4)));
   std::vector<events::LogRecord> out;

@@ -123,12 +123,13 @@ class Views {
   // The task, if it exists and belongs to `tenant_id` (empty: any tenant).
   [[nodiscard]] Result<std::optional<events::Task>> GetTask(const std::string& task_id,
                                                             const std::string& tenant_id);
-  // The task's events, read back from the log at the positions the view keeps.
-  // With `task`, also the task as of those events (one read of the view, so
-  // the two agree).
+  // The task's events, read back from the log at the positions the view keeps;
+  // none when there is no such task (of `tenant_id`, when given). With `task`,
+  // also the task as of those events (one read of the view, so the two agree).
   [[nodiscard]] Result<std::vector<events::LogRecord>> Trace(const std::string& task_id,
                                                              events::EventLog& log,
-                                                             events::Task* task = nullptr);
+                                                             events::Task* task = nullptr,
+                                                             const std::string& tenant_id = "");
   [[nodiscard]] Result<ListPage> List(const ListQuery& query);
   // How many tasks List would give for `query` with every status named (no paging).
   [[nodiscard]] Result<int64_t> CountListed(const ListQuery& query);
